@@ -1,0 +1,44 @@
+"""The one error hierarchy of doseatlas."""
+
+from __future__ import annotations
+
+
+class DoseatlasError(Exception):
+    """Base class of every error doseatlas raises on purpose."""
+
+
+class InputFileError(DoseatlasError):
+    """A file cannot be used at all (unreadable, a required column missing, ...).
+
+    Parameters
+    ----------
+    path
+        The offending file.
+    message
+        What is wrong, in words.
+    column, line
+        Where, when known (line is 1-based, header = line 1).
+    """
+
+    def __init__(self, path: str, message: str, *, column: str | None = None, line: int | None = None):
+        self.path = str(path)
+        self.column = column
+        self.line = line
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column '{column}'"
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(DoseatlasError, ValueError):
+    """An option or parameter has an invalid value."""
+
+
+class FitError(DoseatlasError):
+    """The fitting engine was called with inputs it cannot handle (not a failed fit: that is a status)."""
+
+
+class SimulationError(DoseatlasError, ValueError):
+    """Simulator parameters are inconsistent."""

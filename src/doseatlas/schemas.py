@@ -1,0 +1,193 @@
+"""The only spelling of every column name and controlled vocabulary in doseatlas.
+
+Every other module imports names from here; no module spells a column name as a bare
+string. Tables:
+
+* the **well table** (input): one row per well read, see :data:`WELL_COLUMNS`;
+* the **responses table**: one row per treated well with its normalized responses;
+* the **curves table**: one row per fitted curve (per response scale);
+* the **metrics table**: one row per (curve key, metric);
+* the **ledger**: one row per rejected input row.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+SCHEMA_VERSION = "1.0"
+
+# --------------------------------------------------------------------------- well table
+DATASET = "dataset"
+PLATE = "plate"
+WELL = "well"
+CELL_LINE = "cell_line"
+ROLE = "role"
+PERTURBATION_TYPE = "perturbation_type"
+PERTURBAGEN = "perturbagen"
+CONCENTRATION = "concentration"  # molar once ingested
+CONCENTRATION_UNIT = "concentration_unit"
+TIME_H = "time_h"
+READOUT = "readout"
+SIGNAL = "signal"
+REPLICATE = "replicate"
+SEEDING_DENSITY = "seeding_density"
+
+REQUIRED_WELL_COLUMNS: tuple[str, ...] = (
+    DATASET,
+    PLATE,
+    CELL_LINE,
+    ROLE,
+    PERTURBATION_TYPE,
+    PERTURBAGEN,
+    CONCENTRATION,
+    CONCENTRATION_UNIT,
+    TIME_H,
+    READOUT,
+    SIGNAL,
+)
+OPTIONAL_WELL_COLUMNS: tuple[str, ...] = (WELL, REPLICATE, SEEDING_DENSITY)
+WELL_COLUMNS: tuple[str, ...] = REQUIRED_WELL_COLUMNS + OPTIONAL_WELL_COLUMNS
+
+# provenance columns added by ingest
+SOURCE_FILE = "source_file"
+SOURCE_LINE = "source_line"  # 1-based line in the file (header = line 1) or row number + 1 for Parquet
+
+
+class Role(StrEnum):
+    """What a well is for."""
+
+    TREATED = "treated"
+    VEHICLE = "vehicle"
+    UNTREATED = "untreated"
+    BLANK = "blank"
+    TIME_ZERO = "time_zero"
+    POSITIVE_CONTROL = "positive_control"
+
+
+class PerturbationType(StrEnum):
+    """Kind of perturbation on a treated well. A knockout is never a drug at infinite dose."""
+
+    DRUG = "drug"
+    KNOCKOUT = "knockout"
+    KNOCKDOWN = "knockdown"
+    OVEREXPRESSION = "overexpression"
+
+
+GENETIC_PERTURBATIONS = frozenset(
+    {PerturbationType.KNOCKOUT, PerturbationType.KNOCKDOWN, PerturbationType.OVEREXPRESSION}
+)
+
+
+class Readout(StrEnum):
+    """Assay chemistry used to read the plate."""
+
+    ATP = "atp"
+    RESAZURIN = "resazurin"
+    SRB = "srb"
+    NUCLEI_COUNT = "nuclei_count"
+    DNA_DYE = "dna_dye"
+    MTS = "mts"
+    OTHER = "other"
+
+
+#: multiply a value in this unit by the factor to get molar
+CONCENTRATION_UNITS: dict[str, float] = {
+    "M": 1.0,
+    "mM": 1e-3,
+    "uM": 1e-6,
+    "µM": 1e-6,  # micro sign U+00B5
+    "μM": 1e-6,  # Greek mu U+03BC
+    "nM": 1e-9,
+    "pM": 1e-12,
+}
+
+# --------------------------------------------------------------------------- responses table
+RELATIVE_VIABILITY = "relative_viability"
+PERCENT_GROWTH = "percent_growth"
+GR = "gr"
+RESPONSE_SCALES: tuple[str, ...] = (RELATIVE_VIABILITY, PERCENT_GROWTH, GR)
+
+
+def reason_column(scale: str) -> str:
+    """Name of the column that holds why ``scale`` is null on a row."""
+    return f"{scale}_reason"
+
+
+BLANK_SIGNAL = "blank_signal"  # background subtracted (null when the plate has no blanks)
+VEHICLE_SIGNAL = "vehicle_signal"  # robust vehicle summary, background-subtracted
+VEHICLE_SPREAD = "vehicle_spread"  # robust spread (MAD scaled to sigma) of vehicle wells
+N_VEHICLE = "n_vehicle"
+TIME_ZERO_SIGNAL = "time_zero_signal"  # robust time-zero summary, background-subtracted
+N_TIME_ZERO = "n_time_zero"
+DOUBLING_TIME_H = "doubling_time_h"  # used for GR when no time-zero read is available
+DOUBLING_TIME_SOURCE = "doubling_time_source"
+GR_SOURCE = "gr_source"  # "time_zero" or "doubling_time"
+ROW_ID = "row_id"  # stable id of a well row within a run
+
+# --------------------------------------------------------------------------- curves table
+CURVE_ID = "curve_id"
+DURATION_H = "duration_h"
+SCALE = "scale"  # which response scale was fitted
+CURVE_KEY: tuple[str, ...] = (DATASET, CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, READOUT, DURATION_H)
+
+# --------------------------------------------------------------------------- metrics table
+METRIC = "metric"
+VALUE = "value"
+UNIT = "unit"
+STATUS = "status"
+LOWER = "lower"
+UPPER = "upper"
+REASON = "reason"
+FIT_MODEL = "fit_model"
+FIT_POLICY = "fit_policy"
+METRIC_KEY: tuple[str, ...] = (*CURVE_KEY, METRIC)
+
+
+class MetricStatus(StrEnum):
+    """Outcome of one metric on one curve."""
+
+    ESTIMATED = "estimated"
+    RIGHT_CENSORED = "right_censored"
+    LEFT_CENSORED = "left_censored"
+    REFUSED = "refused"
+
+
+# --------------------------------------------------------------------------- ledger
+LEDGER_COLUMN = "column"
+LEDGER_REASON = "reason"
+LEDGER_MESSAGE = "message"
+LEDGER_COLUMNS: tuple[str, ...] = (SOURCE_FILE, SOURCE_LINE, LEDGER_COLUMN, LEDGER_REASON, LEDGER_MESSAGE)
+
+
+class RowReason(StrEnum):
+    """Why an input row went to the ledger instead of the output."""
+
+    UNKNOWN_ROLE = "unknown_role"
+    UNKNOWN_UNIT = "unknown_unit"
+    UNKNOWN_READOUT = "unknown_readout"
+    UNKNOWN_PERTURBATION_TYPE = "unknown_perturbation_type"
+    MISSING_VALUE = "missing_value"
+    NOT_A_NUMBER = "not_a_number"
+    NEGATIVE_CONCENTRATION = "negative_concentration"
+    NON_FINITE = "non_finite"
+    MISSING_SIGNAL = "missing_signal"
+    MISSING_CONCENTRATION = "missing_concentration"
+    NEGATIVE_TIME = "negative_time"
+    DUPLICATE_ROW = "duplicate_row"
+    INCONSISTENT_ROLE = "inconsistent_role"
+
+
+class RefusalReason(StrEnum):
+    """Why a response or a metric is absent although its rows were used."""
+
+    NO_VEHICLE_CONTROL = "no_vehicle_control"
+    NO_TIME_ZERO = "no_time_zero"
+    NO_DURATION = "no_duration"
+    NON_POSITIVE_SIGNAL = "non_positive_signal"
+    NO_GROWTH_IN_CONTROL = "no_growth_in_control"
+    NOT_A_DOSE_SERIES = "not_a_dose_series"
+    TOO_FEW_DOSES = "too_few_doses"
+    FLAT_FIT = "flat_fit"
+    FIT_FAILED = "fit_failed"
+    POOR_FIT = "poor_fit"
+    NOT_DEFINED_FOR_SCALE = "not_defined_for_scale"
