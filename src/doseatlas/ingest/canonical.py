@@ -1,0 +1,86 @@
+"""Reader of the canonical well table (CSV, TSV or Parquet)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import InputFileError
+
+_TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+
+
+def read_canonical(path: str | Path) -> pd.DataFrame:
+    """Read one canonical well table file.
+
+    Values are kept as text (for CSV/TSV) so that validation can report a bad value as it
+    was written. The file must have every required column; optional ones are added empty.
+
+    Parameters
+    ----------
+    path
+        A ``.csv``, ``.tsv``/``.txt`` (tab separated) or ``.parquet`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The canonical columns plus ``source_file`` and ``source_line`` (1-based line of
+        the row in a text file, header = line 1; row number + 1 for Parquet).
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be read or lacks required columns (all missing ones are named).
+    """
+    path = Path(path)
+    table = _read_raw(path)
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in S.REQUIRED_WELL_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputFileError(
+            str(path),
+            f"required column(s) missing: {', '.join(missing)} (found: {', '.join(map(str, table.columns))})",
+            column=missing[0],
+        )
+    for column in S.OPTIONAL_WELL_COLUMNS:
+        if column not in table.columns:
+            table[column] = None
+    out = table[list(S.WELL_COLUMNS)].copy()
+    out[S.SOURCE_FILE] = str(path)
+    out[S.SOURCE_LINE] = range(2, len(out) + 2)
+    return out.reset_index(drop=True)
+
+
+def read_inputs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read several canonical files into one table (rows keep their file and line)."""
+    frames = [read_canonical(p) for p in paths]
+    if not frames:
+        raise InputFileError("<none>", "no input file given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputFileError(str(path), "file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in _TEXT_SUFFIXES:
+            return pd.read_csv(
+                path,
+                sep=_TEXT_SUFFIXES[suffix],
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                skip_blank_lines=False,
+                encoding="utf-8",
+            )
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputFileError(str(path), f"cannot be read as a {suffix[1:]} table: {exc}") from exc
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        raise InputFileError(str(path), f"cannot be read: {exc.__class__.__name__}: {exc}") from exc
+    raise InputFileError(str(path), f"unknown file type {suffix!r}: use .csv, .tsv or .parquet")

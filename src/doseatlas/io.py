@@ -1,0 +1,99 @@
+"""Writing and reading output tables with their schema version and provenance.
+
+Every table is a Parquet file whose schema metadata holds, under the key ``doseatlas``, a
+JSON document with the schema version, the package version, the command, the parameters
+and the checksums of the input files. An output directory is written next to its final
+place and renamed into it only when complete, so a failed run never leaves it half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from doseatlas import schemas as S
+from doseatlas._version import __version__
+
+METADATA_KEY = b"doseatlas"
+
+
+def file_checksum(path: str | Path) -> str:
+    """SHA-256 of a file, as ``sha256:<hex>``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def provenance(*, inputs: list[str | Path], parameters: dict[str, Any], command: str | None = None) -> dict:
+    """The provenance record stored with every output table."""
+    return {
+        "schema_version": S.SCHEMA_VERSION,
+        "package": "doseatlas",
+        "package_version": __version__,
+        "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": parameters,
+        "inputs": [{"path": str(p), "checksum": file_checksum(p)} for p in inputs],
+    }
+
+
+def write_table(table: pd.DataFrame, path: str | Path, *, meta: dict[str, Any]) -> None:
+    """Write ``table`` as Parquet with ``meta`` (JSON) in the schema metadata."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    existing = arrow.schema.metadata or {}
+    document = json.dumps({**meta, "table": Path(path).stem, "n_rows": len(table)}, default=str)
+    arrow = arrow.replace_schema_metadata({**existing, METADATA_KEY: document.encode()})
+    pq.write_table(arrow, path)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The provenance document stored in a doseatlas Parquet file."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | Path) -> Iterator[Path]:
+    """Yield a scratch directory that replaces ``final`` only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    scratch.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+RUN_TABLES = ("responses", "curves", "metrics", "ledger", "plates")
+
+
+def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> None:
+    """Write every table of a :class:`doseatlas.pipeline.RunResult` into ``directory``."""
+    directory = Path(directory)
+    for name in RUN_TABLES:
+        write_table(getattr(result, name), directory / f"{name}.parquet", meta=meta)
+    (directory / "summary.json").write_text(
+        json.dumps({**result.summary, "provenance": meta}, indent=2, default=str)
+    )

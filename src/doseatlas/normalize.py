@@ -1,0 +1,230 @@
+"""Normalization onto the response scales the data can really support.
+
+Per plate, per cell line, per read time (and readout):
+
+* background = mean of blank wells on the plate (absent -> 0, recorded as null);
+* relative viability ``RV = (x - blank) / (vehicle - blank)``: needs vehicle wells;
+* NCI-60 percent growth ``PG = 100 (Ti - Tz)/(C - Tz)`` if ``Ti >= Tz`` else ``100 (Ti - Tz)/Tz``:
+  needs time-zero reads;
+* GR value ``GR = 2^(log2(x/x0) / log2(x_ctrl/x0)) - 1`` (Hafner et al. 2016): needs time-zero
+  reads, or a user-supplied doubling time Td, then ``GR = 2 RV^(Td/T) - 1``.
+
+Time-zero reads are matched to a treated plate first on the same plate, else on the time-zero
+plates of the same data set, cell line and readout (the scope used is recorded). Responses are
+never clipped; where a scale is not computable the row's ``<scale>_reason`` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError
+
+Why = S.RefusalReason
+PLATE_KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
+T0_KEY = [S.DATASET, S.CELL_LINE, S.READOUT]
+CONTROL_SUMMARIES = ("trimmed_mean", "median", "mean")
+T0_SCOPE = "time_zero_scope"
+
+
+@dataclass(frozen=True)
+class NormalizationOptions:
+    """Options of :func:`normalize` (recorded in the run provenance).
+
+    Parameters
+    ----------
+    control_summary
+        Robust summary of vehicle and time-zero wells: ``trimmed_mean`` (25% cut at each end,
+        the interquartile mean; plain mean for fewer than 4 wells), ``median`` or ``mean``.
+    doubling_times
+        Optional ``{cell_line: hours}`` used for GR where no time-zero read exists.
+    doubling_time_source
+        Free text naming where the doubling times come from (recorded per row).
+    """
+
+    control_summary: str = "trimmed_mean"
+    doubling_times: Mapping[str, float] | None = None
+    doubling_time_source: str = "user"
+
+    def __post_init__(self) -> None:
+        if self.control_summary not in CONTROL_SUMMARIES:
+            raise ConfigError(
+                f"control_summary must be one of {', '.join(CONTROL_SUMMARIES)}, got {self.control_summary!r}"
+            )
+        for line, td in (self.doubling_times or {}).items():
+            if not (np.isfinite(td) and td > 0):
+                raise ConfigError(f"doubling time of {line!r} must be a positive number of hours, got {td!r}")
+
+
+def _summary(values: pd.Series, method: str) -> float:
+    if method == "median":
+        return float(np.median(values))
+    if method == "mean":
+        return float(np.mean(values))
+    return float(stats.trim_mean(values, 0.25))
+
+
+def _robust_spread(values: pd.Series) -> float:
+    return float(stats.median_abs_deviation(values, scale="normal")) if len(values) > 1 else np.nan
+
+
+def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> pd.DataFrame:
+    """Per plate key: blank mean, vehicle summary and spread, counts (background-subtracted)."""
+    keys = clean[PLATE_KEY].drop_duplicates()
+    blanks = clean[clean[S.ROLE] == S.Role.BLANK].groupby(PLATE_KEY)[S.SIGNAL].mean().rename(S.BLANK_SIGNAL)
+    veh = clean[clean[S.ROLE] == S.Role.VEHICLE].groupby(PLATE_KEY)[S.SIGNAL]
+    vehicle = pd.DataFrame(
+        {
+            "_vehicle_raw": veh.agg(_summary, method=options.control_summary),
+            S.VEHICLE_SPREAD: veh.agg(_robust_spread),
+            S.N_VEHICLE: veh.size(),
+        }
+    )
+    out = keys.merge(blanks.reset_index(), on=PLATE_KEY, how="left")
+    out = out.merge(vehicle.reset_index(), on=PLATE_KEY, how="left")
+    out[S.N_VEHICLE] = out[S.N_VEHICLE].fillna(0).astype("int64")
+    out[S.VEHICLE_SIGNAL] = out["_vehicle_raw"] - out[S.BLANK_SIGNAL].fillna(0.0)
+    return out.drop(columns="_vehicle_raw")
+
+
+def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> tuple[pd.DataFrame, ...]:
+    """Background-subtracted time-zero summaries, per plate and per (data set, cell line, readout)."""
+    t0 = clean[clean[S.ROLE] == S.Role.TIME_ZERO]
+    blanks = clean[(clean[S.ROLE] == S.Role.BLANK) & (clean[S.TIME_H] == 0)]
+    blank_by_plate = blanks.groupby([S.DATASET, S.PLATE, S.READOUT])[S.SIGNAL].mean().rename("_b")
+    t0 = t0.merge(blank_by_plate.reset_index(), on=[S.DATASET, S.PLATE, S.READOUT], how="left")
+    t0 = t0.assign(_x=t0[S.SIGNAL] - t0["_b"].fillna(0.0))
+    per_plate = _t0_table(t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT], options, scope="plate")
+    per_line = _t0_table(t0, T0_KEY, options, scope="dataset")
+    return per_plate, per_line
+
+
+def _t0_table(t0: pd.DataFrame, key: list[str], options: NormalizationOptions, *, scope: str) -> pd.DataFrame:
+    grouped = t0.groupby(key)["_x"]
+    table = pd.DataFrame(
+        {
+            S.TIME_ZERO_SIGNAL: grouped.agg(_summary, method=options.control_summary),
+            S.N_TIME_ZERO: grouped.size(),
+        }
+    ).reset_index()
+    table[T0_SCOPE] = scope
+    return table
+
+
+def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = None) -> pd.DataFrame:
+    """Compute relative viability, percent growth and GR value for every treated well.
+
+    Parameters
+    ----------
+    clean
+        Validated well table (:func:`doseatlas.validate.validate_wells`).
+    options
+        :class:`NormalizationOptions`; defaults when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per treated well: identifiers, ``signal``, control summaries, the three
+        response columns and, for each, a ``<scale>_reason`` column (null where computed).
+    """
+    options = options or NormalizationOptions()
+    plates = control_summaries(clean, options=options)
+    per_plate, per_line = time_zero_summaries(clean, options=options)
+    treated = clean[clean[S.ROLE] == S.Role.TREATED].merge(plates, on=PLATE_KEY, how="left")
+    treated = _attach_time_zero(treated, per_plate, per_line)
+    x = treated[S.SIGNAL] - treated[S.BLANK_SIGNAL].fillna(0.0)
+    treated = treated.assign(**_relative_viability(x, treated))
+    treated = treated.assign(**_percent_growth(x, treated))
+    treated = treated.assign(**_gr(x, treated, options=options))
+    return treated.drop(columns=[S.ROLE]).reset_index(drop=True)
+
+
+def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: pd.DataFrame) -> pd.DataFrame:
+    plate_key = [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT]
+    on_plate = treated.merge(per_plate, on=plate_key, how="left")
+    by_line = treated.merge(per_line, on=T0_KEY, how="left")
+    use_plate = on_plate[S.N_TIME_ZERO].notna().to_numpy()
+    for column in (S.TIME_ZERO_SIGNAL, S.N_TIME_ZERO, T0_SCOPE):
+        treated[column] = np.where(use_plate, on_plate[column], by_line[column])
+    treated[S.N_TIME_ZERO] = pd.to_numeric(treated[S.N_TIME_ZERO]).fillna(0).astype("int64")
+    treated[S.TIME_ZERO_SIGNAL] = pd.to_numeric(treated[S.TIME_ZERO_SIGNAL]).astype(float)
+    return treated
+
+
+def _reason(conditions: list[tuple[pd.Series | np.ndarray, S.RefusalReason]], n: int) -> pd.Series:
+    """First applicable reason per row (null where none applies)."""
+    reason = pd.Series([None] * n, dtype=object)
+    for mask, why in reversed(conditions):
+        reason[np.asarray(mask, dtype=bool)] = why.value
+    return reason
+
+
+def _relative_viability(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
+    control = t[S.VEHICLE_SIGNAL]
+    no_vehicle = t[S.N_VEHICLE].eq(0).to_numpy()
+    bad_control = ~no_vehicle & ~(control > 0).to_numpy()
+    reason = _reason([(no_vehicle, Why.NO_VEHICLE_CONTROL), (bad_control, Why.NON_POSITIVE_SIGNAL)], len(t))
+    rv = (x / control).where(reason.isna().to_numpy())
+    return {S.RELATIVE_VIABILITY: rv, S.reason_column(S.RELATIVE_VIABILITY): reason.to_numpy()}
+
+
+def _percent_growth(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
+    tz, control = t[S.TIME_ZERO_SIGNAL], t[S.VEHICLE_SIGNAL]
+    no_vehicle = t[S.N_VEHICLE].eq(0).to_numpy()
+    no_t0 = t[S.N_TIME_ZERO].eq(0).to_numpy()
+    bad_t0 = ~no_t0 & ~(tz > 0).to_numpy()
+    no_growth = ~no_t0 & ~no_vehicle & ~(control > tz).to_numpy()
+    reason = _reason(
+        [
+            (no_t0, Why.NO_TIME_ZERO),
+            (no_vehicle, Why.NO_VEHICLE_CONTROL),
+            (bad_t0, Why.NON_POSITIVE_SIGNAL),
+            (no_growth, Why.NO_GROWTH_IN_CONTROL),
+        ],
+        len(t),
+    )
+    growth = 100.0 * (x - tz) / (control - tz)
+    death = 100.0 * (x - tz) / tz
+    pg = growth.where(x >= tz, death).where(reason.isna().to_numpy())
+    return {S.PERCENT_GROWTH: pg, S.reason_column(S.PERCENT_GROWTH): reason.to_numpy()}
+
+
+def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict[str, pd.Series]:
+    tz, control = t[S.TIME_ZERO_SIGNAL], t[S.VEHICLE_SIGNAL]
+    has_t0 = t[S.N_TIME_ZERO].gt(0).to_numpy()
+    td = t[S.CELL_LINE].map(dict(options.doubling_times or {})).astype(float)
+    use_td = ~has_t0 & td.notna().to_numpy()
+    no_vehicle = t[S.N_VEHICLE].eq(0).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gr_t0 = 2.0 ** (np.log2(x / tz) / np.log2(control / tz)) - 1.0
+        rv = x / control
+        gr_td = 2.0 * rv ** (td / t[S.TIME_H]) - 1.0
+    non_positive = np.where(use_td, ~(rv > 0), ~((x > 0) & (tz > 0)))
+    no_growth = has_t0 & ~(control > tz).to_numpy()
+    no_duration = use_td & ~(t[S.TIME_H] > 0).to_numpy()
+    reason = _reason(
+        [
+            (~has_t0 & ~use_td, Why.NO_TIME_ZERO),
+            (no_vehicle, Why.NO_VEHICLE_CONTROL),
+            (no_duration, Why.NO_DURATION),
+            (no_growth, Why.NO_GROWTH_IN_CONTROL),
+            (non_positive, Why.NON_POSITIVE_SIGNAL),
+        ],
+        len(t),
+    )
+    ok = reason.isna().to_numpy()
+    gr = pd.Series(np.where(use_td, gr_td, gr_t0), index=t.index).where(ok)
+    source = np.where(has_t0, "time_zero", np.where(use_td, "doubling_time", None))
+    return {
+        S.GR: gr,
+        S.reason_column(S.GR): reason.to_numpy(),
+        S.GR_SOURCE: np.where(ok, source, None),
+        S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
+        S.DOUBLING_TIME_SOURCE: np.where(use_td, options.doubling_time_source, None),
+    }

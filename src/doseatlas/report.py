@@ -1,0 +1,124 @@
+"""The HTML report of a run: what was computed, what was refused and why."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from doseatlas import schemas as S
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1.2em;color:#1d2733;line-height:1.45;background:#fbfcfd}
+h1{font-size:1.7em;margin-bottom:.1em}h2{border-bottom:2px solid #d9e2ec;padding-bottom:.2em;margin-top:1.8em}
+h3{margin-top:1.3em;color:#334e68}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
+th,td{border:1px solid #d9e2ec;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.sub{color:#627d98}.ok{color:#2f855a;font-weight:600}.warn{color:#b7791f;font-weight:600}
+.cards{display:flex;gap:1em;flex-wrap:wrap}.card{background:#fff;border:1px solid #d9e2ec;border-radius:8px;
+padding:.7em 1.1em;min-width:9em}.card b{display:block;font-size:1.5em}
+code{background:#f0f4f8;padding:0 .25em;border-radius:3px}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #d9e2ec;border-radius:6px;background:#fff}
+figcaption{color:#627d98;font-size:.9em}
+"""
+
+
+def _table(frame: pd.DataFrame, *, caption: str | None = None) -> str:
+    """A small HTML table (numbers right-aligned, everything escaped)."""
+    if frame.empty:
+        return '<p class="sub">none</p>'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for value in record:
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            cells.append(
+                f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cards(summary: dict[str, Any]) -> str:
+    items = [
+        ("rows read", summary["rows_read"]),
+        ("rows used", summary["rows_used"]),
+        ("rows in the ledger", summary["rows_in_ledger"]),
+        ("treated wells", summary["treated_wells"]),
+        ("curves", summary.get("curves", 0)),
+        ("metric rows", summary.get("metric_rows", 0)),
+    ]
+    cards = "".join(f'<div class="card"><b>{v:,}</b>{html.escape(k)}</div>' for k, v in items)
+    balanced = summary["rows_used"] + summary["rows_in_ledger"] == summary["rows_read"]
+    check = (
+        '<p class="ok">rows read = rows used + rows in the ledger: every input row is accounted for.</p>'
+        if balanced
+        else '<p class="warn">row accounting does not balance.</p>'
+    )
+    return f'<div class="cards">{cards}</div>{check}'
+
+
+def _responses_section(responses: pd.DataFrame) -> str:
+    """Per data set: how many treated wells got each response scale, and why not."""
+    parts = []
+    for scale in S.RESPONSE_SCALES:
+        why = S.reason_column(scale)
+        counts = (
+            responses.assign(_r=responses[why].fillna("computed"))
+            .groupby([S.DATASET, "_r"])
+            .size()
+            .unstack(fill_value=0)
+            .reset_index()
+        )
+        parts.append(f"<h3><code>{scale}</code></h3>" + _table(counts))
+    return "".join(parts)
+
+
+def _ledger_section(ledger: pd.DataFrame) -> str:
+    if ledger.empty:
+        return '<p class="ok">No input row was rejected.</p>'
+    counts = ledger.groupby([S.LEDGER_REASON, S.LEDGER_COLUMN]).size().rename("rows").reset_index()
+    sample = ledger.head(20)
+    return _table(counts) + "<h3>First rejected rows</h3>" + _table(sample)
+
+
+def _provenance(meta: dict[str, Any]) -> str:
+    inputs = pd.DataFrame(meta.get("inputs", []))
+    return (
+        f'<p class="sub">doseatlas {html.escape(str(meta.get("package_version")))}, schema '
+        f"{html.escape(str(meta.get('schema_version')))}, created {html.escape(str(meta.get('created_utc')))}"
+        f"<br>command: <code>{html.escape(str(meta.get('command')))}</code></p>" + _table(inputs)
+    )
+
+
+def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()) -> str:
+    """The report as an HTML string."""
+    sections = [
+        ("Summary", _cards(result.summary)),
+        ("Responses computed and refused", _responses_section(result.responses)),
+        *extra_sections,
+        ("Rejected input rows (ledger)", _ledger_section(result.ledger)),
+        ("Plates", _table(result.plates.head(60))),
+        ("Provenance", _provenance(meta)),
+    ]
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.summary.get("notes", []))
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    datasets = ", ".join(result.summary["datasets"])
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>doseatlas report</title>'
+        f"<style>{CSS}</style></head><body><h1>doseatlas report</h1>"
+        f'<p class="sub">data sets: {html.escape(datasets)}</p>'
+        f"{'<ul>' + notes + '</ul>' if notes else ''}{body}</body></html>"
+    )
+
+
+def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> None:
+    """Write ``report.html``."""
+    Path(path).write_text(render_report(result, meta=meta), encoding="utf-8")

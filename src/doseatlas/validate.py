@@ -1,0 +1,226 @@
+"""Validation of the canonical well table: every problem collected in one pass.
+
+A row with a problem goes to the *ledger* (file, line, column, reason code, message) and
+the run goes on with the other rows; the invariant ``rows read = rows used + rows in the
+ledger`` holds by construction and is checked by :func:`validate_wells`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import DoseatlasError
+
+R = S.RowReason
+
+_ROLES = {r.value for r in S.Role}
+_READOUTS = {r.value for r in S.Readout}
+_PTYPES = {p.value for p in S.PerturbationType}
+_GENETIC = {p.value for p in S.GENETIC_PERTURBATIONS}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Clean, typed rows and the ledger of rejected rows."""
+
+    clean: pd.DataFrame
+    ledger: pd.DataFrame
+    n_read: int
+
+    @property
+    def n_used(self) -> int:
+        return len(self.clean)
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.ledger)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Values as stripped text, missing as empty string."""
+    out = series.astype("object").where(series.notna(), "")
+    return out.map(lambda v: str(v).strip()).astype(object)
+
+
+def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse text as float: (values, is_missing, is_unparsable)."""
+    missing = text == ""
+    values = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(float)
+    unparsable = values.isna() & ~missing & ~text.str.lower().isin({"nan", "na"})
+    missing = missing | (values.isna() & ~unparsable)
+    return values, missing, unparsable
+
+
+class _Problems:
+    """Accumulates (row mask, column, reason, message) findings."""
+
+    def __init__(self, index: pd.Index):
+        self.index = index
+        self.items: list[pd.DataFrame] = []
+
+    def add(self, mask: pd.Series, column: str, reason: S.RowReason, message: str | pd.Series) -> None:
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        idx = self.index[mask.to_numpy()]
+        msg = message[mask] if isinstance(message, pd.Series) else message
+        self.items.append(
+            pd.DataFrame({"row": idx, S.LEDGER_COLUMN: column, S.LEDGER_REASON: reason.value, "msg": msg})
+        )
+
+    def per_row(self) -> pd.DataFrame:
+        """One entry per rejected row: first reason, all messages joined."""
+        if not self.items:
+            return pd.DataFrame(columns=["row", S.LEDGER_COLUMN, S.LEDGER_REASON, S.LEDGER_MESSAGE])
+        found = pd.concat(self.items, ignore_index=True)
+        grouped = found.groupby("row", sort=True)
+        first = grouped.first()
+        first[S.LEDGER_MESSAGE] = grouped["msg"].agg("; ".join)
+        return first.drop(columns="msg").reset_index()
+
+
+def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
+    for column in (S.DATASET, S.PLATE, S.CELL_LINE):
+        p.add(t[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
+    role = t[S.ROLE]
+    p.add(~role.isin(_ROLES), S.ROLE, R.UNKNOWN_ROLE, "unknown role '" + role + "'")
+    readout = t[S.READOUT]
+    p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, "unknown readout '" + readout + "'")
+
+
+def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Series]:
+    signal, s_missing, s_bad = _number(t[S.SIGNAL])
+    p.add(s_missing, S.SIGNAL, R.MISSING_SIGNAL, "signal is missing")
+    p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, "signal '" + t[S.SIGNAL] + "' is not a number")
+    p.add(np.isinf(signal), S.SIGNAL, R.NON_FINITE, "signal is infinite")
+    time, t_missing, t_bad = _number(t[S.TIME_H])
+    p.add(t_missing, S.TIME_H, R.MISSING_VALUE, "time_h is missing")
+    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, "time_h '" + t[S.TIME_H] + "' is not a number")
+    p.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
+    t0 = t[S.ROLE] == S.Role.TIME_ZERO
+    p.add(t0 & (time > 0), S.TIME_H, R.INCONSISTENT_ROLE, "a time_zero read must have time_h 0")
+    return signal, time
+
+
+def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
+    """Perturbation type, perturbagen, concentration and unit; returns concentration in molar."""
+    treated = t[S.ROLE] == S.Role.TREATED
+    ptype = t[S.PERTURBATION_TYPE]
+    p.add(
+        treated & ~ptype.isin(_PTYPES),
+        S.PERTURBATION_TYPE,
+        R.UNKNOWN_PERTURBATION_TYPE,
+        "unknown perturbation_type '" + ptype + "' on a treated row",
+    )
+    p.add(
+        treated & (t[S.PERTURBAGEN] == ""), S.PERTURBAGEN, R.MISSING_VALUE, "treated row without perturbagen"
+    )
+    conc, c_missing, c_bad = _number(t[S.CONCENTRATION])
+    unit = t[S.CONCENTRATION_UNIT]
+    factor = unit.map(S.CONCENTRATION_UNITS).astype(float)
+    needs_dose = treated & (ptype == S.PerturbationType.DRUG)
+    p.add(
+        needs_dose & c_missing,
+        S.CONCENTRATION,
+        R.MISSING_CONCENTRATION,
+        "treated drug row has no concentration",
+    )
+    p.add(
+        c_bad, S.CONCENTRATION, R.NOT_A_NUMBER, "concentration '" + t[S.CONCENTRATION] + "' is not a number"
+    )
+    p.add(needs_dose & np.isinf(conc), S.CONCENTRATION, R.NON_FINITE, "concentration is infinite")
+    p.add(conc < 0, S.CONCENTRATION, R.NEGATIVE_CONCENTRATION, "concentration is negative")
+    p.add(
+        needs_dose & (conc == 0),
+        S.CONCENTRATION,
+        R.INCONSISTENT_ROLE,
+        "treated drug row at concentration 0 (mark it as vehicle)",
+    )
+    has_conc = ~c_missing & ~c_bad
+    p.add(
+        has_conc & (conc != 0) & factor.isna(),
+        S.CONCENTRATION_UNIT,
+        R.UNKNOWN_UNIT,
+        "unknown concentration_unit '" + unit + "' (use one of " + ", ".join(S.CONCENTRATION_UNITS) + ")",
+    )
+    molar = conc * factor.where(conc != 0, 1.0)
+    molar = molar.where(needs_dose | (t[S.ROLE] == S.Role.VEHICLE), np.nan)
+    return molar.where(~((t[S.ROLE] == S.Role.VEHICLE) & molar.isna()), 0.0)
+
+
+def _check_duplicates(t: dict[str, pd.Series], p: _Problems) -> None:
+    """Exact repeated rows, and the same well read twice (when wells are given)."""
+    frame = pd.DataFrame({c: t[c] for c in S.WELL_COLUMNS})
+    exact = frame.duplicated(keep="first")
+    p.add(exact, "*", R.DUPLICATE_ROW, "exact duplicate of an earlier row")
+    key = [S.DATASET, S.PLATE, S.WELL, S.READOUT, S.TIME_H]
+    same_well = frame.duplicated(subset=key, keep="first") & (t[S.WELL] != "") & ~exact
+    p.add(same_well, S.WELL, R.DUPLICATE_ROW, "well already read on this plate at this time")
+
+
+def validate_wells(raw: pd.DataFrame) -> ValidationResult:
+    """Validate a canonical well table and split it into clean rows and the ledger.
+
+    Parameters
+    ----------
+    raw
+        Output of an :mod:`doseatlas.ingest` reader (values as read, with source columns).
+
+    Returns
+    -------
+    ValidationResult
+        ``clean`` has typed columns (concentration in molar, time in hours, signal float,
+        controls with empty perturbation fields) and a ``row_id``; ``ledger`` has one row
+        per rejected input row with ``source_file, source_line, column, reason, message``.
+    """
+    raw = raw.reset_index(drop=True)
+    text = {c: _text(raw[c]) for c in S.WELL_COLUMNS}
+    problems = _Problems(raw.index)
+    _check_identifiers(text, problems)
+    signal, time = _check_signal_time(text, problems)
+    molar = _check_treatment(text, problems)
+    _check_duplicates(text, problems)
+    rejected = problems.per_row()
+    bad = np.zeros(len(raw), dtype=bool)
+    bad[rejected["row"].to_numpy(dtype=int)] = True
+    clean = _typed(raw, text, signal=signal, time=time, molar=molar)[~bad].reset_index(drop=True)
+    ledger = _ledger(raw, rejected)
+    result = ValidationResult(clean=clean, ledger=ledger, n_read=len(raw))
+    if result.n_used + result.n_rejected != result.n_read:  # pragma: no cover - invariant guard
+        raise DoseatlasError("validation lost rows: read != used + rejected")
+    return result
+
+
+def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) -> pd.DataFrame:
+    treated = text[S.ROLE] == S.Role.TREATED
+    out = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.ROLE, S.READOUT)})
+    out[S.PERTURBATION_TYPE] = text[S.PERTURBATION_TYPE].where(treated, "")
+    out[S.PERTURBAGEN] = text[S.PERTURBAGEN].where(treated, "")
+    out[S.CONCENTRATION] = numbers["molar"].to_numpy()
+    out[S.TIME_H] = numbers["time"].to_numpy()
+    out[S.SIGNAL] = numbers["signal"].to_numpy()
+    out[S.REPLICATE] = text[S.REPLICATE]
+    seeding, _, _ = _number(text[S.SEEDING_DENSITY])
+    out[S.SEEDING_DENSITY] = seeding.to_numpy()
+    out[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
+    out[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
+    out[S.ROW_ID] = np.arange(len(out), dtype=np.int64)
+    return out
+
+
+def _ledger(raw: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
+    rows = rejected["row"].to_numpy(dtype=int)
+    ledger = pd.DataFrame(
+        {
+            S.SOURCE_FILE: raw[S.SOURCE_FILE].astype(str).to_numpy()[rows],
+            S.SOURCE_LINE: raw[S.SOURCE_LINE].astype("int64").to_numpy()[rows],
+            S.LEDGER_COLUMN: rejected[S.LEDGER_COLUMN].astype(str).to_numpy(),
+            S.LEDGER_REASON: rejected[S.LEDGER_REASON].astype(str).to_numpy(),
+            S.LEDGER_MESSAGE: rejected[S.LEDGER_MESSAGE].astype(str).to_numpy(),
+        }
+    )
+    return ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable").reset_index(drop=True)
