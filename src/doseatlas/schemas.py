@@ -191,3 +191,5 @@ class RefusalReason(StrEnum):
     FIT_FAILED = "fit_failed"
     POOR_FIT = "poor_fit"
     NOT_DEFINED_FOR_SCALE = "not_defined_for_scale"
+    WINDOW_NOT_COVERED = "window_not_covered"
+    NO_RESPONSES = "no_responses"

@@ -1,0 +1,388 @@
+"""Metric computation: the registry applied to fitted curves and observed responses.
+
+Every (curve key, metric) gets exactly one row with a status: ``estimated`` (a value inside
+the tested range, with a 95% interval), ``right_censored`` / ``left_censored`` (the bound
+that the data support) or ``refused`` (a reason code). Nothing is clipped or extrapolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError
+from doseatlas.metrics.registry import METRICS, Metric
+
+Why = S.RefusalReason
+St = S.MetricStatus
+FIT_POLICY_REFUSE = "refuse"
+FAILED_FIT = {"max_iter", "non_finite", "singular", "failed"}
+TOO_FEW = {"too_few_points"}
+OUTPUT_COLUMNS = [
+    *S.METRIC_KEY,
+    S.VALUE,
+    S.UNIT,
+    S.STATUS,
+    S.LOWER,
+    S.UPPER,
+    S.REASON,
+    S.SCALE,
+    S.FIT_MODEL,
+    S.FIT_POLICY,
+    S.CURVE_ID,
+]
+
+
+@dataclass(frozen=True)
+class MetricOptions:
+    """Gates of the refusal fit policy and the common AUC window (recorded in the provenance).
+
+    Parameters
+    ----------
+    min_r2
+        A sigmoid fit with a lower R^2 is refused as ``poor_fit`` for the fitted metrics.
+    auc_window
+        ``(low, high)`` in molar for ``auc_window``.
+    min_doses
+        Fewer distinct tested doses than this refuses a curve (``too_few_doses``).
+    """
+
+    min_r2: float = 0.5
+    auc_window: tuple[float, float] = (1e-8, 1e-6)
+    min_doses: int = 4
+
+    def __post_init__(self) -> None:
+        low, high = self.auc_window
+        if not (0 < low < high and np.isfinite(high)):
+            raise ConfigError(
+                f"auc_window must be (low, high) with 0 < low < high in molar, got {self.auc_window}"
+            )
+        if not 0 <= self.min_r2 < 1:
+            raise ConfigError(f"min_r2 must be in [0, 1), got {self.min_r2}")
+        if self.min_doses < 2:
+            raise ConfigError(f"min_doses must be at least 2, got {self.min_doses}")
+
+
+# ------------------------------------------------------------------------------ curve algebra
+def sigmoid(x: np.ndarray, top, bottom, x50, hill) -> np.ndarray:
+    """Log-logistic curve on x = log10 c (decreasing for hill > 0)."""
+    with np.errstate(over="ignore"):
+        return bottom + (top - bottom) / (1.0 + 10.0 ** (hill * (x - x50)))
+
+
+def sigmoid_area(x0, x1, top, bottom, x50, hill) -> np.ndarray:
+    """Mean of the sigmoid over [x0, x1] in log10 c (closed form)."""
+
+    def primitive(x):
+        z = hill * (x - x50) * np.log(10.0)
+        softplus = np.logaddexp(0.0, z) / np.log(10.0)
+        return top * x - (top - bottom) * softplus / hill
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area = (primitive(x1) - primitive(x0)) / (x1 - x0)
+    flat_hill = np.abs(hill) < 1e-12
+    return np.where(flat_hill, (top + bottom) / 2.0, area)
+
+
+def crossing(curves: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Status, value and 95% interval of the concentration where a curve crosses ``level``."""
+    x0, x1 = np.log10(curves["conc_min"]), np.log10(curves["conc_max"])
+    p = {k: curves[k].to_numpy(float) for k in ("top", "bottom", "log10_ec50", "hill")}
+    flat = curves["selected"].eq("flat").to_numpy()
+    level_f = curves["flat_value"].to_numpy(float)
+    f0 = np.where(flat, level_f, sigmoid(x0, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
+    f1 = np.where(flat, level_f, sigmoid(x1, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
+    left = f0 <= level
+    right = ~left & (f1 > level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (p["top"] - level) / (level - p["bottom"])
+        root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
+        se = _root_se(curves, ratio, level)
+    t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    status = np.where(left, St.LEFT_CENSORED, np.where(right, St.RIGHT_CENSORED, St.ESTIMATED))
+    est = status == St.ESTIMATED
+    return pd.DataFrame(
+        {
+            S.STATUS: status,
+            S.VALUE: np.where(est, 10.0**root, np.nan),
+            S.LOWER: np.where(est, 10.0 ** (root - t * se), np.where(left, 0.0, 10.0**x1)),
+            S.UPPER: np.where(est, 10.0 ** (root + t * se), np.where(left, 10.0**x0, np.inf)),
+        },
+        index=curves.index,
+    )
+
+
+def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
+    """Delta-method SE of log10 of the crossing, from the parameter covariance when present."""
+    top, bottom, h = (curves[k].to_numpy(float) for k in ("top", "bottom", "hill"))
+    ln10 = np.log(10.0)
+    grad = np.stack(
+        [
+            1.0 / ((top - level) * ln10 * h),  # d/d top
+            1.0 / ((level - bottom) * ln10 * h),  # d/d bottom
+            np.ones_like(h),  # d/d log10_ec50
+            -np.log10(ratio) / h**2,  # d/d hill
+        ],
+        axis=1,
+    )
+    names = ("top", "bottom", "log10_ec50", "hill")
+    if all(f"cov_{a}_{b}" in curves for a in names for b in names):
+        cov = np.stack([[curves[f"cov_{a}_{b}"].to_numpy(float) for b in names] for a in names], axis=-1)
+        cov = np.moveaxis(cov, 0, 1)  # (n, 4, 4)
+    else:
+        se = np.stack([curves[f"{k}_se"].to_numpy(float) for k in names], axis=1)
+        cov = np.einsum("ni,ij->nij", se**2, np.eye(4))
+    fixed = ~np.isfinite(grad) | ~np.isfinite(np.einsum("nii->ni", cov))
+    grad = np.where(fixed, 0.0, grad)
+    cov = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.sqrt(np.einsum("ni,nij,nj->n", grad, cov, grad))
+
+
+# ------------------------------------------------------------------------------ per-kind rules
+def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
+    return crossing(curves, float(m.threshold))
+
+
+def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
+    x50 = curves["log10_ec50"].to_numpy(float)
+    x0, x1 = np.log10(curves["conc_min"].to_numpy(float)), np.log10(curves["conc_max"].to_numpy(float))
+    left, right = x50 < x0, x50 > x1
+    status = np.where(left, St.LEFT_CENSORED, np.where(right, St.RIGHT_CENSORED, St.ESTIMATED))
+    est = status == St.ESTIMATED
+    out = pd.DataFrame(
+        {
+            S.STATUS: status,
+            S.VALUE: np.where(est, 10.0**x50, np.nan),
+            S.LOWER: np.where(est, curves["ec50_lower"], np.where(left, 0.0, 10.0**x1)),
+            S.UPPER: np.where(est, curves["ec50_upper"], np.where(left, 10.0**x0, np.inf)),
+        },
+        index=curves.index,
+    )
+    return _refuse_where(out, curves["selected"].eq("flat"), Why.FLAT_FIT)
+
+
+def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
+    name = m.parameter
+    flat = curves["selected"].eq("flat")
+    value = curves[name].where(~flat, curves["flat_value"]) if name == "bottom" else curves[name]
+    out = pd.DataFrame(
+        {
+            S.STATUS: St.ESTIMATED.value,
+            S.VALUE: value,
+            S.LOWER: curves[f"{name}_lower"].where(~flat),
+            S.UPPER: curves[f"{name}_upper"].where(~flat),
+        },
+        index=curves.index,
+    )
+    return out if name == "bottom" else _refuse_where(out, flat, Why.FLAT_FIT)
+
+
+def _area(m: Metric, curves: pd.DataFrame, *, window: tuple[float, float]) -> pd.DataFrame:
+    lo, hi = np.log10(curves["conc_min"].to_numpy(float)), np.log10(curves["conc_max"].to_numpy(float))
+    if m.name == "auc_window":
+        covered = (lo <= np.log10(window[0]) + 1e-9) & (hi >= np.log10(window[1]) - 1e-9)
+        lo, hi = np.full_like(lo, np.log10(window[0])), np.full_like(hi, np.log10(window[1]))
+    else:
+        covered = np.ones(len(curves), dtype=bool)
+    p = [curves[k].to_numpy(float) for k in ("top", "bottom", "log10_ec50", "hill")]
+    flat = curves["selected"].eq("flat").to_numpy()
+    area = np.where(flat, curves["flat_value"].to_numpy(float), sigmoid_area(lo, hi, *p))
+    out = pd.DataFrame(
+        {S.STATUS: St.ESTIMATED.value, S.VALUE: area, S.LOWER: np.nan, S.UPPER: np.nan}, index=curves.index
+    )
+    return _refuse_where(out, pd.Series(~covered, index=curves.index), Why.WINDOW_NOT_COVERED)
+
+
+def _refuse_where(out: pd.DataFrame, mask: pd.Series, why: S.RefusalReason) -> pd.DataFrame:
+    mask = np.asarray(mask, dtype=bool)
+    out = out.copy()
+    out.loc[mask, [S.VALUE, S.LOWER, S.UPPER]] = np.nan
+    out.loc[mask, S.STATUS] = St.REFUSED.value
+    if S.REASON not in out:
+        out[S.REASON] = None
+    out.loc[mask, S.REASON] = why.value
+    return out
+
+
+# ------------------------------------------------------------------------------ observed metrics
+def dose_means(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Replicate mean of ``scale`` per curve key and tested concentration (NaN responses dropped)."""
+    table = responses.rename(columns={S.TIME_H: S.DURATION_H})
+    table = table[table[scale].notna()]
+    return table.groupby([*S.CURVE_KEY, S.CONCENTRATION], as_index=False)[scale].mean()
+
+
+def _observed(m: Metric, means: pd.DataFrame) -> pd.DataFrame:
+    """emax (mean at the top dose), grmax (min of the two top dose means), gr_aoc (trapezoid)."""
+    value = means.groupby(list(S.CURVE_KEY))[[S.CONCENTRATION, m.scale]].apply(_observed_rule(m.name))
+    return pd.DataFrame({S.STATUS: St.ESTIMATED.value, S.VALUE: value, S.LOWER: np.nan, S.UPPER: np.nan})
+
+
+def _observed_rule(name: str):
+    def emax(g: pd.DataFrame) -> float:
+        return float(g.sort_values(S.CONCENTRATION).iloc[-1, 1])
+
+    def grmax(g: pd.DataFrame) -> float:
+        return float(g.sort_values(S.CONCENTRATION).iloc[-2:, 1].min())
+
+    def aoc(g: pd.DataFrame) -> float:
+        g = g.sort_values(S.CONCENTRATION)
+        x = np.log10(g[S.CONCENTRATION].to_numpy())
+        if len(x) < 2 or x[-1] == x[0]:
+            return np.nan
+        return float(np.trapezoid(1.0 - g.iloc[:, 1].to_numpy(), x) / (x[-1] - x[0]))
+
+    return {"emax": emax, "grmax": grmax, "gr_aoc": aoc}[name]
+
+
+def _effects(responses: pd.DataFrame) -> pd.DataFrame:
+    """rv_effect / gr_effect rows for genetic perturbations: mean and t interval."""
+    genetic = responses[responses[S.PERTURBATION_TYPE].isin([p.value for p in S.GENETIC_PERTURBATIONS])]
+    genetic = genetic.rename(columns={S.TIME_H: S.DURATION_H})
+    frames = []
+    for m in (m for m in METRICS if m.kind == "effect"):
+        grouped = genetic.groupby(list(S.CURVE_KEY))
+        stats_ = grouped[m.scale].agg(["mean", "std", "count"])
+        reason = grouped[S.reason_column(m.scale)].agg(_dominant_reason)
+        half = (
+            stats.t.ppf(0.975, np.maximum(stats_["count"] - 1, 1)) * stats_["std"] / np.sqrt(stats_["count"])
+        )
+        out = pd.DataFrame(
+            {
+                S.STATUS: St.ESTIMATED.value,
+                S.VALUE: stats_["mean"],
+                S.LOWER: stats_["mean"] - half,
+                S.UPPER: stats_["mean"] + half,
+                S.REASON: None,
+            }
+        )
+        none = stats_["count"].eq(0)
+        out.loc[none, [S.VALUE, S.LOWER, S.UPPER]] = np.nan
+        out.loc[none, S.STATUS] = St.REFUSED.value
+        out.loc[none, S.REASON] = reason[none]
+        frames.append(_finish(out.reset_index(), m, fit_model="none"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS)
+
+
+def _dominant_reason(reasons: pd.Series) -> str:
+    counts = reasons.dropna().value_counts()
+    return str(counts.index[0]) if len(counts) else Why.NO_RESPONSES.value
+
+
+# ------------------------------------------------------------------------------ assembly
+def _finish(table: pd.DataFrame, m: Metric, *, fit_model: str | pd.Series) -> pd.DataFrame:
+    table = table.copy()
+    table[S.METRIC] = m.name
+    table[S.UNIT] = m.unit
+    table[S.SCALE] = m.scale
+    table[S.FIT_MODEL] = fit_model
+    table[S.FIT_POLICY] = FIT_POLICY_REFUSE
+    for column in OUTPUT_COLUMNS:
+        if column not in table:
+            table[column] = None
+    return table[OUTPUT_COLUMNS]
+
+
+def _scale_keys(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Every drug curve key with its count of usable responses, distinct doses and dominant refusal."""
+    drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG].rename(
+        columns={S.TIME_H: S.DURATION_H}
+    )
+    usable = drugs[scale].notna()
+    grouped = drugs.assign(_ok=usable, _dose=drugs[S.CONCENTRATION].where(usable)).groupby(list(S.CURVE_KEY))
+    return pd.DataFrame(
+        {
+            "n_usable": grouped["_ok"].sum(),
+            "n_doses_usable": grouped["_dose"].nunique(),
+            "row_reason": grouped[S.reason_column(scale)].agg(_dominant_reason),
+        }
+    ).reset_index()
+
+
+def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
+    """Refusal reason per curve key (None where the fitted metrics may be computed)."""
+    status = keys["status"].astype(object)
+    reason = pd.Series(None, index=keys.index, dtype=object)
+    poor = keys["selected"].eq("sigmoid") & (keys["r2"] < options.min_r2)
+    reason[poor] = Why.POOR_FIT.value
+    reason[status.isin(FAILED_FIT) | status.isna() & keys["n_usable"].gt(0)] = Why.FIT_FAILED.value
+    reason[status.isin(TOO_FEW) | keys["n_doses_usable"].lt(options.min_doses)] = Why.TOO_FEW_DOSES.value
+    reason[keys["n_usable"].eq(0)] = keys["row_reason"][keys["n_usable"].eq(0)]
+    return reason
+
+
+def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, options: MetricOptions):
+    keys = _scale_keys(responses, scale)
+    fitted = curves[curves[S.SCALE] == scale]
+    keys = keys.merge(fitted, on=list(S.CURVE_KEY), how="left")
+    gate = _gate(keys, options)
+    means = dose_means(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG], scale)
+    model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
+    frames = []
+    for m in (m for m in METRICS if m.scale == scale and m.kind != "effect"):
+        if m.kind == "observed" or m.name == "gr_aoc":
+            body = keys[list(S.CURVE_KEY)].join(_observed(m, means), on=list(S.CURVE_KEY))
+            body[S.REASON] = None
+            no_data = keys["n_usable"].eq(0).to_numpy()
+            body = _refuse_where(body, no_data, Why.NO_RESPONSES)
+            body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
+        else:
+            body = _fitted_metric(m, keys, gate, options)
+        body[S.CURVE_ID] = keys[S.CURVE_ID]
+        frames.append(_finish(body, m, fit_model=model))
+    return frames
+
+
+def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: MetricOptions) -> pd.DataFrame:
+    usable = gate.isna()
+    body = pd.DataFrame(
+        {S.STATUS: St.REFUSED.value, S.VALUE: np.nan, S.LOWER: np.nan, S.UPPER: np.nan, S.REASON: gate},
+        index=keys.index,
+    )
+    if usable.any():
+        part = keys[usable]
+        if m.kind == "threshold":
+            got = _threshold(m, part)
+        elif m.kind == "midpoint":
+            got = _midpoint(m, part)
+        elif m.kind == "parameter":
+            got = _parameter(m, part)
+        else:
+            got = _area(m, part, window=options.auc_window)
+        if S.REASON not in got:
+            got[S.REASON] = None
+        body.loc[usable, got.columns] = got
+    return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+
+
+def compute_metrics(
+    responses: pd.DataFrame, curves: pd.DataFrame, *, options: MetricOptions | None = None
+) -> pd.DataFrame:
+    """The metrics table: one row per (curve key, metric) for every metric of the registry.
+
+    Parameters
+    ----------
+    responses
+        Output of :func:`doseatlas.normalize.normalize`.
+    curves
+        Output of :func:`doseatlas.fit.fit_curves` for the response scales (``scale`` column).
+    options
+        :class:`MetricOptions`.
+    """
+    options = options or MetricOptions()
+    frames = [_effects(responses)]
+    for scale in S.RESPONSE_SCALES:
+        frames += _scale_metrics(responses, curves, scale, options)
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    table[S.VALUE] = table[S.VALUE].astype(float)
+    table[S.LOWER] = table[S.LOWER].astype(float)
+    table[S.UPPER] = table[S.UPPER].astype(float)
+    table[S.STATUS] = table[S.STATUS].astype(str)
+    return table.sort_values([*S.CURVE_KEY, S.METRIC], kind="stable").reset_index(drop=True)

@@ -1,0 +1,81 @@
+"""The registry is the single declaration of every metric; docs and computation read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+
+from doseatlas import schemas as S
+from doseatlas.metrics import METRICS, REGISTRY, render_markdown
+from doseatlas.metrics.compute import crossing, sigmoid, sigmoid_area
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def test_docs_are_generated_from_the_registry():
+    assert DOCS.read_text(encoding="utf-8") == render_markdown(), "run: python scripts/make_docs.py"
+
+
+def test_every_metric_is_fully_declared_and_names_are_unique():
+    assert len(REGISTRY) == len(METRICS)
+    required = {"ic50", "ec50", "einf", "emax", "hill", "auc", "auc_window", "gi50", "tgi", "lc50"}
+    required |= {"gr50", "gec50", "grinf", "grmax", "gr_aoc", "hill_gr"}
+    assert required <= set(REGISTRY)
+    for m in METRICS:
+        assert m.scale in S.RESPONSE_SCALES
+        assert m.definition and m.formula and m.unit and m.citation and m.requires
+        if m.kind == "threshold":
+            assert m.threshold is not None and m.unit == "M"
+
+
+def test_ic50_and_ec50_are_never_aliases():
+    ic50, ec50 = REGISTRY["ic50"], REGISTRY["ec50"]
+    assert ic50.kind == "threshold" and ec50.kind == "midpoint"
+    assert not any("ec50" in a.lower().split()[0] for a in ic50.aliases if a.lower().startswith("ec50"))
+    assert all("IC50" not in a for a in ec50.aliases)
+
+
+def _curve(**p):
+    base = {"top": 1.0, "bottom": 0.2, "log10_ec50": -6.0, "hill": 1.0, "conc_min": 1e-9, "conc_max": 1e-4}
+    base.update(p)
+    table = pd.DataFrame([base])
+    for k in ("top", "bottom", "log10_ec50", "hill"):
+        table[f"{k}_se"] = 0.0
+    return table.assign(selected="sigmoid", flat_value=np.nan, n_points=18)
+
+
+def test_absolute_ic50_differs_from_ec50_when_the_curve_does_not_reach_zero():
+    table = _curve(bottom=0.2)
+    got = crossing(table, 0.5).iloc[0]
+    assert got[S.STATUS] == "estimated"
+    x = np.log10(got[S.VALUE])
+    assert sigmoid(x, 1.0, 0.2, -6.0, 1.0) == pytest.approx(0.5, abs=1e-12)
+    assert x > -6.0 + 0.1  # absolute IC50 is right of the EC50 when bottom > 0
+    assert np.log10(crossing(_curve(bottom=0.0), 0.5)[S.VALUE].iloc[0]) == pytest.approx(-6.0)
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "lower", "upper"),
+    [
+        ({"bottom": 0.6}, "right_censored", 1e-4, np.inf),
+        ({"log10_ec50": -3.0}, "right_censored", 1e-4, np.inf),
+        ({"log10_ec50": -11.0}, "left_censored", 0.0, 1e-9),
+        ({"top": 0.4}, "left_censored", 0.0, 1e-9),
+    ],
+)
+def test_crossings_outside_the_tested_range_are_censored_not_extrapolated(params, status, lower, upper):
+    got = crossing(_curve(**params), 0.5).iloc[0]
+    assert got[S.STATUS] == status
+    assert np.isnan(got[S.VALUE])
+    assert got[S.LOWER] == pytest.approx(lower) and got[S.UPPER] == upper
+
+
+@pytest.mark.parametrize("hill", [0.5, 1.0, 3.0])
+def test_closed_form_area_matches_numerical_integration(hill):
+    x0, x1 = -9.0, -4.0
+    exact = integrate.quad(lambda x: sigmoid(x, 1.0, 0.1, -6.5, hill), x0, x1)[0] / (x1 - x0)
+    assert sigmoid_area(x0, x1, 1.0, 0.1, -6.5, hill) == pytest.approx(exact, rel=1e-9)
