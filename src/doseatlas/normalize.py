@@ -228,3 +228,22 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
         S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
         S.DOUBLING_TIME_SOURCE: np.where(use_td, options.doubling_time_source, None),
     }
+
+
+def from_response_table(clean: pd.DataFrame) -> pd.DataFrame:
+    """Responses table from a validated pre-normalized table (:func:`doseatlas.validate.validate_responses`).
+
+    The response goes to the column of its declared scale; the other scales are null with the
+    reason ``not_provided_by_source`` (they cannot be derived from normalized values).
+    """
+    out = clean.drop(columns=[S.RESPONSE, S.RESPONSE_SCALE]).copy()
+    for scale in S.RESPONSE_SCALES:
+        given = (clean[S.RESPONSE_SCALE] == scale).to_numpy()
+        out[scale] = np.where(given, clean[S.RESPONSE].to_numpy(float), np.nan)
+        out[S.reason_column(scale)] = np.where(given, None, Why.NOT_PROVIDED.value)
+    out[S.SIGNAL] = np.nan
+    for column in (S.BLANK_SIGNAL, S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.TIME_ZERO_SIGNAL):
+        out[column] = np.nan
+    out[S.N_VEHICLE] = 0
+    out[S.N_TIME_ZERO] = 0
+    return out

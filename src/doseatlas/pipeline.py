@@ -15,8 +15,8 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import DoseatlasError
-from doseatlas.normalize import NormalizationOptions, normalize
-from doseatlas.validate import validate_wells
+from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
+from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
 STEPS = ("validate", "normalize", "fit", "metrics")
 
@@ -75,6 +75,23 @@ def _summary(
     return summary
 
 
+def is_response_table(raw: pd.DataFrame) -> bool:
+    """True for a pre-normalized response table (it declares a ``response_scale``)."""
+    return S.RESPONSE_SCALE in raw.columns
+
+
+def _validate_and_normalize(
+    raw: pd.DataFrame, *, options: RunOptions, tick: Callable[[str], None]
+) -> tuple[ValidationResult, pd.DataFrame]:
+    if is_response_table(raw):
+        checked = validate_responses(raw)
+        tick("normalize")
+        return checked, from_response_table(checked.clean)
+    checked = validate_wells(raw)
+    tick("normalize")
+    return checked, normalize(checked.clean, options=options.normalization)
+
+
 def run_pipeline(
     raw: pd.DataFrame,
     *,
@@ -95,9 +112,7 @@ def run_pipeline(
     options = options or RunOptions()
     tick = progress or (lambda _step: None)
     tick("validate")
-    checked = validate_wells(raw)
-    tick("normalize")
-    responses = normalize(checked.clean, options=options.normalization)
+    checked, responses = _validate_and_normalize(raw, options=options, tick=tick)
     tick("fit")
     curves = pd.DataFrame(columns=[S.CURVE_ID, *S.CURVE_KEY, S.SCALE])
     tick("metrics")
@@ -113,6 +128,6 @@ def run_pipeline(
         curves=curves,
         metrics=metrics,
         ledger=checked.ledger,
-        plates=_plates_table(checked.clean, responses),
+        plates=_plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame(),
         summary=summary,
     )

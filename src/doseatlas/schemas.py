@@ -88,6 +88,7 @@ class Readout(StrEnum):
     DNA_DYE = "dna_dye"
     MTS = "mts"
     OTHER = "other"
+    UNKNOWN = "unknown"  # the source does not say (recorded, never guessed)
 
 
 #: multiply a value in this unit by the factor to get molar
@@ -123,6 +124,29 @@ DOUBLING_TIME_H = "doubling_time_h"  # used for GR when no time-zero read is ava
 DOUBLING_TIME_SOURCE = "doubling_time_source"
 GR_SOURCE = "gr_source"  # "time_zero" or "doubling_time"
 ROW_ID = "row_id"  # stable id of a well row within a run
+
+# pre-normalized response tables (sources that publish responses, not raw signals)
+RESPONSE = "response"
+RESPONSE_SCALE = "response_scale"
+REQUIRED_RESPONSE_COLUMNS: tuple[str, ...] = (
+    DATASET,
+    CELL_LINE,
+    PERTURBATION_TYPE,
+    PERTURBAGEN,
+    CONCENTRATION,
+    CONCENTRATION_UNIT,
+    TIME_H,
+    READOUT,
+    RESPONSE,
+    RESPONSE_SCALE,
+)
+RESPONSE_TABLE_COLUMNS: tuple[str, ...] = (
+    *REQUIRED_RESPONSE_COLUMNS,
+    PLATE,
+    WELL,
+    REPLICATE,
+    SEEDING_DENSITY,
+)
 
 # --------------------------------------------------------------------------- curves table
 CURVE_ID = "curve_id"
@@ -165,6 +189,7 @@ class RowReason(StrEnum):
     UNKNOWN_ROLE = "unknown_role"
     UNKNOWN_UNIT = "unknown_unit"
     UNKNOWN_READOUT = "unknown_readout"
+    UNKNOWN_SCALE = "unknown_response_scale"
     UNKNOWN_PERTURBATION_TYPE = "unknown_perturbation_type"
     MISSING_VALUE = "missing_value"
     NOT_A_NUMBER = "not_a_number"
@@ -193,3 +218,4 @@ class RefusalReason(StrEnum):
     NOT_DEFINED_FOR_SCALE = "not_defined_for_scale"
     WINDOW_NOT_COVERED = "window_not_covered"
     NO_RESPONSES = "no_responses"
+    NOT_PROVIDED = "not_provided_by_source"

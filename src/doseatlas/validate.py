@@ -224,3 +224,62 @@ def _ledger(raw: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable").reset_index(drop=True)
+
+
+def validate_responses(raw: pd.DataFrame) -> ValidationResult:
+    """Validate a pre-normalized response table (sources that publish responses, not signals).
+
+    The duration may be unknown (empty ``time_h``): it is kept as NaN and every metric that
+    needs it is refused later. ``response_scale`` names the scale the ``response`` is on.
+
+    Returns
+    -------
+    ValidationResult
+        ``clean`` has one typed row per usable input row (``response`` float, concentration in
+        molar); ``ledger`` as for :func:`validate_wells`.
+    """
+    raw = raw.reset_index(drop=True)
+    text = {
+        c: _text(raw[c]) if c in raw else pd.Series("", index=raw.index) for c in S.RESPONSE_TABLE_COLUMNS
+    }
+    text[S.ROLE] = pd.Series(S.Role.TREATED.value, index=raw.index, dtype=object)
+    problems = _Problems(raw.index)
+    for column in (S.DATASET, S.CELL_LINE):
+        problems.add(text[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
+    readout = text[S.READOUT]
+    problems.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, "unknown readout '" + readout + "'")
+    scale = text[S.RESPONSE_SCALE]
+    problems.add(
+        ~scale.isin(S.RESPONSE_SCALES), S.RESPONSE_SCALE, R.UNKNOWN_SCALE, "unknown scale '" + scale + "'"
+    )
+    response, r_missing, r_bad = _number(text[S.RESPONSE])
+    problems.add(r_missing, S.RESPONSE, R.MISSING_SIGNAL, "response is missing")
+    problems.add(
+        r_bad | np.isinf(response),
+        S.RESPONSE,
+        R.NOT_A_NUMBER,
+        "response '" + text[S.RESPONSE] + "' is not a finite number",
+    )
+    time, _, t_bad = _number(text[S.TIME_H])
+    problems.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, "time_h '" + text[S.TIME_H] + "' is not a number")
+    problems.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
+    molar = _check_treatment(text, problems)
+    frame = pd.DataFrame({c: text[c] for c in S.RESPONSE_TABLE_COLUMNS})
+    problems.add(frame.duplicated(keep="first"), "*", R.DUPLICATE_ROW, "exact duplicate of an earlier row")
+    rejected = problems.per_row()
+    bad = np.zeros(len(raw), dtype=bool)
+    bad[rejected["row"].to_numpy(dtype=int)] = True
+    clean = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.READOUT)})
+    clean[S.PERTURBATION_TYPE] = text[S.PERTURBATION_TYPE]
+    clean[S.PERTURBAGEN] = text[S.PERTURBAGEN]
+    clean[S.CONCENTRATION] = molar.to_numpy()
+    clean[S.TIME_H] = time.to_numpy()
+    clean[S.REPLICATE] = text[S.REPLICATE]
+    clean[S.SEEDING_DENSITY] = _number(text[S.SEEDING_DENSITY])[0].to_numpy()
+    clean[S.RESPONSE] = response.to_numpy()
+    clean[S.RESPONSE_SCALE] = scale
+    clean[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
+    clean[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
+    clean[S.ROW_ID] = np.arange(len(clean), dtype=np.int64)
+    clean = clean[~bad].reset_index(drop=True)
+    return ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))

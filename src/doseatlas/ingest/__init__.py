@@ -5,6 +5,6 @@ Every reader returns a :class:`pandas.DataFrame` with the canonical well columns
 ``source_line`` so that every row can be traced back to where it came from.
 """
 
-from doseatlas.ingest.canonical import read_canonical, read_inputs
+from doseatlas.ingest.canonical import canonical_columns, read_canonical, read_inputs
 
-__all__ = ["read_canonical", "read_inputs"]
+__all__ = ["canonical_columns", "read_canonical", "read_inputs"]

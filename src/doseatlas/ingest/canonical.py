@@ -38,19 +38,30 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     table = _read_raw(path)
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in S.REQUIRED_WELL_COLUMNS if c not in table.columns]
+    return canonical_columns(table, source=str(path))
+
+
+def canonical_columns(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """Check and order the columns of a well table or a pre-normalized response table.
+
+    A table with a ``response_scale`` column is a response table; otherwise a well table.
+    Adds ``source_file`` and ``source_line`` (row number + 2, as in a file with a header) unless
+    the reader already set them (a format reader points back into its own source file).
+    """
+    responses = S.RESPONSE_SCALE in table.columns
+    required = S.REQUIRED_RESPONSE_COLUMNS if responses else S.REQUIRED_WELL_COLUMNS
+    columns = S.RESPONSE_TABLE_COLUMNS if responses else S.WELL_COLUMNS
+    path = source
+    missing = [c for c in required if c not in table.columns]
     if missing:
         raise InputFileError(
             str(path),
             f"required column(s) missing: {', '.join(missing)} (found: {', '.join(map(str, table.columns))})",
             column=missing[0],
         )
-    for column in S.OPTIONAL_WELL_COLUMNS:
-        if column not in table.columns:
-            table[column] = None
-    out = table[list(S.WELL_COLUMNS)].copy()
-    out[S.SOURCE_FILE] = str(path)
-    out[S.SOURCE_LINE] = range(2, len(out) + 2)
+    out = table.reindex(columns=list(columns))
+    out[S.SOURCE_FILE] = table[S.SOURCE_FILE].to_numpy() if S.SOURCE_FILE in table else str(path)
+    out[S.SOURCE_LINE] = table[S.SOURCE_LINE].to_numpy() if S.SOURCE_LINE in table else range(2, len(out) + 2)
     return out.reset_index(drop=True)
 
 
@@ -59,6 +70,12 @@ def read_inputs(paths: Iterable[str | Path]) -> pd.DataFrame:
     frames = [read_canonical(p) for p in paths]
     if not frames:
         raise InputFileError("<none>", "no input file given")
+    kinds = {S.RESPONSE_SCALE in f.columns for f in frames}
+    if len(kinds) > 1:
+        names = ", ".join(str(p) for p in paths)
+        raise InputFileError(
+            names, "well tables and pre-normalized response tables cannot be mixed in one run"
+        )
     return pd.concat(frames, ignore_index=True)
 
 
