@@ -103,7 +103,10 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
     sections = [
         ("Summary", _cards(result.summary)),
         ("Responses computed and refused", _responses_section(result.responses)),
+        ("Metrics computed and refused", metrics_section(result)),
+        ("Dose-response curves", figures_section(result)),
         *extra_sections,
+        ("Glossary", glossary_section()),
         ("Rejected input rows (ledger)", _ledger_section(result.ledger)),
         ("Plates", _table(result.plates.head(60))),
         ("Provenance", _provenance(meta)),
@@ -122,3 +125,108 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
 def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> None:
     """Write ``report.html``."""
     Path(path).write_text(render_report(result, meta=meta), encoding="utf-8")
+
+
+HEADLINE = (("ic50", S.RELATIVE_VIABILITY), ("gi50", S.PERCENT_GROWTH), ("gr50", S.GR))
+WANTED = {"estimated": 2, "right_censored": 1, "left_censored": 1, "refused": 1}
+
+
+def pick_curves(metrics: pd.DataFrame, *, per_dataset: int = 8, seed: int = 0) -> pd.DataFrame:
+    """A sample of curves per data set covering estimated, censored and refused headline metrics."""
+    picks = []
+    for _, block in metrics.groupby(S.DATASET, sort=True):
+        chosen = []
+        for name, scale in HEADLINE:
+            rows = block[
+                (block[S.METRIC] == name) & ~block[S.REASON].isin([S.RefusalReason.NOT_PROVIDED.value])
+            ]
+            refused_data = rows[S.REASON].isin(["no_time_zero", "no_vehicle_control", "no_responses"])
+            rows = rows[~refused_data]
+            for status, count in WANTED.items():
+                part = rows[rows[S.STATUS] == status]
+                chosen.append(
+                    part.sample(n=min(count, len(part)), random_state=seed).assign(**{S.SCALE: scale})
+                )
+        block_picks = pd.concat(chosen) if chosen else pd.DataFrame()
+        picks.append(block_picks.head(per_dataset))
+    if not picks:
+        return pd.DataFrame()
+    table = pd.concat(picks, ignore_index=True)
+    table["title"] = (
+        table[S.DATASET]
+        + " · "
+        + table[S.CELL_LINE]
+        + " · "
+        + table[S.PERTURBAGEN]
+        + "\n"
+        + table[S.READOUT]
+        + ", "
+        + table[S.DURATION_H].map(lambda h: f"{h:g} h" if pd.notna(h) else "duration unknown")
+        + " · "
+        + table[S.METRIC]
+        + ": "
+        + table[S.STATUS]
+    )
+    return table
+
+
+def metrics_section(result: Any) -> str:
+    """Per data set: metric status counts and refusal reasons."""
+    m = result.metrics
+    if m.empty:
+        return '<p class="sub">No metrics were computed.</p>'
+    parts = []
+    for dataset, block in m.groupby(S.DATASET, sort=True):
+        status = block.groupby([S.METRIC, S.STATUS]).size().unstack(fill_value=0).reset_index()
+        refused = block[block[S.STATUS] == "refused"]
+        reasons = refused.groupby([S.METRIC, S.REASON]).size().unstack(fill_value=0).reset_index()
+        parts.append(
+            f"<h3>{html.escape(str(dataset))}</h3>"
+            + _table(status)
+            + "<p><b>Refused, by reason</b></p>"
+            + _table(reasons)
+        )
+    return "".join(parts)
+
+
+def glossary_section() -> str:
+    """The metric glossary, read from the registry."""
+    from doseatlas.metrics import METRICS
+
+    rows = pd.DataFrame(
+        [
+            {
+                "metric": m.name,
+                "label": m.label,
+                "definition": m.definition,
+                "scale": m.scale,
+                "reference point": m.reference,
+                "unit": m.unit,
+            }
+            for m in METRICS
+        ]
+    )
+    return _table(rows)
+
+
+def figures_section(result: Any) -> str:
+    """Dose-response small multiples for a sample of curves, metrics drawn on each."""
+    import base64
+
+    from doseatlas import plotting
+
+    picks = pick_curves(result.metrics)
+    if picks.empty:
+        return '<p class="sub">No curves to draw.</p>'
+    parts = []
+    for dataset, block in picks.groupby(S.DATASET, sort=True):
+        fig = plotting.curve_grid(block, result.responses, result.curves, result.metrics)
+        data = base64.b64encode(plotting.png_bytes(fig)).decode()
+        parts.append(
+            f'<figure><img alt="dose-response curves of {html.escape(str(dataset))}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(str(dataset))}: a sample of '
+            "estimated, censored and refused curves. Solid vertical line: threshold concentration (IC50, GI50, "
+            "GR50...); dashed: fitted midpoint (EC50, GEC50); arrows: censored at the tested range; dotted "
+            "horizontal lines: thresholds.</figcaption></figure>"
+        )
+    return "".join(parts)

@@ -1,0 +1,147 @@
+"""Dose-response figures: small multiples with the metrics drawn on each curve."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from doseatlas import schemas as S
+from doseatlas.metrics.compute import sigmoid
+from doseatlas.metrics.registry import REGISTRY
+
+#: metrics drawn on a panel of each scale (concentration metrics as vertical lines)
+PANEL_METRICS: dict[str, tuple[str, ...]] = {
+    S.RELATIVE_VIABILITY: ("ic50", "ec50", "einf", "auc"),
+    S.PERCENT_GROWTH: ("gi50", "tgi", "lc50"),
+    S.GR: ("gr50", "gec50", "grinf", "gr_aoc"),
+}
+Y_SCALE = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 0.01, S.GR: 1.0}
+Y_LABEL = {
+    S.RELATIVE_VIABILITY: "relative viability",
+    S.PERCENT_GROWTH: "percent growth / 100",
+    S.GR: "GR value",
+}
+COLORS = {
+    "estimated": "#2b6cb0",
+    "right_censored": "#b7791f",
+    "left_censored": "#b7791f",
+    "refused": "#c53030",
+}
+
+
+def _fmt_metric(row: pd.Series) -> str:
+    """One line per metric: value with unit, or the censoring bound, or the refusal reason."""
+    name, status = row[S.METRIC], row[S.STATUS]
+    molar = REGISTRY[name].unit == "M"
+    if status == "estimated":
+        return f"{name} = {row[S.VALUE] * 1e6:.3g} µM" if molar else f"{name} = {row[S.VALUE]:.3g}"
+    if status == "right_censored":
+        return f"{name} > {row[S.LOWER] * 1e6:.3g} µM (not reached)"
+    if status == "left_censored":
+        return f"{name} < {row[S.UPPER] * 1e6:.3g} µM (already past)"
+    return f"{name}: refused ({row[S.REASON]})"
+
+
+def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.DataFrame, scale: str) -> None:
+    x = np.log10(points[S.CONCENTRATION].to_numpy(float))
+    y = points[scale].to_numpy(float) * Y_SCALE[scale]
+    ax.scatter(x, y, s=12, color="#4a5568", alpha=0.8, zorder=3)
+    lo, hi = (np.nanmin(x), np.nanmax(x)) if len(x) else (-9.0, -4.0)
+    if curve is not None and str(curve.get("status")) not in ("nan", "None") and np.isfinite(curve["top"]):
+        grid = np.linspace(lo, hi, 200)
+        if curve["selected"] == "flat":
+            ax.plot(grid, np.full_like(grid, curve["flat_value"]), color="#718096", lw=1.5, ls="--")
+        else:
+            ax.plot(
+                grid, sigmoid(grid, curve["top"], curve["bottom"], curve["log10_ec50"], curve["hill"]), lw=1.8
+            )
+    for name in PANEL_METRICS[scale]:
+        m = REGISTRY[name]
+        row = metrics[metrics[S.METRIC] == name]
+        if m.threshold is not None:
+            ax.axhline(m.threshold, color="#a0aec0", lw=0.8, ls=":")
+        if row.empty or m.unit != "M":
+            continue
+        row = row.iloc[0]
+        if row[S.STATUS] == "estimated":
+            ax.axvline(
+                np.log10(row[S.VALUE]),
+                color=COLORS["estimated"],
+                lw=1,
+                ls="--" if m.kind == "midpoint" else "-",
+            )
+        elif row[S.STATUS] in ("right_censored", "left_censored"):
+            bound = row[S.LOWER] if row[S.STATUS] == "right_censored" else row[S.UPPER]
+            ax.annotate(
+                "",
+                xy=(
+                    np.log10(bound) + (0.4 if row[S.STATUS] == "right_censored" else -0.4),
+                    m.threshold or 0.5,
+                ),
+                xytext=(np.log10(bound), m.threshold or 0.5),
+                arrowprops={"arrowstyle": "->", "color": COLORS[row[S.STATUS]]},
+            )
+    text = "\n".join(
+        _fmt_metric(r) for _, r in metrics[metrics[S.METRIC].isin(PANEL_METRICS[scale])].iterrows()
+    )
+    ax.text(
+        0.02,
+        0.03,
+        text,
+        transform=ax.transAxes,
+        fontsize=6.5,
+        va="bottom",
+        family="monospace",
+        bbox={"boxstyle": "round", "fc": "white", "ec": "#cbd5e0", "alpha": 0.85},
+    )
+    ax.set_xlim(lo - 0.3, hi + 0.3)
+    ax.set_ylim(
+        min(-0.1, np.nanmin(y) - 0.1) if len(y) else -0.1, max(1.3, np.nanmax(y) + 0.1) if len(y) else 1.3
+    )
+    ax.set_xlabel("log10 concentration (M)", fontsize=7)
+    ax.set_ylabel(Y_LABEL[scale], fontsize=7)
+    ax.tick_params(labelsize=6)
+
+
+def curve_grid(
+    picks: pd.DataFrame,
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    metrics: pd.DataFrame,
+    *,
+    ncols: int = 4,
+):
+    """A figure with one panel per row of ``picks`` (curve key columns + ``scale`` + ``title``)."""
+    n = max(len(picks), 1)
+    nrows = int(np.ceil(n / ncols))
+    fig = Figure(figsize=(3.1 * ncols, 2.8 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    resp = responses.rename(columns={S.TIME_H: S.DURATION_H})
+    key = list(S.CURVE_KEY)
+    for ax, (_, pick) in zip(axes.flat, picks.iterrows(), strict=False):
+        scale = pick[S.SCALE]
+        match = (resp[key] == pick[key].to_numpy()).all(axis=1)
+        points = resp[match & resp[scale].notna()]
+        cmatch = (
+            (curves[key] == pick[key].to_numpy()).all(axis=1) & (curves[S.SCALE] == scale)
+            if len(curves)
+            else []
+        )
+        curve = curves[cmatch].iloc[0] if len(curves) and cmatch.any() else None
+        mm = metrics[(metrics[key] == pick[key].to_numpy()).all(axis=1)]
+        _draw_panel(ax, points, curve, mm, scale)
+        ax.set_title(pick["title"], fontsize=7.5)
+    for ax in list(axes.flat)[len(picks) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """Render a figure as PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
