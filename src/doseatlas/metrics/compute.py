@@ -213,30 +213,34 @@ def dose_means(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
     """Replicate mean of ``scale`` per curve key and tested concentration (NaN responses dropped)."""
     table = responses.rename(columns={S.TIME_H: S.DURATION_H})
     table = table[table[scale].notna()]
-    return table.groupby([*S.CURVE_KEY, S.CONCENTRATION], as_index=False)[scale].mean()
+    return table.groupby([*S.CURVE_KEY, S.CONCENTRATION], as_index=False, dropna=False)[scale].mean()
 
 
 def _observed(m: Metric, means: pd.DataFrame) -> pd.DataFrame:
     """emax (mean at the top dose), grmax (min of the two top dose means), gr_aoc (trapezoid)."""
-    value = means.groupby(list(S.CURVE_KEY))[[S.CONCENTRATION, m.scale]].apply(_observed_rule(m.name))
+    key = list(S.CURVE_KEY)
+    ordered = means.sort_values([*key, S.CONCENTRATION], kind="stable")
+    grouped = ordered.groupby(key, dropna=False, sort=False)
+    if m.name == "emax":
+        value = grouped[m.scale].last()
+    elif m.name == "grmax":
+        value = grouped.tail(2).groupby(key, dropna=False, sort=False)[m.scale].min()
+    else:
+        value = _trapezoid_aoc(ordered, grouped, m.scale)
     return pd.DataFrame({S.STATUS: St.ESTIMATED.value, S.VALUE: value, S.LOWER: np.nan, S.UPPER: np.nan})
 
 
-def _observed_rule(name: str):
-    def emax(g: pd.DataFrame) -> float:
-        return float(g.sort_values(S.CONCENTRATION).iloc[-1, 1])
-
-    def grmax(g: pd.DataFrame) -> float:
-        return float(g.sort_values(S.CONCENTRATION).iloc[-2:, 1].min())
-
-    def aoc(g: pd.DataFrame) -> float:
-        g = g.sort_values(S.CONCENTRATION)
-        x = np.log10(g[S.CONCENTRATION].to_numpy())
-        if len(x) < 2 or x[-1] == x[0]:
-            return np.nan
-        return float(np.trapezoid(1.0 - g.iloc[:, 1].to_numpy(), x) / (x[-1] - x[0]))
-
-    return {"emax": emax, "grmax": grmax, "gr_aoc": aoc}[name]
+def _trapezoid_aoc(ordered: pd.DataFrame, grouped, scale: str) -> pd.Series:
+    """Trapezoid of (1 - mean response) over log10 c, divided by the log10 range, per curve."""
+    x = np.log10(ordered[S.CONCENTRATION].to_numpy(float))
+    above = 1.0 - ordered[scale].to_numpy(float)
+    first = grouped.cumcount().to_numpy() == 0
+    dx = np.where(first, 0.0, x - np.roll(x, 1))
+    mid = np.where(first, 0.0, (above + np.roll(above, 1)) / 2.0)
+    parts = ordered.assign(_area=dx * mid, _x=x)[[*S.CURVE_KEY, "_area", "_x"]]
+    per = parts.groupby(list(S.CURVE_KEY), dropna=False, sort=False)
+    width = per["_x"].max() - per["_x"].min()
+    return (per["_area"].sum() / width).where(width > 0)
 
 
 def _effects(responses: pd.DataFrame) -> pd.DataFrame:
@@ -245,7 +249,7 @@ def _effects(responses: pd.DataFrame) -> pd.DataFrame:
     genetic = genetic.rename(columns={S.TIME_H: S.DURATION_H})
     frames = []
     for m in (m for m in METRICS if m.kind == "effect"):
-        grouped = genetic.groupby(list(S.CURVE_KEY))
+        grouped = genetic.groupby(list(S.CURVE_KEY), dropna=False)
         stats_ = grouped[m.scale].agg(["mean", "std", "count"])
         reason = grouped[S.reason_column(m.scale)].agg(_dominant_reason)
         half = (
@@ -293,7 +297,9 @@ def _scale_keys(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
         columns={S.TIME_H: S.DURATION_H}
     )
     usable = drugs[scale].notna()
-    grouped = drugs.assign(_ok=usable, _dose=drugs[S.CONCENTRATION].where(usable)).groupby(list(S.CURVE_KEY))
+    grouped = drugs.assign(_ok=usable, _dose=drugs[S.CONCENTRATION].where(usable)).groupby(
+        list(S.CURVE_KEY), dropna=False
+    )
     return pd.DataFrame(
         {
             "n_usable": grouped["_ok"].sum(),
