@@ -1,0 +1,309 @@
+"""Batched curve fitting on padded arrays: :func:`fit_batch` -> :class:`BatchFit`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from doseatlas.errors import ConfigError, FitError
+from doseatlas.fit import _kernel as K
+from doseatlas.fit.models import PARAMS, get_model, resolve_bounds
+
+#: status code -> name (one per curve, never missing)
+STATUS_NAMES: dict[int, str] = {
+    K.ST_CONVERGED: "converged",
+    K.ST_FLAT: "flat",
+    K.ST_MAX_ITER: "max_iter",
+    K.ST_TOO_FEW: "too_few_points",
+    K.ST_NON_FINITE: "non_finite",
+    K.ST_SINGULAR: "singular",
+}
+STATUS_CODES: dict[str, int] = {v: k for k, v in STATUS_NAMES.items()}
+
+#: selected model codes
+SELECTED_NONE, SELECTED_FLAT, SELECTED_SIGMOID = -1, 0, 1
+SELECTED_NAMES: dict[int, str] = {SELECTED_NONE: "none", SELECTED_FLAT: "flat", SELECTED_SIGMOID: "sigmoid"}
+
+#: default multi-start grid: (log10_ec50 as a fraction of the tested log-dose range, hill)
+#: ``multistart="auto"`` uses the first AUTO_STARTS rows with at most AUTO_RESTART_ITER iterations each
+DEFAULT_STARTS = np.array(
+    [[0.1, 1.0], [0.9, 1.0], [0.5, 3.0], [0.5, 0.4], [0.3, 3.0], [0.7, 3.0], [0.3, 0.4], [0.7, 0.4], [1.2, 1.0],
+     [-0.2, 1.0], [0.5, 1.0]]
+)  # fmt: skip
+AUTO_STARTS = 4
+AUTO_RESTART_ITER = 50
+_ROBUST = {None: 0, "soft_l1": 1, "huber": 2}
+_MULTISTART = {"never": 0, "auto": 1, "always": 2}
+
+
+@dataclass
+class BatchFit:
+    """Results of :func:`fit_batch`, one row per input curve (arrays; parameters in :data:`PARAMS` order).
+
+    ``stderr``, ``ci_lower``, ``ci_upper`` are NaN for fixed parameters and when the covariance is
+    singular; ``params`` are NaN only for ``too_few_points`` and ``non_finite`` curves.
+    """
+
+    model: str
+    param_names: tuple[str, ...]
+    params: np.ndarray
+    stderr: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    rss: np.ndarray
+    r2: np.ndarray
+    n_points: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray
+    flat_value: np.ndarray
+    flat_rss: np.ndarray
+    f_pvalue: np.ndarray
+    selected: np.ndarray
+    aic_sigmoid: np.ndarray
+    aic_flat: np.ndarray
+
+    def __len__(self) -> int:
+        return self.status.shape[0]
+
+    def status_names(self) -> np.ndarray:
+        """Status as strings (object array)."""
+        return _names(self.status, STATUS_NAMES)
+
+    def selected_names(self) -> np.ndarray:
+        """Selected model as strings: ``"sigmoid"``, ``"flat"`` or ``"none"`` (not fitted)."""
+        return _names(self.selected, SELECTED_NAMES)
+
+
+def _names(codes: np.ndarray, mapping: dict[int, str]) -> np.ndarray:
+    lut = np.array([mapping[k] for k in sorted(mapping)], dtype=object)
+    return lut[codes - min(mapping)]
+
+
+def _check_options(selection: str, ftest_df: str, robust: str | None, multistart: str, alpha: float) -> None:
+    if selection not in ("ftest", "aic"):
+        raise ConfigError(f"selection must be 'ftest' or 'aic', not {selection!r}")
+    if ftest_df not in ("standard", "grmetrics"):
+        raise ConfigError(f"ftest_df must be 'standard' or 'grmetrics', not {ftest_df!r}")
+    if robust not in _ROBUST:
+        raise ConfigError(f"robust must be None, 'soft_l1' or 'huber', not {robust!r}")
+    if multistart not in _MULTISTART:
+        raise ConfigError(f"multistart must be one of {sorted(_MULTISTART)}, not {multistart!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ConfigError(f"alpha must be in (0, 1), not {alpha!r}")
+
+
+def _prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Validated contiguous arrays, the point code array, the initial status and the non-missing counts."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    if x.ndim == 1:
+        x, y = x[None, :], y[None, :]
+    if x.ndim != 2 or x.shape != y.shape:
+        raise FitError(f"x and y must be 2-D arrays of the same shape, got {x.shape} and {y.shape}")
+    usable = ~np.isnan(x) & ~np.isnan(y)
+    bad = (usable & (np.isinf(y) | np.isposinf(x))).any(axis=1)
+    code = usable.astype(np.uint8)
+    code[usable & np.isneginf(x)] = 2
+    code[bad] = 0
+    status = np.full(x.shape[0], K.ST_UNSET, dtype=np.int64)
+    status[bad] = K.ST_NON_FINITE
+    return x, y, code, status, usable.sum(axis=1)
+
+
+def _extremes(x: np.ndarray, y: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-curve finite log-dose and response ranges (NaN-free: 0 where undefined)."""
+    with np.errstate(invalid="ignore"):
+        xf = np.where(code == 1, x, np.nan)
+        ym = np.where(code > 0, y, np.nan)
+        out = []
+        for arr in (xf, ym):
+            has = ~np.isnan(arr).all(axis=1)
+            lo = np.zeros(arr.shape[0])
+            hi = np.zeros(arr.shape[0])
+            lo[has] = np.nanmin(arr[has], axis=1)
+            hi[has] = np.nanmax(arr[has], axis=1)
+            out += [lo, hi]
+    return tuple(out)
+
+
+def fit_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    model: str = "ll4",
+    robust: str | None = None,
+    f_scale: float | None = None,
+    max_iter: int = 200,
+    selection: str = "ftest",
+    alpha: float = 0.05,
+    ftest_df: str = "standard",
+    bounds: dict[str, tuple[float, float]] | None = None,
+    multistart: str = "auto",
+    multistart_r2: float = 0.5,
+    starts: np.ndarray | None = None,
+    confidence: float = 0.95,
+    covariance: str = "jacobian",
+) -> BatchFit:
+    """Fit one sigmoid per row of ``x``, ``y`` and select it against the flat model.
+
+    Parameters
+    ----------
+    x, y
+        Float arrays (n_curves, max_points): log10 molar concentration and response, NaN-padded (a point with
+        NaN in x or y is ignored). ``x = -inf`` is a dose-0 (control) point, evaluated at ``top``.
+        A curve with an infinite response or ``x = +inf`` gets status ``non_finite``.
+    model
+        ``"ll4"``, ``"ll3"``, ``"ll2"`` or ``"gr_sigmoid"`` (see :mod:`doseatlas.fit.models`).
+    robust, f_scale
+        ``None`` (least squares), ``"soft_l1"`` or ``"huber"`` (IRLS); residual scale ``f_scale`` in response
+        units, default 1.4826 * MAD of the least-squares residuals per curve.
+    max_iter
+        LM iterations per start.
+    selection, alpha, ftest_df
+        ``"ftest"`` (sigmoid when p < alpha) or ``"aic"`` (sigmoid when its AIC is lower). ``ftest_df``:
+        ``"standard"`` (denominator df n - p) or ``"grmetrics"`` (n - p + 1, as GRmetrics / gDR).
+    bounds
+        Absolute (lo, hi) per parameter name, replacing the model's rule (use +-inf for none).
+    multistart, multistart_r2, starts
+        ``"auto"`` refits from the ``starts`` grid (rows: log10_ec50 as a fraction of the log-dose range, hill)
+        when LM does not converge or R^2 < ``multistart_r2``; ``"always"``; ``"never"``.
+    confidence
+        Level of the Wald intervals (t quantile with n - p df).
+    covariance
+        ``"jacobian"``: s^2 (J'J)^-1 (Gauss-Newton, the default); ``"hessian"``: s^2 H^-1 with H the exact
+        Hessian of RSS / 2 (what drc reports; costs a vectorized pass over the data).
+    """
+    _check_options(selection, ftest_df, robust, multistart, alpha)
+    if covariance not in ("jacobian", "hessian"):
+        raise ConfigError(f"covariance must be 'jacobian' or 'hessian', not {covariance!r}")
+    spec = get_model(model)
+    x, y, code, status, n_points = _prepare(x, y)
+    n = x.shape[0]
+    xmin, xmax, ymin, ymax = _extremes(x, y, code)
+    lo, hi = resolve_bounds(spec, xmin, xmax, ymin, ymax, overrides=bounds)
+    free = np.array([p not in spec.fixed for p in PARAMS])
+    fixed = np.array([spec.fixed.get(p, 0.0) for p in PARAMS])
+    grid = np.ascontiguousarray(DEFAULT_STARTS if starts is None else starts, dtype=np.float64)
+    opt = np.array(
+        [
+            max_iter,
+            _MULTISTART[multistart],
+            1.0 - multistart_r2,
+            _ROBUST[robust],
+            f_scale or 0.0,
+            0.0,
+            AUTO_STARTS,
+            AUTO_RESTART_ITER,
+        ]
+    )
+    params = np.empty((n, 4))
+    var = np.empty((n, 4))
+    rss, mean, rss_flat = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    iters = np.zeros(n, dtype=np.int64)
+    params[status >= 0] = np.nan
+    var[status >= 0] = np.nan
+    K.fit_all(x, y, code, lo, hi, free, fixed, grid, opt, params, var, rss, mean, rss_flat, iters, status)
+    if covariance == "hessian":
+        var = hessian_var_diag(x, y, code, params, free)
+    return _finish(spec.name, spec.n_free, params, var, rss, mean, rss_flat, iters, status, n_points,
+                   selection=selection, alpha=alpha, ftest_df=ftest_df, confidence=confidence)  # fmt: skip
+
+
+def _finish(model, p, params, var, rss, mean, rss_flat, iters, status, n_points, **how) -> BatchFit:
+    """Intervals, R^2, flat-vs-sigmoid selection and final status codes."""
+    df = (n_points - p).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s2 = np.where(df > 0, rss / df, np.nan)
+        stderr = np.sqrt(var * s2[:, None])
+        tq = special.stdtrit(np.where(df > 0, df, np.nan), 0.5 + how["confidence"] / 2)
+        half = stderr * tq[:, None]
+        r2 = np.where(rss_flat > 0, 1.0 - rss / rss_flat, np.where(rss == 0, 1.0, np.nan))
+        pval = f_test_pvalue(rss, rss_flat, n_points, p, ftest_df=how["ftest_df"])
+        aic_sig = _aic(rss, n_points, p)
+        aic_flat = _aic(rss_flat, n_points, 1)
+    fitted = status <= K.ST_SINGULAR
+    fitted &= (status != K.ST_TOO_FEW) & (status != K.ST_NON_FINITE)
+    if how["selection"] == "ftest":
+        sigmoid = pval < how["alpha"]
+    else:
+        sigmoid = aic_sig < aic_flat
+    selected = np.where(fitted, np.where(sigmoid, SELECTED_SIGMOID, SELECTED_FLAT), SELECTED_NONE)
+    status = np.where(fitted & ~sigmoid, K.ST_FLAT, status)
+    return BatchFit(
+        model=model, param_names=PARAMS, params=params, stderr=stderr, ci_lower=params - half,
+        ci_upper=params + half, rss=rss, r2=r2, n_points=n_points, iterations=iters, status=status,
+        flat_value=mean, flat_rss=rss_flat, f_pvalue=pval, selected=selected.astype(np.int64),
+        aic_sigmoid=aic_sig, aic_flat=aic_flat,
+    )  # fmt: skip
+
+
+def hessian_var_diag(x: np.ndarray, y: np.ndarray, code: np.ndarray, params: np.ndarray, free: np.ndarray):
+    """diag(H^-1) on the free parameters, H = exact Hessian of RSS / 2 = J'J - sum r * d2f (vectorized)."""
+    xs = np.where(code == 2, K.X_ZERO_DOSE, np.where(code > 0, x, 0.0))
+    w = (code > 0).astype(np.float64)
+    t, b, e, h = (params[:, j : j + 1] for j in range(4))
+    with np.errstate(all="ignore"):
+        dx = xs - e
+        s = 1.0 / (1.0 + 10.0 ** np.clip(h * dx, -K.ZMAX, K.ZMAX))
+        d = t - b
+        s1 = -K.LN10 * s * (1.0 - s)  # ds/dz
+        s2 = -K.LN10 * (1.0 - 2.0 * s) * s1  # d2s/dz2
+        r = np.where(code > 0, y, 0.0) - (b + d * s)
+        jac = [s, 1.0 - s, -d * s1 * h, d * s1 * dx]
+        zero = np.zeros_like(s)
+        d2 = {(0, 2): -s1 * h, (0, 3): s1 * dx, (1, 2): s1 * h, (1, 3): -s1 * dx, (2, 2): d * s2 * h * h,
+              (2, 3): -d * (s2 * dx * h + s1), (3, 3): d * s2 * dx * dx}  # fmt: skip
+        H = np.empty((x.shape[0], 4, 4))
+        for i in range(4):
+            for j in range(i, 4):
+                H[:, i, j] = H[:, j, i] = (w * (jac[i] * jac[j] - r * d2.get((i, j), zero))).sum(axis=1)
+    idx = np.flatnonzero(free)
+    sub = H[:, idx[:, None], idx[None, :]]
+    out = np.full((x.shape[0], 4), np.nan)
+    ok = np.isfinite(sub).all(axis=(1, 2))
+    inv = np.full_like(sub, np.nan)
+    for k in np.flatnonzero(ok):  # small per-curve inverses; only used on demand
+        try:
+            inv[k] = np.linalg.inv(sub[k]) if np.all(np.linalg.eigvalsh(sub[k]) > 0) else np.nan
+        except np.linalg.LinAlgError:
+            pass
+    out[:, idx] = np.diagonal(inv, axis1=1, axis2=2)
+    return out
+
+
+def _aic(rss: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """Gaussian AIC up to a constant: n log(RSS / n) + 2 (k + 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return n * np.log(np.maximum(rss, 1e-300) / n) + 2.0 * (k + 1)
+
+
+def f_test_pvalue(
+    rss_sigmoid: np.ndarray, rss_flat: np.ndarray, n: np.ndarray, p: int, *, ftest_df: str = "standard"
+) -> np.ndarray:
+    """p-value of the F-test flat (1 parameter) vs sigmoid (p parameters), vectorized.
+
+    F = ((RSS_flat - RSS_sig) / (p - 1)) / (RSS_sig / df2), df2 = n - p (``"standard"``) or n - p + 1
+    (``"grmetrics"``). A sigmoid that does not improve on the flat model has p = 1; a perfect one, p = 0.
+    """
+    df1 = p - 1.0
+    df2 = n - p + (1.0 if ftest_df == "grmetrics" else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.maximum(rss_flat - rss_sigmoid, 0.0)
+        f = (gain / df1) / (rss_sigmoid / df2)
+        f = np.where(gain > 0, f, 0.0)
+        f = np.where((gain > 0) & (rss_sigmoid <= 0), np.inf, f)
+        pval = special.fdtrc(df1, np.where(df2 > 0, df2, np.nan), f)
+        pval = np.where(np.isposinf(f) & (df2 > 0), 0.0, pval)
+    return np.where(np.isnan(rss_sigmoid) | np.isnan(rss_flat), np.nan, pval)
+
+
+def warmup() -> float:
+    """Compile (or load from the numba cache) the kernel on a tiny batch; returns the seconds taken."""
+    t0 = time.perf_counter()
+    x = np.tile(np.linspace(-9.0, -5.0, 6), (2, 1))
+    y = 1.0 / (1.0 + 10.0 ** (x + 7.0))
+    fit_batch(x, y)
+    return time.perf_counter() - t0

@@ -1,0 +1,156 @@
+"""Table level: the responses table in, the curves table out (:func:`fit_curves`)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError
+from doseatlas.fit.engine import BatchFit, fit_batch
+from doseatlas.fit.models import PARAMS
+
+# Curves-table column names not (yet) in doseatlas.schemas; candidates to move there.
+MODEL = "model"
+SELECTED = "selected"
+EC50 = "ec50"
+RSS = "rss"
+R2 = "r2"
+N_POINTS = "n_points"
+N_DOSES = "n_doses"
+N_REPLICATES = "n_replicates"
+CONC_MIN = "conc_min"
+CONC_MAX = "conc_max"
+F_PVALUE = "f_pvalue"
+FLAT_VALUE = "flat_value"
+ITERATIONS = "iterations"
+REPLICATE_SD = "replicate_sd"
+SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX = "_se", "_lower", "_upper"
+
+#: default model per response scale
+DEFAULT_MODEL: dict[str, str] = {S.RELATIVE_VIABILITY: "ll4", S.PERCENT_GROWTH: "ll4", S.GR: "gr_sigmoid"}
+#: divide the response column by this before fitting
+SCALE_DIVISOR: dict[str, float] = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 100.0, S.GR: 1.0}
+
+_X, _Y, _CURVE = "_x", "_y", "_curve"
+
+
+def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
+    """Column order of the curves table."""
+    params = [*PARAMS[:3], EC50, PARAMS[3]]
+    per_param = [f"{p}{sfx}" for p in params for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
+    stats = [RSS, R2, N_POINTS, N_DOSES, N_REPLICATES, CONC_MIN, CONC_MAX, F_PVALUE, FLAT_VALUE, ITERATIONS]
+    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.STATUS, SELECTED, *per_param, *stats, REPLICATE_SD]
+
+
+def curve_id(key: tuple, scale: str) -> str:
+    """Stable id of a curve: 16 hex digits of a BLAKE2b hash of its key values and scale."""
+    text = "\x1f".join([*("" if pd.isna(v) else str(v) for v in key), scale])
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def fit_curves(
+    responses: pd.DataFrame,
+    *,
+    scale: str,
+    model: str | None = None,
+    keys: tuple[str, ...] = S.CURVE_KEY,
+    **options,
+) -> pd.DataFrame:
+    """Fit one curve per key on one response scale; returns the curves table (one row per curve).
+
+    Only ``perturbation_type == "drug"`` rows are dose series. ``duration_h`` is ``time_h``. Rows with a
+    missing response are excluded from the fit but their curve still gets a row (status
+    ``too_few_points`` when nothing usable is left). Replicates are pooled. ``options`` go to
+    :func:`doseatlas.fit.fit_batch`.
+    """
+    if scale not in S.RESPONSE_SCALES:
+        raise ConfigError(f"scale must be one of {list(S.RESPONSE_SCALES)}, not {scale!r}")
+    model = model or DEFAULT_MODEL[scale]
+    points = _points(responses, scale=scale, keys=keys)
+    if points.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in curves_columns(keys)})
+    x, y = _padded(points)
+    fit = fit_batch(x, y, model=model, **options)
+    first = points.groupby(_CURVE, sort=True).head(1).set_index(_CURVE).sort_index()
+    table = first[list(keys)].reset_index(drop=True)
+    table.insert(0, S.CURVE_ID, [curve_id(k, scale) for k in table.itertuples(index=False, name=None)])
+    table[S.SCALE] = scale
+    table[MODEL] = model
+    table[S.STATUS] = fit.status_names()
+    table[SELECTED] = fit.selected_names()
+    table = pd.concat([table, _param_columns(fit), _stat_columns(fit, points)], axis=1)
+    return table[curves_columns(keys)]
+
+
+def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept)."""
+    drug = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
+    frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
+    conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(conc >= 0, np.log10(conc), np.nan)
+    y = frame[scale].to_numpy(dtype=np.float64, na_value=np.nan) / SCALE_DIVISOR[scale]
+    out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
+    out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
+    return out.sort_values(_CURVE, kind="stable").reset_index(drop=True)
+
+
+def _padded(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-padded (n_curves, max_points) arrays from the sorted point table."""
+    curve = points[_CURVE].to_numpy()
+    n = int(curve.max()) + 1
+    pos = points.groupby(_CURVE, sort=False).cumcount().to_numpy()
+    width = int(pos.max()) + 1
+    x = np.full((n, width), np.nan)
+    y = np.full((n, width), np.nan)
+    x[curve, pos] = points[_X].to_numpy()
+    y[curve, pos] = points[_Y].to_numpy()
+    return x, y
+
+
+def _param_columns(fit: BatchFit) -> pd.DataFrame:
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(PARAMS):
+        cols[name] = fit.params[:, j]
+        cols[name + SE_SUFFIX] = fit.stderr[:, j]
+        cols[name + LOWER_SUFFIX] = fit.ci_lower[:, j]
+        cols[name + UPPER_SUFFIX] = fit.ci_upper[:, j]
+    j = PARAMS.index("log10_ec50")
+    with np.errstate(over="ignore", invalid="ignore"):
+        ec50 = 10.0 ** fit.params[:, j]
+        cols[EC50] = ec50
+        cols[EC50 + SE_SUFFIX] = ec50 * np.log(10.0) * fit.stderr[:, j]  # delta method
+        cols[EC50 + LOWER_SUFFIX] = 10.0 ** fit.ci_lower[:, j]
+        cols[EC50 + UPPER_SUFFIX] = 10.0 ** fit.ci_upper[:, j]
+    return pd.DataFrame(cols)
+
+
+def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:
+    """Fit statistics plus design summaries (doses, replicates, tested range) per curve."""
+    used = points[np.isfinite(points[_Y]) & ~np.isnan(points[_X])]
+    n = len(fit)
+    by_dose = used.groupby([_CURVE, S.CONCENTRATION], sort=False)[_Y].agg(["count", "std"]).reset_index()
+    per_curve = by_dose.groupby(_CURVE).agg(
+        n_doses=("count", "size"), n_replicates=("count", "max"), replicate_sd=("std", "mean")
+    )
+    positive = used[used[S.CONCENTRATION] > 0].groupby(_CURVE)[S.CONCENTRATION].agg(["min", "max"])
+    per_curve = per_curve.reindex(range(n))
+    positive = positive.reindex(range(n))
+    return pd.DataFrame(
+        {
+            RSS: fit.rss,
+            R2: fit.r2,
+            N_POINTS: fit.n_points,
+            N_DOSES: per_curve["n_doses"].fillna(0).to_numpy(dtype=np.int64),
+            N_REPLICATES: per_curve["n_replicates"].fillna(0).to_numpy(dtype=np.int64),
+            CONC_MIN: positive["min"].to_numpy(),
+            CONC_MAX: positive["max"].to_numpy(),
+            F_PVALUE: fit.f_pvalue,
+            FLAT_VALUE: fit.flat_value,
+            ITERATIONS: fit.iterations,
+            REPLICATE_SD: per_curve["replicate_sd"].to_numpy(),
+        }
+    )
