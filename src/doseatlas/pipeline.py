@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas.errors import DoseatlasError
+from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
@@ -22,10 +23,42 @@ STEPS = ("validate", "normalize", "fit", "metrics")
 
 
 @dataclass(frozen=True)
+class FitOptions:
+    """Options of the fitting step (the refusal policy; see ``docs/fitting.md``).
+
+    Parameters
+    ----------
+    selection
+        ``ftest`` (sigmoid kept when the F-test against the flat model has p < ``alpha``) or ``aic``.
+    alpha
+        F-test level.
+    ftest_df
+        ``standard`` (denominator df n - p) or ``grmetrics`` (n - p + 1, as GRmetrics and gDR).
+    robust
+        ``None`` (least squares), ``soft_l1`` or ``huber``.
+    """
+
+    selection: str = "ftest"
+    alpha: float = 0.05
+    ftest_df: str = "standard"
+    robust: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Every option of a run; recorded verbatim in the provenance of each output table."""
 
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
+    fit: FitOptions = field(default_factory=FitOptions)
+    metrics: MetricOptions = field(default_factory=MetricOptions)
+    fit_policy: str = "refuse"
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +108,15 @@ def _summary(
     return summary
 
 
+def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFrame:
+    """The ``fit`` step: every drug curve on every response scale, one table."""
+    from doseatlas.fit import fit_curves
+
+    frames = [fit_curves(responses, scale=scale, **options.as_kwargs()) for scale in S.RESPONSE_SCALES]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -114,13 +156,11 @@ def run_pipeline(
     tick("validate")
     checked, responses = _validate_and_normalize(raw, options=options, tick=tick)
     tick("fit")
-    curves = pd.DataFrame(columns=[S.CURVE_ID, *S.CURVE_KEY, S.SCALE])
+    curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
-    metrics = pd.DataFrame(columns=[*S.METRIC_KEY, S.VALUE, S.UNIT, S.STATUS, S.LOWER, S.UPPER, S.REASON])
+    metrics = compute_metrics(responses, curves, options=options.metrics)
     summary = _summary(checked.n_read, checked.clean, checked.ledger, responses)
-    summary["notes"] = [
-        "curve fitting and metrics are not implemented yet: curves and metrics tables are empty"
-    ]
+    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
     return RunResult(

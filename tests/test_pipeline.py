@@ -1,0 +1,92 @@
+"""The run as a whole on hand-made plates: refusals by missing controls, censoring, knockouts kept apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from doseatlas import schemas as S
+from doseatlas.pipeline import run_pipeline
+
+from wells import frame, plate, row
+
+DOSES = np.logspace(-9, -5, 9)  # molar
+TIME_ZERO_FAMILY = {"gi50", "tgi", "lc50", "gr50", "gec50", "grinf", "grmax", "gr_aoc", "hill_gr"}
+
+
+def _curve_plate(*, ic50=1e-7, bottom=0.05, hill=1.2, control=1000.0, t0=250.0, **kw):
+    rv = bottom + (1 - bottom) / (1 + (DOSES / ic50) ** hill)
+    treated = {c * 1e6: control * v for c, v in zip(DOSES, rv, strict=True)}  # uM
+    return plate(vehicle=[control] * 4, blank=[0.0, 0.0], treated=treated, **kw), rv
+
+
+def _metrics(rows):
+    result = run_pipeline(frame(rows))
+    return result, result.metrics.set_index([S.PERTURBAGEN, S.METRIC])
+
+
+def test_without_time_zero_the_growth_family_is_refused_but_ic50_is_estimated():
+    rows, _ = _curve_plate()
+    _, m = _metrics(rows)
+    for name in TIME_ZERO_FAMILY:
+        assert m.loc[("x", name), S.STATUS] == "refused"
+        assert m.loc[("x", name), S.REASON] == "no_time_zero"
+    assert m.loc[("x", "ic50"), S.STATUS] == "estimated"
+
+
+def test_without_vehicle_no_ic50():
+    rows, _ = _curve_plate()
+    rows = [r for r in rows if r[S.ROLE] != "vehicle"]
+    _, m = _metrics(rows)
+    assert m.loc[("x", "ic50"), S.STATUS] == "refused"
+    assert m.loc[("x", "ic50"), S.REASON] == "no_vehicle_control"
+
+
+def test_noise_free_curve_recovers_absolute_ic50_and_ec50():
+    rows, _ = _curve_plate(ic50=2e-7, bottom=0.0)
+    _, m = _metrics(rows)
+    assert m.loc[("x", "ic50"), S.VALUE] == pytest.approx(2e-7, rel=1e-3)
+    assert m.loc[("x", "ec50"), S.VALUE] == pytest.approx(2e-7, rel=1e-3)
+    lower, upper = m.loc[("x", "ic50"), [S.LOWER, S.UPPER]]
+    assert lower * (1 - 1e-6) <= 2e-7 <= upper * (1 + 1e-6)
+
+
+def test_ic50_beyond_the_top_dose_is_right_censored_at_that_dose():
+    rows, _ = _curve_plate(ic50=1e-3, bottom=0.0)
+    _, m = _metrics(rows)
+    got = m.loc[("x", "ic50")]
+    assert got[S.STATUS] == "right_censored"
+    assert np.isnan(got[S.VALUE])
+    assert got[S.LOWER] == pytest.approx(DOSES.max()) and got[S.UPPER] == np.inf
+
+
+def test_partial_curve_has_ic50_right_censored_but_ec50_estimated():
+    rows, _ = _curve_plate(ic50=1e-7, bottom=0.7)
+    _, m = _metrics(rows)
+    assert m.loc[("x", "ic50"), S.STATUS] == "right_censored"
+    assert m.loc[("x", "ec50"), S.STATUS] == "estimated"
+    assert m.loc[("x", "einf"), S.VALUE] == pytest.approx(0.7, abs=1e-3)
+
+
+def test_knockouts_are_never_merged_with_drugs():
+    rows, _ = _curve_plate()
+    rows += [
+        row(perturbation_type="knockout", perturbagen="TP53", concentration="", signal=400, well=f"K{i}")
+        for i in range(3)
+    ]
+    result, _ = _metrics(rows)
+    ko = result.metrics[result.metrics[S.PERTURBATION_TYPE] == "knockout"]
+    assert set(ko[S.METRIC]) == {"rv_effect", "gr_effect"}
+    assert ko.set_index(S.METRIC).loc["rv_effect", S.VALUE] == pytest.approx(0.4)
+    drug = result.metrics[result.metrics[S.PERTURBATION_TYPE] == "drug"]
+    assert not {"rv_effect", "gr_effect"} & set(drug[S.METRIC])
+    assert (result.curves[S.PERTURBATION_TYPE] == "drug").all()
+
+
+def test_every_metric_row_is_unique_and_accounted():
+    rows, _ = _curve_plate(time_zero=[250.0] * 3)
+    result, _ = _metrics(rows)
+    assert not result.metrics.duplicated(list(S.METRIC_KEY)).any()
+    s = result.summary
+    assert s["rows_used"] + s["rows_in_ledger"] == s["rows_read"]
+    assert set(result.metrics[S.STATUS]) <= {st.value for st in S.MetricStatus}
