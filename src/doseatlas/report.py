@@ -23,7 +23,8 @@ th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
 padding:.7em 1.1em;min-width:9em}.card b{display:block;font-size:1.5em}
 code{background:#f0f4f8;padding:0 .25em;border-radius:3px}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #d9e2ec;border-radius:6px;background:#fff}
-figcaption{color:#627d98;font-size:.9em}
+figcaption{color:#627d98;font-size:.9em}.scroll{overflow-x:auto;max-width:100%}
+.cols{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
 """
 
 
@@ -43,7 +44,10 @@ def _table(frame: pd.DataFrame, *, caption: str | None = None) -> str:
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _cards(summary: dict[str, Any]) -> str:

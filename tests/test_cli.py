@@ -1,0 +1,73 @@
+"""The command line: the output contract, exit code 2 on unusable files, atomic output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from doseatlas import schemas as S
+from doseatlas.cli import app
+from doseatlas.io import RUN_TABLES, read_metadata
+
+from wells import plate, row
+
+CHECKER = Path(__file__).resolve().parents[2] / "shared" / "checks" / "check_output.py"
+runner = CliRunner()
+
+
+@pytest.fixture
+def wells_csv(tmp_path):
+    rows = plate(treated={c: 100 / (1 + c) for c in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)}, time_zero=[20, 21])
+    rows.append(row(signal="oops", well="Z1"))
+    path = tmp_path / "wells.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_run_writes_every_table_with_provenance(tmp_path, wells_csv):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(wells_csv), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in RUN_TABLES:
+        meta = read_metadata(out / f"{name}.parquet")
+        assert meta["schema_version"] == S.SCHEMA_VERSION
+        assert meta["inputs"][0]["checksum"].startswith("sha256:")
+        assert meta["parameters"]["fit"]["selection"] == "ftest"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_read"] == summary["rows_used"] + summary["rows_in_ledger"]
+    assert summary["rows_in_ledger"] == 1
+    assert (out / "report.html").stat().st_size > 1000
+
+
+def test_output_passes_the_shared_contract_checker(tmp_path, wells_csv):
+    if not CHECKER.is_file():
+        pytest.skip("../shared/checks/check_output.py not found")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(wells_csv), "--out", str(out)]).exit_code == 0
+    check = subprocess.run([sys.executable, str(CHECKER), str(out)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_unusable_file_exits_2_names_file_and_column_and_leaves_no_output(tmp_path):
+    path = tmp_path / "broken.csv"
+    pd.DataFrame(plate()).drop(columns=[S.SIGNAL]).to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "broken.csv" in result.output and "signal" in result.output
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*")), "no half-written scratch directory is left"
+
+
+def test_a_failed_run_keeps_the_previous_output(tmp_path, wells_csv):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(wells_csv), "--out", str(out)]).exit_code == 0
+    before = (out / "metrics.parquet").read_bytes()
+    assert runner.invoke(app, ["run", str(tmp_path / "missing.csv"), "--out", str(out)]).exit_code == 2
+    assert (out / "metrics.parquet").read_bytes() == before
