@@ -395,6 +395,20 @@ def get(name: str) -> Metric:
     return REGISTRY[name]
 
 
+IC50_VS_EC50 = [
+    "",
+    "## IC50 is not EC50",
+    "",
+    "![A curve that levels off at 30% viability: EC50 = 1 µM, absolute IC50 = 2.5 µM](img/ic50_vs_ec50.png)",
+    "",
+    "The curve `f(c) = 0.3 + 0.7 / (1 + c / 1 µM)` levels off at 30% viability. Its midpoint (the relative EC50) is "
+    "1 µM, where f = 0.65; it crosses 50% of the vehicle control (the absolute IC50) at 2.5 µM, since "
+    "(1 - 0.5) / (0.5 - 0.3) = 2.5. A curve that levels off above 0.5 has an EC50 but no IC50 at all: doseatlas "
+    "reports the IC50 as `right_censored` at the highest tested dose. The two coincide only when the curve "
+    "reaches 0 (bottom = 0).",
+]
+
+
 def render_markdown() -> str:
     """``docs/metrics.md``, generated from the registry."""
     lines = [
@@ -409,6 +423,7 @@ def render_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| `{m.name}` | {m.label} | `{m.scale}` | {m.unit} | {m.reference} |" for m in METRICS]
+    lines += IC50_VS_EC50
     for m in METRICS:
         lines += [
             "",
