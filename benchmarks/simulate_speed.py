@@ -1,0 +1,54 @@
+"""Speed of the simulator: wells per second (target: at least 100,000 wells/s).
+
+Usage: ``python benchmarks/simulate_speed.py [--cell-lines N] [--drugs M] [--replicates R] [--seed S]``
+
+Times the well table alone (layout, population model, noise, DataFrame) and the whole
+:func:`doseatlas.simulate.simulate` (wells + exact truth by brentq), on a 384-well screen read at 72 h and
+96 h with time-zero plates. Both are compared in the same run with a baseline: a plain numpy
+``exp`` over the same number of wells. The last line is ``wells_per_s=<wells table> total_wells_per_s=<...>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+from doseatlas.simulate.plates import dataset_wells
+from doseatlas.simulate.pool import plan_dataset, resolve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cell-lines", type=int, default=40)
+    parser.add_argument("--drugs", type=int, default=40)
+    parser.add_argument("--replicates", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    dataset = DatasetConfig(
+        name="bench", plate_format=384, read_times_h=[72.0, 96.0], time_zero=True, replicates=args.replicates
+    )
+    config = SimulationConfig(n_cell_lines=args.cell_lines, n_drugs=args.drugs, datasets=[dataset])
+    plan = plan_dataset(dataset, resolve(config, seed=args.seed))
+    start = time.perf_counter()
+    wells = dataset_wells(plan, rng=np.random.default_rng(args.seed))
+    t_wells = time.perf_counter() - start
+    start = time.perf_counter()
+    result = simulate(config, seed=args.seed)
+    t_total = time.perf_counter() - start
+    start = time.perf_counter()
+    np.exp(np.random.default_rng(0).normal(size=len(wells)))
+    t_base = time.perf_counter() - start
+    n = len(wells)
+    print(f"wells={n} curves_in_truth={len(result.truth) // 7}")
+    print(
+        f"well table: {t_wells:.3f} s; simulate() incl. truth: {t_total:.3f} s; numpy exp baseline: {t_base:.4f} s"
+    )
+    print(f"ratio well table / baseline = {t_wells / t_base:.0f}")
+    print(f"wells_per_s={n / t_wells:.0f} total_wells_per_s={n / t_total:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The cell-population model and the readout models (vectorized numpy, no randomness).
+
+Every function broadcasts over numpy arrays, so the same code computes one well, a million wells
+or one point of a truth curve.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from doseatlas import schemas as S
+
+LN2 = float(np.log(2.0))
+
+
+def hill(conc_m: np.ndarray, ec50_m: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Hill occupancy ``c^n / (c^n + ec50^n)``: 0 at c = 0, 1 at c = inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return expit(slope * (np.log(conc_m) - np.log(ec50_m)))
+
+
+def _hill_scalar(conc_m: float, ec50_m: float, slope: float) -> float:
+    """:func:`hill` for one concentration (``math``; overflow-safe)."""
+    if conc_m <= 0.0:
+        return 0.0
+    if math.isinf(conc_m):
+        return 1.0
+    z = slope * (math.log(conc_m) - math.log(ec50_m))
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def _growth_integral(rate: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """``∫_0^tau exp(rate u) du`` = ``expm1(rate tau) / rate`` (``tau`` when rate = 0)."""
+    rate, tau = np.broadcast_arrays(np.asarray(rate, dtype=float), np.asarray(tau, dtype=float))
+    small = np.abs(rate) < 1e-12
+    safe = np.where(small, 1.0, rate)
+    return np.where(small, tau * (1.0 + 0.5 * rate * tau), np.expm1(safe * tau) / safe)
+
+
+def population(
+    *,
+    n0: np.ndarray,
+    k0: np.ndarray,
+    lag_h: np.ndarray,
+    inhibition: np.ndarray,
+    death_per_h: np.ndarray,
+    time_h: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Live and dead cells at ``time_h``.
+
+    Untreated growth at ``k0 = ln2/Td`` until ``lag_h``, then division ``k0 (1 - inhibition)``
+    and death ``death_per_h``. Dead cells ``D = death ∫ N`` (closed form, none before the lag).
+    """
+    time_h = np.asarray(time_h, dtype=float)
+    before = np.minimum(time_h, lag_h)
+    tau = np.maximum(time_h - lag_h, 0.0)
+    n_lag = n0 * np.exp(k0 * before)
+    net = k0 * (1.0 - inhibition) - death_per_h
+    live = n_lag * np.exp(net * tau)
+    dead = death_per_h * n_lag * _growth_integral(net, tau)
+    return live, dead
+
+
+@dataclass(frozen=True)
+class ReadoutModel:
+    """Noise-free signal of one readout chemistry as a function of live and dead cells.
+
+    * ``atp``: ``scale * N * atp_factor`` (``atp_factor`` < 1 under an interfering drug);
+    * ``resazurin``: ``scale * N / (N + saturation_cells)`` (saturates at high density);
+    * ``srb``: ``scale * (N + dead_signal_fraction * D)`` (fixed protein of dead cells still counts);
+    * ``nuclei_count``: ``scale * N`` (live nuclei; counting noise is added later);
+    * ``dna_dye``: ``scale * (D + live_stain_fraction * N)`` (dead-cell stain: rises as cells die).
+    """
+
+    readout: str
+    scale: float
+    saturation_cells: float = 40000.0
+    dead_signal_fraction: float = 0.5
+    live_stain_fraction: float = 0.05
+
+    def signal(self, live: np.ndarray, dead: np.ndarray, atp_factor: np.ndarray | float = 1.0) -> np.ndarray:
+        """Background-free expected signal."""
+        r = self.readout
+        if r == S.Readout.ATP:
+            return self.scale * live * atp_factor
+        if r == S.Readout.RESAZURIN:
+            return self.scale * live / (live + self.saturation_cells)
+        if r == S.Readout.SRB:
+            return self.scale * (live + self.dead_signal_fraction * dead)
+        if r == S.Readout.NUCLEI_COUNT:
+            return self.scale * live
+        if r == S.Readout.DNA_DYE:
+            return self.scale * (dead + self.live_stain_fraction * live)
+        raise ValueError(f"readout {r!r} is not simulated")  # pragma: no cover - config validates
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Noise-free biology of one (data set, cell line, perturbation, readout) in an interior well.
+
+    Drug effects at concentration ``c`` (molar): inhibition ``emax_div h(c; ec50_div, hill)``,
+    death ``death_max h(c; ec50_death, hill_death)``, ATP factor ``1 - atp_max h(c; atp_ec50, hill)``.
+    A genetic perturbation is the same with every Hill term equal to 1 (evaluate at ``c = inf``).
+    """
+
+    readout: ReadoutModel
+    n0: float
+    k0: float
+    lag_h: float
+    emax_div: float
+    ec50_div_m: float
+    hill: float
+    death_max: float
+    ec50_death_m: float
+    hill_death: float
+    atp_max: float = 0.0
+    atp_ec50_m: float = 1.0
+
+    def effects(self, conc_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inhibition, death rate, ATP factor) at molar concentrations (inf = the limit)."""
+        conc_m = np.asarray(conc_m, dtype=float)
+        inhibition = self.emax_div * hill(conc_m, self.ec50_div_m, self.hill)
+        death = self.death_max * hill(conc_m, self.ec50_death_m, self.hill_death)
+        atp = 1.0 - self.atp_max * hill(conc_m, self.atp_ec50_m, self.hill)
+        return inhibition, death, atp
+
+    def signal(self, conc_m: np.ndarray, time_h: float) -> np.ndarray:
+        """Background-free expected signal at ``conc_m`` (molar) read at ``time_h``."""
+        inhibition, death, atp = self.effects(conc_m)
+        live, dead = population(
+            n0=self.n0, k0=self.k0, lag_h=self.lag_h, inhibition=inhibition, death_per_h=death, time_h=time_h
+        )
+        return self.readout.signal(live, dead, atp)
+
+    def signal_scalar(self, conc_m: float, time_h: float) -> float:
+        """:meth:`signal` for one concentration with ``math`` (fast inside a scalar root finder)."""
+        inhibition = self.emax_div * _hill_scalar(conc_m, self.ec50_div_m, self.hill)
+        death = self.death_max * _hill_scalar(conc_m, self.ec50_death_m, self.hill_death)
+        atp = 1.0 - self.atp_max * _hill_scalar(conc_m, self.atp_ec50_m, self.hill)
+        tau = max(time_h - self.lag_h, 0.0)
+        n_lag = self.n0 * math.exp(self.k0 * min(time_h, self.lag_h))
+        net = self.k0 * (1.0 - inhibition) - death
+        integral = tau * (1.0 + 0.5 * net * tau) if abs(net) < 1e-12 else math.expm1(net * tau) / net
+        return float(self.readout.signal(n_lag * math.exp(net * tau), death * n_lag * integral, atp))
+
+    def time_zero(self) -> float:
+        """Signal read at drug addition (time-zero plate: no drug, no dead cells)."""
+        return float(self.readout.signal(np.float64(self.n0), np.float64(0.0)))
+
+    def relative_viability(self, conc_m: np.ndarray, time_h: float) -> np.ndarray:
+        """``RV = s(c) / s(0)`` at ``time_h``."""
+        return self.response(S.RELATIVE_VIABILITY, conc_m, time_h)
+
+    def percent_growth(self, conc_m: np.ndarray, time_h: float) -> np.ndarray:
+        """NCI-60 percent growth: ``100 (Ti-Tz)/(C-Tz)`` if ``Ti >= Tz`` else ``100 (Ti-Tz)/Tz``."""
+        return self.response(S.PERCENT_GROWTH, conc_m, time_h)
+
+    def gr(self, conc_m: np.ndarray, time_h: float) -> np.ndarray:
+        """GR value ``2^(log2(x/x0) / log2(xctrl/x0)) - 1``."""
+        return self.response(S.GR, conc_m, time_h)
+
+    def response(self, scale: str, conc_m: np.ndarray, time_h: float) -> np.ndarray:
+        """One response scale (:data:`doseatlas.schemas.RESPONSE_SCALES`)."""
+        x = self.signal(conc_m, time_h)
+        return from_signal(scale, x, control=float(self.signal(0.0, time_h)), time_zero=self.time_zero())
+
+
+def from_signal(scale: str, x: np.ndarray, *, control: float, time_zero: float) -> np.ndarray:
+    """Response on ``scale`` of background-free signal ``x`` given vehicle and time-zero signals."""
+    if scale == S.RELATIVE_VIABILITY:
+        return x / control
+    if scale == S.PERCENT_GROWTH:
+        return np.where(
+            x >= time_zero,
+            100.0 * (x - time_zero) / (control - time_zero),
+            100.0 * (x - time_zero) / time_zero,
+        )
+    if scale == S.GR:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 2.0 ** (np.log2(x / time_zero) / np.log2(control / time_zero)) - 1.0
+    raise ValueError(f"unknown response scale {scale!r} (use one of {', '.join(S.RESPONSE_SCALES)})")
