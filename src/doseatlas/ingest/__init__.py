@@ -1,10 +1,91 @@
-"""Readers: one per source format, each returning the canonical well table.
+"""Readers: one per source format, each returning the canonical well table or a response table.
 
 Every reader returns a :class:`pandas.DataFrame` with the canonical well columns of
-:mod:`doseatlas.schemas` (values as read, not yet validated) plus ``source_file`` and
-``source_line`` so that every row can be traced back to where it came from.
+:mod:`doseatlas.schemas` (values as read, not yet validated) - or, for sources that publish
+normalized responses, the response-table columns - plus ``source_file`` and ``source_line`` so
+that every row can be traced back to where it came from. ``READERS`` maps format names to readers;
+:func:`read_any` reads several files of one format.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.ingest import curvecurator, gdr, gdsc, grmetrics, mapping, pharmacogx, plate_matrix, thunor
 from doseatlas.ingest.canonical import canonical_columns, read_canonical, read_inputs
 
-__all__ = ["canonical_columns", "read_canonical", "read_inputs"]
+READERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "canonical": read_canonical,
+    "gdsc-raw": gdsc.read,
+    "grmetrics": grmetrics.read,
+    "pharmacogx": pharmacogx.read,
+    "curvecurator": curvecurator.read,
+    "thunor-hts": thunor.read,
+    "gdr": gdr.read,
+    "plate-matrix": plate_matrix.read,
+    "mapping": mapping.read,
+}
+
+
+def read_any(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    format: str = "canonical",
+    mapping: str | Path | None = None,
+    **options,
+) -> pd.DataFrame:
+    """Read one or several files of one format into one table.
+
+    Parameters
+    ----------
+    paths
+        A file or several files.
+    format
+        A key of :data:`READERS`; with ``mapping`` given, ``"canonical"`` means ``"mapping"``.
+    mapping
+        A mapping TOML (see :mod:`doseatlas.ingest.mapping`).
+    **options
+        Passed to the reader (e.g. ``plate_map=`` for ``plate-matrix``, ``time_h=`` for ``thunor-hts``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of every file; ``attrs`` of the files are merged (``defaults`` etc.).
+
+    Raises
+    ------
+    ConfigError
+        Unknown format, or a mapping with a format other than canonical/mapping.
+    InputFileError
+        No file, an unreadable file, or well tables mixed with response tables.
+    """
+    if mapping is not None:
+        if format not in ("canonical", "mapping"):
+            raise ConfigError(f"mapping= applies to the generic reader, not to format {format!r}")
+        format, options = "mapping", {**options, "mapping": mapping}
+    if format not in READERS:
+        raise ConfigError(f"unknown format {format!r}; use one of {', '.join(READERS)}")
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    if not paths:
+        raise InputFileError("<none>", "no input file given")
+    frames = [READERS[format](p, **options) for p in paths]
+    if len({S.RESPONSE_SCALE in f.columns for f in frames}) > 1:
+        names = ", ".join(str(p) for p in paths)
+        raise InputFileError(
+            names, "well tables and pre-normalized response tables cannot be mixed in one run"
+        )
+    attrs: dict = {}
+    for frame in frames:
+        for key, value in frame.attrs.items():
+            attrs.setdefault(key, value)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs = attrs
+    return out
+
+
+__all__ = ["READERS", "canonical_columns", "read_any", "read_canonical", "read_inputs"]

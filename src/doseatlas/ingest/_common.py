@@ -1,0 +1,144 @@
+"""Helpers shared by the format readers (reading text tables, well names, provenance)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import InputFileError
+from doseatlas.ingest.canonical import canonical_columns
+
+#: role given to rows the source itself marks as excluded (e.g. GDSC ``UN-USED`` wells). Validation
+#: does not know it, so such rows go to the ledger (today with reason ``unknown_role``; to become
+#: ``RowReason.EXCLUDED_BY_SOURCE``) instead of being dropped silently.
+EXCLUDED_BY_SOURCE = "excluded_by_source"
+
+_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+
+
+def text_table(path: str | Path, *, sep: str | None = None, skip_rows: int = 0) -> pd.DataFrame:
+    """Read a delimited text file with every value as text (missing = empty string).
+
+    The separator is taken from ``sep``, else from the suffix (``.csv`` comma, ``.tsv``/``.txt`` tab).
+    Raises :class:`InputFileError` naming the file when it is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(str(path), "file not found")
+    sep = sep or _SEPARATORS.get(path.suffix.lower().removesuffix(".gz"), ",")
+    try:
+        table = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[],
+            skiprows=skip_rows,
+            encoding="utf-8",
+        )
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputFileError(str(path), f"cannot be read as a delimited text table: {exc}") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def parquet_table(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet file, wrapping every failure into :class:`InputFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(str(path), "file not found")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        raise InputFileError(
+            str(path), f"cannot be read as Parquet: {exc.__class__.__name__}: {exc}"
+        ) from exc
+
+
+def require(table: pd.DataFrame, columns: Iterable[str], *, path: str | Path, what: str = "") -> None:
+    """Raise one :class:`InputFileError` naming every missing column."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        kind = f" of a {what} file" if what else ""
+        raise InputFileError(
+            str(path),
+            f"required column(s){kind} missing: {', '.join(missing)} (found: {', '.join(map(str, table.columns))})",
+            column=missing[0],
+        )
+
+
+def pick(table: pd.DataFrame, names: Sequence[str]) -> str | None:
+    """First of ``names`` that is a column of ``table`` (None when none is)."""
+    return next((n for n in names if n in table.columns), None)
+
+
+def row_letters(index: np.ndarray) -> np.ndarray:
+    """0-based row index -> plate row label (A..Z, AA..AZ, BA..)."""
+    index = np.asarray(index, dtype=np.int64)
+    letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), dtype=object)
+    first = np.where(index >= 26, letters[np.clip(index // 26 - 1, 0, 25)], "")
+    return first + letters[index % 26]
+
+
+def well_names(position0: np.ndarray, *, n_columns: int) -> np.ndarray:
+    """0-based row-wise well index -> well name like ``A01`` (``AF48`` on a 1536-well plate)."""
+    position0 = np.asarray(position0, dtype=np.int64)
+    rows = row_letters(position0 // n_columns)
+    cols = np.char.zfill((position0 % n_columns + 1).astype(str), 2).astype(object)
+    return rows + cols
+
+
+_WELL = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,3})\s*$")
+
+
+def canonical_well(name: str) -> str:
+    """``a1``, ``A1``, ``A001`` -> ``A01``; anything else is returned stripped, unchanged."""
+    match = _WELL.match(str(name))
+    if not match:
+        return str(name).strip()
+    return f"{match.group(1).upper()}{int(match.group(2)):02d}"
+
+
+def number_text(values: pd.Series | np.ndarray) -> pd.Series:
+    """Numbers as text without a spurious ``.0`` (``3.0`` -> ``3``); missing -> empty; text kept as is."""
+    series = pd.Series(values)
+    numeric = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(numeric)
+    integral = (
+        finite
+        & (np.mod(numeric, 1.0, where=finite, out=np.ones_like(numeric)) == 0)
+        & (np.abs(numeric) < 1e15)
+    )
+    out = np.where(series.isna().to_numpy(), "", series.astype(str).str.strip().to_numpy()).astype(object)
+    out[finite] = [repr(float(v)) for v in numeric[finite]]
+    out[integral] = numeric[integral].astype(np.int64).astype(str)
+    return pd.Series(out, index=series.index, dtype=object)
+
+
+def finish(
+    table: pd.DataFrame, *, path: str | Path, lines: Sequence[int] | np.ndarray, attrs: dict | None = None
+) -> pd.DataFrame:
+    """Attach provenance (``source_file``, ``source_line``) and check/order columns."""
+    table = table.copy()
+    if S.SOURCE_FILE not in table.columns:  # a reader joining several files sets it per row
+        table[S.SOURCE_FILE] = str(path)
+    table[S.SOURCE_LINE] = np.asarray(lines, dtype=np.int64)
+    out = canonical_columns(table, source=str(path))
+    out.attrs.update(attrs or {})
+    return out
+
+
+def parse_duration_hours(text: str) -> float:
+    """``'3 d'``, ``'72h'``, ``'3 days'``, ``'72'`` (hours) -> hours; NaN when not understood."""
+    match = re.match(r"^\s*([0-9.]+)\s*([a-zA-Z]*)\s*$", str(text))
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2).lower()
+    factors = {"": 1.0, "h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.0, "day": 24.0}
+    factors["days"] = 24.0
+    return value * factors[unit] if unit in factors else float("nan")

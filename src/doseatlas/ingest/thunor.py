@@ -1,0 +1,168 @@
+"""Reader of Thunor HTS CSV exports (time-course cell counts).
+
+Three files: ``<name>_wells_treated.csv`` (``drug, cell_line, dose`` in **molar**, ``plate, well_id,
+well_num``), ``<name>_assays_treated.csv`` (``assay, well_id, value, timepoint_hours``) and
+``<name>_controls.csv`` (control wells with ``cell_line, plate, well_id, value, well_num,
+timepoint_hours``). Controls are taken as vehicle wells.
+
+Time: each plate is read many times. With ``time_h=72`` (default) the reader keeps, per plate, the
+reads at the time point nearest 72 h (over the treated and control reads of that plate; ties ->
+the earlier) and records that actual time in ``time_h``; ``time_h=None`` keeps every read (one
+well row per read time). Reads not selected are counted in ``attrs["reads_not_selected"]``.
+
+Time zero: Thunor data have no read at the time of drug addition; the first read (0.8-2.4 h in
+HTS007) is taken *after* the drug was added, so it is **not** used as a time-zero read: percent
+growth and GR are refused (``no_time_zero``) unless doubling times are supplied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import InputFileError
+from doseatlas.ingest._common import finish, number_text, require, text_table, well_names
+
+#: thunor assay names -> readout; other names reach the ledger as unknown readouts
+ASSAYS = {"cell count": S.Readout.NUCLEI_COUNT.value}
+
+
+def _companions(path: Path, assays, controls) -> tuple[Path, Path, Path]:
+    if path.is_dir():
+        found = sorted(path.glob("*_wells_treated.csv"))
+        if len(found) != 1:
+            raise InputFileError(
+                str(path), f"expected one *_wells_treated.csv in the folder, found {len(found)}"
+            )
+        path = found[0]
+    stem = path.name.removesuffix("wells_treated.csv")
+    assays = Path(assays) if assays else path.with_name(f"{stem}assays_treated.csv")
+    controls = Path(controls) if controls else path.with_name(f"{stem}controls.csv")
+    return path, assays, controls
+
+
+def read(
+    path: str | Path,
+    *,
+    time_h: float | None = 72.0,
+    assays: str | Path | None = None,
+    controls: str | Path | None = None,
+    dataset: str | None = None,
+    plate_columns: int = 24,
+    assay_map: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Read a Thunor export into the canonical well table.
+
+    Parameters
+    ----------
+    path
+        The ``*_wells_treated.csv`` file (or the folder holding the three files).
+    time_h
+        Target read time in hours (nearest read per plate), or None for every read.
+    assays, controls
+        The other two files (default: same prefix, same folder).
+    dataset
+        Value of ``dataset`` (default: the ``dataset`` column of the files).
+    plate_columns
+        Columns of the plate, to name wells from ``well_num`` (0-based, row-wise; 24 = 384-well).
+    assay_map
+        Extra ``{assay name: readout}`` entries (case-insensitive).
+    """
+    wells_path, assays_path, controls_path = _companions(Path(path), assays, controls)
+    wells = text_table(wells_path)
+    require(wells, ("drug", "cell_line", "dose", "plate", "well_id"), path=wells_path, what="Thunor wells")
+    reads = text_table(assays_path)
+    require(reads, ("assay", "well_id", "value", "timepoint_hours"), path=assays_path, what="Thunor assays")
+    ctrl = text_table(controls_path)
+    require(
+        ctrl, ("cell_line", "plate", "value", "timepoint_hours"), path=controls_path, what="Thunor controls"
+    )
+    mapping = {**ASSAYS, **{k.lower(): v for k, v in (assay_map or {}).items()}}
+    treated = _treated(wells, reads, assays_path=assays_path, plate_columns=plate_columns)
+    vehicle = _controls(ctrl, controls_path=controls_path, plate_columns=plate_columns)
+    both = pd.concat([treated, vehicle], ignore_index=True)
+    both[S.READOUT] = both["_assay"].str.strip().str.lower().map(mapping).fillna(both["_assay"])
+    if dataset is not None:
+        both[S.DATASET] = dataset
+    n_all = len(both)
+    if time_h is not None:
+        both = _nearest(both, float(time_h))
+    both[S.TIME_H] = number_text(both["_t"])
+    attrs = {"reads_not_selected": n_all - len(both), "requested_time_h": time_h}
+    return finish(
+        both.drop(columns=["_t", "_assay"]), path=wells_path, lines=both[S.SOURCE_LINE], attrs=attrs
+    )
+
+
+def _treated(
+    wells: pd.DataFrame, reads: pd.DataFrame, *, assays_path: Path, plate_columns: int
+) -> pd.DataFrame:
+    wells = wells.drop_duplicates("well_id").set_index("well_id")
+    wid = reads["well_id"].str.strip()
+    meta = wells.reindex(wid)
+    out = pd.DataFrame(
+        {
+            S.DATASET: meta["dataset"].fillna("").to_numpy() if "dataset" in meta else "thunor",
+            S.PLATE: meta["plate"].fillna("").to_numpy(),  # an unknown well_id -> empty plate -> ledger
+            S.WELL: _well(meta["well_num"] if "well_num" in meta else None, wid, plate_columns),
+            S.CELL_LINE: meta["cell_line"].fillna("").to_numpy(),
+            S.ROLE: S.Role.TREATED.value,
+            S.PERTURBATION_TYPE: S.PerturbationType.DRUG.value,
+            S.PERTURBAGEN: meta["drug"].fillna("").to_numpy(),
+            S.CONCENTRATION: meta["dose"].fillna("").to_numpy(),
+            S.CONCENTRATION_UNIT: "M",
+            S.SIGNAL: reads["value"].to_numpy(),
+            "_t": pd.to_numeric(reads["timepoint_hours"], errors="coerce").to_numpy(),
+            "_assay": reads["assay"].to_numpy(),
+            S.SOURCE_FILE: str(assays_path),
+            S.SOURCE_LINE: reads.index.to_numpy() + 2,
+        }
+    )
+    return out
+
+
+def _controls(ctrl: pd.DataFrame, *, controls_path: Path, plate_columns: int) -> pd.DataFrame:
+    wid = ctrl["well_id"].str.strip() if "well_id" in ctrl else pd.Series("", index=ctrl.index)
+    return pd.DataFrame(
+        {
+            S.DATASET: ctrl["dataset"].to_numpy() if "dataset" in ctrl else "thunor",
+            S.PLATE: ctrl["plate"].to_numpy(),
+            S.WELL: _well(ctrl["well_num"] if "well_num" in ctrl else None, wid, plate_columns),
+            S.CELL_LINE: ctrl["cell_line"].to_numpy(),
+            S.ROLE: S.Role.VEHICLE.value,
+            S.PERTURBATION_TYPE: "",
+            S.PERTURBAGEN: "",
+            S.CONCENTRATION: "",
+            S.CONCENTRATION_UNIT: "M",
+            S.SIGNAL: ctrl["value"].to_numpy(),
+            "_t": pd.to_numeric(ctrl["timepoint_hours"], errors="coerce").to_numpy(),
+            "_assay": ctrl["assay"].to_numpy() if "assay" in ctrl else "",
+            S.SOURCE_FILE: str(controls_path),
+            S.SOURCE_LINE: ctrl.index.to_numpy() + 2,
+        }
+    )
+
+
+def _well(num: pd.Series | None, well_id: pd.Series, plate_columns: int) -> np.ndarray:
+    """Well name from the 0-based well number; the thunor well_id where the number is missing."""
+    fallback = ("id" + well_id.astype(str)).to_numpy(dtype=object)
+    if num is None:
+        return fallback
+    n = pd.to_numeric(pd.Series(num).reset_index(drop=True), errors="coerce")
+    ok = (n >= 0).to_numpy() & n.notna().to_numpy()
+    out = fallback.copy()
+    out[ok] = well_names(n[ok].to_numpy(dtype=np.int64), n_columns=plate_columns)
+    return out
+
+
+def _nearest(both: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per plate, the reads at the time point nearest ``target`` (rows without a time are all kept)."""
+    timed = both[both["_t"].notna()]
+    times = timed[[S.PLATE, "_t"]].drop_duplicates()
+    times = times.assign(_d=(times["_t"] - target).abs()).sort_values([S.PLATE, "_d", "_t"], kind="stable")
+    chosen = times.drop_duplicates(S.PLATE).set_index(S.PLATE)["_t"]
+    keep = both["_t"].isna() | (both["_t"] == both[S.PLATE].map(chosen))
+    return both[keep.to_numpy()].reset_index(drop=True)

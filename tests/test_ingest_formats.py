@@ -1,0 +1,185 @@
+"""Format readers on small hand-made files: mapping of columns, kept metadata, unknowns, provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.ingest import READERS, read_any
+from doseatlas.ingest._common import EXCLUDED_BY_SOURCE, well_names
+from doseatlas.validate import validate_responses, validate_wells
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_well_names_1536():
+    assert list(well_names(np.array([0, 47, 48, 1535]), n_columns=48)) == ["A01", "A48", "B01", "AF48"]
+
+
+def test_gdsc_roles_units_and_excluded_wells(tmp_path):
+    head = "BARCODE,POSITION,TAG,CELL_LINE_NAME,DRUG_ID,CONC,INTENSITY,ASSAY,DURATION,SEEDING_DENSITY,DRUGSET_ID\n"
+    rows = [
+        "7,1,UN-USED,X,,,5,Glo,4,250,1",
+        "7,49,NC-1,X,4000,,100,Glo,4,250,1",
+        "7,50,B,X,,,10,Glo,4,250,1",
+        "7,51,L1-D1-S,X,1003,0.1,55,Glo,4,250,1",
+        "7,52,PC-1,X,1862,4,12,Glo,4,250,1",
+        "7,53,NC-0,X,,,98,Glo,4,250,1",
+    ]
+    table = read_any(_write(tmp_path / "g.csv", head + "\n".join(rows) + "\n"), format="gdsc-raw")
+    assert list(table[S.ROLE]) == [
+        EXCLUDED_BY_SOURCE,
+        "vehicle",
+        "blank",
+        "treated",
+        "positive_control",
+        "untreated",
+    ]
+    assert list(table[S.WELL]) == ["A01", "B01", "B02", "B03", "B04", "B05"]
+    assert list(table[S.SOURCE_LINE]) == [2, 3, 4, 5, 6, 7]
+    treated = table.iloc[3]
+    assert (treated[S.PERTURBAGEN], treated[S.CONCENTRATION], treated[S.CONCENTRATION_UNIT]) == (
+        "1003",
+        "0.1",
+        "uM",
+    )
+    assert treated[S.TIME_H] == "96" and treated[S.READOUT] == "atp" and treated[S.DATASET] == "GDSC"
+    result = validate_wells(table)
+    assert result.n_used == 5 and list(result.ledger[S.SOURCE_LINE]) == [2]
+
+
+def test_gdsc_bad_position_is_one_clear_error(tmp_path):
+    path = _write(
+        tmp_path / "g.csv", "BARCODE,POSITION,TAG,CELL_LINE_NAME,DRUG_ID,CONC,INTENSITY\n1,x,B,X,,,1\n"
+    )
+    with pytest.raises(InputFileError, match=r"line 2, column 'POSITION'"):
+        read_any(path, format="gdsc-raw")
+
+
+def test_grmetrics_case_a_emits_controls_and_unknowns(tmp_path):
+    text = (
+        "cell_line\tagent\treplicate\tconcentration\tcell_count\tcell_count__ctrl\tcell_count__time0\n"
+        "A\td\t1\t0.1\t80\t100\t20\nA\td\t1\t1\t80\t100\t20\n"
+    )
+    table = read_any(_write(tmp_path / "a.tsv", text), format="grmetrics")
+    assert sorted(table[S.ROLE]) == ["time_zero", "treated", "treated", "vehicle"]
+    assert (table[S.READOUT] == S.Readout.UNKNOWN).all()
+    assert list(table.loc[table[S.ROLE] != "time_zero", S.TIME_H].unique()) == [""]
+    result = validate_wells(table)  # no time column and no time_h option: duration unknown -> ledger
+    assert result.n_used == 1 and set(result.ledger[S.LEDGER_COLUMN]) == {S.TIME_H}
+    table = read_any(tmp_path / "a.tsv", format="grmetrics", time_h=72)
+    assert table.attrs["defaults"][S.TIME_H] == 72 and validate_wells(table).n_rejected == 0
+
+
+def test_grmetrics_case_b(tmp_path):
+    data = _write(
+        tmp_path / "d.tsv",
+        "cell_line\tagent\treplicate\ttime\tconcentration\tcell_count\tctrl_tag\ttime0_tag\n"
+        "A\td\t1\t72\t0.1\t80\tc1\tt1\nA\td\t1\t72\t1\t40\tc1\tt1\n",
+    )
+    ctrl = _write(
+        tmp_path / "c.tsv",
+        "cell_line\treplicate\ttime\tctrl_tag\tcell_count\nA\t1\t72\tc1\t100\nA\t1\t72\tc1\t100\n",
+    )
+    t0 = _write(tmp_path / "t.tsv", "cell_line\ttime0_tag\tcell_count\nA\tt1\t20\n")
+    table = read_any(data, format="grmetrics", ctrl=ctrl, time0=t0)
+    result = validate_wells(table)
+    assert result.n_used == 5 and set(table[S.SOURCE_FILE]) == {str(data), str(ctrl), str(t0)}
+    assert table[S.PLATE].nunique() == 1
+
+
+def test_pharmacogx_response_table(tmp_path):
+    raw = _write(
+        tmp_path / "raw_long.csv",
+        "exp_id,dose_index,dose_uM,viability_pct\ne1,1,0.1,90\ne1,2,1,45\ne2,1,0.1,x\n",
+    )
+    _write(
+        tmp_path / "sensitivity_info.csv",
+        "exp_id,sampleid,treatmentid,duration_h\ne1,L1,D1,72\ne2,L1,D1,72\n",
+    )
+    table = read_any(raw, format="pharmacogx")
+    assert (
+        list(table[S.RESPONSE]) == ["0.9", "0.45", "x"]
+        and (table[S.RESPONSE_SCALE] == S.RELATIVE_VIABILITY).all()
+    )
+    assert list(table[S.REPLICATE]) == ["1", "1", "2"] and (table[S.TIME_H] == "72").all()
+    result = validate_responses(table)
+    assert result.n_used == 2 and list(result.ledger[S.SOURCE_LINE]) == [4]
+
+
+def test_curvecurator_response_table(tmp_path):
+    _write(
+        tmp_path / "p.toml",
+        "['Meta']\nid = 'X'\ntreatment_time = '3 d'\n['Experiment']\nexperiments = [0, 1, 2]\n"
+        "doses = [0.0, 10.0, 100.0]\ndose_scale = '1e-9'\ndose_unit = 'M'\ncontrol_experiment = [0]\n",
+    )
+    data = _write(tmp_path / "d.tsv", "Name\tRaw 0\tRaw 1\tRaw 2\nL1_drugA\t2\t1\t\n")
+    table = read_any(data, format="curvecurator")
+    assert list(table[S.RESPONSE]) == ["0.5", ""] and list(table[S.CONCENTRATION]) == ["10", "100"]
+    assert (table[S.CONCENTRATION_UNIT] == "nM").all() and (table[S.TIME_H] == "72").all()
+    assert (table[S.CELL_LINE] == "L1").all() and (table[S.PERTURBAGEN] == "drugA").all()
+    assert validate_responses(table).n_rejected == 1
+
+
+def test_thunor_nearest_read(tmp_path):
+    _write(
+        tmp_path / "x_wells_treated.csv",
+        "dataset,drug,cell_line,dose,plate,well_id,well_num\n4,d,L,1e-6,P,11,25\n",
+    )
+    _write(
+        tmp_path / "x_assays_treated.csv",
+        "assay,well_id,value,timepoint_hours\nCell count,11,5,1.0\nCell count,11,50,70\n",
+    )
+    _write(
+        tmp_path / "x_controls.csv",
+        "dataset,assay,cell_line,plate,well_id,value,well_num,timepoint_hours\n4,Cell count,L,P,12,100,0,70\n",
+    )
+    table = read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts", time_h=72)
+    assert list(table[S.TIME_H]) == ["70", "70"] and list(table[S.WELL]) == ["B02", "A01"]
+    assert table.attrs["reads_not_selected"] == 1
+    assert len(read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts", time_h=None)) == 3
+
+
+def test_gdr_controls_and_day0(tmp_path):
+    _write(
+        tmp_path / "RawTreated.csv",
+        "row_id,col_id,Concentration,ReadoutValue,BackgroundValue,CorrectedReadout,record_id\nG1_d_m_72,C1,1,60,10,50,5\n",
+    )
+    _write(
+        tmp_path / "Controls.csv",
+        "row_id,col_id,control_type,CorrectedReadout,record_id\nG1_d_m_72,C1,UntrtReadout,100,1\nG1_d_m_72,C1,Day0Readout,25,2\n",
+    )
+    table = read_any(tmp_path / "RawTreated.csv", format="gdr")
+    assert list(table[S.ROLE]) == ["treated", "vehicle", "time_zero"]
+    assert list(table[S.TIME_H]) == ["72", "72", "0"] and list(table[S.SIGNAL]) == ["50", "100", "25"]
+
+
+def test_read_any_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown format"):
+        read_any(tmp_path / "x.csv", format="nope")
+    with pytest.raises(InputFileError, match="no input file"):
+        read_any([], format="gdsc-raw")
+    assert {
+        "gdsc-raw",
+        "grmetrics",
+        "pharmacogx",
+        "curvecurator",
+        "thunor-hts",
+        "gdr",
+        "plate-matrix",
+    } <= set(READERS)
+
+
+def test_read_any_refuses_mixing_wells_and_responses(tmp_path):
+    wells = _write(tmp_path / "w.csv", ",".join(S.REQUIRED_WELL_COLUMNS) + "\n" + ",".join(["x"] * 11) + "\n")
+    cols = S.REQUIRED_RESPONSE_COLUMNS
+    responses = _write(tmp_path / "r.csv", ",".join(cols) + "\n" + ",".join(["x"] * len(cols)) + "\n")
+    mapping = _write(tmp_path / "m.toml", "[constants]\n")
+    assert len(read_any([wells, wells], mapping=mapping)) == 2
+    with pytest.raises(InputFileError, match="cannot be mixed"):
+        read_any([wells, responses], mapping=mapping)
