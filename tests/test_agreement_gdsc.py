@@ -42,7 +42,7 @@ def test_gdsc_subset_matches_gdscic50_untrimmed(tmp_path):
     assert diff < 1e-9
     # every UN-USED well is in the ledger (not silently dropped), and nothing else is
     assert len(ledger) == int((subset["TAG"] == "UN-USED").sum())
-    assert ledger[S.LEDGER_MESSAGE].str.contains(EXCLUDED_BY_SOURCE).all()
+    assert (ledger[S.LEDGER_REASON] == EXCLUDED_BY_SOURCE).all()
 
 
 @pytest.mark.slow

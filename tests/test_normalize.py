@@ -77,3 +77,12 @@ def test_invalid_options_raise_one_clear_error():
         NormalizationOptions(control_summary="mode")
     with pytest.raises(ConfigError, match="doubling time"):
         NormalizationOptions(doubling_times={"A": -1})
+
+
+def test_unknown_read_time_keeps_rv_and_time_zero_gr_but_refuses_doubling_time_gr():
+    rows = plate(time_h="", time_zero=[30, 30])
+    r = _responses(rows)
+    assert r[S.TIME_H].isna().all()
+    assert r[S.RELATIVE_VIABILITY].notna().all() and r[S.GR].notna().all()
+    r = _responses(plate(time_h=""), doubling_times={"A": 24.0})
+    assert set(r[S.reason_column(S.GR)]) == {"no_duration"}

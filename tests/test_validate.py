@@ -110,3 +110,9 @@ def test_line_numbers_point_into_the_file(tmp_path):
     assert result.ledger[S.SOURCE_LINE].tolist() == [len(rows) + 1]
     line = path.read_text().splitlines()[len(rows)]
     assert "oops" in line
+
+
+@pytest.mark.parametrize("role", ["excluded_by_source", "not_in_plate_map"])
+def test_rows_the_source_excludes_go_to_the_ledger_with_their_own_reason(role):
+    _, reasons = _reasons([*plate(), row(role=role, well="X1")])
+    assert list(reasons.values()) == [role]

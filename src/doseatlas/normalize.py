@@ -77,8 +77,13 @@ def _robust_spread(values: pd.Series) -> float:
 def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> pd.DataFrame:
     """Per plate key: blank mean, vehicle summary and spread, counts (background-subtracted)."""
     keys = clean[PLATE_KEY].drop_duplicates()
-    blanks = clean[clean[S.ROLE] == S.Role.BLANK].groupby(PLATE_KEY)[S.SIGNAL].mean().rename(S.BLANK_SIGNAL)
-    veh = clean[clean[S.ROLE] == S.Role.VEHICLE].groupby(PLATE_KEY)[S.SIGNAL]
+    blanks = (
+        clean[clean[S.ROLE] == S.Role.BLANK]
+        .groupby(PLATE_KEY, dropna=False)[S.SIGNAL]
+        .mean()
+        .rename(S.BLANK_SIGNAL)
+    )
+    veh = clean[clean[S.ROLE] == S.Role.VEHICLE].groupby(PLATE_KEY, dropna=False)[S.SIGNAL]
     vehicle = pd.DataFrame(
         {
             "_vehicle_raw": veh.agg(_summary, method=options.control_summary),
@@ -97,7 +102,9 @@ def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -
     """Background-subtracted time-zero summaries, per plate and per (data set, cell line, readout)."""
     t0 = clean[clean[S.ROLE] == S.Role.TIME_ZERO]
     blanks = clean[(clean[S.ROLE] == S.Role.BLANK) & (clean[S.TIME_H] == 0)]
-    blank_by_plate = blanks.groupby([S.DATASET, S.PLATE, S.READOUT])[S.SIGNAL].mean().rename("_b")
+    blank_by_plate = (
+        blanks.groupby([S.DATASET, S.PLATE, S.READOUT], dropna=False)[S.SIGNAL].mean().rename("_b")
+    )
     t0 = t0.merge(blank_by_plate.reset_index(), on=[S.DATASET, S.PLATE, S.READOUT], how="left")
     t0 = t0.assign(_x=t0[S.SIGNAL] - t0["_b"].fillna(0.0))
     per_plate = _t0_table(t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT], options, scope="plate")
@@ -106,7 +113,7 @@ def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -
 
 
 def _t0_table(t0: pd.DataFrame, key: list[str], options: NormalizationOptions, *, scope: str) -> pd.DataFrame:
-    grouped = t0.groupby(key)["_x"]
+    grouped = t0.groupby(key, dropna=False)["_x"]
     table = pd.DataFrame(
         {
             S.TIME_ZERO_SIGNAL: grouped.agg(_summary, method=options.control_summary),

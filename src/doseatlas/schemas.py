@@ -200,6 +200,14 @@ class RowReason(StrEnum):
     NEGATIVE_TIME = "negative_time"
     DUPLICATE_ROW = "duplicate_row"
     INCONSISTENT_ROLE = "inconsistent_role"
+    EXCLUDED_BY_SOURCE = "excluded_by_source"  # the source marks the well as not to be used
+    NOT_IN_PLATE_MAP = "not_in_plate_map"  # a plate-reader well that the plate map does not describe
+
+
+#: roles a reader may give to rows that must go to the ledger with the reason of the same name
+LEDGER_ROLES: frozenset[str] = frozenset(
+    {RowReason.EXCLUDED_BY_SOURCE.value, RowReason.NOT_IN_PLATE_MAP.value}
+)
 
 
 class RefusalReason(StrEnum):

@@ -87,7 +87,9 @@ def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
     for column in (S.DATASET, S.PLATE, S.CELL_LINE):
         p.add(t[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     role = t[S.ROLE]
-    p.add(~role.isin(_ROLES), S.ROLE, R.UNKNOWN_ROLE, "unknown role '" + role + "'")
+    for reason in S.LEDGER_ROLES:
+        p.add(role == reason, S.ROLE, R(reason), f"the source marks this well as {reason.replace('_', ' ')}")
+    p.add(~role.isin(_ROLES | S.LEDGER_ROLES), S.ROLE, R.UNKNOWN_ROLE, "unknown role '" + role + "'")
     readout = t[S.READOUT]
     p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, "unknown readout '" + readout + "'")
 
@@ -98,10 +100,10 @@ def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series
     p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, "signal '" + t[S.SIGNAL] + "' is not a number")
     p.add(np.isinf(signal), S.SIGNAL, R.NON_FINITE, "signal is infinite")
     time, t_missing, t_bad = _number(t[S.TIME_H])
-    p.add(t_missing, S.TIME_H, R.MISSING_VALUE, "time_h is missing")
+    t0 = t[S.ROLE] == S.Role.TIME_ZERO
+    time = time.where(~(t0 & t_missing), 0.0)  # a time-zero read is at time 0 by definition
     p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, "time_h '" + t[S.TIME_H] + "' is not a number")
     p.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
-    t0 = t[S.ROLE] == S.Role.TIME_ZERO
     p.add(t0 & (time > 0), S.TIME_H, R.INCONSISTENT_ROLE, "a time_zero read must have time_h 0")
     return signal, time
 

@@ -13,10 +13,9 @@ from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
 from doseatlas.ingest.canonical import canonical_columns
 
-#: role given to rows the source itself marks as excluded (e.g. GDSC ``UN-USED`` wells). Validation
-#: does not know it, so such rows go to the ledger (today with reason ``unknown_role``; to become
-#: ``RowReason.EXCLUDED_BY_SOURCE``) instead of being dropped silently.
-EXCLUDED_BY_SOURCE = "excluded_by_source"
+#: role given to rows the source itself marks as excluded (e.g. GDSC ``UN-USED`` wells): validation
+#: sends them to the ledger with the reason ``excluded_by_source`` instead of dropping them silently.
+EXCLUDED_BY_SOURCE = S.RowReason.EXCLUDED_BY_SOURCE.value
 
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 

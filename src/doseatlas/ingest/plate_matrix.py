@@ -40,7 +40,7 @@ MAP_COLUMNS = (
     S.DATASET,
 )
 #: role of a matrix cell the plate map does not describe (goes to the ledger as an unknown role)
-NOT_IN_MAP = "not_in_plate_map"
+NOT_IN_MAP = S.RowReason.NOT_IN_PLATE_MAP.value
 _ROW = re.compile(r"^[A-Za-z]{1,2}$")
 _PLATE = re.compile(r"^\s*plate\s*(?:id)?\s*[:=]?\s*(.*)$", re.IGNORECASE)
 
@@ -84,7 +84,7 @@ def _join(cells: pd.DataFrame, layout: pd.DataFrame, *, path: Path, map_path: Pa
     joined[S.SOURCE_FILE] = str(path)
     unread = _unread(cells, specific, generic, map_path=map_path)
     out = pd.concat([joined, unread], ignore_index=True)
-    out[S.ROLE] = out[S.ROLE].fillna(NOT_IN_MAP)  # validation: unknown role 'not_in_plate_map'
+    out[S.ROLE] = out[S.ROLE].fillna(NOT_IN_MAP)  # validation: ledger reason not_in_plate_map
     for column in MAP_COLUMNS:
         out[column] = out[column].fillna("")
     return finish(out.drop(columns="_map_line"), path=path, lines=out[S.SOURCE_LINE])
