@@ -71,3 +71,36 @@ def test_a_failed_run_keeps_the_previous_output(tmp_path, wells_csv):
     before = (out / "metrics.parquet").read_bytes()
     assert runner.invoke(app, ["run", str(tmp_path / "missing.csv"), "--out", str(out)]).exit_code == 2
     assert (out / "metrics.parquet").read_bytes() == before
+
+
+def test_example_run_meets_the_output_contract(tmp_path):
+    """The README's main job: `doseatlas run` with no input runs the bundled example."""
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert {"lab_a", "lab_b", "crispr_ko"} <= set(metrics[S.DATASET])
+    assert {"estimated", "right_censored", "left_censored", "refused"} <= set(metrics[S.STATUS])
+    lab_a = metrics[(metrics[S.DATASET] == "lab_a") & metrics[S.METRIC].isin(["gi50", "gr50"])]
+    assert (lab_a[S.REASON] == "no_time_zero").all(), "lab_a has no time-zero plates"
+    if CHECKER.is_file():
+        check = subprocess.run([sys.executable, str(CHECKER), str(out)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_simulate_command_writes_wells_and_truth(tmp_path):
+    wells, truth = tmp_path / "w.parquet", tmp_path / "t.parquet"
+    args = ["simulate", "--out", str(wells), "--truth", str(truth), "--no-example", "--seed", "3"]
+    result = runner.invoke(app, [*args, "--n-cell-lines", "2", "--n-drugs", "2", "--read-times", "72,96"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(wells)
+    assert set(table[S.TIME_H]) == {0.0, 72.0, 96.0}
+    assert len(pd.read_parquet(truth)) > 0
+    assert runner.invoke(app, ["run", str(wells), "--out", str(tmp_path / "o")]).exit_code == 0
+
+
+def test_simulate_rejects_bad_options_with_exit_2(tmp_path):
+    result = runner.invoke(
+        app, ["simulate", "--no-example", "--readout", "mts", "--out", str(tmp_path / "w.parquet")]
+    )
+    assert result.exit_code == 2

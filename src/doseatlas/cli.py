@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from doseatlas import pipeline
 from doseatlas.errors import DoseatlasError, InputFileError
-from doseatlas.ingest import read_inputs
+from doseatlas.ingest import READERS, read_any
+from doseatlas.metrics import MetricOptions
 from doseatlas.normalize import NormalizationOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -71,6 +72,18 @@ def run(
         Path | None, typer.Option(help="CSV with cell_line,doubling_time_h for GR without time-zero reads")
     ] = None,
     doubling_time_source: Annotated[str, typer.Option(help="Where the doubling times come from")] = "user",
+    input_format: Annotated[
+        str, typer.Option("--format", help="Input format: " + ", ".join(READERS))
+    ] = "canonical",
+    mapping: Annotated[
+        Path | None, typer.Option(help="TOML mapping of another layout onto the canonical table")
+    ] = None,
+    plate_map: Annotated[Path | None, typer.Option(help="Plate map CSV (for --format plate-matrix)")] = None,
+    selection: Annotated[str, typer.Option(help="Flat vs sigmoid model selection: ftest or aic")] = "ftest",
+    alpha: Annotated[float, typer.Option(help="F-test level for keeping the sigmoid")] = 0.05,
+    min_r2: Annotated[
+        float, typer.Option(help="Refuse fitted metrics of sigmoid fits with a lower R^2")
+    ] = 0.5,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -82,9 +95,12 @@ def run(
                 control_summary=control_summary,
                 doubling_times=_doubling_times(doubling_times),
                 doubling_time_source=doubling_time_source,
-            )
+            ),
+            fit=pipeline.FitOptions(selection=selection, alpha=alpha),
+            metrics=MetricOptions(min_r2=min_r2),
         )
-        raw = read_inputs(paths)
+        reader_options = {"plate_map": plate_map} if plate_map is not None else {}
+        raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
         with _progress() as bar:
             task = bar.add_task("run", total=len(pipeline.STEPS))
 
@@ -101,6 +117,63 @@ def run(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from None
     _print_summary(result.summary, out)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Well table to write (.parquet or .csv)")] = Path(
+        "wells.parquet"
+    ),
+    truth: Annotated[Path, typer.Option(help="Truth table to write (.parquet or .csv)")] = Path(
+        "truth.parquet"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed (the output is deterministic by seed)")] = 0,
+    example: Annotated[
+        bool, typer.Option("--example/--no-example", help="The bundled two-lab example")
+    ] = True,
+    n_cell_lines: Annotated[int, typer.Option(help="Cell lines drawn from the seed (--no-example)")] = 4,
+    n_drugs: Annotated[int, typer.Option(help="Drugs drawn from the seed (--no-example)")] = 4,
+    n_genetic: Annotated[int, typer.Option(help="Genetic perturbations (--no-example)")] = 0,
+    readout: Annotated[str, typer.Option(help="atp, resazurin, srb, nuclei_count or dna_dye")] = "atp",
+    read_times: Annotated[str, typer.Option(help="Comma-separated read times in hours")] = "72",
+    plate_format: Annotated[int, typer.Option(help="96 or 384 wells")] = 96,
+    replicates: Annotated[int, typer.Option(help="Replicate wells per dose")] = 3,
+    time_zero: Annotated[bool, typer.Option("--time-zero/--no-time-zero", help="Time-zero plates")] = True,
+    edge_loss: Annotated[float, typer.Option(help="Fraction of signal lost in edge wells")] = 0.0,
+    cv: Annotated[float, typer.Option(help="Multiplicative noise (coefficient of variation)")] = 0.05,
+    concentration_unit: Annotated[str, typer.Option(help="Unit written in the well table")] = "uM",
+) -> None:
+    """Simulate plates from a known cell-population model; write the wells and the exact truth."""
+    from doseatlas.simulate import DatasetConfig, SimulationConfig, example_config
+    from doseatlas.simulate import simulate as run_simulation
+
+    try:
+        if example:
+            config = example_config()
+        else:
+            times = [float(t) for t in read_times.split(",") if t.strip()]
+            dataset = DatasetConfig(
+                name="sim",
+                readout=readout,
+                read_times_h=times,
+                plate_format=plate_format,
+                replicates=replicates,
+                time_zero=time_zero,
+                edge_loss=edge_loss,
+                cv=cv,
+                concentration_unit=concentration_unit,
+            )
+            config = SimulationConfig(
+                n_cell_lines=n_cell_lines, n_drugs=n_drugs, n_genetic=n_genetic, datasets=[dataset]
+            )
+        result = run_simulation(config, seed=seed)
+    except (DoseatlasError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    for table, path in ((result.wells, out), (result.truth, truth)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False) if path.suffix == ".csv" else table.to_parquet(path, index=False)
+    console.print(f"wrote {len(result.wells)} wells to {out} and {len(result.truth)} truth rows to {truth}")
 
 
 def _print_summary(summary: dict, out: Path) -> None:

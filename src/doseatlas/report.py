@@ -175,21 +175,21 @@ def pick_curves(metrics: pd.DataFrame, *, per_dataset: int = 8, seed: int = 0) -
 
 
 def metrics_section(result: Any) -> str:
-    """Per data set: metric status counts and refusal reasons."""
+    """Per data set, readout and duration: metric status counts, refusals split by reason."""
     m = result.metrics
     if m.empty:
         return '<p class="sub">No metrics were computed.</p>'
+    label = m[S.STATUS].where(m[S.STATUS] != "refused", "refused: " + m[S.REASON].fillna("?").astype(str))
+    m = m.assign(
+        _outcome=label, _duration=m[S.DURATION_H].map(lambda h: f"{h:g} h" if pd.notna(h) else "unknown")
+    )
     parts = []
-    for dataset, block in m.groupby(S.DATASET, sort=True):
-        status = block.groupby([S.METRIC, S.STATUS]).size().unstack(fill_value=0).reset_index()
-        refused = block[block[S.STATUS] == "refused"]
-        reasons = refused.groupby([S.METRIC, S.REASON]).size().unstack(fill_value=0).reset_index()
-        parts.append(
-            f"<h3>{html.escape(str(dataset))}</h3>"
-            + _table(status)
-            + "<p><b>Refused, by reason</b></p>"
-            + _table(reasons)
-        )
+    for (dataset, readout, duration), block in m.groupby([S.DATASET, S.READOUT, "_duration"], sort=True):
+        counts = block.groupby([S.METRIC, "_outcome"]).size().unstack(fill_value=0)
+        order = [c for c in ("estimated", "right_censored", "left_censored") if c in counts.columns]
+        counts = counts[order + sorted(c for c in counts.columns if c not in order)].reset_index()
+        title = f"{dataset} · {readout} · {duration}"
+        parts.append(f"<h3>{html.escape(title)}</h3>" + _table(counts))
     return "".join(parts)
 
 

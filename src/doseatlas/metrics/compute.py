@@ -105,15 +105,16 @@ def crossing(curves: pd.DataFrame, level: float) -> pd.DataFrame:
     t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     status = np.where(left, St.LEFT_CENSORED, np.where(right, St.RIGHT_CENSORED, St.ESTIMATED))
     est = status == St.ESTIMATED
-    return pd.DataFrame(
-        {
-            S.STATUS: status,
-            S.VALUE: np.where(est, 10.0**root, np.nan),
-            S.LOWER: np.where(est, 10.0 ** (root - t * se), np.where(left, 0.0, 10.0**x1)),
-            S.UPPER: np.where(est, 10.0 ** (root + t * se), np.where(left, 10.0**x0, np.inf)),
-        },
-        index=curves.index,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge interval is reported as [0, inf]
+        return pd.DataFrame(
+            {
+                S.STATUS: status,
+                S.VALUE: np.where(est, 10.0**root, np.nan),
+                S.LOWER: np.where(est, 10.0 ** (root - t * se), np.where(left, 0.0, 10.0**x1)),
+                S.UPPER: np.where(est, 10.0 ** (root + t * se), np.where(left, 10.0**x0, np.inf)),
+            },
+            index=curves.index,
+        )
 
 
 def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
