@@ -112,7 +112,14 @@ def _threshold_metric(name: str, label: str, definition: str, scale: str, level:
         name=name,
         label=label,
         definition=definition,
-        formula=f"c such that f(c) = {level:g} on the fitted {scale} curve (closed-form inverse of the sigmoid)",
+        formula=f"c such that f(c) = {level:g} on the fitted {scale} curve (closed-form inverse of the sigmoid)"
+        + (
+            "; computed on the fitted GR curve at the equivalent GR level "
+            "2^(1 + log2(RV*) / log2(C/Tz)) - 1, RV* = Tz/C + p (1 - Tz/C) for p >= 0 or (1 + p) Tz/C for p < 0, "
+            "since PG has a kink at zero growth that a sigmoid cannot follow"
+            if scale == S.PERCENT_GROWTH
+            else ""
+        ),
         scale=scale,
         unit=MOLAR,
         kind="threshold",
