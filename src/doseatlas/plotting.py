@@ -45,19 +45,42 @@ def _fmt_metric(row: pd.Series) -> str:
     return f"{name}: refused ({row[S.REASON]})"
 
 
+def gr_to_pg(gr: np.ndarray, r0: float) -> np.ndarray:
+    """Percent growth / 100 from GR values, given ``r0 = Tz / C`` (the inverse of the metric layer's mapping)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rv = 2.0 ** ((np.log2(gr + 1.0) - 1.0) * np.log2(1.0 / r0))
+    return np.where(rv >= r0, (rv - r0) / (1.0 - r0), (rv - r0) / r0)
+
+
+def _draw_curve(ax, curve: pd.Series, grid: np.ndarray, *, r0: float | None) -> None:
+    """The fitted curve (GR curves drawn on the percent-growth scale when ``r0`` is given)."""
+    flat = curve["selected"] == "flat"
+    values = (
+        np.full_like(grid, curve["flat_value"])
+        if flat
+        else sigmoid(grid, curve["top"], curve["bottom"], curve["log10_ec50"], curve["hill"])
+    )
+    if r0 is not None:
+        values = gr_to_pg(values, r0)
+    ax.plot(
+        grid, values, lw=1.5 if flat else 1.8, ls="--" if flat else "-", color="#718096" if flat else None
+    )
+
+
 def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.DataFrame, scale: str) -> None:
     x = np.log10(points[S.CONCENTRATION].to_numpy(float))
     y = points[scale].to_numpy(float) * Y_SCALE[scale]
     ax.scatter(x, y, s=12, color="#4a5568", alpha=0.8, zorder=3)
     lo, hi = (np.nanmin(x), np.nanmax(x)) if len(x) else (-9.0, -4.0)
-    if curve is not None and str(curve.get("status")) not in ("nan", "None") and np.isfinite(curve["top"]):
-        grid = np.linspace(lo, hi, 200)
-        if curve["selected"] == "flat":
-            ax.plot(grid, np.full_like(grid, curve["flat_value"]), color="#718096", lw=1.5, ls="--")
-        else:
-            ax.plot(
-                grid, sigmoid(grid, curve["top"], curve["bottom"], curve["log10_ec50"], curve["hill"]), lw=1.8
-            )
+    if (
+        curve is not None
+        and str(curve.get("status")) not in ("nan", "None")
+        and np.isfinite(curve["flat_value"])
+    ):
+        r0 = None
+        if scale == S.PERCENT_GROWTH and curve[S.SCALE] == S.GR:
+            r0 = float((points[S.TIME_ZERO_SIGNAL] / points[S.VEHICLE_SIGNAL]).mean())
+        _draw_curve(ax, curve, np.linspace(lo, hi, 200), r0=r0)
     for name in PANEL_METRICS[scale]:
         m = REGISTRY[name]
         row = metrics[metrics[S.METRIC] == name]
@@ -120,24 +143,32 @@ def curve_grid(
     fig = Figure(figsize=(3.1 * ncols, 2.8 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     resp = responses.rename(columns={S.TIME_H: S.DURATION_H})
-    key = list(S.CURVE_KEY)
     for ax, (_, pick) in zip(axes.flat, picks.iterrows(), strict=False):
         scale = pick[S.SCALE]
-        match = (resp[key] == pick[key].to_numpy()).all(axis=1)
-        points = resp[match & resp[scale].notna()]
-        cmatch = (
-            (curves[key] == pick[key].to_numpy()).all(axis=1) & (curves[S.SCALE] == scale)
-            if len(curves)
-            else []
-        )
-        curve = curves[cmatch].iloc[0] if len(curves) and cmatch.any() else None
-        mm = metrics[(metrics[key] == pick[key].to_numpy()).all(axis=1)]
+        points = resp[_same_key(resp, pick) & resp[scale].notna()]
+        mm = metrics[_same_key(metrics, pick)]
+        curve = _curve_used(curves, mm, pick)
         _draw_panel(ax, points, curve, mm, scale)
         ax.set_title(pick["title"], fontsize=7.5)
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _same_key(table: pd.DataFrame, pick: pd.Series) -> pd.Series:
+    """Rows of ``table`` with the curve key of ``pick`` (an unknown duration matches an unknown one)."""
+    key = list(S.CURVE_KEY)
+    return (table[key].fillna(-1) == pick[key].fillna(-1).to_numpy()).all(axis=1)
+
+
+def _curve_used(curves: pd.DataFrame, metrics: pd.DataFrame, pick: pd.Series) -> pd.Series | None:
+    """The curve the picked metric was read on (its ``curve_id``)."""
+    row = metrics[metrics[S.METRIC] == pick[S.METRIC]]
+    if row.empty or not len(curves):
+        return None
+    found = curves[curves[S.CURVE_ID] == row[S.CURVE_ID].iloc[0]]
+    return found.iloc[0] if len(found) else None
 
 
 def png_bytes(fig) -> bytes:

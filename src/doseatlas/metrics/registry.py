@@ -227,7 +227,8 @@ METRICS: tuple[Metric, ...] = (
         name="auc_window",
         label="AUC (common window)",
         definition="Area under the fitted relative-viability curve over a fixed common log10 concentration "
-        "window (recorded in the reason-free row's provenance), divided by the window width.",
+        "window (the run parameter metrics.auc_window, 10 nM to 1 µM by default, recorded in the provenance of "
+        "every output table), divided by the window width.",
         formula="as auc, over [window_low, window_high] M; refused (window_not_covered) unless the tested "
         "range covers the window",
         scale=S.RELATIVE_VIABILITY,
