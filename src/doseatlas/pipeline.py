@@ -36,19 +36,30 @@ class FitOptions:
         ``standard`` (denominator df n - p) or ``grmetrics`` (n - p + 1, as GRmetrics and gDR).
     robust
         ``None`` (least squares), ``soft_l1`` or ``huber``.
+    models
+        Model per response scale replacing the default (``ll4`` for relative viability and percent
+        growth, ``gr_sigmoid`` for GR), e.g. ``{"relative_viability": "ll3"}`` to fix the top at 1 as
+        PharmacoGx and gDR do.
     """
 
     selection: str = "ftest"
     alpha: float = 0.05
     ftest_df: str = "standard"
     robust: str | None = None
+    models: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        unknown = set(self.models) - set(S.RESPONSE_SCALES)
+        if unknown:
+            raise ConfigError(
+                f"models: unknown response scale(s) {sorted(unknown)}; use {list(S.RESPONSE_SCALES)}"
+            )
 
     def as_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
+        """Options for :func:`doseatlas.fit.fit_curves` (the model is passed per scale)."""
+        return {k: v for k, v in asdict(self).items() if k != "models"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,10 @@ def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFr
     """The ``fit`` step: every drug curve on every response scale, one table."""
     from doseatlas.fit import fit_curves
 
-    frames = [fit_curves(responses, scale=scale, **options.as_kwargs()) for scale in S.RESPONSE_SCALES]
+    frames = [
+        fit_curves(responses, scale=scale, model=options.models.get(scale), **options.as_kwargs())
+        for scale in S.RESPONSE_SCALES
+    ]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
