@@ -9,8 +9,9 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
+from doseatlas.ingest._files import parquet_table, text_table
 
-_TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+_TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def read_canonical(path: str | Path) -> pd.DataFrame:
@@ -80,24 +81,11 @@ def read_inputs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return parquet_table(path)
+    if suffix in _TEXT_SUFFIXES:
+        return text_table(path, keep_blank_lines=True)
     if not path.is_file():
         raise InputFileError(str(path), "file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in _TEXT_SUFFIXES:
-            return pd.read_csv(
-                path,
-                sep=_TEXT_SUFFIXES[suffix],
-                dtype=str,
-                keep_default_na=False,
-                na_values=[],
-                skip_blank_lines=False,
-                encoding="utf-8",
-            )
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InputFileError(str(path), f"cannot be read as a {suffix[1:]} table: {exc}") from exc
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        raise InputFileError(str(path), f"cannot be read: {exc.__class__.__name__}: {exc}") from exc
     raise InputFileError(str(path), f"unknown file type {suffix!r}: use .csv, .tsv or .parquet")
