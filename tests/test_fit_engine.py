@@ -87,6 +87,15 @@ def test_f_test_matches_scipy_and_grmetrics_df_is_more_permissive():
     rss_sig, rss_flat, n = np.array([0.5, 2.0]), np.array([1.0, 2.1]), np.array([18, 18])
     f = ((rss_flat - rss_sig) / 3) / (rss_sig / 14)
     assert f_test_pvalue(rss_sig, rss_flat, n, 4) == pytest.approx(stats.f.sf(f, 3, 14))
+    rng = np.random.default_rng(11)  # the compiled incomplete beta against scipy, down to tiny p-values
+    rss_sig = np.exp(rng.normal(0, 2, 2000))
+    rss_flat = rss_sig * (1 + np.exp(rng.normal(0, 3, 2000)))
+    n = rng.integers(5, 80, 2000)
+    for p in (2, 3, 4):
+        f = ((rss_flat - rss_sig) / (p - 1)) / (rss_sig / (n - p))
+        np.testing.assert_allclose(
+            f_test_pvalue(rss_sig, rss_flat, n, p), stats.f.sf(f, p - 1, n - p), rtol=1e-9
+        )
     assert np.all(
         f_test_pvalue(rss_sig, rss_flat, n, 4, ftest_df="grmetrics") < f_test_pvalue(rss_sig, rss_flat, n, 4)
     )
@@ -114,6 +123,51 @@ def test_wald_intervals_cover_the_truth_about_95_percent():
     ok = fit.status == STATUS_CODES["converged"]
     cover = (fit.ci_lower[ok, 2] <= truth[ok, 2]) & (truth[ok, 2] <= fit.ci_upper[ok, 2])
     assert 0.88 < cover.mean() <= 1.0
+
+
+def _numpy_cov(x, y, params):
+    """s^2 (J'J)^-1 at params, Jacobian and RSS written out in numpy (independent of the kernel)."""
+    top, bottom, e, h = params
+    s = 1.0 / (1.0 + 10.0 ** (h * (x - e)))
+    q = (top - bottom) * np.log(10.0) * s * (1.0 - s)
+    jac = np.column_stack([s, 1.0 - s, q * h, -q * (x - e)])
+    rss = np.sum((y - (bottom + (top - bottom) * s)) ** 2)
+    return rss / (len(x) - 4) * np.linalg.inv(jac.T @ jac)
+
+
+def test_covariance_is_the_full_symmetric_wald_matrix():
+    rng = np.random.default_rng(12)
+    x, y, _ = _simulate(40, rng)
+    fit = fit_batch(x, y)
+    ok = fit.status == STATUS_CODES["converged"]
+    assert fit.cov.shape == (40, 4, 4) and ok.sum() >= 30
+    np.testing.assert_array_equal(fit.cov, np.swapaxes(fit.cov, 1, 2))
+    np.testing.assert_allclose(np.diagonal(fit.cov, axis1=1, axis2=2)[ok], fit.stderr[ok] ** 2, rtol=1e-12)
+    for i in np.flatnonzero(ok)[:6]:
+        ref = _numpy_cov(x[i], y[i], fit.params[i])
+        scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))
+        assert np.all(np.abs(fit.cov[i] - ref) <= 1e-6 * scale), f"curve {i}"
+    corr = fit.cov[ok, 2, 3] / (fit.stderr[ok, 2] * fit.stderr[ok, 3])
+    assert np.all(np.abs(corr) < 1) and np.any(np.abs(corr) > 0.01), "off-diagonals are really kept"
+
+
+def test_covariance_of_fixed_parameters_is_zero_and_missing_covariance_is_nan():
+    rng = np.random.default_rng(13)
+    x, y, _ = _simulate(10, rng)
+    fit = fit_batch(x, y, model="ll3")
+    ok = fit.status == STATUS_CODES["converged"]
+    assert np.all(fit.cov[ok, 0, :] == 0) and np.all(fit.cov[ok, :, 0] == 0)
+    assert np.isnan(fit.stderr[:, 0]).all() and np.all(fit.cov[ok, 1:, 1:].diagonal(axis1=1, axis2=2) > 0)
+    y[0, 3:] = np.nan  # too few points
+    y[1, 0] = np.inf  # non-finite
+    x[2, :] = -7.0  # one dose: no covariance
+    fit = fit_batch(x, y)
+    assert np.isnan(fit.cov[:2]).all()
+    assert np.isnan(fit.cov[2]).all() and np.isnan(fit.stderr[2]).all()
+    hess = fit_batch(x[3:], y[3:], covariance="hessian")
+    good = np.isfinite(hess.stderr).all(axis=1)
+    np.testing.assert_allclose(hess.cov[good].diagonal(axis1=1, axis2=2), hess.stderr[good] ** 2, rtol=1e-12)
+    np.testing.assert_allclose(hess.cov, np.swapaxes(hess.cov, 1, 2), rtol=1e-12)
 
 
 def test_robust_loss_resists_an_outlier():
@@ -177,6 +231,8 @@ def test_fit_curves_builds_the_curves_table():
     assert 0.0 < a["replicate_sd"] < 0.1
     assert a[S.DURATION_H] == 72.0 and a[S.SCALE] == S.RELATIVE_VIABILITY
     assert b["selected"] == "flat"
+    assert a["cov_log10_ec50_log10_ec50"] == pytest.approx(a["log10_ec50_se"] ** 2, rel=1e-12)
+    assert a["cov_top_hill"] == a["cov_hill_top"] and a["cov_bottom_log10_ec50"] != 0
     assert table[S.CURVE_ID].is_unique
     again = fit_curves(responses.sample(frac=1.0, random_state=1), scale=S.RELATIVE_VIABILITY)
     assert again[S.CURVE_ID].tolist() == table[S.CURVE_ID].tolist()

@@ -2,7 +2,7 @@
 
 from doseatlas.fit.engine import STATUS_CODES, STATUS_NAMES, BatchFit, f_test_pvalue, fit_batch, warmup
 from doseatlas.fit.models import MODELS, PARAMS, Model, get_model
-from doseatlas.fit.table import curves_columns, fit_curves
+from doseatlas.fit.table import cov_columns, curves_columns, fit_curves
 
 __all__ = [
     "MODELS",
@@ -11,6 +11,7 @@ __all__ = [
     "STATUS_NAMES",
     "BatchFit",
     "Model",
+    "cov_columns",
     "curves_columns",
     "f_test_pvalue",
     "fit_batch",

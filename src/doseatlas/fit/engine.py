@@ -28,13 +28,17 @@ SELECTED_NONE, SELECTED_FLAT, SELECTED_SIGMOID = -1, 0, 1
 SELECTED_NAMES: dict[int, str] = {SELECTED_NONE: "none", SELECTED_FLAT: "flat", SELECTED_SIGMOID: "sigmoid"}
 
 #: default multi-start grid: (log10_ec50 as a fraction of the tested log-dose range, hill)
-#: ``multistart="auto"`` uses the first AUTO_STARTS rows with at most AUTO_RESTART_ITER iterations each
+#: ``multistart="auto"``: a weak fit is refitted from the other data-driven start with at most AUTO_RESTART_ITER
+#: iterations (continued if it got lower without converging), then, only if still unconverged, from the first
+#: AUTO_STARTS rows of the grid
 DEFAULT_STARTS = np.array(
     [[0.1, 1.0], [0.9, 1.0], [0.5, 3.0], [0.5, 0.4], [0.3, 3.0], [0.7, 3.0], [0.3, 0.4], [0.7, 0.4], [1.2, 1.0],
      [-0.2, 1.0], [0.5, 1.0]]
 )  # fmt: skip
 AUTO_STARTS = 4
-AUTO_RESTART_ITER = 50
+AUTO_RESTART_ITER = 20
+#: LM tuning (kernel option vector): relative RSS tolerance, damping factors, Newton steps (exact Hessian) on/off
+LM_TUNING = {"ftol": 1e-10, "lam_down": 0.25, "lam_up": 4.0, "newton": 1.0}
 _ROBUST = {None: 0, "soft_l1": 1, "huber": 2}
 _MULTISTART = {"never": 0, "auto": 1, "always": 2}
 
@@ -44,13 +48,16 @@ class BatchFit:
     """Results of :func:`fit_batch`, one row per input curve (arrays; parameters in :data:`PARAMS` order).
 
     ``stderr``, ``ci_lower``, ``ci_upper`` are NaN for fixed parameters and when the covariance is
-    singular; ``params`` are NaN only for ``too_few_points`` and ``non_finite`` curves.
+    singular; ``params`` are NaN only for ``too_few_points`` and ``non_finite`` curves. ``cov`` (n, 4, 4) is
+    the full parameter covariance s^2 (J'J)^-1 (or s^2 H^-1), symmetric, with 0 rows and columns for fixed
+    parameters and all NaN when there is none (singular, too few points, non-finite input).
     """
 
     model: str
     param_names: tuple[str, ...]
     params: np.ndarray
     stderr: np.ndarray
+    cov: np.ndarray
     ci_lower: np.ndarray
     ci_upper: np.ndarray
     rss: np.ndarray
@@ -103,29 +110,17 @@ def _prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         x, y = x[None, :], y[None, :]
     if x.ndim != 2 or x.shape != y.shape:
         raise FitError(f"x and y must be 2-D arrays of the same shape, got {x.shape} and {y.shape}")
-    usable = ~np.isnan(x) & ~np.isnan(y)
-    bad = (usable & (np.isinf(y) | np.isposinf(x))).any(axis=1)
-    code = usable.astype(np.uint8)
-    code[usable & np.isneginf(x)] = 2
-    code[bad] = 0
-    status = np.full(x.shape[0], K.ST_UNSET, dtype=np.int64)
-    status[bad] = K.ST_NON_FINITE
-    return x, y, code, status, usable.sum(axis=1)
+    code = np.empty(x.shape, dtype=np.uint8)
+    status = np.empty(x.shape[0], dtype=np.int64)
+    n_points = np.empty(x.shape[0], dtype=np.int64)
+    K.point_codes(x, y, code, status, n_points)
+    return x, y, code, status, n_points
 
 
 def _extremes(x: np.ndarray, y: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per-curve finite log-dose and response ranges (NaN-free: 0 where undefined)."""
-    with np.errstate(invalid="ignore"):
-        xf = np.where(code == 1, x, np.nan)
-        ym = np.where(code > 0, y, np.nan)
-        out = []
-        for arr in (xf, ym):
-            has = ~np.isnan(arr).all(axis=1)
-            lo = np.zeros(arr.shape[0])
-            hi = np.zeros(arr.shape[0])
-            lo[has] = np.nanmin(arr[has], axis=1)
-            hi[has] = np.nanmax(arr[has], axis=1)
-            out += [lo, hi]
+    out = np.empty((4, x.shape[0]))
+    K.extremes(x, code, y, out)
     return tuple(out)
 
 
@@ -168,8 +163,11 @@ def fit_batch(
     bounds
         Absolute (lo, hi) per parameter name, replacing the model's rule (use +-inf for none).
     multistart, multistart_r2, starts
-        ``"auto"`` refits from the ``starts`` grid (rows: log10_ec50 as a fraction of the log-dose range, hill)
-        when LM does not converge or R^2 < ``multistart_r2``; ``"always"``; ``"never"``.
+        Every curve starts from the better (lower RSS) of two data-driven starts (logit regression, best
+        step function). ``"auto"``: when LM does not converge, R^2 < ``multistart_r2`` or the RSS stays above
+        the other start's, refit from the other start, and from the ``starts`` grid (rows: log10_ec50 as a
+        fraction of the log-dose range, hill) if still unconverged; ``"always"``: both starts and the whole
+        grid with full iterations; ``"never"``: the better start only.
     confidence
         Level of the Wald intervals (t quantile with n - p df).
     covariance
@@ -187,61 +185,67 @@ def fit_batch(
     free = np.array([p not in spec.fixed for p in PARAMS])
     fixed = np.array([spec.fixed.get(p, 0.0) for p in PARAMS])
     grid = np.ascontiguousarray(DEFAULT_STARTS if starts is None else starts, dtype=np.float64)
-    opt = np.array(
-        [
-            max_iter,
-            _MULTISTART[multistart],
-            1.0 - multistart_r2,
-            _ROBUST[robust],
-            f_scale or 0.0,
-            0.0,
-            AUTO_STARTS,
-            AUTO_RESTART_ITER,
-        ]
-    )
+    opt = _options(max_iter, multistart, multistart_r2, robust, f_scale)
     params = np.empty((n, 4))
-    var = np.empty((n, 4))
+    cov = np.empty((n, 4, 4))
     rss, mean, rss_flat = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     iters = np.zeros(n, dtype=np.int64)
     params[status >= 0] = np.nan
-    var[status >= 0] = np.nan
-    K.fit_all(x, y, code, lo, hi, free, fixed, grid, opt, params, var, rss, mean, rss_flat, iters, status)
+    cov[status >= 0] = np.nan
+    K.fit_all(x, y, code, lo, hi, free, fixed, grid, opt, params, cov, rss, mean, rss_flat, iters, status)
     if covariance == "hessian":
-        var = hessian_var_diag(x, y, code, params, free)
-    return _finish(spec.name, spec.n_free, params, var, rss, mean, rss_flat, iters, status, n_points,
+        cov = hessian_cov(x, y, code, params, free)
+    return _finish(spec.name, spec.n_free, params, cov, rss, mean, rss_flat, iters, status, n_points, free,
                    selection=selection, alpha=alpha, ftest_df=ftest_df, confidence=confidence)  # fmt: skip
 
 
-def _finish(model, p, params, var, rss, mean, rss_flat, iters, status, n_points, **how) -> BatchFit:
-    """Intervals, R^2, flat-vs-sigmoid selection and final status codes."""
-    df = (n_points - p).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s2 = np.where(df > 0, rss / df, np.nan)
-        stderr = np.sqrt(var * s2[:, None])
-        tq = special.stdtrit(np.where(df > 0, df, np.nan), 0.5 + how["confidence"] / 2)
-        half = stderr * tq[:, None]
-        r2 = np.where(rss_flat > 0, 1.0 - rss / rss_flat, np.where(rss == 0, 1.0, np.nan))
-        pval = f_test_pvalue(rss, rss_flat, n_points, p, ftest_df=how["ftest_df"])
-        aic_sig = _aic(rss, n_points, p)
-        aic_flat = _aic(rss_flat, n_points, 1)
-    fitted = status <= K.ST_SINGULAR
-    fitted &= (status != K.ST_TOO_FEW) & (status != K.ST_NON_FINITE)
-    if how["selection"] == "ftest":
-        sigmoid = pval < how["alpha"]
-    else:
-        sigmoid = aic_sig < aic_flat
-    selected = np.where(fitted, np.where(sigmoid, SELECTED_SIGMOID, SELECTED_FLAT), SELECTED_NONE)
-    status = np.where(fitted & ~sigmoid, K.ST_FLAT, status)
+def _options(max_iter: int, multistart: str, multistart_r2: float, robust: str | None, f_scale) -> np.ndarray:
+    """The kernel option vector (indices ``K.O_*``)."""
+    opt = np.zeros(K.N_OPT)
+    opt[K.O_MAX_ITER] = max_iter
+    opt[K.O_MS_MODE] = _MULTISTART[multistart]
+    opt[K.O_MS_RATIO] = 1.0 - multistart_r2
+    opt[K.O_ROBUST] = _ROBUST[robust]
+    opt[K.O_F_SCALE] = f_scale or 0.0
+    opt[K.O_AUTO_STARTS] = AUTO_STARTS
+    opt[K.O_AUTO_ITER] = AUTO_RESTART_ITER
+    opt[K.O_FTOL] = LM_TUNING["ftol"]
+    opt[K.O_LAM_DOWN] = LM_TUNING["lam_down"]
+    opt[K.O_LAM_UP] = LM_TUNING["lam_up"]
+    opt[K.O_NEWTON] = LM_TUNING["newton"]
+    return opt
+
+
+def _finish(model, p, params, cov, rss, mean, rss_flat, iters, status, n_points, free, **how) -> BatchFit:
+    """Covariance scaling, intervals, R^2, flat-vs-sigmoid selection and final status codes (one compiled
+    pass; see :func:`doseatlas.fit._kernel.finalize`)."""
+    n = rss.shape[0]
+    tq = _t_quantile(np.arange(int(n_points.max(initial=0)) + 1), 0.5 + how["confidence"] / 2)
+    out = np.empty((16, n))
+    selected = np.empty(n, dtype=np.int64)
+    df2_extra = 1 if how["ftest_df"] == "grmetrics" else 0
+    K.finalize(params, cov, rss, rss_flat, n_points, status, free, p, tq, df2_extra, how["alpha"],
+               how["selection"] == "aic", out, selected)  # fmt: skip
+    stderr, lower, upper = out[0:4].T, out[4:8].T, out[8:12].T
     return BatchFit(
-        model=model, param_names=PARAMS, params=params, stderr=stderr, ci_lower=params - half,
-        ci_upper=params + half, rss=rss, r2=r2, n_points=n_points, iterations=iters, status=status,
-        flat_value=mean, flat_rss=rss_flat, f_pvalue=pval, selected=selected.astype(np.int64),
-        aic_sigmoid=aic_sig, aic_flat=aic_flat,
+        model=model, param_names=PARAMS, params=params, stderr=stderr, cov=cov, ci_lower=lower,
+        ci_upper=upper, rss=rss, r2=out[12], n_points=n_points, iterations=iters, status=status,
+        flat_value=mean, flat_rss=rss_flat, f_pvalue=out[13], selected=selected, aic_sigmoid=out[14],
+        aic_flat=out[15],
     )  # fmt: skip
 
 
-def hessian_var_diag(x: np.ndarray, y: np.ndarray, code: np.ndarray, params: np.ndarray, free: np.ndarray):
-    """diag(H^-1) on the free parameters, H = exact Hessian of RSS / 2 = J'J - sum r * d2f (vectorized)."""
+def _t_quantile(df: np.ndarray, q: float) -> np.ndarray:
+    """Student t quantile for integer degrees of freedom (NaN where df <= 0), by table look-up."""
+    df = np.asarray(df, dtype=np.int64)
+    table = np.full(max(int(df.max(initial=0)), 0) + 1, np.nan)
+    table[1:] = special.stdtrit(np.arange(1, table.size, dtype=np.float64), q)
+    return table[np.maximum(df, 0)]
+
+
+def hessian_cov(x: np.ndarray, y: np.ndarray, code: np.ndarray, params: np.ndarray, free: np.ndarray):
+    """H^-1 on the free parameters (n, 4, 4; fixed rows/columns 0, NaN when H is not positive definite),
+    H = exact Hessian of RSS / 2 = J'J - sum r * d2f (vectorized)."""
     xs = np.where(code == 2, K.X_ZERO_DOSE, np.where(code > 0, x, 0.0))
     w = (code > 0).astype(np.float64)
     t, b, e, h = (params[:, j : j + 1] for j in range(4))
@@ -262,16 +266,15 @@ def hessian_var_diag(x: np.ndarray, y: np.ndarray, code: np.ndarray, params: np.
                 H[:, i, j] = H[:, j, i] = (w * (jac[i] * jac[j] - r * d2.get((i, j), zero))).sum(axis=1)
     idx = np.flatnonzero(free)
     sub = H[:, idx[:, None], idx[None, :]]
-    out = np.full((x.shape[0], 4), np.nan)
-    ok = np.isfinite(sub).all(axis=(1, 2))
-    inv = np.full_like(sub, np.nan)
-    for k in np.flatnonzero(ok):  # small per-curve inverses; only used on demand
+    out = np.full((x.shape[0], 4, 4), np.nan)
+    for k in np.flatnonzero(np.isfinite(sub).all(axis=(1, 2))):  # small per-curve inverses; on demand only
         try:
-            inv[k] = np.linalg.inv(sub[k]) if np.all(np.linalg.eigvalsh(sub[k]) > 0) else np.nan
+            if np.all(np.linalg.eigvalsh(sub[k]) > 0):
+                out[k] = 0.0
+                out[k][np.ix_(idx, idx)] = np.linalg.inv(sub[k])
         except np.linalg.LinAlgError:
             pass
-    out[:, idx] = np.diagonal(inv, axis1=1, axis2=2)
-    return out
+    return 0.5 * (out + np.swapaxes(out, 1, 2))
 
 
 def _aic(rss: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
@@ -295,8 +298,10 @@ def f_test_pvalue(
         f = (gain / df1) / (rss_sigmoid / df2)
         f = np.where(gain > 0, f, 0.0)
         f = np.where((gain > 0) & (rss_sigmoid <= 0), np.inf, f)
-        pval = special.fdtrc(df1, np.where(df2 > 0, df2, np.nan), f)
-        pval = np.where(np.isposinf(f) & (df2 > 0), 0.0, pval)
+        f = np.atleast_1d(np.asarray(f, dtype=np.float64))
+        pval = np.empty(f.size)
+        K.f_sf(df1, np.broadcast_to(df2, f.shape).astype(np.float64).ravel(), f.ravel(), pval)
+        pval = pval.reshape(f.shape)
     return np.where(np.isnan(rss_sigmoid) | np.isnan(rss_flat), np.nan, pval)
 
 

@@ -76,11 +76,14 @@ class Model:
 
 
 _START = (
-    "top = mean response at the lowest dose (dose-0 points when present), bottom = mean at the highest dose, "
-    "log10_ec50 = log10 dose where the dose-mean response first crosses (top + bottom) / 2 (linear "
-    "interpolation), hill = 1; fixed parameters at their value; everything projected into the bounds. "
-    "Multi-start (auto): curves that end unconverged or with R^2 < 0.5 are refitted from a grid of "
-    "log10_ec50 x hill starts and the lowest RSS is kept."
+    "two data-driven starts, LM from the one with the lower RSS. Logit start: top = mean response at the lowest "
+    "dose (dose-0 points when present), bottom = mean at the highest dose, hill and log10_ec50 from the "
+    "weighted regression of log10((1 - u) / u) on log10 dose (u = normalized dose means; fallback: midpoint "
+    "crossing with hill 1), then least-squares top and bottom for that shape (closed form). Step start: the "
+    "best two-level step function (split midpoint, steep hill). Fixed parameters at their value; everything "
+    "projected into the bounds. Multi-start (auto): curves that end unconverged, with R^2 < 0.5 or above the "
+    "other start's RSS are refitted from the other start (then from a grid of log10_ec50 x hill starts if "
+    "still unconverged) and the lowest RSS is kept."
 )
 _Y_BOUND = Bound("y", 0.5, 0.5)
 _EC50_BOUND = Bound("x", -2.0, 2.0)

@@ -28,6 +28,7 @@ FLAT_VALUE = "flat_value"
 ITERATIONS = "iterations"
 REPLICATE_SD = "replicate_sd"
 SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX = "_se", "_lower", "_upper"
+COV_PREFIX = "cov_"
 
 #: default model per response scale
 DEFAULT_MODEL: dict[str, str] = {S.RELATIVE_VIABILITY: "ll4", S.PERCENT_GROWTH: "ll4", S.GR: "gr_sigmoid"}
@@ -42,7 +43,13 @@ def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
     params = [*PARAMS[:3], EC50, PARAMS[3]]
     per_param = [f"{p}{sfx}" for p in params for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
     stats = [RSS, R2, N_POINTS, N_DOSES, N_REPLICATES, CONC_MIN, CONC_MAX, F_PVALUE, FLAT_VALUE, ITERATIONS]
-    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.STATUS, SELECTED, *per_param, *stats, REPLICATE_SD]
+    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.STATUS, SELECTED, *per_param, *stats, REPLICATE_SD,
+            *cov_columns()]  # fmt: skip
+
+
+def cov_columns() -> list[str]:
+    """The 16 covariance columns ``cov_{a}_{b}`` (a, b in parameter order; the matrix is symmetric)."""
+    return [f"{COV_PREFIX}{a}_{b}" for a in PARAMS for b in PARAMS]
 
 
 def curve_id(key: tuple, scale: str) -> str:
@@ -125,6 +132,8 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
         cols[EC50 + SE_SUFFIX] = ec50 * np.log(10.0) * fit.stderr[:, j]  # delta method
         cols[EC50 + LOWER_SUFFIX] = 10.0 ** fit.ci_lower[:, j]
         cols[EC50 + UPPER_SUFFIX] = 10.0 ** fit.ci_upper[:, j]
+    for name, (a, b) in zip(cov_columns(), np.ndindex(len(PARAMS), len(PARAMS)), strict=True):
+        cols[name] = fit.cov[:, a, b]
     return pd.DataFrame(cols)
 
 
