@@ -84,6 +84,10 @@ def run(
     min_r2: Annotated[
         float, typer.Option(help="Refuse fitted metrics of sigmoid fits with a lower R^2")
     ] = 0.5,
+    intervals: Annotated[str, typer.Option(help="Parameter intervals: wald or bootstrap")] = "wald",
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
+    ] = 200,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -96,7 +100,7 @@ def run(
                 doubling_times=_doubling_times(doubling_times),
                 doubling_time_source=doubling_time_source,
             ),
-            fit=pipeline.FitOptions(selection=selection, alpha=alpha),
+            fit=pipeline.FitOptions(selection=selection, alpha=alpha, intervals=intervals, n_boot=n_boot),
             metrics=MetricOptions(min_r2=min_r2),
         )
         reader_options = {"plate_map": plate_map} if plate_map is not None else {}

@@ -40,6 +40,9 @@ class FitOptions:
         Model per response scale replacing the default (``ll4`` for relative viability and percent
         growth, ``gr_sigmoid`` for GR), e.g. ``{"relative_viability": "ll3"}`` to fix the top at 1 as
         PharmacoGx and gDR do.
+    intervals, n_boot
+        ``wald`` (from the Jacobian, default) or ``bootstrap`` (residual bootstrap with ``n_boot``
+        refits per curve, percentile intervals) for the parameter intervals in ``curves.parquet``.
     """
 
     selection: str = "ftest"
@@ -47,10 +50,14 @@ class FitOptions:
     ftest_df: str = "standard"
     robust: str | None = None
     models: dict[str, str] = field(default_factory=dict)
+    intervals: str = "wald"
+    n_boot: int = 200
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.intervals not in ("wald", "bootstrap"):
+            raise ConfigError(f"intervals must be 'wald' or 'bootstrap', got {self.intervals!r}")
         unknown = set(self.models) - set(S.RESPONSE_SCALES)
         if unknown:
             raise ConfigError(
@@ -59,7 +66,10 @@ class FitOptions:
 
     def as_kwargs(self) -> dict[str, Any]:
         """Options for :func:`doseatlas.fit.fit_curves` (the model is passed per scale)."""
-        return {k: v for k, v in asdict(self).items() if k != "models"}
+        options = {k: v for k, v in asdict(self).items() if k not in ("models", "n_boot")}
+        if self.intervals == "bootstrap":
+            options["bootstrap"] = {"n_boot": self.n_boot}
+        return options
 
 
 @dataclass(frozen=True)

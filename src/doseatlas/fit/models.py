@@ -179,3 +179,13 @@ def resolve_bounds(
     np.clip(lo, -1e300, 1e300, out=lo)
     np.clip(hi, -1e300, 1e300, out=hi)
     return lo, hi
+
+
+def predict(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Evaluate the shared sigmoid at ``x`` (log10 molar; -inf = dose 0, evaluated at ``top``).
+
+    ``params`` is (n, 4) in :data:`PARAMS` order and ``x`` is (n, m); returns (n, m).
+    """
+    top, bottom, x50, hill = (params[:, [j]] for j in range(4))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bottom + (top - bottom) / (1.0 + 10.0 ** (hill * (x - x50)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
+from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import BatchFit, fit_batch
 from doseatlas.fit.models import PARAMS
 
@@ -71,7 +73,9 @@ def fit_curves(
     Only ``perturbation_type == "drug"`` rows are dose series. ``duration_h`` is ``time_h``. Rows with a
     missing response are excluded from the fit but their curve still gets a row (status
     ``too_few_points`` when nothing usable is left). Replicates are pooled. ``options`` go to
-    :func:`doseatlas.fit.fit_batch`.
+    :func:`doseatlas.fit.fit_batch`, except ``intervals`` (``"wald"``, default, or ``"bootstrap"``) and
+    ``bootstrap`` (a dict for :func:`doseatlas.fit.bootstrap.bootstrap_intervals`: ``n_boot``, ``seed``,
+    ``method``...).
     """
     if scale not in S.RESPONSE_SCALES:
         raise ConfigError(f"scale must be one of {list(S.RESPONSE_SCALES)}, not {scale!r}")
@@ -80,7 +84,12 @@ def fit_curves(
     if points.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in curves_columns(keys)})
     x, y = _padded(points)
+    intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
     fit = fit_batch(x, y, model=model, **options)
+    if intervals == "bootstrap":
+        fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
+    elif intervals != "wald":
+        raise ConfigError(f"intervals must be 'wald' or 'bootstrap', not {intervals!r}")
     first = points.groupby(_CURVE, sort=True).head(1).set_index(_CURVE).sort_index()
     table = first[list(keys)].reset_index(drop=True)
     table.insert(0, S.CURVE_ID, [curve_id(k, scale) for k in table.itertuples(index=False, name=None)])
@@ -90,6 +99,16 @@ def fit_curves(
     table[SELECTED] = fit.selected_names()
     table = pd.concat([table, _param_columns(fit), _stat_columns(fit, points)], axis=1)
     return table[curves_columns(keys)]
+
+
+def _refit_options(options: dict) -> dict:
+    """Options of the original fit that also govern the bootstrap refits."""
+    return {k: v for k, v in options.items() if k in ("robust", "f_scale", "max_iter", "bounds")}
+
+
+def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
+    """``fit`` with bootstrap standard errors and intervals (the covariance stays the Wald one)."""
+    return dataclasses.replace(fit, stderr=boot.stderr, ci_lower=boot.lower, ci_upper=boot.upper)
 
 
 def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
