@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate
 
 from doseatlas import schemas as S
@@ -79,3 +81,25 @@ def test_closed_form_area_matches_numerical_integration(hill):
     x0, x1 = -9.0, -4.0
     exact = integrate.quad(lambda x: sigmoid(x, 1.0, 0.1, -6.5, hill), x0, x1)[0] / (x1 - x0)
     assert sigmoid_area(x0, x1, 1.0, 0.1, -6.5, hill) == pytest.approx(exact, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    top=st.floats(0.5, 1.5),
+    bottom=st.floats(-1.0, 0.9),
+    x50=st.floats(-12.0, -2.0),
+    hill=st.floats(0.1, 8.0),
+    level=st.sampled_from([0.5, 0.0, -0.5, 0.25]),
+)
+def test_crossing_never_extrapolates_and_its_value_solves_the_curve(top, bottom, x50, hill, level):
+    got = crossing(_curve(top=top, bottom=bottom, log10_ec50=x50, hill=hill), level).iloc[0]
+    if got[S.STATUS] == "estimated":
+        assert 1e-9 * (1 - 1e-9) <= got[S.VALUE] <= 1e-4 * (1 + 1e-9)
+        assert sigmoid(np.log10(got[S.VALUE]), top, bottom, x50, hill) == pytest.approx(level, abs=1e-6)
+    elif got[S.STATUS] == "right_censored":
+        assert np.isnan(got[S.VALUE]) and got[S.LOWER] == pytest.approx(1e-4) and got[S.UPPER] == np.inf
+        assert sigmoid(-4.0, top, bottom, x50, hill) > level
+    else:
+        assert got[S.STATUS] == "left_censored"
+        assert np.isnan(got[S.VALUE]) and got[S.LOWER] == 0 and got[S.UPPER] == pytest.approx(1e-9)
+        assert sigmoid(-9.0, top, bottom, x50, hill) <= level
