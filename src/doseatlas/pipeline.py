@@ -17,6 +17,7 @@ from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
+from doseatlas.qc import plate_qc
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
 STEPS = ("validate", "normalize", "fit", "metrics")
@@ -107,7 +108,7 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     controls = responses[key + cols].drop_duplicates(subset=key)
     plates = counts.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
-    return plates
+    return plates.merge(plate_qc(clean), on=key, how="left")
 
 
 def _summary(

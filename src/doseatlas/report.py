@@ -112,7 +112,8 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
         *extra_sections,
         ("Glossary", glossary_section()),
         ("Rejected input rows (ledger)", _ledger_section(result.ledger)),
-        ("Plates", _table(result.plates.head(60))),
+        ("Plate quality", qc_section(result)),
+        ("Plates (first 60)", _table(result.plates.head(60))),
         ("Provenance", _provenance(meta)),
     ]
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.summary.get("notes", []))
@@ -191,6 +192,29 @@ def metrics_section(result: Any) -> str:
         title = f"{dataset} · {readout} · {duration}"
         parts.append(f"<h3>{html.escape(title)}</h3>" + _table(counts))
     return "".join(parts)
+
+
+EDGE_FLAG = 0.85
+
+
+def qc_section(result: Any) -> str:
+    """Per data set: vehicle CV, edge effect (edge over interior vehicle signal) and Z'-factor."""
+    plates = result.plates
+    if plates.empty or "edge_vehicle_ratio" not in plates:
+        return '<p class="sub">No plate-level controls (pre-normalized input).</p>'
+    table = plates.groupby(S.DATASET).agg(
+        plates=(S.PLATE, "nunique"),
+        median_vehicle_cv=("vehicle_cv", "median"),
+        median_edge_vehicle_ratio=("edge_vehicle_ratio", "median"),
+        plates_with_edge_loss=("edge_vehicle_ratio", lambda r: int((r < EDGE_FLAG).sum())),
+        median_z_factor=("z_factor", "median"),
+    )
+    note = (
+        f'<p class="sub">edge_vehicle_ratio: mean vehicle signal of edge wells over interior wells of the same plate; '
+        f"plates below {EDGE_FLAG} are counted as showing edge loss. Responses are normalized per plate to all its "
+        "vehicle wells, so an edge effect shows up as extra spread: consider excluding edge wells for such data.</p>"
+    )
+    return _table(table.reset_index()) + note
 
 
 def glossary_section() -> str:

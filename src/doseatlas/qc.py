@@ -1,0 +1,85 @@
+"""Plate quality control from well positions: edge effects and control quality.
+
+Pure functions: the validated well table in, a per-plate table out. Well names like ``B07`` (rows
+A..Z, AA..AF for 1536-well plates) are parsed; the plate format is the smallest standard format
+(96, 384, 1536) that holds every well seen on the plate; edge wells are those in the outer rows and
+columns of that format.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+
+FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
+_WELL = re.compile(r"^([A-Za-z]{1,2})0*(\d{1,2})$")
+PLATE_KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
+EDGE_RATIO = "edge_vehicle_ratio"
+Z_FACTOR = "z_factor"
+
+
+def parse_wells(wells: pd.Series) -> pd.DataFrame:
+    """Row and column numbers (1-based) of well names; NaN where a name does not parse."""
+    parts = wells.astype(str).str.strip().str.extract(_WELL)
+    letters = parts[0].str.upper()
+    row = letters.map(lambda s: np.nan if not isinstance(s, str) else _row_number(s))
+    return pd.DataFrame({"row": row.astype(float), "col": pd.to_numeric(parts[1], errors="coerce")})
+
+
+def _row_number(letters: str) -> int:
+    number = 0
+    for char in letters:
+        number = number * 26 + (ord(char) - ord("A") + 1)
+    return number
+
+
+def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
+    """True for wells on the outer rows/columns of their plate's format (NaN where unknown)."""
+    extent = positions.groupby(plate.to_numpy()).agg(rows=("row", "max"), cols=("col", "max"))
+    dims = extent.apply(_format_of, axis=1, result_type="expand").rename(columns={0: "nr", 1: "nc"})
+    nr = plate.map(dims["nr"]).to_numpy(float)
+    nc = plate.map(dims["nc"]).to_numpy(float)
+    r, c = positions["row"].to_numpy(), positions["col"].to_numpy()
+    edge = (r == 1) | (c == 1) | (r == nr) | (c == nc)
+    return pd.Series(np.where(np.isnan(r) | np.isnan(c) | np.isnan(nr), np.nan, edge), index=plate.index)
+
+
+def _format_of(extent: pd.Series) -> tuple[float, float]:
+    for _, rows, cols in FORMATS:
+        if extent["rows"] <= rows and extent["cols"] <= cols:
+            return float(rows), float(cols)
+    return np.nan, np.nan
+
+
+def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
+    """Per plate: vehicle signal on edge wells over interior wells, and the Z'-factor of the controls.
+
+    ``edge_vehicle_ratio`` (null unless the plate has vehicle wells both on the edge and inside): a value
+    well below 1 shows edge wells losing signal. ``z_factor`` = 1 - 3 (sd_vehicle + sd_positive) /
+    |mean_vehicle - mean_positive| (Zhang et al. 1999), null without positive-control wells.
+    """
+    plate_id = clean[PLATE_KEY].astype(str).agg("|".join, axis=1)
+    wells = clean.assign(_edge=_edge_flags(parse_wells(clean[S.WELL]), plate_id))
+    vehicle = wells[wells[S.ROLE] == S.Role.VEHICLE]
+    means = vehicle.groupby([*PLATE_KEY, "_edge"], dropna=False)[S.SIGNAL].mean().unstack("_edge")
+    ratio = means.get(1.0, np.nan) / means.get(0.0, np.nan) if len(means) else pd.Series(dtype=float)
+    out = (
+        pd.DataFrame({EDGE_RATIO: ratio}).reset_index()
+        if len(means)
+        else pd.DataFrame(columns=[*PLATE_KEY, EDGE_RATIO])
+    )
+    return out.merge(_z_factor(wells), on=PLATE_KEY, how="outer")
+
+
+def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:
+    roles = wells[wells[S.ROLE].isin([S.Role.VEHICLE, S.Role.POSITIVE_CONTROL])]
+    stats = roles.groupby([*PLATE_KEY, S.ROLE], dropna=False)[S.SIGNAL].agg(["mean", "std"]).unstack(S.ROLE)
+    if stats.empty or S.Role.POSITIVE_CONTROL.value not in stats.columns.get_level_values(1):
+        return pd.DataFrame(columns=[*PLATE_KEY, Z_FACTOR])
+    v, p = S.Role.VEHICLE.value, S.Role.POSITIVE_CONTROL.value
+    z = 1 - 3 * (stats[("std", v)] + stats[("std", p)]) / (stats[("mean", v)] - stats[("mean", p)]).abs()
+    return pd.DataFrame({Z_FACTOR: z}).reset_index()

@@ -1,0 +1,60 @@
+"""Plate QC from well positions: edge effects and Z'-factor."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from doseatlas import schemas as S
+from doseatlas.ingest import canonical_columns
+from doseatlas.qc import EDGE_RATIO, Z_FACTOR, parse_wells, plate_qc
+from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+from doseatlas.validate import validate_wells
+
+
+def test_well_names_parse_to_rows_and_columns():
+    got = parse_wells(pd.Series(["A01", "p24", "AF48", "H7", "junk", None]))
+    assert got["row"].tolist()[:4] == [1, 16, 32, 8]
+    assert got["col"].tolist()[:4] == [1, 24, 48, 7]
+    assert got.iloc[4:].isna().all().all()
+
+
+@pytest.mark.parametrize(("edge_loss", "expected"), [(0.0, 1.0), (0.3, 0.7)])
+def test_edge_loss_of_the_simulator_is_measured(edge_loss, expected):
+    config = SimulationConfig(
+        n_cell_lines=3,
+        n_drugs=3,
+        datasets=[DatasetConfig(name="e", plate_format=384, edge_loss=edge_loss, cv=0.02, n_vehicle=24)],
+    )
+    clean = validate_wells(canonical_columns(simulate(config, seed=2).wells, source="sim")).clean
+    qc = plate_qc(clean)
+    assert qc[EDGE_RATIO].median() == pytest.approx(expected, abs=0.06)
+
+
+def test_z_factor_needs_positive_controls():
+    rows = [
+        {
+            S.DATASET: "d",
+            S.PLATE: "p",
+            S.CELL_LINE: "c",
+            S.TIME_H: 72.0,
+            S.READOUT: "atp",
+            S.WELL: f"B{i:02d}",
+            S.ROLE: role,
+            S.SIGNAL: signal,
+        }
+        for i, (role, signal) in enumerate(
+            [
+                ("vehicle", 100),
+                ("vehicle", 104),
+                ("vehicle", 96),
+                ("positive_control", 5),
+                ("positive_control", 7),
+            ],
+            start=2,
+        )
+    ]
+    z = plate_qc(pd.DataFrame(rows))[Z_FACTOR].iloc[0]
+    assert 0.5 < z < 1.0
+    no_pc = plate_qc(pd.DataFrame(rows[:3]))
+    assert no_pc[Z_FACTOR].isna().all()
