@@ -58,3 +58,21 @@ def test_z_factor_needs_positive_controls():
     assert 0.5 < z < 1.0
     no_pc = plate_qc(pd.DataFrame(rows[:3]))
     assert no_pc[Z_FACTOR].isna().all()
+
+
+def test_plates_without_well_positions_get_no_edge_ratio():
+    rows = [
+        {
+            S.DATASET: "d",
+            S.PLATE: "p",
+            S.CELL_LINE: "c",
+            S.TIME_H: 72.0,
+            S.READOUT: "atp",
+            S.WELL: f"line{i}",
+            S.ROLE: "vehicle",
+            S.SIGNAL: 100.0,
+        }
+        for i in range(3)
+    ]
+    qc = plate_qc(pd.DataFrame(rows))
+    assert len(qc) == 1 and qc[EDGE_RATIO].isna().all()

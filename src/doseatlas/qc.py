@@ -62,17 +62,21 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
     well below 1 shows edge wells losing signal. ``z_factor`` = 1 - 3 (sd_vehicle + sd_positive) /
     |mean_vehicle - mean_positive| (Zhang et al. 1999), null without positive-control wells.
     """
-    plate_id = clean[PLATE_KEY].astype(str).agg("|".join, axis=1)
+    plate_id = pd.Series(clean.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=clean.index)
     wells = clean.assign(_edge=_edge_flags(parse_wells(clean[S.WELL]), plate_id))
     vehicle = wells[wells[S.ROLE] == S.Role.VEHICLE]
+    keys = wells[PLATE_KEY].drop_duplicates().reset_index(drop=True)
     means = vehicle.groupby([*PLATE_KEY, "_edge"], dropna=False)[S.SIGNAL].mean().unstack("_edge")
-    ratio = means.get(1.0, np.nan) / means.get(0.0, np.nan) if len(means) else pd.Series(dtype=float)
-    out = (
-        pd.DataFrame({EDGE_RATIO: ratio}).reset_index()
-        if len(means)
-        else pd.DataFrame(columns=[*PLATE_KEY, EDGE_RATIO])
+    means = means.reindex(
+        columns=[0.0, 1.0]
+    )  # interior, edge (NaN where a plate has none or positions are unknown)
+    if means.empty:
+        return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan})
+    out = keys.merge(
+        pd.DataFrame({EDGE_RATIO: means[1.0] / means[0.0]}).reset_index(), on=PLATE_KEY, how="left"
     )
-    return out.merge(_z_factor(wells), on=PLATE_KEY, how="outer")
+    z = _z_factor(wells)
+    return out.merge(z, on=PLATE_KEY, how="left") if len(z) else out.assign(**{Z_FACTOR: np.nan})
 
 
 def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:
