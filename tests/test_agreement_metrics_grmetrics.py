@@ -102,11 +102,6 @@ def test_heiser_per_replicate_agrees_except_single_curves():
     assert (diff <= 0.01).mean() >= WITHIN_001_SHARE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HCC1419 replicate 10019.002: our gr_sigmoid fit stops at a worse local optimum "
-    "(R² 0.677 vs GRmetrics 0.724, hill at its bound 5; GEC50 differs by 1.9 log10). Fit engine, not metrics.",
-)
 def test_heiser_per_replicate_our_fit_is_never_worse_than_grmetrics():
     merged = _merged("heiser-per-replicate")
     sig = merged["fit_GR"] == "sigmoid"

@@ -44,8 +44,8 @@ ST_SINGULAR = 5
 
 # indices of the option vector ``opt`` of :func:`fit_all`
 O_MAX_ITER, O_MS_MODE, O_MS_RATIO, O_ROBUST, O_F_SCALE, O_RSS_FLAT, O_AUTO_STARTS, O_AUTO_ITER = range(8)
-O_FTOL, O_LAM_DOWN, O_LAM_UP, O_NEWTON = range(8, 12)
-N_OPT = 12
+O_FTOL, O_LAM_DOWN, O_LAM_UP, O_NEWTON, O_MS_BOUND = range(8, 13)
+N_OPT = 13
 
 
 @njit(inline="always", **_OPTS)
@@ -521,6 +521,18 @@ def _try(p, start, buf, ng, ssw, bnd, free, n_iter, opt, work, A, g, act, sv, st
 
 
 @njit(**_OPTS)
+def _at_bound(p, lo, hi, free, mode):
+    """True when a free parameter of p sits on a bound (projected LM: a common sign of a poor local optimum).
+    ``mode``: 0 never, 1 only log10_ec50 and hill (the shape), 2 any free parameter."""
+    if mode <= 0:
+        return False
+    for j in range(2 if mode == 1 else 0, 4):
+        if free[j] and (p[j] <= lo[j] or p[j] >= hi[j]):
+            return True
+    return False
+
+
+@njit(**_OPTS)
 def _fit_curve(xs, ys, m, m1, bnd, free, nfree, fixed, starts, opt, buf, work, A, g, out_p, act, sv):
     """Fit one curve: two data-driven starts, LM, multi-start, robust IRLS. Returns (rss, iterations, conv).
 
@@ -553,21 +565,27 @@ def _fit_curve(xs, ys, m, m1, bnd, free, nfree, fixed, starts, opt, buf, work, A
     state[0], state[1], state[2] = np.inf, 0.0, 0.0
     _try(p, p1, buf, ng, ssw, bnd, free, max_iter, opt, work, A, g, act, sv, state, r1, cur)
     weak = not state[1] > 0 or not state[0] <= opt[O_MS_RATIO] * opt[O_RSS_FLAT] or state[0] > r2 + ssw
-    if nf >= 2 and (ms_mode == 2 or (ms_mode == 1 and weak)):
+    # a usable fit (R^2 above the multistart threshold) with a free parameter on a bound is refitted too;
+    # near-flat curves are not (their sigmoid parameters drift to bounds by nature, and the F-test drops them)
+    bound_mode = int(opt[O_MS_BOUND]) if state[0] <= opt[O_MS_RATIO] * opt[O_RSS_FLAT] else 0
+    if nf >= 2 and (ms_mode == 2 or (ms_mode == 1 and (weak or _at_bound(best, lo, hi, free, bound_mode)))):
         n_iter = max_iter if ms_mode == 2 else min(max_iter, int(opt[O_AUTO_ITER]))
         _try(p, p2, buf, ng, ssw, bnd, free, n_iter, opt, work, A, g, act, sv, state)
         if not state[1] > 0:  # the best so far is unconverged (a short refit that got lower): continue it
             _copy4(best, p2)
             _try(p, p2, buf, ng, ssw, bnd, free, max_iter, opt, work, A, g, act, sv, state)
         n_starts = starts.shape[0] if ms_mode == 2 else min(starts.shape[0], int(opt[O_AUTO_STARTS]))
-        if ms_mode == 1 and state[1] > 0:
-            n_starts = 0  # auto: the grid only for curves that still did not converge
+        if ms_mode == 1 and state[1] > 0 and not _at_bound(best, lo, hi, free, bound_mode):
+            n_starts = 0  # auto: the grid only for curves still unconverged or still on a bound
         for s in range(n_starts):
             _copy4(p1, p2)
             p2[2] = gx[0] + starts[s, 0] * (gx[nf - 1] - gx[0])
             p2[3] = starts[s, 1]
             _project(p2, lo, hi)
             _try(p, p2, buf, ng, ssw, bnd, free, n_iter, opt, work, A, g, act, sv, state)
+        if n_starts > 0 and not state[1] > 0:  # a short grid refit got lowest without converging: continue it
+            _copy4(best, p2)
+            _try(p, p2, buf, ng, ssw, bnd, free, max_iter, opt, work, A, g, act, sv, state)
     rss, iters, conv = state[0], int(state[2]), state[1] > 0
     _copy4(best, out_p)
     for i in range(4):

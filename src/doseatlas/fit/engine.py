@@ -37,6 +37,9 @@ DEFAULT_STARTS = np.array(
 )  # fmt: skip
 AUTO_STARTS = 4
 AUTO_RESTART_ITER = 20
+#: ``multistart="auto"`` also refits a converged curve whose solution has a free parameter on a bound:
+#: 0 never, 1 only log10_ec50 or hill on a bound, 2 any free parameter
+AUTO_BOUND = 1
 #: LM tuning (kernel option vector): relative RSS tolerance, damping factors, Newton steps (exact Hessian) on/off
 LM_TUNING = {"ftol": 1e-10, "lam_down": 0.25, "lam_up": 4.0, "newton": 1.0}
 _ROBUST = {None: 0, "soft_l1": 1, "huber": 2}
@@ -209,6 +212,7 @@ def _options(max_iter: int, multistart: str, multistart_r2: float, robust: str |
     opt[K.O_F_SCALE] = f_scale or 0.0
     opt[K.O_AUTO_STARTS] = AUTO_STARTS
     opt[K.O_AUTO_ITER] = AUTO_RESTART_ITER
+    opt[K.O_MS_BOUND] = AUTO_BOUND
     opt[K.O_FTOL] = LM_TUNING["ftol"]
     opt[K.O_LAM_DOWN] = LM_TUNING["lam_down"]
     opt[K.O_LAM_UP] = LM_TUNING["lam_up"]
