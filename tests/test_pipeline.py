@@ -90,3 +90,27 @@ def test_every_metric_row_is_unique_and_accounted():
     s = result.summary
     assert s["rows_used"] + s["rows_in_ledger"] == s["rows_read"]
     assert set(result.metrics[S.STATUS]) <= {st.value for st in S.MetricStatus}
+
+
+def _step_plate(top_dose_fraction: float):
+    """Noise-free response 1 at every dose but the top one: a step the data cannot place between two doses."""
+    control = 1000.0
+    treated = {c * 1e6: control for c in DOSES[:-1]} | {DOSES[-1] * 1e6: control * top_dose_fraction}
+    return plate(vehicle=[control] * 4, blank=[0.0, 0.0], treated=treated)
+
+
+@pytest.mark.parametrize(("fraction", "ic50_status"), [(0.6, "right_censored"), (0.2, "refused")])
+def test_a_step_at_the_top_dose_keeps_censoring_but_refuses_what_it_cannot_place(fraction, ic50_status):
+    result, m = _metrics(_step_plate(fraction))
+    curve = result.curves[result.curves[S.SCALE] == S.RELATIVE_VIABILITY].iloc[0]
+    assert curve["status"] == "singular" and curve["selected"] == "sigmoid"
+    # the fitted curve does not reach 0.5 inside the range (0.6 at the top dose): that is supported
+    assert m.loc[("x", "ic50"), S.STATUS] == ic50_status
+    if ic50_status == "right_censored":
+        assert m.loc[("x", "ic50"), S.LOWER] == pytest.approx(DOSES.max())
+    else:  # it crosses 0.5 somewhere between the last two doses: where is not determined
+        assert m.loc[("x", "ic50"), S.REASON] == "not_identifiable"
+    for name in ("ec50", "einf", "hill", "auc"):
+        assert m.loc[("x", name), S.STATUS] == "refused"
+        assert m.loc[("x", name), S.REASON] == "not_identifiable"
+    assert m.loc[("x", "emax"), S.STATUS] == "estimated"

@@ -218,12 +218,32 @@ class RefusalReason(StrEnum):
     NO_DURATION = "no_duration"
     NON_POSITIVE_SIGNAL = "non_positive_signal"
     NO_GROWTH_IN_CONTROL = "no_growth_in_control"
-    NOT_A_DOSE_SERIES = "not_a_dose_series"
     TOO_FEW_DOSES = "too_few_doses"
     FLAT_FIT = "flat_fit"
     FIT_FAILED = "fit_failed"
+    NOT_IDENTIFIABLE = "not_identifiable"
     POOR_FIT = "poor_fit"
-    NOT_DEFINED_FOR_SCALE = "not_defined_for_scale"
     WINDOW_NOT_COVERED = "window_not_covered"
     NO_RESPONSES = "no_responses"
     NOT_PROVIDED = "not_provided_by_source"
+
+
+#: one sentence per refusal reason (rendered into docs/metrics.md)
+REFUSAL_MEANING: dict[str, str] = {
+    RefusalReason.NO_VEHICLE_CONTROL: "the plate has no usable vehicle (or untreated) wells for this read",
+    RefusalReason.NO_TIME_ZERO: "the scale needs a time-zero read (or, for GR, a doubling time) and there is none",
+    RefusalReason.NO_DURATION: "the scale needs the assay duration and the read time is unknown",
+    RefusalReason.NON_POSITIVE_SIGNAL: "a logarithm of a signal (GR) is needed and the signal is zero or negative",
+    RefusalReason.NO_GROWTH_IN_CONTROL: "the vehicle did not grow past time zero, so growth-based scales are undefined",
+    RefusalReason.TOO_FEW_DOSES: "fewer distinct usable doses than the metric options' min_doses",
+    RefusalReason.FLAT_FIT: "the flat model was selected: there is no midpoint, slope or crossing to report",
+    RefusalReason.FIT_FAILED: "the fit did not converge or the input was not finite",
+    RefusalReason.NOT_IDENTIFIABLE: (
+        "the least-squares fit is singular (e.g. a step between two doses): the fitted values are kept for "
+        "censoring statements, but parameters and in-range crossings are not determined by the data"
+    ),
+    RefusalReason.POOR_FIT: "the sigmoid was selected but its R² is below the metric options' min_r2",
+    RefusalReason.WINDOW_NOT_COVERED: "the fixed AUC window is not inside the tested range (no extrapolation)",
+    RefusalReason.NO_RESPONSES: "no usable response on this scale for the curve",
+    RefusalReason.NOT_PROVIDED: "the source publishes pre-normalized responses without this scale",
+}

@@ -21,7 +21,8 @@ Why = S.RefusalReason
 St = S.MetricStatus
 FIT_POLICY_REFUSE = "refuse"
 R0 = "_r0"  # time-zero over vehicle signal of a curve (percent growth levels)
-FAILED_FIT = {"max_iter", "non_finite", "singular", "failed"}
+FAILED_FIT = {"max_iter", "non_finite", "failed"}
+SINGULAR = "singular"  # converged, but J'J not invertible: see _not_identifiable
 TOO_FEW = {"too_few_points"}
 OUTPUT_COLUMNS = [
     *S.METRIC_KEY,
@@ -414,7 +415,25 @@ def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: Metr
         if S.REASON not in got:
             got[S.REASON] = None
         body.loc[usable, got.columns] = got
+        body = _not_identifiable(m, body, usable & keys["status"].eq(SINGULAR))
     return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+
+
+def _not_identifiable(m: Metric, body: pd.DataFrame, singular: pd.Series) -> pd.DataFrame:
+    """Refuse what a singular fit does not determine.
+
+    A converged fit whose J'J is singular (typically a step between two doses, hill on its bound) still has
+    well-determined fitted values at the tested doses, so a threshold that the fitted curve does not reach
+    inside the tested range stays censored. Its parameters, midpoint, area and any in-range crossing depend
+    on the undetermined shape and are refused (``not_identifiable``).
+    """
+    censored = body[S.STATUS].isin([St.LEFT_CENSORED.value, St.RIGHT_CENSORED.value])
+    keep = censored if m.kind == "threshold" else pd.Series(False, index=body.index)
+    refuse = singular & ~keep & body[S.STATUS].ne(St.REFUSED.value)
+    body.loc[refuse, [S.VALUE, S.LOWER, S.UPPER]] = np.nan
+    body.loc[refuse, S.STATUS] = St.REFUSED.value
+    body.loc[refuse, S.REASON] = Why.NOT_IDENTIFIABLE.value
+    return body
 
 
 def compute_metrics(

@@ -449,4 +449,6 @@ def render_markdown() -> str:
         if m.aliases:
             lines.append(f"- **Known source aliases:** {'; '.join(m.aliases)}")
         lines.append(f"- **Citation:** {m.citation}")
+    lines += ["", "## Refusal reasons", "", "| reason | meaning |", "|---|---|"]
+    lines += [f"| `{r.value}` | {S.REFUSAL_MEANING[r]} |" for r in S.RefusalReason]
     return "\n".join(lines) + "\n"
