@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,13 @@ def external_dir(name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def validate_module():
+    """``scripts/validate.py`` as a module: the agreement tests and docs/validation.md measure the same thing."""
+    if "validate" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("validate", REPO / "scripts" / "validate.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["validate"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["validate"]

@@ -6,13 +6,10 @@ The comparison itself (reading, running with GRmetrics' conventions, unit conver
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import REPO, external_dir
+from conftest import external_dir, validate_module
 
 # GR50 / GEC50, |Δlog10| on curves both estimate inside the range. Both tools minimize the same least squares
 # on the same points with the same bounds; what is left is optimizer stopping (measured: median ~5e-6, max 1.3e-4)
@@ -25,16 +22,7 @@ OBSERVED_TOL = 1e-12
 WITHIN_001_SHARE = 0.97
 
 
-def _validate_module():
-    if "validate" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("validate", REPO / "scripts" / "validate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["validate"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["validate"]
-
-
-V = _validate_module()
+V = validate_module()
 CASES = {
     "toy-averaged": (V.GR_TOY, "replicatesAveraged"),
     "toy-per-replicate": (V.GR_TOY, "perReplicate"),

@@ -6,12 +6,9 @@ PharmacoGx: 3-parameter Hill on log10 dose with the top fixed at 100 %, IC50 in 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from conftest import REPO, external_dir
+from conftest import external_dir, validate_module
 
 # issue 5 targets for IC50 with our default bounds (ll3 only): rank agreement and median |Δlog10| where both
 # estimate it inside the tested range (measured: Spearman 0.9994, median 4e-4, n 414)
@@ -26,16 +23,7 @@ AAC_MEDIAN_TOL = 1e-3
 STATUS_MIN = 0.95
 
 
-def _validate_module():
-    if "validate" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("validate", REPO / "scripts" / "validate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["validate"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["validate"]
-
-
-V = _validate_module()
+V = validate_module()
 _CACHE: dict = {}
 
 

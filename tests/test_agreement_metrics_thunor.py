@@ -6,10 +6,7 @@ not reached (our right_censored), activity area in log10 M units (/ log10 range 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
-from conftest import REPO, external_dir
+from conftest import external_dir, validate_module
 
 # IC50 / EC50 where both estimate them: same least squares, same points (measured medians 4e-6 / 5e-6 log10,
 # IC50 Spearman 0.9996); single poorly determined curves differ, so only the median and the ranks are asserted
@@ -19,16 +16,7 @@ SPEARMAN_MIN = 0.98
 AREA_MEDIAN_TOL = 1e-3
 
 
-def _validate_module():
-    if "validate" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("validate", REPO / "scripts" / "validate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["validate"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["validate"]
-
-
-V = _validate_module()
+V = validate_module()
 _CACHE: dict = {}
 
 
