@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from doseatlas import schemas as S
@@ -184,3 +185,17 @@ def test_read_any_refuses_mixing_wells_and_responses(tmp_path):
     assert len(read_any([wells, wells], mapping=mapping)) == 2
     with pytest.raises(InputFileError, match="cannot be mixed"):
         read_any([wells, responses], mapping=mapping)
+
+
+def test_thunor_hdf5_that_is_not_hdf5_is_one_clear_error(tmp_path):
+    bad = tmp_path / "screen.h5"
+    bad.write_bytes(b"not an hdf5 file\n" * 10)
+    with pytest.raises(InputFileError, match=r"screen\.h5"):
+        read_any(bad, format="thunor-hts")
+
+
+def test_thunor_hdf5_without_the_thunor_stores_is_refused(tmp_path):
+    path = tmp_path / "other.h5"
+    pd.DataFrame({"a": [1.0]}).to_hdf(path, key="something")
+    with pytest.raises(InputFileError, match="not a Thunor HDF5 file"):
+        read_any(path, format="thunor-hts")

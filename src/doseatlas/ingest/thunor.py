@@ -1,6 +1,12 @@
-"""Reader of Thunor HTS CSV exports (time-course cell counts).
+"""Reader of Thunor HTS data (time-course cell counts): the HDF5 file of ``thunor.io.write_hdf`` or CSV exports.
 
-Three files: ``<name>_wells_treated.csv`` (``drug, cell_line, dose`` in **molar**, ``plate, well_id,
+HDF5 (``*.h5`` / ``*.hdf5``; needs PyTables, the ``hdf5`` extra): the pandas stores ``/doses`` (index ``drug1,
+cell_line, dose1`` in molar; ``dataset, plate, well_id, well_num``), ``/assays`` (index ``assay, well_id,
+timepoint`` as a time delta; ``value``) and ``/controls`` (index ``dataset, assay, cell_line, plate, well_id,
+timepoint``; ``value, well_num``). Drug combinations (``drug2``) are refused with an error. ``source_line`` of an
+HDF5 row is its 1-based row number in its store, and ``source_file`` names the store (``file.h5:/assays``).
+
+CSV: three files: ``<name>_wells_treated.csv`` (``drug, cell_line, dose`` in **molar**, ``plate, well_id,
 well_num``), ``<name>_assays_treated.csv`` (``assay, well_id, value, timepoint_hours``) and
 ``<name>_controls.csv`` (control wells with ``cell_line, plate, well_id, value, well_num,
 timepoint_hours``). Controls are taken as vehicle wells.
@@ -59,7 +65,7 @@ def read(
     Parameters
     ----------
     path
-        The ``*_wells_treated.csv`` file (or the folder holding the three files).
+        The HDF5 file, or the ``*_wells_treated.csv`` file (or the folder holding the three CSV files).
     time_h
         Target read time in hours (nearest read per plate), or None for every read.
     assays, controls
@@ -71,12 +77,14 @@ def read(
     assay_map
         Extra ``{assay name: readout}`` entries (case-insensitive).
     """
-    wells_path, assays_path, controls_path = _companions(Path(path), assays, controls)
-    wells = text_table(wells_path)
+    if Path(path).suffix.lower() in HDF5_SUFFIXES:
+        wells_path, assays_path, controls_path = (f"{path}:/{k}" for k in ("doses", "assays", "controls"))
+        wells, reads, ctrl = _hdf_tables(Path(path))
+    else:
+        wells_path, assays_path, controls_path = _companions(Path(path), assays, controls)
+        wells, reads, ctrl = text_table(wells_path), text_table(assays_path), text_table(controls_path)
     require(wells, ("drug", "cell_line", "dose", "plate", "well_id"), path=wells_path, what="Thunor wells")
-    reads = text_table(assays_path)
     require(reads, ("assay", "well_id", "value", "timepoint_hours"), path=assays_path, what="Thunor assays")
-    ctrl = text_table(controls_path)
     require(
         ctrl, ("cell_line", "plate", "value", "timepoint_hours"), path=controls_path, what="Thunor controls"
     )
@@ -95,6 +103,51 @@ def read(
     return finish(
         both.drop(columns=["_t", "_assay"]), path=wells_path, lines=both[S.SOURCE_LINE], attrs=attrs
     )
+
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+_HDF_KEYS = ("doses", "assays", "controls")
+
+
+def _hdf_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three thunor stores as text tables with the CSV export's column names."""
+    try:
+        import tables  # noqa: F401 - pandas needs PyTables for HDF5
+    except ImportError as err:
+        raise InputFileError(
+            str(path), "reading Thunor HDF5 needs PyTables: pip install 'doseatlas[hdf5]'"
+        ) from err
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            missing = [k for k in _HDF_KEYS if f"/{k}" not in store.keys()]
+            if missing:
+                raise InputFileError(str(path), f"not a Thunor HDF5 file: store(s) {missing} missing")
+            frames = {k: store[k].reset_index() for k in _HDF_KEYS}
+    except InputFileError:
+        raise
+    except Exception as err:  # PyTables raises its own HDF5ExtError (and others) for a file that is not HDF5
+        raise InputFileError(str(path), f"cannot read as HDF5: {type(err).__name__}") from err
+    doses = frames["doses"].rename(columns={"drug1": "drug", "dose1": "dose"})
+    if "drug2" in doses.columns and doses["drug2"].notna().any():
+        raise InputFileError(str(path), "drug combinations (drug2) are not supported", column="drug2")
+    return tuple(_as_text(_hours(frames[k] if k != "doses" else doses)) for k in _HDF_KEYS)
+
+
+def _hours(frame: pd.DataFrame) -> pd.DataFrame:
+    """``timepoint`` (a time delta) -> ``timepoint_hours``."""
+    if "timepoint" not in frame.columns:
+        return frame
+    hours = pd.to_timedelta(frame["timepoint"]).dt.total_seconds() / 3600.0
+    return frame.drop(columns="timepoint").assign(timepoint_hours=hours)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text (floats in their shortest round-trip form), as the CSV reader delivers them."""
+    out = pd.DataFrame(index=frame.index)
+    for name in frame.columns:
+        col = frame[name]
+        out[str(name)] = col.map(repr).where(col.notna(), "") if col.dtype.kind == "f" else col.astype(str)
+    return out
 
 
 def _treated(
