@@ -178,3 +178,37 @@ def test_curvecurator_ctrp_pec50_agrees_on_curves_both_call_significant():
     curve = cc[:, 3:4] + (cc[:, 2:3] - cc[:, 3:4]) / (1 + 10 ** (cc[:, 1:2] * (xs + cc[:, 0:1])))
     rss_cc = np.nansum((y[both] - curve) ** 2, axis=1)
     assert np.mean(fit.rss[both] <= rss_cc * (1 + 1e-6)) >= 0.97
+
+
+def _curvecurator_sarcoma(layout: str):
+    """Sarcoma screen (Lee et al. 2023) in one of CurveCurator's three replicate layouts: log10 doses (M) and the
+    ratios CurveCurator fitted (its ``Ratio i`` columns, controls excluded), with CurveCurator's curves."""
+    import tomllib
+
+    folder = external_dir("curvecurator_ctrp_sarcoma") / "viability_Sarcoma" / layout
+    exp = tomllib.loads((folder / "parameters.toml").read_text())["Experiment"]
+    doses = np.array(exp["doses"]) * float(exp["dose_scale"])
+    treated = [i for i in exp["experiments"] if i not in set(exp["control_experiment"])]
+    ref = pd.read_csv(folder / "curves.txt", sep="\t")
+    y = ref[[f"Ratio {i}" for i in treated]].to_numpy(float)
+    return np.tile(np.log10(doses[treated]), (len(y), 1)), y, ref
+
+
+# measured (median, 90th percentile of |ΔpEC50|): independent 0.014 / 0.17, aggregated 0.013 / 0.17,
+# combined 0.006 / 0.14 (36 points per curve: better determined)
+@pytest.mark.parametrize("layout", ["independent", "aggregated", "combined"])
+def test_curvecurator_sarcoma_pec50_and_calls_in_each_replicate_layout(layout):
+    x, y, ref = _curvecurator_sarcoma(layout)
+    fit = fit_batch(x, y, model="ll4", bounds={"bottom": (1e-4, 10.0)})  # CurveCurator: back >= 1e-4
+    called = ref["Curve Regulation"].isin(["down", "up"]).to_numpy()
+    both = (fit.selected_names() == "sigmoid") & called
+    assert both.sum() >= 1400
+    assert (fit.selected_names()[called] == "sigmoid").mean() >= 0.99  # observed >= 0.9993
+    d_pec50 = np.abs(-fit.params[both, 2] - ref["pEC50"].to_numpy()[both])
+    assert np.median(d_pec50) <= 0.02, np.median(d_pec50)
+    assert np.quantile(d_pec50, 0.9) <= 0.2, np.quantile(d_pec50, 0.9)
+    # on the points CurveCurator fitted, our least-squares RSS is not higher (observed >= 99.9 % of curves)
+    cc = ref[["pEC50", "Curve Slope", "Curve Front", "Curve Back"]].to_numpy()[both]
+    curve = cc[:, 3:4] + (cc[:, 2:3] - cc[:, 3:4]) / (1 + 10 ** (cc[:, 1:2] * (x[both] + cc[:, 0:1])))
+    rss_cc = np.nansum((y[both] - curve) ** 2, axis=1)
+    assert np.mean(fit.rss[both] <= rss_cc * (1 + 1e-6)) >= 0.99
