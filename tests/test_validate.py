@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
@@ -116,3 +118,29 @@ def test_line_numbers_point_into_the_file(tmp_path):
 def test_rows_the_source_excludes_go_to_the_ledger_with_their_own_reason(role):
     _, reasons = _reasons([*plate(), row(role=role, well="X1")])
     assert list(reasons.values()) == [role]
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**12), 10**12),
+    st.text(alphabet=" \t0123456789.eE+-abcµ", max_size=8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(_VALUES, max_size=12).map(lambda v: pd.Series(v, dtype=object)),
+        st.lists(st.floats(allow_nan=True), max_size=12).map(lambda v: pd.Series(v, dtype=float)),
+        st.lists(st.integers(-(10**9), 10**9), max_size=12).map(lambda v: pd.Series(v, dtype="int64")),
+        st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=12).map(
+            lambda v: pd.Series(v, dtype="str")
+        ),
+    )
+)
+def test_text_of_a_column_is_the_stripped_str_of_each_value(series):
+    from doseatlas.validate import _text
+
+    expected = [("" if pd.isna(v) else str(v).strip()) for v in series.astype(object)]
+    assert list(_text(series)) == expected

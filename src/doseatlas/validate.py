@@ -41,9 +41,15 @@ class ValidationResult:
 
 
 def _text(series: pd.Series) -> pd.Series:
-    """Values as stripped text, missing as empty string."""
-    out = series.astype("object").where(series.notna(), "")
-    return out.map(lambda v: str(v).strip()).astype(object)
+    """Values as stripped text (``str(value).strip()``), missing as empty string; vectorized where the dtype allows."""
+    missing = series.isna()
+    if series.dtype.kind in "iufb":  # numbers: str() of each value, as the element-wise path would give
+        out = series.astype(str)
+    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        out = series.astype(object).where(~missing, "").str.strip()
+    else:  # mixed Python objects
+        out = series.astype(object).where(~missing, "").map(lambda v: str(v).strip())
+    return out.where(~missing, "").astype(object)
 
 
 def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -76,10 +82,13 @@ class _Problems:
         """One entry per rejected row: first reason, all messages joined."""
         if not self.items:
             return pd.DataFrame(columns=["row", S.LEDGER_COLUMN, S.LEDGER_REASON, S.LEDGER_MESSAGE])
-        found = pd.concat(self.items, ignore_index=True)
-        grouped = found.groupby("row", sort=True)
-        first = grouped.first()
-        first[S.LEDGER_MESSAGE] = grouped["msg"].agg("; ".join)
+        found = pd.concat(self.items, ignore_index=True).sort_values("row", kind="stable")
+        several = found["row"].duplicated(keep=False)  # only rows with several findings need their messages joined
+        first = found.drop_duplicates("row", keep="first").set_index("row")
+        first[S.LEDGER_MESSAGE] = first["msg"]
+        if several.any():
+            joined = found[several].groupby("row", sort=False)["msg"].agg("; ".join)
+            first.loc[joined.index, S.LEDGER_MESSAGE] = joined
         return first.drop(columns="msg").reset_index()
 
 
