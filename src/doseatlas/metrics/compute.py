@@ -105,6 +105,12 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray) -> pd.DataFrame:
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
         se = _root_se(curves, ratio, level)
     t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    # rounding at an asymptote equal to the level (e.g. top == 0.5) can pass the end-point test with a root at
+    # -inf or beyond the range: the root decides then (never a value outside the tested range)
+    x0a, x1a = x0.to_numpy(float), x1.to_numpy(float)
+    between = ~left & ~right
+    left = left | (between & ~flat & ~(root >= x0a - 1e-9))
+    right = right | (between & ~flat & (root > x1a + 1e-9))
     status = np.where(left, St.LEFT_CENSORED, np.where(right, St.RIGHT_CENSORED, St.ESTIMATED))
     est = status == St.ESTIMATED
     with np.errstate(over="ignore", invalid="ignore"):  # a huge interval is reported as [0, inf]
