@@ -240,3 +240,39 @@ def test_fit_curves_builds_the_curves_table():
     assert pg["top"].iloc[0] == pytest.approx(a["top"], rel=1e-6), "percent growth is fitted on PG / 100"
     gr = fit_curves(responses, scale=S.GR)
     assert set(gr["status"]) == {"too_few_points"} and gr["model"].iloc[0] == "gr_sigmoid"
+
+
+_REPRO_SCRIPT = """
+import sys
+import numpy as np
+from doseatlas.fit import fit_batch
+
+rng = np.random.default_rng(7)
+n = 3000
+x = np.tile(np.linspace(-9.0, -5.0, 9), (n, 1))
+top, bottom = rng.normal(1.0, 0.03, n), rng.uniform(0.0, 0.7, n)
+x50, hill = rng.uniform(-8.5, -5.5, n), np.exp(rng.normal(0.0, 0.5, n))
+y = bottom[:, None] + (top - bottom)[:, None] / (1 + 10 ** (hill[:, None] * (x - x50[:, None])))
+y = y + rng.normal(0.0, 0.05, y.shape)
+y[:300] = 1.0
+y[:300, -1] = rng.uniform(0.05, 0.9, 300)  # steps at the top dose: borderline singular fits
+fit = fit_batch(x, y, model="ll4")
+np.savez(sys.argv[1], params=fit.params, rss=fit.rss, status=fit.status, cov=fit.cov)
+"""
+
+
+@pytest.mark.slow
+def test_fresh_compile_and_cache_give_identical_results(tmp_path):
+    """The same fits, bit for bit, whether numba compiles the kernels or loads them from its cache."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(_REPRO_SCRIPT)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    for name in ("fresh", "cached"):  # the first run compiles into the empty cache, the second loads it
+        subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.npz")], check=True, env=env)
+    fresh, cached = np.load(tmp_path / "fresh.npz"), np.load(tmp_path / "cached.npz")
+    for key in ("params", "rss", "status", "cov"):
+        np.testing.assert_array_equal(fresh[key], cached[key], err_msg=key)

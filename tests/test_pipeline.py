@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from doseatlas import schemas as S
+from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import run_pipeline
 
 from wells import frame, plate, row
@@ -100,10 +101,15 @@ def _step_plate(top_dose_fraction: float):
 
 
 @pytest.mark.parametrize(("fraction", "ic50_status"), [(0.6, "right_censored"), (0.2, "refused")])
-def test_a_step_at_the_top_dose_keeps_censoring_but_refuses_what_it_cannot_place(fraction, ic50_status):
-    result, m = _metrics(_step_plate(fraction))
-    curve = result.curves[result.curves[S.SCALE] == S.RELATIVE_VIABILITY].iloc[0]
-    assert curve["status"] == "singular" and curve["selected"] == "sigmoid"
+def test_a_singular_fit_keeps_censoring_but_refuses_what_it_cannot_place(fraction, ic50_status):
+    # a step at the top dose: the fitted values are determined, the shape between the last two doses is not.
+    # Whether J'J falls below the kernel's pivot threshold there depends on rounding, so the status is set here
+    # and the metric rule is what is tested.
+    result = run_pipeline(frame(_step_plate(fraction)))
+    rv = result.curves[S.SCALE] == S.RELATIVE_VIABILITY
+    assert result.curves.loc[rv, "selected"].eq("sigmoid").all()
+    curves = result.curves.assign(status=result.curves["status"].where(~rv, "singular"))
+    m = compute_metrics(result.responses, curves).set_index([S.PERTURBAGEN, S.METRIC])
     # the fitted curve does not reach 0.5 inside the range (0.6 at the top dose): that is supported
     assert m.loc[("x", "ic50"), S.STATUS] == ic50_status
     if ic50_status == "right_censored":
@@ -114,3 +120,7 @@ def test_a_step_at_the_top_dose_keeps_censoring_but_refuses_what_it_cannot_place
         assert m.loc[("x", name), S.STATUS] == "refused"
         assert m.loc[("x", name), S.REASON] == "not_identifiable"
     assert m.loc[("x", "emax"), S.STATUS] == "estimated"
+    # the same curves with their own status: nothing refused as not_identifiable unless the fit is singular
+    own = compute_metrics(result.responses, result.curves)
+    singular = result.curves.loc[rv, "status"].eq("singular").any()
+    assert own[S.REASON].eq("not_identifiable").any() == singular
