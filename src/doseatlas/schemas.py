@@ -233,7 +233,10 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.NO_VEHICLE_CONTROL: "the plate has no usable vehicle (or untreated) wells for this read",
     RefusalReason.NO_TIME_ZERO: "the scale needs a time-zero read (or, for GR, a doubling time) and there is none",
     RefusalReason.NO_DURATION: "the scale needs the assay duration and the read time is unknown",
-    RefusalReason.NON_POSITIVE_SIGNAL: "a logarithm of a signal (GR) is needed and the signal is zero or negative",
+    RefusalReason.NON_POSITIVE_SIGNAL: (
+        "a signal the scale divides by or takes the logarithm of (vehicle, time zero, or for GR the well itself) "
+        "is zero or negative after background subtraction"
+    ),
     RefusalReason.NO_GROWTH_IN_CONTROL: "the vehicle did not grow past time zero, so growth-based scales are undefined",
     RefusalReason.TOO_FEW_DOSES: "fewer distinct usable doses than the metric options' min_doses",
     RefusalReason.FLAT_FIT: "the flat model was selected: there is no midpoint, slope or crossing to report",
