@@ -83,7 +83,9 @@ class _Problems:
         if not self.items:
             return pd.DataFrame(columns=["row", S.LEDGER_COLUMN, S.LEDGER_REASON, S.LEDGER_MESSAGE])
         found = pd.concat(self.items, ignore_index=True).sort_values("row", kind="stable")
-        several = found["row"].duplicated(keep=False)  # only rows with several findings need their messages joined
+        several = found["row"].duplicated(
+            keep=False
+        )  # only rows with several findings need their messages joined
         first = found.drop_duplicates("row", keep="first").set_index("row")
         first[S.LEDGER_MESSAGE] = first["msg"]
         if several.any():
