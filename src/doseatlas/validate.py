@@ -7,6 +7,7 @@ ledger`` holds by construction and is checked by :func:`validate_wells`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,12 @@ def _text(series: pd.Series) -> pd.Series:
     if series.dtype.kind in "iufb":  # numbers: str() of each value, as the element-wise path would give
         out = series.astype(str)
     elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        out = series.astype(object).where(~missing, "").str.strip()
+        # identifiers repeat (plates, cell lines, roles...): strip each distinct value once
+        codes, uniques = pd.factorize(series.astype(object).where(~missing, ""))
+        stripped = np.array([u.strip() for u in uniques], dtype=object)
+        out = pd.Series(
+            stripped[codes] if len(uniques) else np.full(len(series), "", dtype=object), index=series.index
+        )
     else:  # mixed Python objects
         out = series.astype(object).where(~missing, "").map(lambda v: str(v).strip())
     return out.where(~missing, "").astype(object)
@@ -61,6 +67,11 @@ def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     return values, missing, unparsable
 
 
+def _quoted(prefix: str, values: pd.Series, suffix: str) -> Callable[[pd.Series], pd.Series]:
+    """A message quoting each row's value, built only for the rows a check flags (not for the whole column)."""
+    return lambda mask: prefix + values[mask] + suffix
+
+
 class _Problems:
     """Accumulates (row mask, column, reason, message) findings."""
 
@@ -68,12 +79,18 @@ class _Problems:
         self.index = index
         self.items: list[pd.DataFrame] = []
 
-    def add(self, mask: pd.Series, column: str, reason: S.RowReason, message: str | pd.Series) -> None:
+    def add(
+        self,
+        mask: pd.Series,
+        column: str,
+        reason: S.RowReason,
+        message: str | Callable[[pd.Series], pd.Series],
+    ) -> None:
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return
         idx = self.index[mask.to_numpy()]
-        msg = message[mask] if isinstance(message, pd.Series) else message
+        msg = message(mask) if callable(message) else message
         self.items.append(
             pd.DataFrame({"row": idx, S.LEDGER_COLUMN: column, S.LEDGER_REASON: reason.value, "msg": msg})
         )
@@ -100,20 +117,20 @@ def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
     role = t[S.ROLE]
     for reason in S.LEDGER_ROLES:
         p.add(role == reason, S.ROLE, R(reason), f"the source marks this well as {reason.replace('_', ' ')}")
-    p.add(~role.isin(_ROLES | S.LEDGER_ROLES), S.ROLE, R.UNKNOWN_ROLE, "unknown role '" + role + "'")
+    p.add(~role.isin(_ROLES | S.LEDGER_ROLES), S.ROLE, R.UNKNOWN_ROLE, _quoted("unknown role '", role, "'"))
     readout = t[S.READOUT]
-    p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, "unknown readout '" + readout + "'")
+    p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, _quoted("unknown readout '", readout, "'"))
 
 
 def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Series]:
     signal, s_missing, s_bad = _number(t[S.SIGNAL])
     p.add(s_missing, S.SIGNAL, R.MISSING_SIGNAL, "signal is missing")
-    p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, "signal '" + t[S.SIGNAL] + "' is not a number")
+    p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, _quoted("signal '", t[S.SIGNAL], "' is not a number"))
     p.add(np.isinf(signal), S.SIGNAL, R.NON_FINITE, "signal is infinite")
     time, t_missing, t_bad = _number(t[S.TIME_H])
     t0 = t[S.ROLE] == S.Role.TIME_ZERO
     time = time.where(~(t0 & t_missing), 0.0)  # a time-zero read is at time 0 by definition
-    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, "time_h '" + t[S.TIME_H] + "' is not a number")
+    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", t[S.TIME_H], "' is not a number"))
     p.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
     p.add(t0 & (time > 0), S.TIME_H, R.INCONSISTENT_ROLE, "a time_zero read must have time_h 0")
     return signal, time
@@ -127,7 +144,7 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
         treated & ~ptype.isin(_PTYPES),
         S.PERTURBATION_TYPE,
         R.UNKNOWN_PERTURBATION_TYPE,
-        "unknown perturbation_type '" + ptype + "' on a treated row",
+        _quoted("unknown perturbation_type '", ptype, "' on a treated row"),
     )
     p.add(
         treated & (t[S.PERTURBAGEN] == ""), S.PERTURBAGEN, R.MISSING_VALUE, "treated row without perturbagen"
@@ -143,7 +160,10 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
         "treated drug row has no concentration",
     )
     p.add(
-        c_bad, S.CONCENTRATION, R.NOT_A_NUMBER, "concentration '" + t[S.CONCENTRATION] + "' is not a number"
+        c_bad,
+        S.CONCENTRATION,
+        R.NOT_A_NUMBER,
+        _quoted("concentration '", t[S.CONCENTRATION], "' is not a number"),
     )
     p.add(needs_dose & np.isinf(conc), S.CONCENTRATION, R.NON_FINITE, "concentration is infinite")
     p.add(conc < 0, S.CONCENTRATION, R.NEGATIVE_CONCENTRATION, "concentration is negative")
@@ -158,7 +178,7 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
         has_conc & (conc != 0) & factor.isna(),
         S.CONCENTRATION_UNIT,
         R.UNKNOWN_UNIT,
-        "unknown concentration_unit '" + unit + "' (use one of " + ", ".join(S.CONCENTRATION_UNITS) + ")",
+        _quoted("unknown concentration_unit '", unit, f"' (use one of {', '.join(S.CONCENTRATION_UNITS)})"),
     )
     molar = conc * factor.where(conc != 0, 1.0)
     molar = molar.where(needs_dose | (t[S.ROLE] == S.Role.VEHICLE), np.nan)
@@ -260,10 +280,15 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     for column in (S.DATASET, S.CELL_LINE):
         problems.add(text[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     readout = text[S.READOUT]
-    problems.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, "unknown readout '" + readout + "'")
+    problems.add(
+        ~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, _quoted("unknown readout '", readout, "'")
+    )
     scale = text[S.RESPONSE_SCALE]
     problems.add(
-        ~scale.isin(S.RESPONSE_SCALES), S.RESPONSE_SCALE, R.UNKNOWN_SCALE, "unknown scale '" + scale + "'"
+        ~scale.isin(S.RESPONSE_SCALES),
+        S.RESPONSE_SCALE,
+        R.UNKNOWN_SCALE,
+        _quoted("unknown scale '", scale, "'"),
     )
     response, r_missing, r_bad = _number(text[S.RESPONSE])
     problems.add(r_missing, S.RESPONSE, R.MISSING_SIGNAL, "response is missing")
@@ -271,10 +296,10 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
         r_bad | np.isinf(response),
         S.RESPONSE,
         R.NOT_A_NUMBER,
-        "response '" + text[S.RESPONSE] + "' is not a finite number",
+        _quoted("response '", text[S.RESPONSE], "' is not a finite number"),
     )
     time, _, t_bad = _number(text[S.TIME_H])
-    problems.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, "time_h '" + text[S.TIME_H] + "' is not a number")
+    problems.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", text[S.TIME_H], "' is not a number"))
     problems.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
     molar = _check_treatment(text, problems)
     frame = pd.DataFrame({c: text[c] for c in S.RESPONSE_TABLE_COLUMNS})
