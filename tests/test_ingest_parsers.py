@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
 from doseatlas.ingest import read_any
+from doseatlas.ingest._common import number_text
 from doseatlas.ingest.plate_matrix import parse_matrix
 from doseatlas.validate import validate_wells
 
@@ -157,3 +160,32 @@ def test_mapping_missing_source_column_is_named(tmp_path):
     with pytest.raises(InputFileError, match="Cell") as err:
         read_any(tmp_path / "d.csv", mapping=tmp_path / "map.toml")
     assert err.value.column == "Cell"
+
+
+def _number_text_one(value) -> str:
+    """The definition of ``number_text`` for one value."""
+    if pd.isna(value):
+        return ""
+    number = pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").astype(float).iloc[0]
+    if not np.isfinite(number):
+        return str(value).strip()
+    if number % 1.0 == 0 and abs(number) < 1e15:
+        return str(int(number))
+    return repr(float(number))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(-(10**16), 10**16),
+            st.sampled_from(["1e-6", " 3 ", "abc", "", "0.1", "-0", "nan"]),
+        ),
+        max_size=20,
+    )
+)
+def test_number_text_formats_each_value_as_defined(values):
+    series = pd.Series(values, dtype=object)
+    assert list(number_text(series)) == [_number_text_one(v) for v in values]

@@ -64,8 +64,20 @@ def canonical_well(name: str) -> str:
 
 
 def number_text(values: pd.Series | np.ndarray) -> pd.Series:
-    """Numbers as text without a spurious ``.0`` (``3.0`` -> ``3``); missing -> empty; text kept as is."""
+    """Numbers as text without a spurious ``.0`` (``3.0`` -> ``3``); missing -> empty; text kept as is.
+
+    Each distinct value is formatted once (doses, durations and plate ids repeat across a screen).
+    """
     series = pd.Series(values)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return pd.Series("", index=series.index, dtype=object)
+    text = _number_text_distinct(pd.Series(np.asarray(uniques, dtype=object)))
+    out = np.where(codes >= 0, text[np.maximum(codes, 0)], "").astype(object)
+    return pd.Series(out, index=series.index, dtype=object)
+
+
+def _number_text_distinct(series: pd.Series) -> np.ndarray:
     numeric = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     finite = np.isfinite(numeric)
     integral = (
@@ -76,7 +88,7 @@ def number_text(values: pd.Series | np.ndarray) -> pd.Series:
     out = np.where(series.isna().to_numpy(), "", series.astype(str).str.strip().to_numpy()).astype(object)
     out[finite] = [repr(float(v)) for v in numeric[finite]]
     out[integral] = numeric[integral].astype(np.int64).astype(str)
-    return pd.Series(out, index=series.index, dtype=object)
+    return out
 
 
 def finish(
