@@ -100,7 +100,7 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray) -> pd.DataFrame:
     f1 = np.where(flat, level_f, sigmoid(x1, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
     left = f0 <= level
     right = ~left & (f1 > level)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (p["top"] - level) / (level - p["bottom"])
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
         se = _root_se(curves, ratio, level)
@@ -145,10 +145,13 @@ def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarra
     else:
         se = np.stack([curves[f"{k}_se"].to_numpy(float) for k in names], axis=1)
         cov = np.einsum("ni,ij->nij", se**2, np.eye(4))
-    fixed = ~np.isfinite(grad) | ~np.isfinite(np.einsum("nii->ni", cov))
+    variance = np.einsum("nii->ni", cov)
+    fixed = ~np.isfinite(variance) | (variance == 0.0)  # a fixed parameter (e.g. top of ll3) adds nothing
     grad = np.where(fixed, 0.0, grad)
     cov = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.sqrt(np.einsum("ni,nij,nj->n", grad, cov, grad))
+    se = np.sqrt(np.einsum("ni,nij,nj->n", np.nan_to_num(grad), cov, np.nan_to_num(grad)))
+    # an infinite sensitivity of a free parameter (level at an asymptote) is an unbounded interval, not 0
+    return np.where(np.isfinite(grad).all(axis=1), se, np.inf)
 
 
 # ------------------------------------------------------------------------------ per-kind rules
