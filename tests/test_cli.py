@@ -104,3 +104,34 @@ def test_simulate_rejects_bad_options_with_exit_2(tmp_path):
         app, ["simulate", "--no-example", "--readout", "mts", "--out", str(tmp_path / "w.parquet")]
     )
     assert result.exit_code == 2
+
+
+def test_fit_options_reach_the_fit_and_the_provenance(tmp_path, wells_csv):
+    out = tmp_path / "out"
+    args = ["run", str(wells_csv), "--out", str(out), "--model", "relative_viability=ll3"]
+    args += ["--robust", "soft_l1", "--ftest-df", "grmetrics"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    fit = read_metadata(out / "curves.parquet")["parameters"]["fit"]
+    assert fit["models"] == {"relative_viability": "ll3"}
+    assert fit["robust"] == "soft_l1" and fit["ftest_df"] == "grmetrics"
+    curves = pd.read_parquet(out / "curves.parquet")
+    rv = curves[curves["scale"] == S.RELATIVE_VIABILITY]
+    assert len(rv) and set(rv["model"]) == {"ll3"} and (rv["top"] == 1.0).all()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--model", "relative_viability"],
+        ["--model", "viability=ll3"],
+        ["--model", "gr=ll5"],
+        ["--robust", "cauchy"],
+        ["--ftest-df", "n"],
+    ],
+)
+def test_bad_fit_options_exit_2_with_one_message(tmp_path, wells_csv, bad):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(wells_csv), "--out", str(out), *bad])
+    assert result.exit_code == 2
+    assert "error" in result.output and not out.exists()

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from doseatlas import pipeline
-from doseatlas.errors import DoseatlasError, InputFileError
+from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
 from doseatlas.normalize import NormalizationOptions
@@ -48,6 +48,17 @@ def _doubling_times(path: Path | None) -> dict[str, float] | None:
     return dict(zip(table["cell_line"].astype(str), table["doubling_time_h"].astype(float), strict=True))
 
 
+def _models(pairs: list[str] | None) -> dict[str, str]:
+    """``SCALE=MODEL`` options as a dict; ConfigError naming a malformed one."""
+    models: dict[str, str] = {}
+    for pair in pairs or []:
+        scale, sep, name = pair.partition("=")
+        if not sep or not scale.strip() or not name.strip():
+            raise ConfigError(f"--model takes SCALE=MODEL (e.g. relative_viability=ll3), got {pair!r}")
+        models[scale.strip()] = name.strip()
+    return models
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -81,6 +92,17 @@ def run(
     plate_map: Annotated[Path | None, typer.Option(help="Plate map CSV (for --format plate-matrix)")] = None,
     selection: Annotated[str, typer.Option(help="Flat vs sigmoid model selection: ftest or aic")] = "ftest",
     alpha: Annotated[float, typer.Option(help="F-test level for keeping the sigmoid")] = 0.05,
+    ftest_df: Annotated[
+        str, typer.Option(help="F-test denominator df: standard (n - p) or grmetrics (n - p + 1)")
+    ] = "standard",
+    robust: Annotated[str, typer.Option(help="Loss: none (least squares), soft_l1 or huber")] = "none",
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SCALE=MODEL replacing a default model, e.g. relative_viability=ll3 (repeatable; "
+            "scales: relative_viability, percent_growth, gr; models: ll4, ll3, ll2, gr_sigmoid)"
+        ),
+    ] = None,
     min_r2: Annotated[
         float, typer.Option(help="Refuse fitted metrics of sigmoid fits with a lower R^2")
     ] = 0.5,
@@ -100,7 +122,15 @@ def run(
                 doubling_times=_doubling_times(doubling_times),
                 doubling_time_source=doubling_time_source,
             ),
-            fit=pipeline.FitOptions(selection=selection, alpha=alpha, intervals=intervals, n_boot=n_boot),
+            fit=pipeline.FitOptions(
+                selection=selection,
+                alpha=alpha,
+                ftest_df=ftest_df,
+                robust=None if robust == "none" else robust,
+                models=_models(model),
+                intervals=intervals,
+                n_boot=n_boot,
+            ),
             metrics=MetricOptions(min_r2=min_r2),
         )
         reader_options = {"plate_map": plate_map} if plate_map is not None else {}

@@ -59,11 +59,22 @@ class FitOptions:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.intervals not in ("wald", "bootstrap"):
             raise ConfigError(f"intervals must be 'wald' or 'bootstrap', got {self.intervals!r}")
+        if self.selection not in ("ftest", "aic"):
+            raise ConfigError(f"selection must be 'ftest' or 'aic', got {self.selection!r}")
+        if self.ftest_df not in ("standard", "grmetrics"):
+            raise ConfigError(f"ftest_df must be 'standard' or 'grmetrics', got {self.ftest_df!r}")
+        if self.robust not in (None, "soft_l1", "huber"):
+            raise ConfigError(f"robust must be None, 'soft_l1' or 'huber', got {self.robust!r}")
         unknown = set(self.models) - set(S.RESPONSE_SCALES)
         if unknown:
             raise ConfigError(
                 f"models: unknown response scale(s) {sorted(unknown)}; use {list(S.RESPONSE_SCALES)}"
             )
+        if self.models:
+            from doseatlas.fit.models import get_model
+
+            for name in self.models.values():
+                get_model(name)
 
     def as_kwargs(self) -> dict[str, Any]:
         """Options for :func:`doseatlas.fit.fit_curves` (the model is passed per scale)."""
