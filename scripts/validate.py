@@ -546,7 +546,11 @@ def gdr_rows(merged: pd.DataFrame, kind: str = "RV") -> list[dict]:
 GDSC_FOLDER = "gdsc_example_gdscIC50"
 #: the vignette's 50-cell-line x 3-drug NLME subset (a small, fast fixture)
 GDSC_SUBSET_DRUGS = ("1003_0.1", "1032_2", "1060_0.25")
-GDSC_FITS = {"ll4": "our default: ll4 on untrimmed RV, F-test", "ll2": "ll2 (GDSC's curve family: 1 -> 0)"}
+GDSC_FITS = {
+    ("ll4", "refuse"): "our default: ll4 on untrimmed RV, F-test, refusal policy",
+    ("ll2", "refuse"): "ll2 (GDSC's curve family: 1 -> 0), refusal policy",
+    ("ll2", "shrink"): "ll2 with the shrink policy (a value for every curve, pooled across cell lines)",
+}
 
 
 def gdsc_reference(*, subset: bool = False) -> pd.DataFrame:
@@ -558,20 +562,22 @@ def gdsc_reference(*, subset: bool = False) -> pd.DataFrame:
     return ref[~pooled].assign(_drug=ref["DRUG_ID_lib"].astype(str))
 
 
-def gdsc_run(*, subset: bool = False, model: str = "ll4") -> SimpleNamespace:
+def gdsc_run(*, subset: bool = False, model: str = "ll4", policy: str = "refuse") -> SimpleNamespace:
     """Our run on the GDSC raw plates (the subset's cell lines and drugs only when ``subset``)."""
     path = EXTERNAL / GDSC_FOLDER / "gdsc_example_raw.parquet"
     if subset:
         raw = pd.read_parquet(path)
         path = _parquet_subset(raw[raw["COSMIC_ID"].isin(gdsc_reference(subset=True)["COSMIC_ID"].unique())])
     table = read_any(path, format="gdsc-raw")
-    fit = FitOptions(models={S.RELATIVE_VIABILITY: model}) if model != "ll4" else FitOptions()
+    fit = FitOptions(models={S.RELATIVE_VIABILITY: model} if model != "ll4" else {}, policy=policy)
     return run_metrics(table, options=RunOptions(fit=fit))
 
 
-def gdsc_compare(*, subset: bool = False, model: str = "ll4", result=None) -> pd.DataFrame:
+def gdsc_compare(
+    *, subset: bool = False, model: str = "ll4", policy: str = "refuse", result=None
+) -> pd.DataFrame:
     """Our ic50 / auc per curve beside gdscIC50's NLME IC50 (ln µM) and AUC, one row per GDSC curve."""
-    result = result or gdsc_run(subset=subset, model=model)
+    result = result or gdsc_run(subset=subset, model=model, policy=policy)
     ours = wide_metrics(result, ("ic50", "auc"), scale=S.RELATIVE_VIABILITY)
     ref = gdsc_reference(subset=subset)
     merged = ref.merge(
@@ -789,17 +795,19 @@ that gDR reports as flat with an NA p-value."""
 
 GDSC_NOTE = """gdscIC50 0.99.4 fitted, as in its vignette, a nonlinear mixed-effects (NLME) model to all curves at once: a
 2-parameter logistic of 1 - viability from 0 to 1 (so every curve is assumed to reach zero viability) with random
-effects per cell line and per drug, on viability trimmed to [0, 1]. Its IC50 (published as ln µM) is the midpoint of
-that curve and is extrapolated beyond the tested range. **Differences of definition, not of accuracy:** (1)
-shrinkage: each NLME IC50 borrows strength from the other curves, so it depends on the whole data set (the same
-NLME fitted on 50 cell lines moves IC50s by a median 0.18 ln units, SOURCE.md); (2) curve family: our default `ll4`
-lets the bottom stay above 0, so where the response does not reach 0.5 our absolute IC50 is `right_censored` while
-the NLME curve, forced to 0, crosses 0.5 (the larger status and IC50 differences of the first table); with
-GDSC's own curve family (`ll2`, second table) the per-curve IC50 is within a median 0.09 ln units of the NLME's and
-the remaining gap is the shrinkage; our `ll2` fits with R² < 0.5 are refused (`poor_fit`) where NLME reports a value.
-(3) censoring: a GDSC IC50 beyond the tested range is our censored status. Drug 1510 (screened at two top
-concentrations, two GDSC curves, one pooled curve for us) is left out. A value-for-every-curve (NLME) policy is not
-part of doseatlas yet; the refusal policy is the only one."""
+effects per cell line and per drug within cell line, on viability trimmed to [0, 1]. Its IC50 (published as ln µM)
+is the midpoint of that curve and is extrapolated beyond the tested range. **Differences of definition, not of
+accuracy:** (1) shrinkage: each NLME IC50 borrows strength from the other curves, so it depends on the whole data
+set (the same NLME fitted on 50 cell lines moves IC50s by a median 0.18 ln units, SOURCE.md); (2) curve family:
+our default `ll4` lets the bottom stay above 0, so where the response does not reach 0.5 our absolute IC50 is
+`right_censored` while the NLME curve, forced to 0, crosses 0.5 (the larger status and IC50 differences of the
+first table); with GDSC's own curve family (`ll2`, second table) the per-curve IC50 is within a median 0.09 ln
+units of the NLME's and the remaining gap is the shrinkage; our `ll2` fits with R² < 0.5 are refused (`poor_fit`)
+where NLME reports a value. (3) censoring: a GDSC IC50 beyond the tested range is our censored status. The third
+table uses our `shrink` policy (docs/fitting.md), which, like the NLME, gives every curve a value: no curve is
+refused, the status agrees more often and the AUC is closer; its pooling is across the cell lines of each drug,
+where GDSC's pulls a curve towards the same cell line's other drugs, so the in-range IC50s do not move closer.
+Drug 1510 (screened at two top concentrations, two GDSC curves, one pooled curve for us) is left out."""
 
 NOT_COMPARED = """Not compared on this page: CurveCurator (compared at the fit level in docs/fitting.md)."""
 
@@ -811,8 +819,8 @@ def _gdsc_block() -> str:
         "AUC (fraction of the tested range)": "differs by definition (NLME shrinkage, trimmed responses)",
         "ic50 status (GDSC value beyond the range = censored)": "differs by definition (NLME curves reach 0)",
     }
-    for model, label in GDSC_FITS.items():
-        merged = gdsc_compare(model=model)
+    for (model, policy), label in GDSC_FITS.items():
+        merged = gdsc_compare(model=model, policy=policy)
         rows = with_verdicts(gdsc_rows(merged), verdicts)
         parts.append(f"**{label}** ({len(merged)} curves)\n\n" + markdown_table(rows, AGREEMENT_COLUMNS))
     return "\n\n".join(parts)

@@ -109,12 +109,13 @@ def test_simulate_rejects_bad_options_with_exit_2(tmp_path):
 def test_fit_options_reach_the_fit_and_the_provenance(tmp_path, wells_csv):
     out = tmp_path / "out"
     args = ["run", str(wells_csv), "--out", str(out), "--model", "relative_viability=ll3"]
-    args += ["--robust", "soft_l1", "--ftest-df", "grmetrics"]
+    args += ["--robust", "soft_l1", "--ftest-df", "grmetrics", "--policy", "shrink", "--min-curves", "3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     fit = read_metadata(out / "curves.parquet")["parameters"]["fit"]
     assert fit["models"] == {"relative_viability": "ll3"}
     assert fit["robust"] == "soft_l1" and fit["ftest_df"] == "grmetrics"
+    assert fit["policy"] == "shrink" and fit["min_curves"] == 3
     curves = pd.read_parquet(out / "curves.parquet")
     rv = curves[curves["scale"] == S.RELATIVE_VIABILITY]
     assert len(rv) and set(rv["model"]) == {"ll3"} and (rv["top"] == 1.0).all()
@@ -128,6 +129,8 @@ def test_fit_options_reach_the_fit_and_the_provenance(tmp_path, wells_csv):
         ["--model", "gr=ll5"],
         ["--robust", "cauchy"],
         ["--ftest-df", "n"],
+        ["--policy", "nlme"],
+        ["--policy", "shrink", "--intervals", "bootstrap"],
     ],
 )
 def test_bad_fit_options_exit_2_with_one_message(tmp_path, wells_csv, bad):

@@ -106,6 +106,16 @@ def run(
     min_r2: Annotated[
         float, typer.Option(help="Refuse fitted metrics of sigmoid fits with a lower R^2")
     ] = 0.5,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Fit policy: refuse (each curve on its own; flat and poor fits refused) or shrink (a value "
+            "for every curve, pooled across the cell lines of each drug; see docs/fitting.md)"
+        ),
+    ] = "refuse",
+    min_curves: Annotated[
+        int, typer.Option(help="Fewest curves of a drug for --policy shrink to pool them")
+    ] = 5,
     intervals: Annotated[str, typer.Option(help="Parameter intervals: wald or bootstrap")] = "wald",
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
@@ -130,6 +140,8 @@ def run(
                 models=_models(model),
                 intervals=intervals,
                 n_boot=n_boot,
+                policy=policy,
+                min_curves=min_curves,
             ),
             metrics=MetricOptions(min_r2=min_r2),
         )

@@ -44,6 +44,10 @@ class FitOptions:
     intervals, n_boot
         ``wald`` (from the Jacobian, default) or ``bootstrap`` (residual bootstrap with ``n_boot``
         refits per curve, percentile intervals) for the parameter intervals in ``curves.parquet``.
+    policy, min_curves
+        ``refuse`` (default: each curve on its own; flat and poor fits refused) or ``shrink`` (a value for
+        every curve: empirical-Bayes pooling of log10 EC50 and ln hill across the cell lines of each drug,
+        see :mod:`doseatlas.fit.shrink`; groups with fewer than ``min_curves`` curves keep the refusal fit).
     """
 
     selection: str = "ftest"
@@ -53,8 +57,16 @@ class FitOptions:
     models: dict[str, str] = field(default_factory=dict)
     intervals: str = "wald"
     n_boot: int = 200
+    policy: str = "refuse"
+    min_curves: int = 5
 
     def __post_init__(self) -> None:
+        if self.policy not in ("refuse", "shrink"):
+            raise ConfigError(f"policy must be 'refuse' or 'shrink', got {self.policy!r}")
+        if self.policy == "shrink" and self.intervals != "wald":
+            raise ConfigError("the shrink policy reports posterior intervals; use intervals='wald' with it")
+        if self.min_curves < 2:
+            raise ConfigError(f"min_curves must be at least 2, got {self.min_curves}")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.intervals not in ("wald", "bootstrap"):
@@ -78,9 +90,13 @@ class FitOptions:
 
     def as_kwargs(self) -> dict[str, Any]:
         """Options for :func:`doseatlas.fit.fit_curves` (the model is passed per scale)."""
-        options = {k: v for k, v in asdict(self).items() if k not in ("models", "n_boot")}
+        options = {k: v for k, v in asdict(self).items() if k not in ("models", "n_boot", "min_curves")}
         if self.intervals == "bootstrap":
             options["bootstrap"] = {"n_boot": self.n_boot}
+        if self.policy == "shrink":
+            from doseatlas.fit.shrink import ShrinkOptions
+
+            options["shrink"] = ShrinkOptions(min_curves=self.min_curves)
         return options
 
 
@@ -91,7 +107,6 @@ class RunOptions:
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
     fit: FitOptions = field(default_factory=FitOptions)
     metrics: MetricOptions = field(default_factory=MetricOptions)
-    fit_policy: str = "refuse"
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)

@@ -184,7 +184,7 @@ def metrics_section(result: Any) -> str:
     m = m.assign(
         _outcome=label, _duration=m[S.DURATION_H].map(lambda h: f"{h:g} h" if pd.notna(h) else "unknown")
     )
-    parts = []
+    parts = [_policy_note(result.curves)]
     for (dataset, readout, duration), block in m.groupby([S.DATASET, S.READOUT, "_duration"], sort=True):
         counts = block.groupby([S.METRIC, "_outcome"]).size().unstack(fill_value=0)
         order = [c for c in ("estimated", "right_censored", "left_censored") if c in counts.columns]
@@ -192,6 +192,31 @@ def metrics_section(result: Any) -> str:
         title = f"{dataset} · {readout} · {duration}"
         parts.append(f"<h3>{html.escape(title)}</h3>" + _table(counts))
     return "".join(parts)
+
+
+POLICY_TEXT = {
+    "refuse": "each curve fitted on its own; where the flat model is selected or the fit is poor, the fitted "
+    "metrics are refused",
+    "shrink": "a value for every curve: log10 EC50 and ln hill pooled across the cell lines of each drug "
+    "(empirical Bayes), so a flat or noisy curve is pulled towards its drug's population",
+}
+
+
+def _policy_note(curves: pd.DataFrame) -> str:
+    """Which fit policy made how many curves (a metric row says it in ``fit_policy``)."""
+    if curves.empty or S.FIT_POLICY not in curves:
+        return ""
+    counts = curves[S.FIT_POLICY].value_counts()
+    text = dict(POLICY_TEXT)
+    if "shrink" in counts:
+        text["refuse"] = (
+            "not pooled (nothing to fit, or too few fittable curves of the drug): " + text["refuse"]
+        )
+    items = "".join(
+        f"<li><b>{html.escape(str(k))}</b> ({n} curves): {html.escape(text.get(str(k), ''))}</li>"
+        for k, n in counts.items()
+    )
+    return f'<p class="sub">Fit policy (column <code>fit_policy</code>):</p><ul>{items}</ul>'
 
 
 EDGE_FLAG = 0.85

@@ -13,6 +13,7 @@ from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import BatchFit, fit_batch
 from doseatlas.fit.models import PARAMS
+from doseatlas.fit.shrink import Population, ShrinkOptions, shrink_batch
 
 # Curves-table column names not (yet) in doseatlas.schemas; candidates to move there.
 MODEL = "model"
@@ -30,6 +31,16 @@ FLAT_VALUE = "flat_value"
 ITERATIONS = "iterations"
 REPLICATE_SD = "replicate_sd"
 SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX = "_se", "_lower", "_upper"
+#: population of a curve's group under the shrink policy (NaN under the refusal policy)
+POPULATION_COLUMNS: dict[str, str] = {
+    "pop_n_curves": "n_curves",
+    "pop_log10_ec50": "mean_log10_ec50",
+    "pop_sd_log10_ec50": "sd_log10_ec50",
+    "pop_ln_hill": "mean_ln_hill",
+    "pop_sd_ln_hill": "sd_ln_hill",
+}
+#: fit policies: per-curve refusal (default) or empirical-Bayes shrinkage across cell lines
+POLICIES = ("refuse", "shrink")
 COV_PREFIX = "cov_"
 
 #: default model per response scale
@@ -45,8 +56,8 @@ def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
     params = [*PARAMS[:3], EC50, PARAMS[3]]
     per_param = [f"{p}{sfx}" for p in params for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
     stats = [RSS, R2, N_POINTS, N_DOSES, N_REPLICATES, CONC_MIN, CONC_MAX, F_PVALUE, FLAT_VALUE, ITERATIONS]
-    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.STATUS, SELECTED, *per_param, *stats, REPLICATE_SD,
-            *cov_columns()]  # fmt: skip
+    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, SELECTED, *per_param, *stats,
+            REPLICATE_SD, *POPULATION_COLUMNS, *cov_columns()]  # fmt: skip
 
 
 def cov_columns() -> list[str]:
@@ -75,7 +86,9 @@ def fit_curves(
     ``too_few_points`` when nothing usable is left). Replicates are pooled. ``options`` go to
     :func:`doseatlas.fit.fit_batch`, except ``intervals`` (``"wald"``, default, or ``"bootstrap"``) and
     ``bootstrap`` (a dict for :func:`doseatlas.fit.bootstrap.bootstrap_intervals`: ``n_boot``, ``seed``,
-    ``method``...).
+    ``method``...), ``policy`` (``"refuse"``, default, or ``"shrink"``: see :mod:`doseatlas.fit.shrink`;
+    its population is pooled over the curves that share every key but ``cell_line``) and ``shrink`` (a
+    :class:`doseatlas.fit.shrink.ShrinkOptions`).
     """
     if scale not in S.RESPONSE_SCALES:
         raise ConfigError(f"scale must be one of {list(S.RESPONSE_SCALES)}, not {scale!r}")
@@ -85,20 +98,55 @@ def fit_curves(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in curves_columns(keys)})
     x, y = _padded(points)
     intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
-    fit = fit_batch(x, y, model=model, **options)
-    if intervals == "bootstrap":
-        fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
-    elif intervals != "wald":
-        raise ConfigError(f"intervals must be 'wald' or 'bootstrap', not {intervals!r}")
+    policy, shrink = options.pop("policy", "refuse"), options.pop("shrink", None)
+    _check_policy(policy, intervals)
     first = points.groupby(_CURVE, sort=True).head(1).set_index(_CURVE).sort_index()
     table = first[list(keys)].reset_index(drop=True)
+    fit = fit_batch(x, y, model=model, **options)
+    pooled, population, groups = np.zeros(len(fit), dtype=bool), None, None
+    if policy == "shrink":
+        groups = _population_groups(table, keys)
+        fit, pooled, population = shrink_batch(
+            x, y, fit, groups=groups, bounds=options.get("bounds"), options=shrink or ShrinkOptions()
+        )
+    if intervals == "bootstrap":
+        fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
     table.insert(0, S.CURVE_ID, [curve_id(k, scale) for k in table.itertuples(index=False, name=None)])
     table[S.SCALE] = scale
     table[MODEL] = model
+    table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
     table[S.STATUS] = fit.status_names()
     table[SELECTED] = fit.selected_names()
-    table = pd.concat([table, _param_columns(fit), _stat_columns(fit, points)], axis=1)
-    return table[curves_columns(keys)]
+    parts = [table, _param_columns(fit), _stat_columns(fit, points)]
+    parts.append(_population_columns(population, groups, pooled))
+    return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def _check_policy(policy: str, intervals: str) -> None:
+    if policy not in POLICIES:
+        raise ConfigError(f"policy must be one of {list(POLICIES)}, not {policy!r}")
+    if intervals not in ("wald", "bootstrap"):
+        raise ConfigError(f"intervals must be 'wald' or 'bootstrap', not {intervals!r}")
+    if policy == "shrink" and intervals == "bootstrap":
+        raise ConfigError("the shrink policy reports posterior intervals; use intervals='wald' with it")
+
+
+def _population_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
+    """Group code per curve: curves that share every key but the cell line share a population."""
+    by = [k for k in keys if k != S.CELL_LINE]
+    if not by:
+        return np.zeros(len(table), dtype=np.int64)
+    return table.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def _population_columns(population: Population | None, groups, pooled: np.ndarray) -> pd.DataFrame:
+    """The population of each pooled curve's group (NaN elsewhere)."""
+    out = pd.DataFrame(np.nan, index=range(len(pooled)), columns=list(POPULATION_COLUMNS))
+    if population is not None:
+        per_group = population.table()
+        for column, source in POPULATION_COLUMNS.items():
+            out[column] = np.where(pooled, per_group[source].to_numpy(dtype=float)[groups], np.nan)
+    return out
 
 
 def _refit_options(options: dict) -> dict:

@@ -317,13 +317,19 @@ def _dominant_reason(reasons: pd.Series) -> str:
 
 
 # ------------------------------------------------------------------------------ assembly
-def _finish(table: pd.DataFrame, m: Metric, *, fit_model: str | pd.Series) -> pd.DataFrame:
+def _finish(
+    table: pd.DataFrame,
+    m: Metric,
+    *,
+    fit_model: str | pd.Series,
+    fit_policy: str | pd.Series = FIT_POLICY_REFUSE,
+) -> pd.DataFrame:
     table = table.copy()
     table[S.METRIC] = m.name
     table[S.UNIT] = m.unit
     table[S.SCALE] = m.scale
     table[S.FIT_MODEL] = fit_model
-    table[S.FIT_POLICY] = FIT_POLICY_REFUSE
+    table[S.FIT_POLICY] = fit_policy
     for column in OUTPUT_COLUMNS:
         if column not in table:
             table[column] = None
@@ -352,7 +358,8 @@ def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
     """Refusal reason per curve key (None where the fitted metrics may be computed)."""
     status = keys["status"].astype(object)
     reason = pd.Series(None, index=keys.index, dtype=object)
-    poor = keys["selected"].eq("sigmoid") & (keys["r2"] < options.min_r2)
+    shrunk = keys[S.FIT_POLICY].eq("shrink") if S.FIT_POLICY in keys else False
+    poor = keys["selected"].eq("sigmoid") & (keys["r2"] < options.min_r2) & ~shrunk
     reason[poor] = Why.POOR_FIT.value
     reason[status.isin(FAILED_FIT) | status.isna() & keys["n_usable"].gt(0)] = Why.FIT_FAILED.value
     reason[status.isin(TOO_FEW) | keys["n_doses_usable"].lt(options.min_doses)] = Why.TOO_FEW_DOSES.value
@@ -390,6 +397,7 @@ def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, op
     gate = _gate(keys, options)
     means = dose_means(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG], scale)
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
+    policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
     for m in (m for m in METRICS if m.scale == scale and m.kind != "effect"):
         if m.kind == "observed" or m.name == "gr_aoc":
@@ -401,7 +409,7 @@ def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, op
         else:
             body = _fitted_metric(m, keys, gate, options)
         body[S.CURVE_ID] = keys[S.CURVE_ID]
-        frames.append(_finish(body, m, fit_model=model))
+        frames.append(_finish(body, m, fit_model=model, fit_policy=policy))
     return frames
 
 
