@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas.ingest import canonical_columns, read_any
+from doseatlas.ingest import read_any
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.pipeline import FitOptions, RunOptions, fit_all_scales, is_response_table
@@ -618,20 +618,10 @@ SIMULATED_RUNS = (
 
 def simulator_score(seed: int, readout: str) -> pd.DataFrame:
     """``score()`` of one simulated data set at 5 % noise (the set-up of tests/test_truth_accuracy.py)."""
-    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
-    from doseatlas.simulate.accuracy import score
+    from doseatlas.simulate.accuracy import score, scoring_set
 
-    dataset = DatasetConfig(
-        name="acc",
-        readout=readout,
-        read_times_h=[72.0],
-        time_zero=True,
-        cv=0.05,
-        seeding_cv=0.0,
-        plate_gain_sd=0.0,
-    )
-    sim = simulate(SimulationConfig(n_cell_lines=10, n_drugs=10, datasets=[dataset]), seed=seed)
-    result = run_metrics(canonical_columns(sim.wells, source="simulated"), options=RunOptions())
+    sim, wells = scoring_set(seed=seed, readout=readout)
+    result = run_metrics(wells, options=RunOptions())
     return score(result.metrics, sim.truth).assign(seed=seed, readout=readout)
 
 
@@ -743,21 +733,10 @@ curve for a fit reason, and its status agrees with the truth more often. Asserte
 
 def policy_score(policy: str, *, cv: float = 0.25, seed: int = 3) -> pd.DataFrame:
     """``score()`` of one fit policy on a noisy simulated data set (the set-up of tests/test_fit_shrink.py)."""
-    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
-    from doseatlas.simulate.accuracy import score
+    from doseatlas.simulate.accuracy import score, scoring_set
 
-    dataset = DatasetConfig(
-        name="noisy",
-        readout="atp",
-        read_times_h=[72.0],
-        time_zero=True,
-        cv=cv,
-        seeding_cv=0.0,
-        plate_gain_sd=0.0,
-    )
-    sim = simulate(SimulationConfig(n_cell_lines=15, n_drugs=8, datasets=[dataset]), seed=seed)
-    options = RunOptions(fit=FitOptions(policy=policy))
-    result = run_metrics(canonical_columns(sim.wells, source="simulated"), options=options)
+    sim, wells = scoring_set(seed=seed, cv=cv, n_cell_lines=15, n_drugs=8, name="noisy")
+    result = run_metrics(wells, options=RunOptions(fit=FitOptions(policy=policy)))
     return score(result.metrics, sim.truth).assign(policy=policy)
 
 

@@ -17,10 +17,8 @@ from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
 from doseatlas.fit import fit_batch, fit_curves
 from doseatlas.fit.shrink import ShrinkOptions, shrink_batch
-from doseatlas.ingest import canonical_columns
 from doseatlas.pipeline import FitOptions, RunOptions, run_pipeline
-from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
-from doseatlas.simulate.accuracy import join_truth
+from doseatlas.simulate.accuracy import join_truth, scoring_set
 
 POPULATIONS = {0: (-6.0, 0.3), 1: (-7.5, 0.5)}  # group: (mean, sd) of log10 EC50
 HILL_MEAN, HILL_SD = 0.0, 0.15  # ln hill
@@ -105,17 +103,7 @@ def test_fixed_parameters_stay_fixed_under_ll2():
 
 
 def _wells(*, cv: float, seed: int = 3):
-    dataset = DatasetConfig(
-        name="noisy",
-        readout="atp",
-        read_times_h=[72.0],
-        time_zero=True,
-        cv=cv,
-        seeding_cv=0.0,
-        plate_gain_sd=0.0,
-    )
-    sim = simulate(SimulationConfig(n_cell_lines=15, n_drugs=8, datasets=[dataset]), seed=seed)
-    return sim, canonical_columns(sim.wells, source="simulated")
+    return scoring_set(seed=seed, cv=cv, n_cell_lines=15, n_drugs=8, name="noisy")
 
 
 @functools.cache

@@ -10,20 +10,13 @@ from __future__ import annotations
 import pytest
 
 from doseatlas import schemas as S
-from doseatlas.ingest import canonical_columns
 from doseatlas.pipeline import run_pipeline
-from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
-from doseatlas.simulate.accuracy import CONCENTRATION_METRICS, score
+from doseatlas.simulate.accuracy import CONCENTRATION_METRICS, score, scoring_set
 
 
 def _run(*, seed: int, readout: str = "atp", **dataset):
-    options = {"read_times_h": [72.0], "time_zero": True, "cv": 0.05, "seeding_cv": 0.0, "plate_gain_sd": 0.0}
-    options.update(dataset)
-    config = SimulationConfig(
-        n_cell_lines=10, n_drugs=10, datasets=[DatasetConfig(name="acc", readout=readout, **options)]
-    )
-    sim = simulate(config, seed=seed)
-    return sim, run_pipeline(canonical_columns(sim.wells, source="simulated"))
+    sim, wells = scoring_set(seed=seed, readout=readout, **dataset)
+    return sim, run_pipeline(wells)
 
 
 def _check(sim, result):

@@ -41,3 +41,36 @@ def score(metrics: pd.DataFrame, truth: pd.DataFrame, *, names=CONCENTRATION_MET
             }
         )
     return pd.DataFrame(rows)
+
+
+def scoring_set(
+    *,
+    seed: int,
+    readout: str = "atp",
+    cv: float = 0.05,
+    n_cell_lines: int = 10,
+    n_drugs: int = 10,
+    name: str = "acc",
+    **dataset,
+):
+    """A simulated data set made for scoring: one 72 h read with time-zero plates, multiplicative noise ``cv``,
+    no seeding or plate-gain noise (the set-up of the accuracy tests and ``docs/validation.md``); ``dataset``
+    overrides other :class:`doseatlas.simulate.DatasetConfig` fields (e.g. ``time_zero=False``).
+
+    Returns
+    -------
+    (Simulation, DataFrame)
+        The simulation (wells and exact truth) and its wells as a canonical table ready for the pipeline.
+    """
+    from doseatlas.ingest import canonical_columns
+    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+
+    fields = {"read_times_h": [72.0], "time_zero": True, "cv": cv, "seeding_cv": 0.0, "plate_gain_sd": 0.0}
+    fields.update(dataset)
+    config = SimulationConfig(
+        n_cell_lines=n_cell_lines,
+        n_drugs=n_drugs,
+        datasets=[DatasetConfig(name=name, readout=readout, **fields)],
+    )
+    sim = simulate(config, seed=seed)
+    return sim, canonical_columns(sim.wells, source="simulated")
