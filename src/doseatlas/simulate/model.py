@@ -6,7 +6,6 @@ or one point of a truth curve.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,16 +20,6 @@ def hill(conc_m: np.ndarray, ec50_m: np.ndarray, slope: np.ndarray) -> np.ndarra
     """Hill occupancy ``c^n / (c^n + ec50^n)``: 0 at c = 0, 1 at c = inf."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return expit(slope * (np.log(conc_m) - np.log(ec50_m)))
-
-
-def _hill_scalar(conc_m: float, ec50_m: float, slope: float) -> float:
-    """:func:`hill` for one concentration (``math``; overflow-safe)."""
-    if conc_m <= 0.0:
-        return 0.0
-    if math.isinf(conc_m):
-        return 1.0
-    z = slope * (math.log(conc_m) - math.log(ec50_m))
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def _growth_integral(rate: np.ndarray, tau: np.ndarray) -> np.ndarray:
@@ -135,17 +124,6 @@ class Curve:
             n0=self.n0, k0=self.k0, lag_h=self.lag_h, inhibition=inhibition, death_per_h=death, time_h=time_h
         )
         return self.readout.signal(live, dead, atp)
-
-    def signal_scalar(self, conc_m: float, time_h: float) -> float:
-        """:meth:`signal` for one concentration with ``math`` (fast inside a scalar root finder)."""
-        inhibition = self.emax_div * _hill_scalar(conc_m, self.ec50_div_m, self.hill)
-        death = self.death_max * _hill_scalar(conc_m, self.ec50_death_m, self.hill_death)
-        atp = 1.0 - self.atp_max * _hill_scalar(conc_m, self.atp_ec50_m, self.hill)
-        tau = max(time_h - self.lag_h, 0.0)
-        n_lag = self.n0 * math.exp(self.k0 * min(time_h, self.lag_h))
-        net = self.k0 * (1.0 - inhibition) - death
-        integral = tau * (1.0 + 0.5 * net * tau) if abs(net) < 1e-12 else math.expm1(net * tau) / net
-        return float(self.readout.signal(n_lag * math.exp(net * tau), death * n_lag * integral, atp))
 
     def time_zero(self) -> float:
         """Signal read at drug addition (time-zero plate: no drug, no dead cells)."""

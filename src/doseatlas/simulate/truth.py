@@ -1,17 +1,17 @@
 """Exact metrics of the noise-free expected readout signal (the truth a perfect pipeline would recover).
 
 Threshold metrics are the first crossing of the threshold on a fine log-concentration grid over the
-tested range, refined by :func:`scipy.optimize.brentq` on log10 c (never a fit).
+tested range, refined by bisection on log10 c to 1e-14 (never a fit). All drug curves of a data set and read
+time are computed at once: the model broadcasts over stacked curve parameters.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
 from doseatlas import schemas as S
 from doseatlas.simulate.model import Curve, from_signal
@@ -45,84 +45,99 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 GRID_POINTS = 257
 
 
-def _scalar_response(scale: str, x: float, control: float, time_zero: float) -> float:
-    """:func:`doseatlas.simulate.model.from_signal` for one value, with ``math``."""
-    if scale == S.RELATIVE_VIABILITY:
-        return x / control
-    if scale == S.PERCENT_GROWTH:
-        return 100.0 * (x - time_zero) / ((control - time_zero) if x >= time_zero else time_zero)
-    return 2.0 ** (math.log2(x / time_zero) / math.log2(control / time_zero)) - 1.0
+def _stack(curves: list[Curve]) -> Curve:
+    """One :class:`Curve` whose numeric fields are column arrays (n, 1): the model broadcasts over them."""
+    names = [f.name for f in dataclasses.fields(Curve) if f.name != "readout"]
+    columns = {n: np.array([getattr(c, n) for c in curves], dtype=float)[:, None] for n in names}
+    return Curve(readout=curves[0].readout, **columns)
 
 
-def crossing(
+def _take(stacked: Curve, rows: np.ndarray) -> Curve:
+    """The curves ``rows`` of a stacked curve."""
+    names = [f.name for f in dataclasses.fields(Curve) if f.name != "readout"]
+    return Curve(readout=stacked.readout, **{n: getattr(stacked, n)[rows] for n in names})
+
+
+def _bisect(response: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, threshold: float):
+    """Roots of ``response(x) = threshold`` in brackets with ``response(lo) > threshold >= response(hi)``
+    (vectorized bisection on log10 c until every bracket is below 1e-14 + 4 eps |x| wide)."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(200):
+        wide = hi - lo > 1e-14 + 4.0 * np.finfo(float).eps * np.abs(hi)
+        if not wide.any():
+            break
+        mid = 0.5 * (lo + hi)
+        above = response(mid) > threshold
+        lo = np.where(wide & above, mid, lo)
+        hi = np.where(wide & ~above, mid, hi)
+    return 0.5 * (lo + hi)
+
+
+def crossings(
     values: np.ndarray,
     grid: np.ndarray,
-    response: Callable[[float], float],
+    response: Callable[[np.ndarray, np.ndarray], np.ndarray],
     threshold: float,
     *,
     conc_min: float,
     conc_max: float,
-) -> tuple[str, float, float, float]:
-    """First concentration of the tested range where the response falls to ``threshold``.
+) -> pd.DataFrame:
+    """First concentration of the tested range where each curve's response falls to ``threshold``.
 
-    ``values`` are the responses on ``grid`` (log10 molar, ascending, from conc_min to conc_max);
-    ``response(log10 c)`` evaluates one point. Returns ``(status, value, lower, upper)``:
-    ``estimated`` with the root (brentq on log10 c between the grid points that bracket the first
-    crossing), ``left_censored`` (NaN, 0, conc_min) when already below the threshold at conc_min, or
-    ``right_censored`` (NaN, conc_max, inf) when it never gets there.
+    ``values`` (n, m) are the responses on ``grid`` (log10 molar, ascending, from conc_min to conc_max);
+    ``response(rows, log10 c)`` evaluates curves ``rows`` at one point each. Per curve: ``estimated`` with the
+    root (bisection on log10 c between the grid points that bracket the first crossing), ``left_censored``
+    (NaN, 0, conc_min) when already below the threshold at conc_min, or ``right_censored`` (NaN, conc_max,
+    inf) when it never gets there.
     """
-    delta = values - threshold
-    if delta[0] < 0:
-        return Status.LEFT_CENSORED.value, np.nan, 0.0, conc_min
-    below = np.flatnonzero(delta <= 0)
-    if below.size == 0:
-        return Status.RIGHT_CENSORED.value, np.nan, conc_max, np.inf
-    i = int(below[0])
-    if i == 0:
-        return Status.ESTIMATED.value, conc_min, conc_min, conc_min
-    root = brentq(
-        lambda x: response(x) - threshold,
-        grid[i - 1],
-        grid[i],
-        xtol=1e-14,
-        rtol=4 * np.finfo(float).eps,
-        maxiter=200,
-    )
-    value = float(min(max(10.0**root, conc_min), conc_max))
-    return Status.ESTIMATED.value, value, value, value
+    below = values - threshold <= 0
+    left = values[:, 0] - threshold < 0
+    right = ~below.any(axis=1)
+    first = np.argmax(below, axis=1)
+    value = np.where(first == 0, conc_min, np.nan)
+    rows = np.flatnonzero(~left & ~right & (first > 0))
+    if rows.size:
+        i = first[rows]
+        root = _bisect(lambda x: response(rows, x), grid[i - 1], grid[i], threshold)
+        value[rows] = np.clip(10.0**root, conc_min, conc_max)
+    status = np.where(left, Status.LEFT_CENSORED.value, np.where(right, Status.RIGHT_CENSORED.value,
+                                                                 Status.ESTIMATED.value))  # fmt: skip
+    value = np.where(left | right, np.nan, value)
+    lower = np.where(left, 0.0, np.where(right, conc_max, value))
+    upper = np.where(left, conc_min, np.where(right, np.inf, value))
+    return pd.DataFrame({S.STATUS: status, S.VALUE: value, S.LOWER: lower, S.UPPER: upper})
 
 
-def drug_truth(curve: Curve, *, time_h: float, conc_min: float, conc_max: float) -> list[dict]:
-    """Threshold and limit metrics of one drug curve at one duration."""
+def drugs_truth(curves: list[Curve], *, time_h: float, conc_min: float, conc_max: float) -> pd.DataFrame:
+    """Threshold and limit metrics of drug curves (one readout) at one duration: one row per curve x metric,
+    curve-major, metrics in the order of THRESHOLD_METRICS then LIMIT_METRICS."""
+    stacked = _stack(curves)
     grid = np.linspace(np.log10(conc_min), np.log10(conc_max), GRID_POINTS)
-    signal = curve.signal(10.0**grid, time_h)
-    control, t0 = curve.signal_scalar(0.0, time_h), curve.time_zero()
-    rows = []
+    signal = stacked.signal(10.0 ** grid[None, :], time_h)
+    control = stacked.signal(np.zeros((len(curves), 1)), time_h)
+    t0 = stacked.readout.signal(stacked.n0, np.zeros_like(stacked.n0))
+    frames = []
     for metric, (scale, threshold) in THRESHOLD_METRICS.items():
         values = from_signal(scale, signal, control=control, time_zero=t0)
 
-        def one(x: float, scale: str = scale) -> float:
-            return _scalar_response(scale, curve.signal_scalar(10.0**x, time_h), control, t0)
+        def response(rows: np.ndarray, x: np.ndarray, scale: str = scale) -> np.ndarray:
+            sub = _take(stacked, rows)
+            point = sub.signal(10.0 ** x[:, None], time_h)
+            return from_signal(scale, point, control=control[rows], time_zero=t0[rows])[:, 0]
 
-        status, value, lower, upper = crossing(
-            values, grid, one, threshold, conc_min=conc_min, conc_max=conc_max
-        )
-        rows.append({S.METRIC: metric, S.VALUE: value, S.STATUS: status, S.LOWER: lower, S.UPPER: upper})
-    at_inf = curve.signal_scalar(np.inf, time_h)
+        got = crossings(values, grid, response, threshold, conc_min=conc_min, conc_max=conc_max)
+        frames.append(got.assign(**{S.METRIC: metric}))
+    at_inf = stacked.signal(np.full((len(curves), 1), np.inf), time_h)
     for metric, scale in LIMIT_METRICS.items():
-        value = _scalar_response(scale, at_inf, control, t0)
-        rows.append(
-            {
-                S.METRIC: metric,
-                S.VALUE: value,
-                S.STATUS: Status.ESTIMATED.value,
-                S.LOWER: value,
-                S.UPPER: value,
-            }
-        )
-    for row in rows:
-        row.update(conc_min=conc_min, conc_max=conc_max)
-    return rows
+        value = from_signal(scale, at_inf, control=control, time_zero=t0)[:, 0]
+        frames.append(pd.DataFrame({S.STATUS: Status.ESTIMATED.value, S.VALUE: value, S.LOWER: value,
+                                    S.UPPER: value, S.METRIC: metric}))  # fmt: skip
+    n_metrics = len(frames)
+    table = pd.concat(frames, ignore_index=True)
+    order = np.arange(len(table)).reshape(n_metrics, len(curves)).T.ravel()  # curve-major
+    table = table.iloc[order].reset_index(drop=True)
+    table["curve"] = np.repeat(np.arange(len(curves)), n_metrics)
+    return table.assign(conc_min=conc_min, conc_max=conc_max)
 
 
 def genetic_truth(curve: Curve, *, time_h: float) -> list[dict]:
@@ -145,24 +160,34 @@ def genetic_truth(curve: Curve, *, time_h: float) -> list[dict]:
 
 
 def dataset_truth(plan: DatasetPlan) -> pd.DataFrame:
-    """Truth table of one data set: every curve key x metric."""
+    """Truth table of one data set: every curve key x metric (curves in plan order, then read times)."""
     ds = plan.config
     doses = np.asarray(ds.dose_series(), dtype=float) * plan.factor
     conc_min, conc_max = float(doses.min()), float(doses.max())
-    rows = []
-    for (line, ptype, name), curve in plan.curves.items():
-        for time_h in ds.read_times_h:
-            if ptype == S.PerturbationType.DRUG:
-                metrics = drug_truth(curve, time_h=time_h, conc_min=conc_min, conc_max=conc_max)
-            else:
-                metrics = genetic_truth(curve, time_h=time_h)
-            key = {
-                S.DATASET: ds.name,
-                S.CELL_LINE: line,
-                S.PERTURBATION_TYPE: ptype,
-                S.PERTURBAGEN: name,
-                S.READOUT: str(ds.readout),
-                S.DURATION_H: float(time_h),
-            }
-            rows.extend({**key, **m} for m in metrics)
-    return pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
+    keys = list(plan.curves)
+    drugs = [i for i, (_, ptype, _) in enumerate(keys) if ptype == S.PerturbationType.DRUG]
+    frames = []
+    for t, time_h in enumerate(ds.read_times_h):
+        if drugs:
+            part = drugs_truth([plan.curves[keys[i]] for i in drugs], time_h=time_h, conc_min=conc_min,
+                               conc_max=conc_max)  # fmt: skip
+            frames.append(part.assign(curve=np.asarray(drugs)[part["curve"]], time=t))
+        for i, key in enumerate(keys):
+            if key[1] != S.PerturbationType.DRUG:
+                frames.append(
+                    pd.DataFrame(genetic_truth(plan.curves[key], time_h=time_h)).assign(curve=i, time=t)
+                )
+    if not frames:
+        return pd.DataFrame(columns=list(TRUTH_COLUMNS))
+    table = pd.concat(frames, ignore_index=True).sort_values(["curve", "time"], kind="stable")
+    line, ptype, name = (np.array([k[j] for k in keys], dtype=object) for j in range(3))
+    curve = table["curve"].to_numpy()
+    table[S.DATASET] = ds.name
+    table[S.CELL_LINE], table[S.PERTURBATION_TYPE], table[S.PERTURBAGEN] = (
+        line[curve],
+        ptype[curve],
+        name[curve],
+    )
+    table[S.READOUT] = str(ds.readout)
+    table[S.DURATION_H] = np.asarray(ds.read_times_h, dtype=float)[table["time"].to_numpy()]
+    return table[list(TRUTH_COLUMNS)].reset_index(drop=True)
