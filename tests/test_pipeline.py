@@ -124,3 +124,16 @@ def test_a_singular_fit_keeps_censoring_but_refuses_what_it_cannot_place(fractio
     own = compute_metrics(result.responses, result.curves)
     singular = result.curves.loc[rv, "status"].eq("singular").any()
     assert own[S.REASON].eq("not_identifiable").any() == singular
+
+
+def test_a_data_set_of_genetic_perturbations_only_runs_and_reports_effects():
+    import pandas as pd
+
+    from doseatlas.cli import example_path
+    from doseatlas.ingest import canonical_columns
+
+    wells = pd.read_parquet(example_path())
+    result = run_pipeline(canonical_columns(wells[wells[S.DATASET] == "crispr_ko"], source="ko.parquet"))
+    assert len(result.curves) == 0  # no dose series: no curve (was a dtype clash in the metrics merge)
+    assert set(result.metrics[S.METRIC]) == {"rv_effect", "gr_effect"}
+    assert (result.metrics[S.STATUS] == "estimated").all()

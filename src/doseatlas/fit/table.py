@@ -95,7 +95,7 @@ def fit_curves(
     model = model or DEFAULT_MODEL[scale]
     points = _points(responses, scale=scale, keys=keys)
     if points.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in curves_columns(keys)})
+        return _empty_curves(keys)
     x, y = _padded(points)
     intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
     policy, shrink = options.pop("policy", "refuse"), options.pop("shrink", None)
@@ -120,6 +120,18 @@ def fit_curves(
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
+    """The curves table with no row, its columns typed as in a filled one (so it merges like one)."""
+    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, SELECTED} - {S.DURATION_H}
+    counts = {N_POINTS, N_DOSES, N_REPLICATES, ITERATIONS}
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=object if c in text else "int64" if c in counts else "float64")
+            for c in curves_columns(keys)
+        }
+    )
 
 
 def _check_policy(policy: str, intervals: str) -> None:
@@ -160,7 +172,8 @@ def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
 
 
 def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
-    """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept)."""
+    """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept), sorted by
+    curve, x and y."""
     drug = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -169,7 +182,9 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     y = frame[scale].to_numpy(dtype=np.float64, na_value=np.nan) / SCALE_DIVISOR[scale]
     out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
-    return out.sort_values(_CURVE, kind="stable").reset_index(drop=True)
+    # points in a canonical order within each curve (dose, then response): the fit does not depend on the
+    # order of the input rows (a partitioned run gathers them in another order than an in-memory one)
+    return out.sort_values([_CURVE, _X, _Y], kind="stable").reset_index(drop=True)
 
 
 def _padded(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -204,14 +219,34 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def _dose_spread(used: pd.DataFrame) -> pd.DataFrame:
+    """Points and sample SD of the response per (curve, dose); each group summed in sorted order, so the SD
+    does not depend on the row order or the rest of the table."""
+    grouped = used.groupby([_CURVE, S.CONCENTRATION], sort=True)
+    codes = grouped.ngroup().to_numpy()
+    y = used[_Y].to_numpy(dtype=float)
+    order = np.lexsort((y, codes))
+    c, v = codes[order], y[order]
+    n = np.bincount(c, minlength=grouped.ngroups)
+    mean = np.bincount(c, weights=v, minlength=grouped.ngroups) / np.maximum(n, 1)
+    ss = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=grouped.ngroups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(n > 1, np.sqrt(ss / (n - 1)), np.nan)
+    return grouped.size().rename("count").reset_index().assign(std=std)
+
+
 def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:
     """Fit statistics plus design summaries (doses, replicates, tested range) per curve."""
     used = points[np.isfinite(points[_Y]) & ~np.isnan(points[_X])]
     n = len(fit)
-    by_dose = used.groupby([_CURVE, S.CONCENTRATION], sort=False)[_Y].agg(["count", "std"]).reset_index()
-    per_curve = by_dose.groupby(_CURVE).agg(
-        n_doses=("count", "size"), n_replicates=("count", "max"), replicate_sd=("std", "mean")
-    )
+    by_dose = _dose_spread(used)
+    per_curve = by_dose.groupby(_CURVE).agg(n_doses=("count", "size"), n_replicates=("count", "max"))
+    sd = by_dose.dropna(subset=["std"])  # doses in order within each curve: a sequential, deterministic mean
+    curve = sd[_CURVE].to_numpy()
+    sums = np.bincount(curve, weights=sd["std"].to_numpy(), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_sd = sums / np.bincount(curve, minlength=n)
+    per_curve["replicate_sd"] = pd.Series(mean_sd).reindex(per_curve.index)
     positive = used[used[S.CONCENTRATION] > 0].groupby(_CURVE)[S.CONCENTRATION].agg(["min", "max"])
     per_curve = per_curve.reindex(range(n))
     positive = positive.reindex(range(n))
