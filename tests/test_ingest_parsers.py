@@ -189,3 +189,15 @@ def _number_text_one(value) -> str:
 def test_number_text_formats_each_value_as_defined(values):
     series = pd.Series(values, dtype=object)
     assert list(number_text(series)) == [_number_text_one(v) for v in values]
+
+
+def test_parquet_rows_point_to_row_index_plus_one_and_text_rows_to_their_line(tmp_path):
+    table = pd.DataFrame(
+        {c: ["x"] * 4 for c in S.REQUIRED_WELL_COLUMNS} | {S.ROLE: ["vehicle", "treated", "oops", "blank"]}
+    )
+    table.to_parquet(tmp_path / "w.parquet")
+    table.to_csv(tmp_path / "w.csv", index=False)
+    assert list(read_any(tmp_path / "w.parquet")[S.SOURCE_LINE]) == [1, 2, 3, 4]  # no header line
+    assert list(read_any(tmp_path / "w.csv")[S.SOURCE_LINE]) == [2, 3, 4, 5]  # header = line 1
+    ledger = validate_wells(read_any(tmp_path / "w.parquet")).ledger
+    assert 3 in set(ledger.loc[ledger[S.LEDGER_REASON] == "unknown_role", S.SOURCE_LINE])

@@ -39,7 +39,15 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     table = _read_raw(path)
     table.columns = [str(c).strip() for c in table.columns]
-    return canonical_columns(table, source=str(path))
+    return canonical_columns(with_parquet_lines(table, path), source=str(path))
+
+
+def with_parquet_lines(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A Parquet file has no header line: its rows' ``source_line`` is the row index + 1 (text files: the
+    line number, header = line 1, set by the text reader)."""
+    if path.suffix.lower() == ".parquet" and S.SOURCE_LINE not in table:
+        table = table.assign(**{S.SOURCE_LINE: range(1, len(table) + 1)})
+    return table
 
 
 def canonical_columns(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
