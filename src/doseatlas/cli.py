@@ -59,6 +59,43 @@ def _models(pairs: list[str] | None) -> dict[str, str]:
     return models
 
 
+def _run_in_memory(raw, options: pipeline.RunOptions, *, bar: Progress) -> pipeline.RunResult:
+    task = bar.add_task("run", total=len(pipeline.STEPS) + 1)
+
+    def tick(step: str) -> None:
+        bar.update(task, description=step, advance=0 if step == pipeline.STEPS[0] else 1)
+
+    result = pipeline.run_pipeline(raw, options=options, progress=tick)
+    bar.update(task, description="write", completed=len(pipeline.STEPS))
+    return result
+
+
+def _run_dask(paths: list[Path], options, *, bar: Progress, workers: int, partitions: int):
+    """The partitioned run (:mod:`doseatlas.scale`) with a progress bar over Dask's tasks."""
+    try:
+        from dask.callbacks import Callback
+    except ImportError:
+        raise ConfigError("--engine dask needs Dask: pip install -e '.[scale]'") from None
+    from doseatlas.ingest.partitioned import list_parts, read_part
+    from doseatlas.scale import run_partitioned
+
+    task = bar.add_task("dask tasks", total=None)
+
+    class _Bar(Callback):
+        def _start_state(self, dsk, state):
+            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished") if k in state)
+            bar.update(task, total=total, completed=0)
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            bar.advance(task)
+
+    parts = list_parts(paths)
+    result = run_partitioned(
+        parts, read=read_part, options=options, n_partitions=partitions, workers=workers, callbacks=[_Bar()]
+    )
+    return result, [p.path for p in parts]
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -120,6 +157,15 @@ def run(
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
     ] = 200,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="memory (one table) or dask (partitioned: canonical files or Parquet data set directories, "
+            "needs the 'scale' extra)"
+        ),
+    ] = "memory",
+    workers: Annotated[int, typer.Option(help="Dask worker processes (--engine dask)")] = 1,
+    partitions: Annotated[int, typer.Option(help="Buckets of each Dask shuffle (--engine dask)")] = 8,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -145,17 +191,21 @@ def run(
             ),
             metrics=MetricOptions(min_r2=min_r2),
         )
-        reader_options = {"plate_map": plate_map} if plate_map is not None else {}
-        raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
         with _progress() as bar:
-            task = bar.add_task("run", total=len(pipeline.STEPS))
-
-            def tick(step: str) -> None:
-                bar.update(task, description=step, advance=0 if step == pipeline.STEPS[0] else 1)
-
-            result = pipeline.run_pipeline(raw, options=options, progress=tick)
-            bar.update(task, description="write", completed=len(pipeline.STEPS))
-            meta = io.provenance(inputs=paths, parameters=options.as_record())
+            if engine == "dask":
+                if input_format != "canonical" or mapping is not None:
+                    raise ConfigError("--engine dask reads canonical tables; convert other formats first")
+                result, files = _run_dask(paths, options, bar=bar, workers=workers, partitions=partitions)
+                parameters = {**options.as_record(), "engine": {"name": "dask", "workers": workers,
+                                                                "partitions": partitions}}  # fmt: skip
+            elif engine == "memory":
+                reader_options = {"plate_map": plate_map} if plate_map is not None else {}
+                raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
+                result, files = _run_in_memory(raw, options, bar=bar), paths
+                parameters = {**options.as_record(), "engine": {"name": "memory"}}
+            else:
+                raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
+            meta = io.provenance(inputs=files, parameters=parameters)
             with io.atomic_directory(out) as scratch:
                 io.write_run(result, scratch, meta=meta)
                 report.write_report(result, scratch / "report.html", meta=meta)

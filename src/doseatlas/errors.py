@@ -22,6 +22,7 @@ class InputFileError(DoseatlasError):
 
     def __init__(self, path: str, message: str, *, column: str | None = None, line: int | None = None):
         self.path = str(path)
+        self.message = message
         self.column = column
         self.line = line
         where = self.path
@@ -30,6 +31,14 @@ class InputFileError(DoseatlasError):
         if column is not None:
             where += f", column '{column}'"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        """Picklable (raised in a worker process, re-raised in the caller)."""
+        return _input_file_error, (self.path, self.message, self.column, self.line)
+
+
+def _input_file_error(path: str, message: str, column: str | None, line: int | None) -> InputFileError:
+    return InputFileError(path, message, column=column, line=line)
 
 
 class ConfigError(DoseatlasError, ValueError):

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +98,21 @@ def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> No
     (directory / "summary.json").write_text(
         json.dumps({**result.summary, "provenance": meta}, indent=2, default=str)
     )
+
+
+# ------------------------------------------------------------------------------ spill files of a partitioned run
+@contextlib.contextmanager
+def spill_directory(parent: str | Path | None = None) -> Iterator[Path]:
+    """A temporary directory for the pieces a partitioned run shuffles (removed afterwards, also on error)."""
+    with tempfile.TemporaryDirectory(prefix="doseatlas-spill-", dir=parent) as name:
+        yield Path(name)
+
+
+def write_piece(table: pd.DataFrame, path: str | Path) -> None:
+    """Spill one piece of a shuffle (pickle: exact types and values, read back only by this run)."""
+    table.to_pickle(path)
+
+
+def read_piece(path: str | Path) -> pd.DataFrame:
+    """Read a piece written by :func:`write_piece` in this run."""
+    return pd.read_pickle(path)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
@@ -124,6 +125,22 @@ class RunResult:
     summary: dict[str, Any]
 
 
+def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+    """Object columns that hold only text (and missing values) as pandas' string dtype, in place: one column
+    type whatever pandas inferred along the way (the in-memory and the partitioned runs concatenate different
+    pieces). Returns ``table``."""
+    for column in table.columns[table.dtypes.eq(object)]:
+        values = table[column].dropna()
+        if len(values) and values.map(type).eq(str).all():
+            table[column] = table[column].astype(pd.StringDtype(na_value=np.nan))
+    return table
+
+
+def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables of a run result (owned by the run) with :func:`text_dtypes` applied in place."""
+    return {name: text_dtypes(table) for name, table in tables.items()}
+
+
 def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     """Per-plate QC: counts by role and the control summaries used."""
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
@@ -138,14 +155,14 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
 
 
 def _summary(
-    n_read: int, clean: pd.DataFrame, ledger: pd.DataFrame, responses: pd.DataFrame
+    n_read: int, rows_used: int, datasets: list[str], ledger: pd.DataFrame, responses: pd.DataFrame
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "rows_read": n_read,
-        "rows_used": len(clean),
+        "rows_used": rows_used,
         "rows_in_ledger": len(ledger),
         "treated_wells": len(responses),
-        "datasets": sorted(clean[S.DATASET].unique().tolist()),
+        "datasets": datasets,
         "ledger_reasons": ledger[S.LEDGER_REASON].value_counts().to_dict(),
         "refusals": {
             scale: responses[S.reason_column(scale)].value_counts().to_dict() for scale in S.RESPONSE_SCALES
@@ -210,15 +227,13 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
-    summary = _summary(checked.n_read, checked.clean, checked.ledger, responses)
+    datasets = sorted(checked.clean[S.DATASET].unique().tolist())
+    summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    return RunResult(
-        responses=responses,
-        curves=curves,
-        metrics=metrics,
-        ledger=checked.ledger,
-        plates=_plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame(),
-        summary=summary,
+    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    tables = result_tables(
+        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates
     )
+    return RunResult(**tables, summary=summary)

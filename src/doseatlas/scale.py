@@ -1,0 +1,290 @@
+"""Scale-out: the same run, partitioned and executed by Dask (``doseatlas run --engine dask``).
+
+Every step of :func:`doseatlas.pipeline.run_pipeline` is local to something smaller than the whole input:
+validation and normalization to a plate, fitting and metrics to a curve, and the shrink policy's populations to
+one perturbagen of one data set. The partitioned run uses exactly that, in two hash shuffles:
+
+1. each input part (file) is read on its own and its rows are split by a hash of (dataset, plate) into
+   ``n_partitions`` buckets;
+2. each bucket gathers its rows from every part (so every plate is whole, rows in input order) and is
+   validated and normalized: its responses, ledger and plate table; its responses are split by a hash of
+   (dataset, perturbagen) into ``n_partitions`` buckets;
+3. each of those gathers its responses from every step-2 bucket (every curve and every shrink population is
+   whole) and is fitted and turned into metrics.
+
+The tables are then concatenated in a deterministic order. Nothing depends on which bucket a row lands in, so
+the result equals the in-memory run's (``tests/test_scale.py`` checks it table by table). Dask runs the tasks
+in ``workers`` processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the
+intermediate tables to about one bucket's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.io import read_piece, spill_directory, write_piece
+from doseatlas.metrics import compute_metrics
+from doseatlas.pipeline import (
+    RunOptions,
+    RunResult,
+    _plates_table,
+    _summary,
+    _validate_and_normalize,
+    fit_all_scales,
+    result_tables,
+)
+
+#: columns whose values decide the bucket of a response row in the second shuffle
+CURVE_GROUP_KEY: tuple[str, ...] = (S.DATASET, S.PERTURBAGEN)
+#: columns that tie rows together for normalization: a plate's rows share its blanks and vehicle wells; a cell
+#: line's plates share its time-zero reads when they are on other plates
+_PLATE_KEY: tuple[str, ...] = (S.DATASET, S.PLATE)
+_LINE_KEY: tuple[str, ...] = (S.DATASET, S.CELL_LINE)
+
+
+@dataclass
+class _Normalized:
+    """Output of one step-2 bucket."""
+
+    ledger: pd.DataFrame
+    plates: pd.DataFrame
+    n_read: int
+    n_used: int
+    datasets: list[str]
+
+
+def _text(table: pd.DataFrame, column: str) -> pd.Series:
+    """A key column as stripped text (what validation compares)."""
+    if column not in table:
+        return pd.Series("", index=table.index, dtype=object)
+    return table[column].astype("string").fillna("").str.strip().astype(object)
+
+
+def _plate_ids(table: pd.DataFrame) -> pd.Series:
+    return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
+
+
+def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct (plate id, cell-line id) pairs of one part with their row counts, and its rows' source lines."""
+    table = read(part)
+    line = _text(table, S.CELL_LINE)
+    keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
+                         "has_line": line.ne("")})  # fmt: skip
+    counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
+    return counts, table[S.SOURCE_LINE].to_numpy(dtype=np.int64)
+
+
+def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
+    """Bucket of every plate id: plates linked through a cell line (its time-zero reads may sit on another
+    plate) form one component, and components are packed into buckets largest first (balanced rows)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    plates, plate_idx = np.unique(keys["plate"].to_numpy(dtype=object), return_inverse=True)
+    lines, line_idx = np.unique(keys["line"].to_numpy(dtype=object), return_inverse=True)
+    linked = keys["has_line"].to_numpy(dtype=bool)
+    n = len(plates) + len(lines)
+    graph = coo_matrix(
+        (np.ones(linked.sum()), (plate_idx[linked], len(plates) + line_idx[linked])), shape=(n, n)
+    )
+    _, component = connected_components(graph, directed=False)
+    rows = np.bincount(component[plate_idx], weights=keys["rows"].to_numpy(dtype=float), minlength=n)
+    load = np.zeros(n_partitions)
+    bucket_of_component = np.zeros(n, dtype=np.int64)
+    for c in np.argsort(-rows, kind="stable"):
+        if rows[c] > 0:
+            bucket_of_component[c] = int(np.argmin(load))
+            load[bucket_of_component[c]] += rows[c]
+    return dict(zip(plates.tolist(), bucket_of_component[component[: len(plates)]].tolist(), strict=True))
+
+
+def _split_by(table: pd.DataFrame, buckets: np.ndarray, n_partitions: int) -> list[pd.DataFrame]:
+    return [table[buckets == b] for b in range(n_partitions)]
+
+
+def _piece(spill: Path, stage: str, bucket: int, source: int) -> Path:
+    return spill / f"{stage}-{bucket:05d}-{source:06d}.pkl"
+
+
+def _read_and_split(
+    index: int, part: Any, read: Callable[[Any], pd.DataFrame], buckets: dict[str, int], n: int, spill: Path
+) -> int:
+    """Step 1: read one part and spill its rows to the step-2 buckets of their plates; returns its rows."""
+    table = read(part)
+    for bucket, piece in enumerate(
+        _split_by(table, _plate_ids(table).map(buckets).to_numpy(dtype=np.int64), n)
+    ):
+        write_piece(piece, _piece(spill, "raw", bucket, index))
+    return len(table)
+
+
+def _curve_buckets(responses: pd.DataFrame, n_partitions: int) -> np.ndarray:
+    """Bucket per response row: a stable hash of (dataset, perturbagen)."""
+    if not len(responses):
+        return np.zeros(0, dtype=np.int64)
+    text = pd.DataFrame({c: _text(responses, c) for c in CURVE_GROUP_KEY})
+    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return (hashed % np.uint64(n_partitions)).astype(np.int64)
+
+
+def _normalize_bucket(
+    bucket: int, n_parts: int, options: RunOptions, n: int, spill: Path, *_after
+) -> _Normalized:
+    """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
+    responses to the step-3 buckets of their (dataset, perturbagen)."""
+    pieces = [read_piece(_piece(spill, "raw", bucket, i)) for i in range(n_parts)]
+    if len({S.RESPONSE_SCALE in p.columns for p in pieces}) > 1:
+        raise InputFileError(
+            "<inputs>", "well tables and pre-normalized response tables cannot be mixed in one run"
+        )
+    raw = pd.concat(pieces, ignore_index=True)
+    del pieces
+    checked, responses = _validate_and_normalize(raw, options=options, tick=lambda _step: None)
+    del raw
+    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
+        write_piece(piece, _piece(spill, "responses", target, bucket))
+    return _Normalized(
+        ledger=checked.ledger,
+        plates=plates,
+        n_read=checked.n_read,
+        n_used=len(checked.clean),
+        datasets=sorted(checked.clean[S.DATASET].unique().tolist()),
+    )
+
+
+def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, *_after):
+    """Step 3: fit and compute the metrics of every curve of one bucket; returns (responses, curves, metrics)."""
+    responses = pd.concat(
+        [read_piece(_piece(spill, "responses", bucket, j)) for j in range(n)], ignore_index=True
+    )
+    curves = fit_all_scales(responses, options=options.fit)
+    return responses, curves, compute_metrics(responses, curves, options=options.metrics)
+
+
+def _graph(parts: Sequence[Any], read, options: RunOptions, n: int, buckets: dict[str, int], spill: Path):
+    """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
+    from dask import delayed
+
+    split = [delayed(_read_and_split)(i, p, read, buckets, n, spill) for i, p in enumerate(parts)]
+    normalized = [delayed(_normalize_bucket)(j, len(parts), options, n, spill, *split) for j in range(n)]
+    fitted = [delayed(_fit_bucket)(k, n, options, spill, *normalized) for k in range(n)]
+    return normalized, fitted
+
+
+def _concat(frames: list[pd.DataFrame], *, by: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)] or frames[:1]
+    out = pd.concat(frames, ignore_index=True)
+    frames.clear()
+    by = [c for c in by if c in out.columns]
+    if by and len(out):
+        out = out.sort_values(by, kind="stable", ignore_index=True)
+    return out
+
+
+def run_partitioned(
+    parts: Sequence[Any],
+    *,
+    read: Callable[[Any], pd.DataFrame],
+    options: RunOptions | None = None,
+    n_partitions: int = 8,
+    workers: int = 1,
+    callbacks: Sequence[Any] = (),
+    spill_dir: str | Path | None = None,
+) -> RunResult:
+    """Run the pipeline on partitioned input with Dask.
+
+    Parameters
+    ----------
+    parts
+        The input parts (e.g. :func:`doseatlas.ingest.partitioned.list_parts`); each is read by ``read``.
+    read
+        A module-level function reading one part into a canonical table (picklable for worker processes).
+    options
+        :class:`doseatlas.pipeline.RunOptions`.
+    n_partitions
+        Buckets of each shuffle (more buckets: smaller tasks, less memory each).
+    workers
+        Dask worker processes; 1 runs the tasks in this process, one at a time.
+    callbacks
+        Dask callbacks (e.g. a progress display).
+    spill_dir
+        Where the shuffles spill their pieces (a temporary directory inside it, removed afterwards; default:
+        the system's temporary directory).
+    """
+    import dask
+
+    options = options or RunOptions()
+    if n_partitions < 1 or workers < 1:
+        raise ConfigError(f"n_partitions and workers must be >= 1, got {n_partitions} and {workers}")
+    if not parts:
+        raise InputFileError("<none>", "no input file given")
+    from dask import delayed
+
+    scheduler = (
+        {"scheduler": "synchronous"} if workers == 1 else {"scheduler": "processes", "num_workers": workers}
+    )
+    with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
+        planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
+        buckets = plate_buckets(pd.concat([k for k, _ in planned], ignore_index=True), n_partitions)
+        with spill_directory(spill_dir) as spill:
+            graph = _graph(parts, read, options, n_partitions, buckets, spill)
+            normalized, fitted = dask.compute(*graph, **scheduler)
+    rows = {str(getattr(p, "path", p)): lines for p, (_, lines) in zip(parts, planned, strict=True)}
+    return _assemble(normalized, fitted, rows)
+
+
+def _row_ids(responses: pd.DataFrame, rows: dict[str, np.ndarray]) -> np.ndarray:
+    """``row_id`` as in an in-memory run: the row's position among all rows read, parts in input order."""
+    offsets = np.cumsum([0, *(len(lines) for lines in rows.values())])
+    row_id = np.full(len(responses), -1, dtype=np.int64)
+    files = responses[S.SOURCE_FILE].astype(str).to_numpy()
+    lines = responses[S.SOURCE_LINE].to_numpy(dtype=np.int64)
+    for offset, (name, part_lines) in zip(offsets, rows.items(), strict=False):
+        mine = files == name
+        order = np.argsort(part_lines, kind="stable")
+        row_id[mine] = offset + order[np.searchsorted(part_lines, lines[mine], sorter=order)]
+    return row_id
+
+
+def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The pieces, emptying the list that held them (so that only the result keeps them alive)."""
+    out = list(pieces)
+    pieces.clear()
+    return out
+
+
+def _assemble(
+    normalized: list[_Normalized],
+    fitted: list[tuple[pd.DataFrame, pd.DataFrame]],
+    rows: dict[str, np.ndarray],
+) -> RunResult:
+    """One run result from the buckets, in a deterministic row order."""
+    line = [S.SOURCE_FILE, S.SOURCE_LINE]
+    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
+    fitted.clear()  # each table's pieces are released once it is concatenated
+    responses = _concat(_drain(parts[0]), by=line)
+    responses[S.ROW_ID] = _row_ids(responses, rows)
+    curves = _concat(_drain(parts[1]), by=[S.SCALE, *S.CURVE_KEY])
+    metrics = _concat(_drain(parts[2]), by=[*S.CURVE_KEY, S.SCALE, S.METRIC])
+    ledger = _concat([n.ledger for n in normalized], by=line)
+    plates = _concat(
+        [n.plates for n in normalized], by=[S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
+    )
+    datasets = sorted({d for n in normalized for d in n.datasets})
+    summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
+                       responses)  # fmt: skip
+    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
+    summary["curves"] = len(curves)
+    summary["metric_rows"] = len(metrics)
+    tables = result_tables(responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates)
+    return RunResult(**tables, summary=summary)

@@ -1,0 +1,148 @@
+"""The partitioned (Dask) run gives the in-memory run's tables, bit for bit, however the input is split."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from doseatlas import schemas as S
+from doseatlas.cli import app, example_path
+from doseatlas.errors import InputFileError
+from doseatlas.ingest.partitioned import Part, list_parts, read_part
+from doseatlas.io import read_metadata
+from doseatlas.pipeline import FitOptions, RunOptions, run_pipeline
+from doseatlas.scale import plate_buckets, run_partitioned
+
+pytest.importorskip("dask")
+
+CHECKER = Path(__file__).resolve().parents[2] / "shared" / "checks" / "check_output.py"
+ORDER = {
+    "responses": [S.SOURCE_FILE, S.SOURCE_LINE],
+    "ledger": [S.SOURCE_FILE, S.SOURCE_LINE],
+    "curves": [S.SCALE, *S.CURVE_KEY],
+    "metrics": [*S.CURVE_KEY, S.SCALE, S.METRIC],
+    "plates": [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT],
+}
+
+
+def _wells_with_bad_rows() -> pd.DataFrame:
+    wells = pd.read_parquet(example_path())
+    bad = wells.sample(n=6, random_state=1).copy()
+    bad[S.ROLE] = "treatd"  # unknown role: the ledger
+    wells = pd.concat([wells, bad, wells.iloc[[3, 4]]], ignore_index=True)  # and two exact duplicates
+    return wells.sample(frac=1.0, random_state=2).reset_index(drop=True)  # plates scattered over the files
+
+
+def _write_split(root: Path, wells: pd.DataFrame) -> Path:
+    """Hive-partitioned by dataset, each data set split into 3 files by rows (plates span files)."""
+    for dataset, block in wells.groupby(S.DATASET, sort=True):
+        folder = root / f"dataset={dataset}"
+        folder.mkdir(parents=True)
+        for i, rows in enumerate(np.array_split(np.arange(len(block)), 3)):
+            block.iloc[rows].drop(columns=[S.DATASET]).to_parquet(folder / f"part{i}.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def split_input(tmp_path_factory) -> list[Part]:
+    root = _write_split(tmp_path_factory.mktemp("parts"), _wells_with_bad_rows())
+    return list_parts([root])
+
+
+_IN_MEMORY: dict = {}
+
+
+def _in_memory(parts: list[Part], policy: str):
+    key = (tuple(str(p.path) for p in parts), policy)
+    if key not in _IN_MEMORY:
+        raw = pd.concat([read_part(p) for p in parts], ignore_index=True)
+        _IN_MEMORY[key] = run_pipeline(raw, options=RunOptions(fit=FitOptions(policy=policy)))
+    return _IN_MEMORY[key]
+
+
+def _assert_same(ours, theirs) -> None:
+    for name, order in ORDER.items():
+        a = getattr(theirs, name).sort_values(order).reset_index(drop=True)
+        b = getattr(ours, name)[a.columns].sort_values(order).reset_index(drop=True)
+        pd.testing.assert_frame_equal(b, a, check_exact=True, obj=name)
+    assert ours.summary == theirs.summary
+
+
+@pytest.mark.parametrize(("policy", "n_partitions"), [("refuse", 3), ("shrink", 5), ("refuse", 1)])
+def test_partitioned_run_equals_the_in_memory_run(split_input, policy, n_partitions):
+    options = RunOptions(fit=FitOptions(policy=policy))
+    ours = run_partitioned(split_input, read=read_part, options=options, n_partitions=n_partitions)
+    theirs = _in_memory(split_input, policy)
+    _assert_same(ours, theirs)
+    assert ours.summary["rows_read"] == ours.summary["rows_used"] + ours.summary["rows_in_ledger"]
+    assert ours.summary["rows_in_ledger"] >= 8  # 6 unknown roles, 2 duplicates (and wells they read twice)
+    assert ours.responses[S.ROW_ID].is_unique
+
+
+def test_worker_processes_give_the_same_tables(split_input):
+    ours = run_partitioned(split_input, read=read_part, n_partitions=4, workers=2)
+    _assert_same(ours, _in_memory(split_input, "refuse"))
+
+
+def test_hive_folders_become_columns_and_a_contradiction_is_an_error(tmp_path):
+    wells = pd.read_parquet(example_path()).head(50)
+    folder = tmp_path / "dataset=lab%20x"
+    folder.mkdir()
+    wells.drop(columns=[S.DATASET]).to_parquet(folder / "a.parquet")
+    (part,) = list_parts([tmp_path])
+    assert part.values == {S.DATASET: "lab x"}
+    assert (read_part(part)[S.DATASET] == "lab x").all()
+    wells.to_parquet(folder / "a.parquet")  # the file's own dataset column says otherwise
+    with pytest.raises(InputFileError, match="contradicts") as err:
+        read_part(list_parts([tmp_path])[0])
+    assert err.value.column == S.DATASET
+
+
+def test_an_unusable_part_is_one_clear_error_naming_file_and_column(tmp_path):
+    wells = pd.read_parquet(example_path()).head(20)
+    wells.to_parquet(tmp_path / "good.parquet")
+    wells.drop(columns=[S.SIGNAL]).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(InputFileError, match=r"bad\.parquet") as err:
+        run_partitioned(list_parts([tmp_path]), read=read_part, n_partitions=2)
+    assert err.value.column == S.SIGNAL
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match=r"no \.parquet"):
+        list_parts([tmp_path / "empty"])
+
+
+def test_plates_tied_by_a_cell_line_share_a_bucket_and_buckets_are_balanced():
+    keys = pd.DataFrame(
+        {
+            "plate": ["d\x1ftreated1", "d\x1ftreated2", "d\x1ftimezero", "d\x1fother", "d\x1fblank_only"],
+            "line": ["d\x1fA", "d\x1fA", "d\x1fA", "d\x1fB", "d\x1f"],
+            "has_line": [True, True, True, True, False],
+            "rows": [100, 100, 10, 150, 5],
+        }
+    )
+    buckets = plate_buckets(keys, 2)
+    assert buckets["d\x1ftreated1"] == buckets["d\x1ftreated2"] == buckets["d\x1ftimezero"]
+    assert buckets["d\x1fother"] != buckets["d\x1ftreated1"]  # 210 rows vs 150: one bucket each
+
+
+def test_cli_dask_engine_meets_the_output_contract(tmp_path):
+    root = _write_split(tmp_path / "in", pd.read_parquet(example_path()))
+    out = tmp_path / "out"
+    args = ["run", str(root), "--engine", "dask", "--partitions", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out / "metrics.parquet")
+    assert meta["parameters"]["engine"] == {"name": "dask", "workers": 1, "partitions": 3}
+    assert len(meta["inputs"]) == 9 and all(i["checksum"].startswith("sha256:") for i in meta["inputs"])
+    if CHECKER.is_file():
+        check = subprocess.run([sys.executable, str(CHECKER), str(out)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    bad = CliRunner().invoke(
+        app, ["run", str(root), "--engine", "dask", "--format", "gdsc-raw", "--out", str(out)]
+    )
+    assert bad.exit_code == 2 and "canonical" in bad.output
