@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
-from doseatlas.normalize import NormalizationOptions, normalize
+from doseatlas.normalize import NormalizationOptions, group_summary, normalize
 from doseatlas.validate import validate_wells
 
 from wells import frame, plate
@@ -86,3 +88,30 @@ def test_unknown_read_time_keeps_rv_and_time_zero_gr_but_refuses_doubling_time_g
     assert r[S.RELATIVE_VIABILITY].notna().all() and r[S.GR].notna().all()
     r = _responses(plate(time_h=""), doubling_times={"A": 24.0})
     assert set(r[S.reason_column(S.GR)]) == {"no_duration"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    groups=st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False), min_size=1, max_size=12),
+        min_size=1,
+        max_size=6,
+    ),
+    method=st.sampled_from(["mean", "median", "trimmed_mean"]),
+    seed=st.integers(0, 2**16),
+)
+def test_group_summary_is_its_definition_and_independent_of_row_order(groups, method, seed):
+    import pandas as pd
+    from scipy import stats
+
+    frame_ = pd.DataFrame(
+        {"g": np.repeat(np.arange(len(groups)), [len(g) for g in groups]), "v": np.concatenate(groups)}
+    )
+    got = group_summary(frame_, ["g"], "v", method=method)
+    reference = {"mean": np.mean, "median": np.median, "trimmed_mean": lambda v: stats.trim_mean(v, 0.25)}
+    for g, values in enumerate(groups):
+        assert got.loc[g] == pytest.approx(reference[method](np.asarray(values)), rel=1e-12, abs=1e-6)
+    shuffled = frame_.sample(frac=1.0, random_state=seed)
+    bigger = pd.concat([shuffled, pd.DataFrame({"g": [len(groups)] * 3, "v": [1.0, 2.0, 3.0]})])
+    again = group_summary(bigger, ["g"], "v", method=method).loc[list(range(len(groups)))]
+    assert np.array_equal(again.to_numpy(), got.to_numpy())  # bit for bit: order and company do not matter

@@ -137,3 +137,21 @@ def test_a_data_set_of_genetic_perturbations_only_runs_and_reports_effects():
     assert len(result.curves) == 0  # no dose series: no curve (was a dtype clash in the metrics merge)
     assert set(result.metrics[S.METRIC]) == {"rv_effect", "gr_effect"}
     assert (result.metrics[S.STATUS] == "estimated").all()
+
+
+def test_results_do_not_depend_on_the_order_of_the_input_rows():
+    import pandas as pd
+
+    from doseatlas.cli import example_path
+    from doseatlas.ingest import canonical_columns
+
+    wells = canonical_columns(pd.read_parquet(example_path()), source="example")
+    first = run_pipeline(wells)
+    second = run_pipeline(wells.sample(frac=1.0, random_state=7).reset_index(drop=True))
+    for name, key in (("curves", [S.SCALE, *S.CURVE_KEY]), ("metrics", [*S.CURVE_KEY, S.SCALE, S.METRIC])):
+        a = getattr(first, name).sort_values(key).reset_index(drop=True)
+        b = getattr(second, name)[a.columns].sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(b, a, check_exact=True, obj=name)  # bit for bit
+    a = first.responses.drop(columns=[S.ROW_ID]).sort_values(S.SOURCE_LINE).reset_index(drop=True)
+    b = second.responses.drop(columns=[S.ROW_ID]).sort_values(S.SOURCE_LINE).reset_index(drop=True)
+    pd.testing.assert_frame_equal(b[a.columns], a, check_exact=True, obj="responses")

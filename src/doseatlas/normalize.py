@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
+from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 
 Why = S.RefusalReason
@@ -60,32 +61,6 @@ class NormalizationOptions:
         for line, td in (self.doubling_times or {}).items():
             if not (np.isfinite(td) and td > 0):
                 raise ConfigError(f"doubling time of {line!r} must be a positive number of hours, got {td!r}")
-
-
-def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: str) -> pd.Series:
-    """``mean``, ``median`` or ``trimmed_mean`` (25 % cut from each end, as ``scipy.stats.trim_mean``) of
-    ``column`` per group of ``key``, indexed by the key.
-
-    Vectorized, and deterministic to the bit: each group's values are summed in sorted order, so the result
-    does not depend on the order of the rows or on what else is in the table (pandas' grouped mean does, in
-    the last bit, which a partitioned run would inherit).
-    """
-    grouped = frame.groupby(key, dropna=False, sort=True)
-    codes = grouped.ngroup().to_numpy()
-    values = frame[column].to_numpy(dtype=float)
-    order = np.lexsort((values, codes))
-    v, c = values[order], codes[order]
-    n = np.bincount(c, minlength=grouped.ngroups)
-    rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
-    if method == "mean":
-        keep = np.ones(len(c), dtype=bool)
-    elif method == "median":
-        keep = (rank == (n[c] - 1) // 2) | (rank == n[c] // 2)
-    else:
-        cut = (0.25 * n).astype(np.int64)[c]
-        keep = (rank >= cut) & (rank < n[c] - cut)
-    total = np.bincount(c[keep], weights=v[keep], minlength=grouped.ngroups)
-    return pd.Series(total / np.bincount(c[keep], minlength=grouped.ngroups), index=grouped.size().index)
 
 
 def _robust_spread(values: pd.Series) -> float:

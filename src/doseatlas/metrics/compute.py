@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
+from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.registry import METRICS, Metric
 
@@ -252,7 +253,11 @@ def dose_means(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
     """Replicate mean of ``scale`` per curve key and tested concentration (NaN responses dropped)."""
     table = responses.rename(columns={S.TIME_H: S.DURATION_H})
     table = table[table[scale].notna()]
-    return table.groupby([*S.CURVE_KEY, S.CONCENTRATION], as_index=False, dropna=False)[scale].mean()
+    return (
+        group_summary(table, [*S.CURVE_KEY, S.CONCENTRATION], scale, method="mean")
+        .rename(scale)
+        .reset_index()
+    )
 
 
 def _observed(m: Metric, means: pd.DataFrame) -> pd.DataFrame:
@@ -277,9 +282,10 @@ def _trapezoid_aoc(ordered: pd.DataFrame, grouped, scale: str) -> pd.Series:
     dx = np.where(first, 0.0, x - np.roll(x, 1))
     mid = np.where(first, 0.0, (above + np.roll(above, 1)) / 2.0)
     parts = ordered.assign(_area=dx * mid, _x=x)[[*S.CURVE_KEY, "_area", "_x"]]
-    per = parts.groupby(list(S.CURVE_KEY), dropna=False, sort=False)
+    per = parts.groupby(list(S.CURVE_KEY), dropna=False, sort=True)
     width = per["_x"].max() - per["_x"].min()
-    return (per["_area"].sum() / width).where(width > 0)
+    area = group_summary(parts, list(S.CURVE_KEY), "_area", method="sum")
+    return (area / width).where(width > 0)
 
 
 def _effects(responses: pd.DataFrame) -> pd.DataFrame:
@@ -289,7 +295,7 @@ def _effects(responses: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for m in (m for m in METRICS if m.kind == "effect"):
         grouped = genetic.groupby(list(S.CURVE_KEY), dropna=False)
-        stats_ = grouped[m.scale].agg(["mean", "std", "count"])
+        stats_ = _mean_sd_count(genetic, m.scale, grouped[m.scale].count())
         reason = grouped[S.reason_column(m.scale)].agg(_dominant_reason)
         half = (
             stats.t.ppf(0.975, np.maximum(stats_["count"] - 1, 1)) * stats_["std"] / np.sqrt(stats_["count"])
@@ -309,6 +315,16 @@ def _effects(responses: pd.DataFrame) -> pd.DataFrame:
         out.loc[none, S.REASON] = reason[none]
         frames.append(_finish(out.reset_index(), m, fit_model="none"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS)
+
+
+def _mean_sd_count(table: pd.DataFrame, column: str, count: pd.Series) -> pd.DataFrame:
+    """Mean and SD of the non-missing values per curve key (deterministic sums), beside ``count``."""
+    present = table[table[column].notna()]
+    key = list(S.CURVE_KEY)
+    out = pd.DataFrame({"count": count})
+    out["mean"] = group_summary(present, key, column, method="mean").reindex(out.index)
+    out["std"] = group_summary(present, key, column, method="std").reindex(out.index)
+    return out
 
 
 def _dominant_reason(reasons: pd.Series) -> str:
@@ -371,7 +387,11 @@ def _growth_ratio(responses: pd.DataFrame) -> pd.DataFrame:
     """``r0 = Tz / C`` per curve key (mean over its wells with a percent growth)."""
     rows = responses[responses[S.PERCENT_GROWTH].notna()].rename(columns={S.TIME_H: S.DURATION_H})
     ratio = rows[S.TIME_ZERO_SIGNAL] / rows[S.VEHICLE_SIGNAL]
-    return rows.assign(**{R0: ratio}).groupby(list(S.CURVE_KEY), dropna=False)[R0].mean().reset_index()
+    return (
+        group_summary(rows.assign(**{R0: ratio}), list(S.CURVE_KEY), R0, method="mean")
+        .rename(R0)
+        .reset_index()
+    )
 
 
 def _curves_for(
