@@ -138,3 +138,11 @@ def test_bad_fit_options_exit_2_with_one_message(tmp_path, wells_csv, bad):
     result = runner.invoke(app, ["run", str(wells_csv), "--out", str(out), *bad])
     assert result.exit_code == 2
     assert "error" in result.output and not out.exists()
+
+
+def test_error_messages_keep_their_brackets(tmp_path):
+    path = tmp_path / "x.csv"
+    pd.DataFrame({"[weird]": [1]}).to_csv(path, index=False)
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "[weird]" in result.output  # rich markup must not eat text in square brackets

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from doseatlas import pipeline
@@ -210,7 +211,7 @@ def run(
                 io.write_run(result, scratch, meta=meta)
                 report.write_report(result, scratch / "report.html", meta=meta)
     except DoseatlasError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from None
     _print_summary(result.summary, out)
 
@@ -264,7 +265,7 @@ def simulate(
             )
         result = run_simulation(config, seed=seed)
     except (DoseatlasError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from None
     for table, path in ((result.wells, out), (result.truth, truth)):
         path.parent.mkdir(parents=True, exist_ok=True)
