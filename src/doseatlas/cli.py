@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 from pathlib import Path
@@ -71,12 +72,15 @@ def _run_in_memory(raw, options: pipeline.RunOptions, *, bar: Progress) -> pipel
     return result
 
 
-def _run_dask(paths: list[Path], options, *, bar: Progress, workers: int, partitions: int):
-    """The partitioned run (:mod:`doseatlas.scale`) with a progress bar over Dask's tasks."""
+def _run_dask(paths: list[Path], options, reading: dict, *, bar: Progress, workers: int, partitions: int):
+    """The partitioned run (:mod:`doseatlas.scale`) with a progress bar over Dask's tasks. Canonical inputs may
+    be Parquet data set directories (each file a part); any other format is read file by file, as the
+    in-memory engine reads it."""
     try:
         from dask.callbacks import Callback
     except ImportError:
         raise ConfigError("--engine dask needs Dask: pip install -e '.[scale]'") from None
+    from doseatlas.ingest import read_one
     from doseatlas.ingest.partitioned import list_parts, read_part
     from doseatlas.scale import run_partitioned
 
@@ -90,11 +94,15 @@ def _run_dask(paths: list[Path], options, *, bar: Progress, workers: int, partit
         def _posttask(self, key, result, dsk, state, worker_id):
             bar.advance(task)
 
-    parts = list_parts(paths)
+    if reading["format"] == "canonical" and reading["mapping"] is None:
+        parts, read, files = list_parts(paths), read_part, None
+    else:
+        parts, read = list(paths), functools.partial(read_one, **reading)
+        files = parts
     result = run_partitioned(
-        parts, read=read_part, options=options, n_partitions=partitions, workers=workers, callbacks=[_Bar()]
+        parts, read=read, options=options, n_partitions=partitions, workers=workers, callbacks=[_Bar()]
     )
-    return result, [p.path for p in parts]
+    return result, files or [p.path for p in parts]
 
 
 def _progress() -> Progress:
@@ -161,8 +169,8 @@ def run(
     engine: Annotated[
         str,
         typer.Option(
-            help="memory (one table) or dask (partitioned: canonical files or Parquet data set directories, "
-            "needs the 'scale' extra)"
+            help="memory (one table) or dask (partitioned, file by file; canonical inputs may be Parquet data "
+            "set directories; needs the 'scale' extra)"
         ),
     ] = "memory",
     workers: Annotated[int, typer.Option(help="Dask worker processes (--engine dask)")] = 1,
@@ -194,9 +202,12 @@ def run(
         )
         with _progress() as bar:
             if engine == "dask":
-                if input_format != "canonical" or mapping is not None:
-                    raise ConfigError("--engine dask reads canonical tables; convert other formats first")
-                result, files = _run_dask(paths, options, bar=bar, workers=workers, partitions=partitions)
+                reading = {"format": input_format, "mapping": mapping}
+                if plate_map is not None:
+                    reading["plate_map"] = plate_map
+                result, files = _run_dask(
+                    paths, options, reading, bar=bar, workers=workers, partitions=partitions
+                )
                 parameters = {**options.as_record(), "engine": {"name": "dask", "workers": workers,
                                                                 "partitions": partitions}}  # fmt: skip
             elif engine == "memory":

@@ -2,10 +2,13 @@
 
 Every step of :func:`doseatlas.pipeline.run_pipeline` is local to something smaller than the whole input:
 validation and normalization to a plate, fitting and metrics to a curve, and the shrink policy's populations to
-one perturbagen of one data set. The partitioned run uses exactly that, in two hash shuffles:
+one perturbagen of one data set. The partitioned run uses exactly that, in two shuffles (pieces spilled to a
+temporary directory):
 
-1. each input part (file) is read on its own and its rows are split by a hash of (dataset, plate) into
-   ``n_partitions`` buckets;
+1. each input part (file) is read on its own, every row is numbered by its position among all rows read
+   (``row_id``), and the rows go to one of ``n_partitions`` buckets by plate: plates tied together through a
+   cell line (whose time-zero reads may sit on another plate) form one component, and the components are
+   packed into the buckets largest first (a first pass over the parts reads their keys);
 2. each bucket gathers its rows from every part (so every plate is whole, rows in input order) and is
    validated and normalized: its responses, ledger and plate table; its responses are split by a hash of
    (dataset, perturbagen) into ``n_partitions`` buckets;
@@ -13,9 +16,10 @@ one perturbagen of one data set. The partitioned run uses exactly that, in two h
    whole) and is fitted and turned into metrics.
 
 The tables are then concatenated in a deterministic order. Nothing depends on which bucket a row lands in, so
-the result equals the in-memory run's (``tests/test_scale.py`` checks it table by table). Dask runs the tasks
-in ``workers`` processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the
-intermediate tables to about one bucket's).
+the result equals the in-memory run's, bit for bit (grouped statistics are summed in sorted order, see
+:mod:`doseatlas._stats`; ``tests/test_scale.py`` checks it table by table). Dask runs the tasks in ``workers``
+processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the intermediate
+tables to about one bucket's; the output tables are then assembled in memory).
 """
 
 from __future__ import annotations
@@ -73,14 +77,14 @@ def _plate_ids(table: pd.DataFrame) -> pd.Series:
     return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
 
 
-def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Distinct (plate id, cell-line id) pairs of one part with their row counts, and its rows' source lines."""
+def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int]:
+    """Distinct (plate id, cell-line id) pairs of one part with their row counts, and its number of rows."""
     table = read(part)
     line = _text(table, S.CELL_LINE)
     keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
                          "has_line": line.ne("")})  # fmt: skip
     counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
-    return counts, table[S.SOURCE_LINE].to_numpy(dtype=np.int64)
+    return counts, len(table)
 
 
 def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
@@ -116,10 +120,18 @@ def _piece(spill: Path, stage: str, bucket: int, source: int) -> Path:
 
 
 def _read_and_split(
-    index: int, part: Any, read: Callable[[Any], pd.DataFrame], buckets: dict[str, int], n: int, spill: Path
+    index: int,
+    part: Any,
+    read: Callable[[Any], pd.DataFrame],
+    buckets: dict[str, int],
+    n: int,
+    spill: Path,
+    first_row: int,
 ) -> int:
-    """Step 1: read one part and spill its rows to the step-2 buckets of their plates; returns its rows."""
+    """Step 1: read one part and spill its rows to the step-2 buckets of their plates; returns its rows.
+    Each row carries its position among all rows read (``row_id``, as in an in-memory run)."""
     table = read(part)
+    table[S.ROW_ID] = np.arange(first_row, first_row + len(table), dtype=np.int64)
     for bucket, piece in enumerate(
         _split_by(table, _plate_ids(table).map(buckets).to_numpy(dtype=np.int64), n)
     ):
@@ -171,11 +183,16 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, *_after):
     return responses, curves, compute_metrics(responses, curves, options=options.metrics)
 
 
-def _graph(parts: Sequence[Any], read, options: RunOptions, n: int, buckets: dict[str, int], spill: Path):
+def _graph(
+    parts: Sequence[Any], read, options: RunOptions, n: int, plan: tuple[dict, list[int]], spill: Path
+):
     """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
     from dask import delayed
 
-    split = [delayed(_read_and_split)(i, p, read, buckets, n, spill) for i, p in enumerate(parts)]
+    buckets, first_rows = plan
+    split = [
+        delayed(_read_and_split)(i, p, read, buckets, n, spill, first_rows[i]) for i, p in enumerate(parts)
+    ]
     normalized = [delayed(_normalize_bucket)(j, len(parts), options, n, spill, *split) for j in range(n)]
     fitted = [delayed(_fit_bucket)(k, n, options, spill, *normalized) for k in range(n)]
     return normalized, fitted
@@ -236,24 +253,11 @@ def run_partitioned(
     with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
         buckets = plate_buckets(pd.concat([k for k, _ in planned], ignore_index=True), n_partitions)
+        first_rows = np.cumsum([0, *(n_rows for _, n_rows in planned)])[:-1].tolist()
         with spill_directory(spill_dir) as spill:
-            graph = _graph(parts, read, options, n_partitions, buckets, spill)
+            graph = _graph(parts, read, options, n_partitions, (buckets, first_rows), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
-    rows = {str(getattr(p, "path", p)): lines for p, (_, lines) in zip(parts, planned, strict=True)}
-    return _assemble(normalized, fitted, rows)
-
-
-def _row_ids(responses: pd.DataFrame, rows: dict[str, np.ndarray]) -> np.ndarray:
-    """``row_id`` as in an in-memory run: the row's position among all rows read, parts in input order."""
-    offsets = np.cumsum([0, *(len(lines) for lines in rows.values())])
-    row_id = np.full(len(responses), -1, dtype=np.int64)
-    files = responses[S.SOURCE_FILE].astype(str).to_numpy()
-    lines = responses[S.SOURCE_LINE].to_numpy(dtype=np.int64)
-    for offset, (name, part_lines) in zip(offsets, rows.items(), strict=False):
-        mine = files == name
-        order = np.argsort(part_lines, kind="stable")
-        row_id[mine] = offset + order[np.searchsorted(part_lines, lines[mine], sorter=order)]
-    return row_id
+    return _assemble(normalized, fitted)
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -263,17 +267,12 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return out
 
 
-def _assemble(
-    normalized: list[_Normalized],
-    fitted: list[tuple[pd.DataFrame, pd.DataFrame]],
-    rows: dict[str, np.ndarray],
-) -> RunResult:
+def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
     """One run result from the buckets, in a deterministic row order."""
     line = [S.SOURCE_FILE, S.SOURCE_LINE]
     parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
     fitted.clear()  # each table's pieces are released once it is concatenated
     responses = _concat(_drain(parts[0]), by=line)
-    responses[S.ROW_ID] = _row_ids(responses, rows)
     curves = _concat(_drain(parts[1]), by=[S.SCALE, *S.CURVE_KEY])
     metrics = _concat(_drain(parts[2]), by=[*S.CURVE_KEY, S.SCALE, S.METRIC])
     ledger = _concat([n.ledger for n in normalized], by=line)

@@ -241,8 +241,16 @@ def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) 
     out[S.SEEDING_DENSITY] = seeding.to_numpy()
     out[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     out[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
-    out[S.ROW_ID] = np.arange(len(out), dtype=np.int64)
+    out[S.ROW_ID] = _row_ids(raw)
     return out
+
+
+def _row_ids(raw: pd.DataFrame) -> np.ndarray:
+    """The row's position among the rows read: given by a partitioned run (which sees a bucket of the
+    rows), else the position in ``raw``."""
+    if S.ROW_ID in raw:
+        return raw[S.ROW_ID].to_numpy(dtype=np.int64)
+    return np.arange(len(raw), dtype=np.int64)
 
 
 def _ledger(raw: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
@@ -318,6 +326,6 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     clean[S.RESPONSE_SCALE] = scale
     clean[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     clean[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
-    clean[S.ROW_ID] = np.arange(len(clean), dtype=np.int64)
+    clean[S.ROW_ID] = _row_ids(raw)
     clean = clean[~bad].reset_index(drop=True)
     return ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))

@@ -88,4 +88,9 @@ def read_any(
     return out
 
 
-__all__ = ["READERS", "canonical_columns", "read_any", "read_canonical", "read_inputs"]
+def read_one(path: str | Path, *, format: str = "canonical", mapping: str | Path | None = None, **options):
+    """One file read exactly as :func:`read_any` reads each of its files (a part of a partitioned run)."""
+    return read_any([path], format=format, mapping=mapping, **options)
+
+
+__all__ = ["READERS", "canonical_columns", "read_any", "read_canonical", "read_inputs", "read_one"]
