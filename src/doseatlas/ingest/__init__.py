@@ -73,6 +73,12 @@ def read_any(
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if not paths:
         raise InputFileError("<none>", "no input file given")
+    for p in paths:
+        if Path(p).is_dir():
+            raise InputFileError(
+                str(p),
+                "is a directory: give its files (--engine dask reads a directory of canonical Parquet files)",
+            )
     frames = [READERS[format](p, **options) for p in paths]
     if len({S.RESPONSE_SCALE in f.columns for f in frames}) > 1:
         names = ", ".join(str(p) for p in paths)
