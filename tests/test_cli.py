@@ -146,3 +146,18 @@ def test_error_messages_keep_their_brackets(tmp_path):
     result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "[weird]" in result.output  # rich markup must not eat text in square brackets
+
+
+def test_a_file_whose_every_row_is_rejected_is_a_clean_run_with_a_full_ledger(tmp_path):
+    rows = pd.DataFrame(plate())
+    rows[S.ROLE] = "bogus"
+    path = tmp_path / "all_bad.csv"
+    rows.to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_used"] == 0 and summary["rows_in_ledger"] == summary["rows_read"] == len(rows)
+    if CHECKER.is_file():
+        check = subprocess.run([sys.executable, str(CHECKER), str(out)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -75,7 +75,9 @@ def _assert_same(ours, theirs) -> None:
     assert ours.summary == theirs.summary
 
 
-@pytest.mark.parametrize(("policy", "n_partitions"), [("refuse", 3), ("shrink", 5), ("refuse", 1)])
+@pytest.mark.parametrize(
+    ("policy", "n_partitions"), [("refuse", 3), ("shrink", 5), ("refuse", 1), ("refuse", 40)]
+)
 def test_partitioned_run_equals_the_in_memory_run(split_input, policy, n_partitions):
     options = RunOptions(fit=FitOptions(policy=policy))
     ours = run_partitioned(split_input, read=read_part, options=options, n_partitions=n_partitions)

@@ -145,6 +145,9 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     """Per-plate QC: counts by role and the control summaries used."""
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
     counts = clean.groupby([*key, S.ROLE], dropna=False).size().unstack(S.ROLE, fill_value=0)
+    counts = counts.reindex(
+        columns=[r.value for r in S.Role], fill_value=0
+    )  # every role, whatever is present
     counts.columns = [f"n_{c}" for c in counts.columns]
     counts = counts.reset_index()
     cols = [S.BLANK_SIGNAL, S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.TIME_ZERO_SIGNAL]

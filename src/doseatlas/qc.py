@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._stats import group_summary
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
 _WELL = re.compile(r"^([A-Za-z]{1,2})0*(\d{1,2})$")
@@ -40,6 +41,8 @@ def _row_number(letters: str) -> int:
 def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
     """True for wells on the outer rows/columns of their plate's format (NaN where unknown)."""
     extent = positions.groupby(plate.to_numpy()).agg(rows=("row", "max"), cols=("col", "max"))
+    if extent.empty:  # no well at all (e.g. every row went to the ledger)
+        return pd.Series(np.nan, index=plate.index)
     dims = extent.apply(_format_of, axis=1, result_type="expand").rename(columns={0: "nr", 1: "nc"})
     nr = plate.map(dims["nr"]).to_numpy(float)
     nc = plate.map(dims["nc"]).to_numpy(float)
@@ -66,7 +69,7 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
     wells = clean.assign(_edge=_edge_flags(parse_wells(clean[S.WELL]), plate_id))
     vehicle = wells[wells[S.ROLE] == S.Role.VEHICLE]
     keys = wells[PLATE_KEY].drop_duplicates().reset_index(drop=True)
-    means = vehicle.groupby([*PLATE_KEY, "_edge"], dropna=False)[S.SIGNAL].mean().unstack("_edge")
+    means = group_summary(vehicle, [*PLATE_KEY, "_edge"], S.SIGNAL, method="mean").unstack("_edge")
     means = means.reindex(
         columns=[0.0, 1.0]
     )  # interior, edge (NaN where a plate has none or positions are unknown)
@@ -81,7 +84,10 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
 
 def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:
     roles = wells[wells[S.ROLE].isin([S.Role.VEHICLE, S.Role.POSITIVE_CONTROL])]
-    stats = roles.groupby([*PLATE_KEY, S.ROLE], dropna=False)[S.SIGNAL].agg(["mean", "std"]).unstack(S.ROLE)
+    key = [*PLATE_KEY, S.ROLE]
+    stats = pd.concat(
+        {m: group_summary(roles, key, S.SIGNAL, method=m) for m in ("mean", "std")}, axis=1
+    ).unstack(S.ROLE)
     if stats.empty or S.Role.POSITIVE_CONTROL.value not in stats.columns.get_level_values(1):
         return pd.DataFrame(columns=[*PLATE_KEY, Z_FACTOR])
     v, p = S.Role.VEHICLE.value, S.Role.POSITIVE_CONTROL.value
