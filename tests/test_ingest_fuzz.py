@@ -30,6 +30,8 @@ def corrupted_tables(draw):
     for _ in range(draw(st.integers(0, 12))):
         i = draw(st.integers(0, len(table) - 1))
         table.loc[i, draw(COLUMN)] = draw(CELL)
+    if draw(st.integers(0, 4)) == 0:  # a whole column wrong: often every row is rejected
+        table[draw(COLUMN)] = draw(CELL)
     if draw(st.booleans()):
         table = pd.concat([table, table.sample(n=2, random_state=draw(st.integers(0, 9)))], ignore_index=True)
     if draw(st.integers(0, 9)) == 0:
