@@ -130,9 +130,9 @@ def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     type whatever pandas inferred along the way (the in-memory and the partitioned runs concatenate different
     pieces). Returns ``table``."""
     for column in table.columns[table.dtypes.eq(object)]:
-        values = table[column].dropna()
-        if len(values) and values.map(type).eq(str).all():
-            table[column] = table[column].astype(pd.StringDtype(na_value=np.nan))
+        values = table[column]
+        if values.notna().any() and pd.api.types.infer_dtype(values, skipna=True) == "string":
+            table[column] = values.astype(pd.StringDtype(na_value=np.nan))
     return table
 
 
