@@ -12,6 +12,8 @@ from doseatlas.ingest import READERS, read_any
 from doseatlas.ingest._common import EXCLUDED_BY_SOURCE, well_names
 from doseatlas.validate import validate_responses, validate_wells
 
+from conftest import external_dir
+
 
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
@@ -199,3 +201,53 @@ def test_thunor_hdf5_without_the_thunor_stores_is_refused(tmp_path):
     pd.DataFrame({"a": [1.0]}).to_hdf(path, key="something")
     with pytest.raises(InputFileError, match="not a Thunor HDF5 file"):
         read_any(path, format="thunor-hts")
+
+
+INCUCYTE_MAP = (
+    "well,role,cell_line,perturbation_type,perturbagen,concentration,concentration_unit,readout,dataset\n"
+    "A1,blank,,,,,,nuclei_count,incu\nB1,vehicle,,,,,,nuclei_count,incu\n"
+    "C1,treated,,drug,drugX,1,uM,nuclei_count,incu\n"
+)
+
+
+def test_incucyte_export_time_course_with_label_cell_type_and_images(tmp_path):
+    export = tmp_path / "run1.txt"
+    export.write_text(
+        "Label: plateA\t\t\t\nCell Type: MCF7\t\t\t\n\t\t\t\n"
+        "Date Time\tElapsed\tA1\tB1\tC1, Image 1\tC1, Image 2\n"
+        "3/27/2018 2:20:00 PM\t0\t3\t100\t40\t60\n"
+        "3/28/2018 2:20:00 PM\t24\t2\t200\t\t\n"
+        "3/29/2018 2:20:00 PM\t48\t4\t400\t70\t80\n"
+    )
+    (tmp_path / "map.csv").write_text(INCUCYTE_MAP)
+    table = read_any(export, format="incucyte", plate_map=tmp_path / "map.csv")
+    assert set(table[S.PLATE]) == {"plateA"} and set(table[S.CELL_LINE]) == {"MCF7"}
+    at = table.set_index([S.WELL, S.TIME_H])
+    assert at.loc[("C01", "48"), S.SIGNAL] == "150.0"  # the two images of C1 summed
+    assert ("C01", "24") not in at.index  # empty cells: not read at that time
+    assert at.loc[("B01", "0"), S.ROLE] == "time_zero" and at.loc[("A01", "0"), S.ROLE] == "blank"
+    assert at.loc[("B01", "24"), S.ROLE] == "vehicle" and at.loc[("C01", "48"), S.ROLE] == "treated"
+    assert at.loc[("C01", "48"), S.SOURCE_LINE] == 7
+    with_time = INCUCYTE_MAP.replace("readout,dataset", "readout,dataset,time_h").replace(
+        "incu\n", "incu,72\n"
+    )
+    (tmp_path / "timed.csv").write_text(with_time)
+    with pytest.raises(InputFileError, match="leave time_h empty"):
+        read_any(export, format="incucyte", plate_map=tmp_path / "timed.csv")
+    (tmp_path / "not.txt").write_text("A\tB\n1\t2\n")
+    with pytest.raises(InputFileError, match="not an IncuCyte export"):
+        read_any(tmp_path / "not.txt", format="incucyte", plate_map=tmp_path / "map.csv")
+
+
+def test_incucyte_minimal_export_from_thunor_is_read_cell_for_cell(tmp_path):
+    export = external_dir("thunor_hts007") / "data" / "test_incucyte_minimal.txt"
+    (tmp_path / "map.csv").write_text(INCUCYTE_MAP.replace(",,,,,,nuclei", ",CL,,,,,nuclei"))
+    table = read_any(export, format="incucyte", plate_map=tmp_path / "map.csv")
+    read = table[table[S.SIGNAL].astype(str).str.strip() != ""]
+    assert len(read) == 18 * 8 and set(read[S.PLATE]) == {"test_incucyte_minimal"}
+    at = read.set_index([S.WELL, S.TIME_H])[S.SIGNAL]
+    assert at[("A01", "0")] == "3" and at[("H01", "136")] == "5112" and at[("D01", "56")] == "4456"
+    thunor_io = pytest.importorskip("thunor.io")  # its own reader, where installed (bench extra)
+    theirs = thunor_io.read_incucyte(str(export)).controls.reset_index()  # no drugs: all wells are "controls"
+    assert len(theirs) == len(read)
+    assert sorted(theirs["value"].astype(float)) == sorted(read[S.SIGNAL].astype(float))

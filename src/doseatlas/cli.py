@@ -135,7 +135,9 @@ def run(
     mapping: Annotated[
         Path | None, typer.Option(help="TOML mapping of another layout onto the canonical table")
     ] = None,
-    plate_map: Annotated[Path | None, typer.Option(help="Plate map CSV (for --format plate-matrix)")] = None,
+    plate_map: Annotated[
+        Path | None, typer.Option(help="Plate map CSV (for --format plate-matrix and incucyte)")
+    ] = None,
     selection: Annotated[str, typer.Option(help="Flat vs sigmoid model selection: ftest or aic")] = "ftest",
     alpha: Annotated[float, typer.Option(help="F-test level for keeping the sigmoid")] = 0.05,
     ftest_df: Annotated[

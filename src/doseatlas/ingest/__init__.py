@@ -16,7 +16,17 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, InputFileError
-from doseatlas.ingest import curvecurator, gdr, gdsc, grmetrics, mapping, pharmacogx, plate_matrix, thunor
+from doseatlas.ingest import (
+    curvecurator,
+    gdr,
+    gdsc,
+    grmetrics,
+    incucyte,
+    mapping,
+    pharmacogx,
+    plate_matrix,
+    thunor,
+)
 from doseatlas.ingest.canonical import canonical_columns, read_canonical, read_inputs
 
 READERS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -28,6 +38,7 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "thunor-hts": thunor.read,
     "gdr": gdr.read,
     "plate-matrix": plate_matrix.read,
+    "incucyte": incucyte.read,
     "mapping": mapping.read,
 }
 
