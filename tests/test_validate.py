@@ -140,7 +140,7 @@ _VALUES = st.one_of(
     )
 )
 def test_text_of_a_column_is_the_stripped_str_of_each_value(series):
-    from doseatlas.validate import _text
+    from doseatlas.validate import stripped_text
 
     expected = [("" if pd.isna(v) else str(v).strip()) for v in series.astype(object)]
-    assert list(_text(series)) == expected
+    assert list(stripped_text(series)) == expected

@@ -95,14 +95,15 @@ def _run_dask(paths: list[Path], options, reading: dict, *, bar: Progress, worke
             bar.advance(task)
 
     if reading["format"] == "canonical" and reading["mapping"] is None:
-        parts, read, files = list_parts(paths), read_part, None
+        parts, read = list_parts(paths), read_part
+        files = [p.path for p in parts]
     else:
         parts, read = list(paths), functools.partial(read_one, **reading)
         files = parts
     result = run_partitioned(
         parts, read=read, options=options, n_partitions=partitions, workers=workers, callbacks=[_Bar()]
     )
-    return result, files or [p.path for p in parts]
+    return result, files
 
 
 def _progress() -> Progress:

@@ -62,22 +62,13 @@ class FitOptions:
     min_curves: int = 5
 
     def __post_init__(self) -> None:
-        if self.policy not in ("refuse", "shrink"):
-            raise ConfigError(f"policy must be 'refuse' or 'shrink', got {self.policy!r}")
-        if self.policy == "shrink" and self.intervals != "wald":
-            raise ConfigError("the shrink policy reports posterior intervals; use intervals='wald' with it")
-        if self.min_curves < 2:
-            raise ConfigError(f"min_curves must be at least 2, got {self.min_curves}")
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.intervals not in ("wald", "bootstrap"):
-            raise ConfigError(f"intervals must be 'wald' or 'bootstrap', got {self.intervals!r}")
-        if self.selection not in ("ftest", "aic"):
-            raise ConfigError(f"selection must be 'ftest' or 'aic', got {self.selection!r}")
-        if self.ftest_df not in ("standard", "grmetrics"):
-            raise ConfigError(f"ftest_df must be 'standard' or 'grmetrics', got {self.ftest_df!r}")
-        if self.robust not in (None, "soft_l1", "huber"):
-            raise ConfigError(f"robust must be None, 'soft_l1' or 'huber', got {self.robust!r}")
+        from doseatlas.fit.engine import check_options
+        from doseatlas.fit.shrink import ShrinkOptions
+        from doseatlas.fit.table import check_policy
+
+        check_options(self.selection, self.ftest_df, self.robust, "auto", self.alpha)
+        check_policy(self.policy, self.intervals)
+        ShrinkOptions(min_curves=self.min_curves)  # its own checks, whatever the policy
         unknown = set(self.models) - set(S.RESPONSE_SCALES)
         if unknown:
             raise ConfigError(

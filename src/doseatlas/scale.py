@@ -46,6 +46,7 @@ from doseatlas.pipeline import (
     fit_all_scales,
     result_tables,
 )
+from doseatlas.validate import stripped_text
 
 #: columns whose values decide the bucket of a response row in the second shuffle
 CURVE_GROUP_KEY: tuple[str, ...] = (S.DATASET, S.PERTURBAGEN)
@@ -67,10 +68,10 @@ class _Normalized:
 
 
 def _text(table: pd.DataFrame, column: str) -> pd.Series:
-    """A key column as stripped text (what validation compares)."""
+    """A key column as validation compares it (:func:`doseatlas.validate.stripped_text`)."""
     if column not in table:
         return pd.Series("", index=table.index, dtype=object)
-    return table[column].astype("string").fillna("").str.strip().astype(object)
+    return stripped_text(table[column])
 
 
 def _plate_ids(table: pd.DataFrame) -> pd.Series:

@@ -41,7 +41,7 @@ class ValidationResult:
         return len(self.ledger)
 
 
-def _text(series: pd.Series) -> pd.Series:
+def stripped_text(series: pd.Series) -> pd.Series:
     """Values as stripped text (``str(value).strip()``), missing as empty string; vectorized where the dtype allows."""
     missing = series.isna()
     if series.dtype.kind in "iufb":  # numbers: str() of each value, as the element-wise path would give
@@ -211,7 +211,7 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
         per rejected input row with ``source_file, source_line, column, reason, message``.
     """
     raw = raw.reset_index(drop=True)
-    text = {c: _text(raw[c]) for c in S.WELL_COLUMNS}
+    text = {c: stripped_text(raw[c]) for c in S.WELL_COLUMNS}
     problems = _Problems(raw.index)
     _check_identifiers(text, problems)
     signal, time = _check_signal_time(text, problems)
@@ -281,7 +281,8 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     """
     raw = raw.reset_index(drop=True)
     text = {
-        c: _text(raw[c]) if c in raw else pd.Series("", index=raw.index) for c in S.RESPONSE_TABLE_COLUMNS
+        c: stripped_text(raw[c]) if c in raw else pd.Series("", index=raw.index)
+        for c in S.RESPONSE_TABLE_COLUMNS
     }
     text[S.ROLE] = pd.Series(S.Role.TREATED.value, index=raw.index, dtype=object)
     problems = _Problems(raw.index)

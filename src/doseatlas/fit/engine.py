@@ -92,7 +92,8 @@ def _names(codes: np.ndarray, mapping: dict[int, str]) -> np.ndarray:
     return lut[codes - min(mapping)]
 
 
-def _check_options(selection: str, ftest_df: str, robust: str | None, multistart: str, alpha: float) -> None:
+def check_options(selection: str, ftest_df: str, robust: str | None, multistart: str, alpha: float) -> None:
+    """ConfigError naming the first invalid model-selection, loss or multi-start option."""
     if selection not in ("ftest", "aic"):
         raise ConfigError(f"selection must be 'ftest' or 'aic', not {selection!r}")
     if ftest_df not in ("standard", "grmetrics"):
@@ -177,7 +178,7 @@ def fit_batch(
         ``"jacobian"``: s^2 (J'J)^-1 (Gauss-Newton, the default); ``"hessian"``: s^2 H^-1 with H the exact
         Hessian of RSS / 2 (what drc reports; costs a vectorized pass over the data).
     """
-    _check_options(selection, ftest_df, robust, multistart, alpha)
+    check_options(selection, ftest_df, robust, multistart, alpha)
     if covariance not in ("jacobian", "hessian"):
         raise ConfigError(f"covariance must be 'jacobian' or 'hessian', not {covariance!r}")
     spec = get_model(model)

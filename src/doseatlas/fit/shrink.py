@@ -138,6 +138,10 @@ class _Design:
         """Per-curve sum of a per-point array."""
         return np.bincount(self.c, weights=values, minlength=self.n)
 
+    def counts(self) -> np.ndarray:
+        """Points per curve."""
+        return np.bincount(self.c, minlength=self.n)
+
 
 def shrink_batch(
     x: np.ndarray,
@@ -336,7 +340,7 @@ def _em(d: _Design, theta: np.ndarray, g: np.ndarray, options: ShrinkOptions):
     pop = {
         "mu": None,
         "tau2": None,
-        "n_obs": np.bincount(g, weights=d.total(np.ones_like(d.y)), minlength=n_groups),
+        "n_obs": np.bincount(g, weights=d.counts(), minlength=n_groups),
     }
     pop["mu"], pop["tau2"] = _initial_population(theta, g, n_groups, options.min_sd)
     _, rss = _objective(theta, d, theta, np.zeros_like(theta))
@@ -447,7 +451,7 @@ def _replace(fit: BatchFit, pooled: np.ndarray, theta: np.ndarray, state: dict) 
     out.params[pooled], out.cov[pooled], out.stderr[pooled] = params, cov, se
     out.ci_lower[pooled], out.ci_upper[pooled] = params - _Z95 * se, params + _Z95 * se
     out.rss[pooled] = state["rss"]
-    mean = d.total(d.y) / np.maximum(d.total(np.ones_like(d.y)), 1.0)
+    mean = d.total(d.y) / np.maximum(d.counts(), 1.0)
     tss = d.total((d.y - mean[d.c]) ** 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         out.r2[pooled] = np.where(tss > 0, 1.0 - state["rss"] / tss, np.nan)

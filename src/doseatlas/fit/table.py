@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import BatchFit, fit_batch
@@ -99,7 +100,7 @@ def fit_curves(
     x, y = _padded(points)
     intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
     policy, shrink = options.pop("policy", "refuse"), options.pop("shrink", None)
-    _check_policy(policy, intervals)
+    check_policy(policy, intervals)
     first = points.groupby(_CURVE, sort=True).head(1).set_index(_CURVE).sort_index()
     table = first[list(keys)].reset_index(drop=True)
     fit = fit_batch(x, y, model=model, **options)
@@ -134,7 +135,8 @@ def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
     )
 
 
-def _check_policy(policy: str, intervals: str) -> None:
+def check_policy(policy: str, intervals: str) -> None:
+    """ConfigError for an unknown fit policy or interval method, or for bootstrap intervals with ``shrink``."""
     if policy not in POLICIES:
         raise ConfigError(f"policy must be one of {list(POLICIES)}, not {policy!r}")
     if intervals not in ("wald", "bootstrap"):
@@ -222,17 +224,9 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
 def _dose_spread(used: pd.DataFrame) -> pd.DataFrame:
     """Points and sample SD of the response per (curve, dose); each group summed in sorted order, so the SD
     does not depend on the row order or the rest of the table."""
-    grouped = used.groupby([_CURVE, S.CONCENTRATION], sort=True)
-    codes = grouped.ngroup().to_numpy()
-    y = used[_Y].to_numpy(dtype=float)
-    order = np.lexsort((y, codes))
-    c, v = codes[order], y[order]
-    n = np.bincount(c, minlength=grouped.ngroups)
-    mean = np.bincount(c, weights=v, minlength=grouped.ngroups) / np.maximum(n, 1)
-    ss = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=grouped.ngroups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(n > 1, np.sqrt(ss / (n - 1)), np.nan)
-    return grouped.size().rename("count").reset_index().assign(std=std)
+    key = [_CURVE, S.CONCENTRATION]
+    std = group_summary(used, key, _Y, method="std").to_numpy()
+    return used.groupby(key, sort=True).size().rename("count").reset_index().assign(std=std)
 
 
 def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:
