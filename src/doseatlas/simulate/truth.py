@@ -45,17 +45,19 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 GRID_POINTS = 257
 
 
+#: numeric fields of a curve (everything but its readout model)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Curve) if f.name != "readout")
+
+
 def _stack(curves: list[Curve]) -> Curve:
     """One :class:`Curve` whose numeric fields are column arrays (n, 1): the model broadcasts over them."""
-    names = [f.name for f in dataclasses.fields(Curve) if f.name != "readout"]
-    columns = {n: np.array([getattr(c, n) for c in curves], dtype=float)[:, None] for n in names}
+    columns = {n: np.array([getattr(c, n) for c in curves], dtype=float)[:, None] for n in _FIELDS}
     return Curve(readout=curves[0].readout, **columns)
 
 
 def _take(stacked: Curve, rows: np.ndarray) -> Curve:
     """The curves ``rows`` of a stacked curve."""
-    names = [f.name for f in dataclasses.fields(Curve) if f.name != "readout"]
-    return Curve(readout=stacked.readout, **{n: getattr(stacked, n)[rows] for n in names})
+    return Curve(readout=stacked.readout, **{n: getattr(stacked, n)[rows] for n in _FIELDS})
 
 
 def _bisect(response: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, threshold: float):
@@ -76,7 +78,7 @@ def _bisect(response: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np
 def crossings(
     values: np.ndarray,
     grid: np.ndarray,
-    response: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    response_of: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
     threshold: float,
     *,
     conc_min: float,
@@ -85,7 +87,7 @@ def crossings(
     """First concentration of the tested range where each curve's response falls to ``threshold``.
 
     ``values`` (n, m) are the responses on ``grid`` (log10 molar, ascending, from conc_min to conc_max);
-    ``response(rows, log10 c)`` evaluates curves ``rows`` at one point each. Per curve: ``estimated`` with the
+    ``response_of(rows)`` is the function of log10 c that evaluates curves ``rows`` at one point each. Per curve: ``estimated`` with the
     root (bisection on log10 c between the grid points that bracket the first crossing), ``left_censored``
     (NaN, 0, conc_min) when already below the threshold at conc_min, or ``right_censored`` (NaN, conc_max,
     inf) when it never gets there.
@@ -98,7 +100,7 @@ def crossings(
     rows = np.flatnonzero(~left & ~right & (first > 0))
     if rows.size:
         i = first[rows]
-        root = _bisect(lambda x: response(rows, x), grid[i - 1], grid[i], threshold)
+        root = _bisect(response_of(rows), grid[i - 1], grid[i], threshold)
         value[rows] = np.clip(10.0**root, conc_min, conc_max)
     status = np.where(left, Status.LEFT_CENSORED.value, np.where(right, Status.RIGHT_CENSORED.value,
                                                                  Status.ESTIMATED.value))  # fmt: skip
@@ -120,12 +122,13 @@ def drugs_truth(curves: list[Curve], *, time_h: float, conc_min: float, conc_max
     for metric, (scale, threshold) in THRESHOLD_METRICS.items():
         values = from_signal(scale, signal, control=control, time_zero=t0)
 
-        def response(rows: np.ndarray, x: np.ndarray, scale: str = scale) -> np.ndarray:
-            sub = _take(stacked, rows)
-            point = sub.signal(10.0 ** x[:, None], time_h)
-            return from_signal(scale, point, control=control[rows], time_zero=t0[rows])[:, 0]
+        def response_of(rows: np.ndarray, scale: str = scale) -> Callable[[np.ndarray], np.ndarray]:
+            sub, c, z = _take(stacked, rows), control[rows], t0[rows]  # once per bisection, not per step
+            return lambda x: from_signal(
+                scale, sub.signal(10.0 ** x[:, None], time_h), control=c, time_zero=z
+            )[:, 0]
 
-        got = crossings(values, grid, response, threshold, conc_min=conc_min, conc_max=conc_max)
+        got = crossings(values, grid, response_of, threshold, conc_min=conc_min, conc_max=conc_max)
         frames.append(got.assign(**{S.METRIC: metric}))
     at_inf = stacked.signal(np.full((len(curves), 1), np.inf), time_h)
     for metric, scale in LIMIT_METRICS.items():
