@@ -14,7 +14,7 @@ from doseatlas.ingest._files import parquet_table, text_table
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
-def read_canonical(path: str | Path) -> pd.DataFrame:
+def read_canonical(path: str | Path, *, partition_values: dict[str, str] | None = None) -> pd.DataFrame:
     """Read one canonical well table file.
 
     Values are kept as text (for CSV/TSV) so that validation can report a bad value as it
@@ -24,6 +24,9 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     ----------
     path
         A ``.csv``, ``.tsv``/``.txt`` (tab separated) or ``.parquet`` file.
+    partition_values
+        Column values the file's folders give its rows (a Parquet data set's ``key=value`` folders): added
+        where the file lacks the column, an error where its own column says otherwise.
 
     Returns
     -------
@@ -34,12 +37,25 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     InputFileError
-        The file cannot be read or lacks required columns (all missing ones are named).
+        The file cannot be read, lacks required columns (all missing ones are named) or contradicts a
+        partition value.
     """
     path = Path(path)
     table = _read_raw(path)
     table.columns = [str(c).strip() for c in table.columns]
+    table = _with_partition_values(table, partition_values or {}, path=path)
     return canonical_columns(with_parquet_lines(table, path), source=str(path))
+
+
+def _with_partition_values(table: pd.DataFrame, values: dict[str, str], *, path: Path) -> pd.DataFrame:
+    for column, value in values.items():
+        if column not in table.columns:
+            table[column] = value
+        elif not table[column].astype(str).str.strip().eq(value).all():
+            raise InputFileError(
+                str(path), f"its {column!r} column contradicts its folder {column}={value}", column=column
+            )
+    return table
 
 
 def with_parquet_lines(table: pd.DataFrame, path: Path) -> pd.DataFrame:

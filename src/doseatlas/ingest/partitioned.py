@@ -16,8 +16,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from doseatlas.errors import InputFileError
-from doseatlas.ingest._files import parquet_table, text_table
-from doseatlas.ingest.canonical import _TEXT_SUFFIXES, canonical_columns, with_parquet_lines
+from doseatlas.ingest.canonical import read_canonical
 
 
 @dataclass(frozen=True)
@@ -68,19 +67,4 @@ def read_part(part: Part) -> pd.DataFrame:
     InputFileError
         Unreadable file, a partition value that contradicts the file's own column, or a required column missing.
     """
-    suffix = part.path.suffix.lower()
-    if suffix in _TEXT_SUFFIXES:
-        table = text_table(part.path, keep_blank_lines=True)
-    else:
-        table = parquet_table(part.path)
-    table.columns = [str(c).strip() for c in table.columns]
-    for column, value in part.values.items():
-        if column not in table.columns:
-            table[column] = value
-        elif not table[column].astype(str).str.strip().eq(value).all():
-            raise InputFileError(
-                str(part.path),
-                f"its {column!r} column contradicts its folder {column}={value}",
-                column=column,
-            )
-    return canonical_columns(with_parquet_lines(table, part.path), source=str(part.path))
+    return read_canonical(part.path, partition_values=part.values)
