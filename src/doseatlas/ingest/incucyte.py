@@ -24,8 +24,8 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
-from doseatlas.ingest._common import canonical_well, require, text_table
-from doseatlas.ingest.plate_matrix import MAP_COLUMNS, _join
+from doseatlas.ingest._common import canonical_well
+from doseatlas.ingest.plate_matrix import MAP_COLUMNS, join_plate_map, read_plate_map
 
 _LABEL, _CELL_TYPE = "label:", "cell type:"
 _IMAGE_SUFFIX = re.compile(r",.*$")
@@ -42,18 +42,15 @@ def read(path: str | Path, *, plate_map: str | Path) -> pd.DataFrame:
     """
     path, map_path = Path(path), Path(plate_map)
     cells, cell_type = parse_incucyte(path)
-    layout = text_table(map_path)
-    require(layout, (S.WELL, *(c for c in MAP_COLUMNS if c != S.TIME_H)), path=map_path, what="plate map")
+    layout = read_plate_map(map_path, columns=tuple(c for c in MAP_COLUMNS if c != S.TIME_H))
     if S.TIME_H in layout and layout[S.TIME_H].astype(str).str.strip().ne("").any():
         raise InputFileError(str(map_path), "read times come from the IncuCyte export: leave time_h empty",
                              column=S.TIME_H)  # fmt: skip
-    layout = layout.drop(columns=[S.TIME_H], errors="ignore").assign(
-        **{S.WELL: layout[S.WELL].map(canonical_well), "_map_line": layout.index.to_numpy() + 2}
-    )
+    layout = layout.drop(columns=[S.TIME_H], errors="ignore")
     if cell_type:
         layout[S.CELL_LINE] = layout[S.CELL_LINE].where(layout[S.CELL_LINE].str.strip().ne(""), cell_type)
-    layout[S.PLATE] = "*"
-    out = _join(cells, layout, path=path, map_path=map_path)
+    layout[S.PLATE] = "*"  # one export is one plate
+    out = join_plate_map(cells, layout, path=path, map_path=map_path)
     at_start = out[S.TIME_H].astype(str).str.strip().map(_is_zero) & out[S.ROLE].ne(S.Role.BLANK.value)
     out.loc[at_start, S.ROLE] = S.Role.TIME_ZERO.value
     return out

@@ -57,18 +57,24 @@ def read(path: str | Path, *, plate_map: str | Path) -> pd.DataFrame:
     """
     path, map_path = Path(path), Path(plate_map)
     cells = parse_matrix(path)
+    return join_plate_map(cells, read_plate_map(map_path), path=path, map_path=map_path)
+
+
+def read_plate_map(map_path: Path, *, columns: tuple[str, ...] = MAP_COLUMNS) -> pd.DataFrame:
+    """The plate map with canonical well names, its file line per row (``_map_line``) and ``plate`` (``*`` =
+    every plate where empty or absent); ``columns`` are required."""
     layout = text_table(map_path)
-    require(layout, (S.WELL, *MAP_COLUMNS), path=map_path, what="plate map")
+    require(layout, (S.WELL, *columns), path=map_path, what="plate map")
     layout = layout.assign(
         **{S.WELL: layout[S.WELL].map(canonical_well), "_map_line": layout.index.to_numpy() + 2}
     )
     if S.PLATE not in layout:
         layout[S.PLATE] = "*"
     layout[S.PLATE] = layout[S.PLATE].str.strip().replace("", "*")
-    return _join(cells, layout, path=path, map_path=map_path)
+    return layout
 
 
-def _join(cells: pd.DataFrame, layout: pd.DataFrame, *, path: Path, map_path: Path) -> pd.DataFrame:
+def join_plate_map(cells: pd.DataFrame, layout: pd.DataFrame, *, path: Path, map_path: Path) -> pd.DataFrame:
     specific = layout[layout[S.PLATE] != "*"]
     generic = layout[layout[S.PLATE] == "*"].drop(columns=S.PLATE)
     twice = pd.concat([specific[specific.duplicated([S.PLATE, S.WELL])], generic[generic.duplicated(S.WELL)]])
