@@ -6,7 +6,7 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -122,9 +122,14 @@ def run(
     inputs: Annotated[
         list[Path] | None, typer.Argument(help="Well tables (CSV/TSV/Parquet); none = bundled example")
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced atomically)")] = Path(
-        "results"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output directory: new, empty, or a previous doseatlas output (replaced atomically); a directory with other files is refused",
+        ),
+    ] = Path("results"),
     control_summary: Annotated[str, typer.Option(help="trimmed_mean, median or mean")] = "trimmed_mean",
     doubling_times: Annotated[
         Path | None, typer.Option(help="CSV with cell_line,doubling_time_h for GR without time-zero reads")
@@ -203,6 +208,14 @@ def run(
             ),
             metrics=MetricOptions(min_r2=min_r2),
         )
+        if engine not in ("memory", "dask"):
+            raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
+        target, recovered = io.prepare_output(out, inputs=paths)
+    except DoseatlasError as exc:
+        _fail(exc)
+    for note in recovered:
+        console.print(f"note: {escape(note)}")
+    try:
         with _progress() as bar:
             if engine == "dask":
                 reading = {"format": input_format, "mapping": mapping}
@@ -213,20 +226,21 @@ def run(
                 )
                 parameters = {**options.as_record(), "engine": {"name": "dask", "workers": workers,
                                                                 "partitions": partitions}}  # fmt: skip
-            elif engine == "memory":
+            else:
                 reader_options = {"plate_map": plate_map} if plate_map is not None else {}
                 raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
                 result, files = _run_in_memory(raw, options, bar=bar), paths
                 parameters = {**options.as_record(), "engine": {"name": "memory"}}
-            else:
-                raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
             meta = io.provenance(inputs=files, parameters=parameters)
-            with io.atomic_directory(out) as scratch:
-                io.write_run(result, scratch, meta=meta)
-                report.write_report(result, scratch / "report.html", meta=meta)
+            io.write_run(result, target.scratch, meta=meta)
+            report.write_report(result, target.scratch / "report.html", meta=meta)
+        io.commit_output(target)
     except DoseatlasError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(code=2) from None
+        io.abandon_output(target)
+        _fail(exc)
+    except BaseException:
+        io.abandon_output(target)
+        raise
     _print_summary(result.summary, out)
 
 
@@ -255,10 +269,15 @@ def simulate(
     concentration_unit: Annotated[str, typer.Option(help="Unit written in the well table")] = "uM",
 ) -> None:
     """Simulate plates from a known cell-population model; write the wells and the exact truth."""
+    from doseatlas import io
     from doseatlas.simulate import DatasetConfig, SimulationConfig, example_config
     from doseatlas.simulate import simulate as run_simulation
 
     try:
+        if out.resolve() == truth.resolve():
+            raise ConfigError("--out and --truth name the same file")
+        io.check_new_file(out)
+        io.check_new_file(truth)
         if example:
             config = example_config()
         else:
@@ -281,10 +300,21 @@ def simulate(
     except (DoseatlasError, ValueError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from None
-    for table, path in ((result.wells, out), (result.truth, truth)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(path, index=False) if path.suffix == ".csv" else table.to_parquet(path, index=False)
+    try:
+        for table, path in ((result.wells, out), (result.truth, truth)):
+            with io.new_file(path) as scratch:
+                table.to_csv(scratch, index=False) if path.suffix == ".csv" else table.to_parquet(
+                    scratch, index=False
+                )
+    except DoseatlasError as exc:
+        _fail(exc)
     console.print(f"wrote {len(result.wells)} wells to {out} and {len(result.truth)} truth rows to {truth}")
+
+
+def _fail(exc: DoseatlasError) -> NoReturn:
+    """One message, exit code 2."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}")
+    raise typer.Exit(code=2) from None
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -302,3 +332,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m doseatlas.cli
+    main()

@@ -51,3 +51,15 @@ class FitError(DoseatlasError):
 
 class SimulationError(DoseatlasError, ValueError):
     """Simulator parameters are inconsistent."""
+
+
+class OutputDirectoryError(DoseatlasError):
+    """The output location cannot be used (not empty and not a doseatlas output, unwritable, a file, ...)."""
+
+    def __init__(self, path: str, message: str):
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"--out {self.path}: {message}")
+
+    def __reduce__(self):
+        return OutputDirectoryError, (self.path, self.message)

@@ -2,8 +2,9 @@
 
 Every table is a Parquet file whose schema metadata holds, under the key ``doseatlas``, a
 JSON document with the schema version, the package version, the command, the parameters
-and the checksums of the input files. An output directory is written next to its final
-place and renamed into it only when complete, so a failed run never leaves it half written.
+and the checksums of the input files. The output directory itself (checked before any work,
+written beside its final place, exchanged into it atomically, never anyone else's files) is
+:mod:`doseatlas.io.outdir`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -26,8 +25,36 @@ import pyarrow.parquet as pq
 
 from doseatlas import schemas as S
 from doseatlas._version import __version__
+from doseatlas.io.outdir import (
+    OUTPUT_MARKER,
+    abandon_output,
+    check_new_file,
+    commit_output,
+    new_file,
+    output_directory,
+    prepare_output,
+)
 
 METADATA_KEY = b"doseatlas"
+
+__all__ = [
+    "OUTPUT_MARKER",
+    "RUN_TABLES",
+    "abandon_output",
+    "check_new_file",
+    "commit_output",
+    "file_checksum",
+    "new_file",
+    "output_directory",
+    "prepare_output",
+    "provenance",
+    "read_metadata",
+    "read_piece",
+    "spill_directory",
+    "write_piece",
+    "write_run",
+    "write_table",
+]
 
 
 def file_checksum(path: str | Path) -> str:
@@ -65,26 +92,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The provenance document stored in a doseatlas Parquet file."""
     metadata = pq.read_schema(path).metadata or {}
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
-
-
-@contextlib.contextmanager
-def atomic_directory(final: str | Path) -> Iterator[Path]:
-    """Yield a scratch directory that replaces ``final`` only if the block succeeds."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    scratch = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    try:
-        yield scratch
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    scratch.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 RUN_TABLES = ("responses", "curves", "metrics", "ledger", "plates")
