@@ -176,6 +176,16 @@ class MetricStatus(StrEnum):
     REFUSED = "refused"
 
 
+# --------------------------------------------------------------------------- identities (harmonize step)
+# Up to the metrics step, cell_line and perturbagen hold the names the source used. The harmonize step keeps
+# those in *_SOURCE and puts the canonical name in cell_line / perturbagen, with a stable identifier (with
+# its namespace) where one is known. Readers whose source carries identifiers fill the *_ID columns.
+CELL_LINE_SOURCE = "cell_line_source"
+PERTURBAGEN_SOURCE = "perturbagen_source"
+CELL_LINE_ID = "cell_line_id"  # e.g. "CVCL_0023" (Cellosaurus), "COSMIC:905949", "DEPMAP:ACH-000681"
+PERTURBAGEN_ID = "perturbagen_id"  # e.g. "PUBCHEM:44462760", "GDSC_DRUG:1003" (the source's own id)
+IDENTITY_RULE = "identity_rule"  # which evidence gave the canonical name (identities.parquet)
+
 # --------------------------------------------------------------------------- ledger
 LEDGER_COLUMN = "column"
 LEDGER_REASON = "reason"
