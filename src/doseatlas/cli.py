@@ -17,6 +17,7 @@ from doseatlas import pipeline
 from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
+from doseatlas.metrics.convert import ConversionOptions
 from doseatlas.normalize import NormalizationOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -174,6 +175,13 @@ def run(
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
     ] = 200,
+    target_duration: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Also convert ic50, gi50, tgi, lc50 and gr50 to this duration in hours under the exponential "
+            "growth model (repeatable; converted.parquet; see docs/time.md)"
+        ),
+    ] = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -207,6 +215,7 @@ def run(
                 min_curves=min_curves,
             ),
             metrics=MetricOptions(min_r2=min_r2),
+            conversion=ConversionOptions(targets=tuple(target_duration or ())),
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")

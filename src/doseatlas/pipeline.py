@@ -16,12 +16,15 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.growth import growth_table
 from doseatlas.metrics import MetricOptions, compute_metrics
+from doseatlas.metrics.convert import ConversionOptions, convert_metrics
+from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
-STEPS = ("validate", "normalize", "fit", "metrics")
+STEPS = ("validate", "normalize", "fit", "metrics", "time")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class RunOptions:
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
     fit: FitOptions = field(default_factory=FitOptions)
     metrics: MetricOptions = field(default_factory=MetricOptions)
+    conversion: ConversionOptions = field(default_factory=ConversionOptions)
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +118,9 @@ class RunResult:
     ledger: pd.DataFrame
     plates: pd.DataFrame
     summary: dict[str, Any]
+    growth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    converted: pd.DataFrame = field(default_factory=pd.DataFrame)
+    time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +186,42 @@ def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
 
+def time_tables(
+    responses: pd.DataFrame, curves: pd.DataFrame, metrics: pd.DataFrame, *, options: RunOptions
+) -> dict[str, pd.DataFrame]:
+    """The ``time`` step: the control's growth, time-dependent drugs and metrics converted to the target
+    durations (see :mod:`doseatlas.growth`, :mod:`doseatlas.metrics.time_dependence`,
+    :mod:`doseatlas.metrics.convert`)."""
+    growth = growth_table(responses)
+    dependence = time_dependence(metrics)
+    converted = convert_metrics(
+        responses,
+        curves,
+        growth=growth,
+        options=options.conversion,
+        dependence=dependence,
+        metric_options=options.metrics,
+    )
+    return {"growth": growth, "converted": converted, "time_dependence": dependence}
+
+
+def time_summary(timed: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """What the ``time`` step adds to ``summary.json``."""
+    converted = timed["converted"]
+    return {
+        "converted_rows": len(converted),
+        "converted_status": converted[S.STATUS].value_counts().to_dict() if len(converted) else {},
+        "time_dependent_pairs": int(timed["time_dependence"]["time_dependent"].astype(bool).sum()),
+        "growth_flags": timed["growth"]["flags"]
+        .str.split(",")
+        .explode()
+        .replace("", None)
+        .dropna()
+        .value_counts()
+        .to_dict(),
+    }
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -221,13 +264,16 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
+    tick("time")
+    timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    summary.update(time_summary(timed))
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates
+        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates, **timed
     )
     return RunResult(**tables, summary=summary)

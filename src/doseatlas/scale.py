@@ -45,6 +45,8 @@ from doseatlas.pipeline import (
     _validate_and_normalize,
     fit_all_scales,
     result_tables,
+    time_summary,
+    time_tables,
 )
 from doseatlas.validate import stripped_text
 
@@ -258,7 +260,7 @@ def run_partitioned(
         with spill_directory(spill_dir) as spill:
             graph = _graph(parts, read, options, n_partitions, (buckets, first_rows), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
-    return _assemble(normalized, fitted)
+    return _assemble(normalized, fitted, options=options)
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -268,7 +270,7 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return out
 
 
-def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
+def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
     """One run result from the buckets, in a deterministic row order."""
     line = [S.SOURCE_FILE, S.SOURCE_LINE]
     parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
@@ -286,5 +288,9 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    tables = result_tables(responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates)
+    timed = time_tables(responses, curves, metrics, options=options)  # needs every duration of a pair at once
+    summary.update(time_summary(timed))
+    tables = result_tables(
+        responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates, **timed
+    )
     return RunResult(**tables, summary=summary)

@@ -236,6 +236,10 @@ class RefusalReason(StrEnum):
     WINDOW_NOT_COVERED = "window_not_covered"
     NO_RESPONSES = "no_responses"
     NOT_PROVIDED = "not_provided_by_source"
+    NO_GROWTH_ESTIMATE = "no_growth_estimate"
+    TARGET_DURATION_OUT_OF_RANGE = "target_duration_out_of_range"
+    GROWTH_NOT_EXPONENTIAL = "growth_not_exponential"
+    TIME_DEPENDENT = "time_dependent"
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -259,4 +263,20 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.WINDOW_NOT_COVERED: "the fixed AUC window is not inside the tested range (no extrapolation)",
     RefusalReason.NO_RESPONSES: "no usable response on this scale for the curve",
     RefusalReason.NOT_PROVIDED: "the source publishes pre-normalized responses without this scale",
+    RefusalReason.NO_GROWTH_ESTIMATE: (
+        "a conversion to another duration needs the control's growth (time-zero reads or a doubling time) "
+        "and there is none"
+    ),
+    RefusalReason.TARGET_DURATION_OUT_OF_RANGE: (
+        "the target duration is too far from the measured one (ratio beyond the conversion's max_ratio)"
+    ),
+    RefusalReason.GROWTH_NOT_EXPONENTIAL: (
+        "the control's growth rate falls over the time course (e.g. confluence): the exponential model "
+        "that a duration conversion rests on does not hold"
+    ),
+    RefusalReason.TIME_DEPENDENT: (
+        "the drug's effect grows with time beyond the exponential model (its converted short-duration value "
+        "disagrees with the measured longer one): short-duration values are not representative and are not "
+        "converted"
+    ),
 }

@@ -23,6 +23,9 @@ AREA = "response x normalized log10 dose"
 HAFNER_2016 = "Hafner M, Niepel M, Chung M, Sorger PK. Nat Methods 13:521-527 (2016), doi:10.1038/nmeth.3853"
 NCI60 = "Shoemaker RH. Nat Rev Cancer 6:813-823 (2006), doi:10.1038/nrc1951; NCI DTP 'NCI-60 screening methodology'"
 SEBAUGH_2011 = "Sebaugh JL. Pharm Stat 10:128-134 (2011), doi:10.1002/pst.426 (absolute vs relative IC50)"
+#: threshold metrics that ``--target-duration`` converts (doseatlas.metrics.convert)
+CONVERTIBLE = ("ic50", "gi50", "tgi", "lc50", "gr50")
+
 FALLAHI_2017 = (
     "Fallahi-Sichani M et al. Nat Chem Biol 9:708-714 (2013), doi:10.1038/nchembio.1337 (Emax, AUC)"
 )
@@ -84,6 +87,23 @@ class Metric:
     censoring: str = "none (a fitted parameter)"
     aliases: tuple[str, ...] = field(default_factory=tuple)
     perturbations: tuple[str, ...] = (S.PerturbationType.DRUG.value,)
+
+    @property
+    def duration(self) -> str:
+        """How the metric depends on the assay duration (the time model of ``docs/time.md``)."""
+        if self.name == "tgi" or self.scale == S.GR:
+            return (
+                "duration-invariant under exponential growth with a constant drug effect on the growth rate "
+                "(GR = 2^(k(c)/k0) - 1; TGI is GR = 0): values measured at different durations estimate one "
+                "quantity"
+                + ("; `--target-duration` rows equal the measured value" if self.name in CONVERTIBLE else "")
+            )
+        if self.name in CONVERTIBLE:
+            return (
+                "depends on the assay duration (cells grow exponentially, the response is a ratio); "
+                "`--target-duration H` converts it on the fitted curve (RV_H = RV_T^(H/T); converted.parquet)"
+            )
+        return "depends on the assay duration; not converted (compare only at equal durations)"
 
 
 _CROSSING = (
@@ -445,6 +465,7 @@ def render_markdown() -> str:
             f"- **Replicates:** {m.replicates}",
             f"- **Censoring:** {m.censoring}",
             f"- **Perturbations:** {', '.join(m.perturbations)}",
+            f"- **Duration:** {m.duration}",
         ]
         if m.aliases:
             lines.append(f"- **Known source aliases:** {'; '.join(m.aliases)}")

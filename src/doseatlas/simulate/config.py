@@ -56,12 +56,14 @@ class _Model(BaseModel):
 
 
 class CellLine(_Model):
-    """One cell line: untreated exponential growth, seeding density and drug-onset lag."""
+    """One cell line: untreated growth (exponential; logistic up to ``capacity_cells`` per well when given:
+    confluence), seeding density and drug-onset lag."""
 
     name: str = Field(min_length=1)
     doubling_time_h: float = Field(gt=0, le=1e4)
     seeding_density: float = Field(default=2000.0, gt=0)
     lag_h: float = Field(default=0.0, ge=0)
+    capacity_cells: float | None = Field(default=None, gt=0)
 
 
 class Drug(_Model):
@@ -71,7 +73,9 @@ class Drug(_Model):
     ``kdeath(c) = death_max_per_h h(c; ec50_death_m, hill_death)``. ``atp_interference`` lowers
     the ATP signal per live cell by up to that fraction (``h(c; atp_ec50_m, hill)``) without
     killing cells. ``sensitivity`` shifts every EC50 of the drug by ``10**shift`` in a cell line
-    (positive = more resistant; cell lines not listed: 0).
+    (positive = more resistant; cell lines not listed: 0). ``onset_h`` makes a slow-acting drug: its effects
+    start ``onset_h`` hours after the cell line's lag (the cells grow untreated until then), so its effect
+    grows with the duration beyond the exponential model (as DNA-damage response inhibitors that need days).
     """
 
     name: str = Field(min_length=1)
@@ -84,6 +88,7 @@ class Drug(_Model):
     atp_interference: float = Field(default=0.0, ge=0, lt=1)
     atp_ec50_m: float | None = Field(default=None, gt=0)
     sensitivity: dict[str, float] = Field(default_factory=dict)
+    onset_h: float = Field(default=0.0, ge=0, le=1e4)
 
     @model_validator(mode="after")
     def _finite(self) -> Drug:

@@ -38,20 +38,34 @@ def population(
     inhibition: np.ndarray,
     death_per_h: np.ndarray,
     time_h: np.ndarray,
+    capacity: np.ndarray | float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Live and dead cells at ``time_h``.
 
-    Untreated growth at ``k0 = ln2/Td`` until ``lag_h``, then division ``k0 (1 - inhibition)``
+    Untreated growth at ``k0 = ln2/Td`` until ``lag_h``, then division ``kd = k0 (1 - inhibition)``
     and death ``death_per_h``. Dead cells ``D = death ∫ N`` (closed form, none before the lag).
+    With a finite ``capacity`` K (cells per well; confluence), division slows as the well fills:
+    ``dN/dt = kd N (1 - N/K) - death N`` (logistic, the untreated phase too), solved in closed form:
+    ``N = N_L e^(r tau) / (1 + a E)`` with ``r = kd - death``, ``a = kd N_L / K``,
+    ``E = (e^(r tau) - 1) / r`` and ``∫N = N_L log1p(a E) / a``; K = inf gives the exponential model.
     """
     time_h = np.asarray(time_h, dtype=float)
     before = np.minimum(time_h, lag_h)
     tau = np.maximum(time_h - lag_h, 0.0)
-    n_lag = n0 * np.exp(k0 * before)
-    net = k0 * (1.0 - inhibition) - death_per_h
-    live = n_lag * np.exp(net * tau)
-    dead = death_per_h * n_lag * _growth_integral(net, tau)
-    return live, dead
+    n_lag, _ = _logistic(n0, k0, 0.0, before, capacity)
+    live, integral = _logistic(n_lag, k0 * (1.0 - inhibition), death_per_h, tau, capacity)
+    return live, death_per_h * integral
+
+
+def _logistic(n_start, division, death, tau, capacity) -> tuple[np.ndarray, np.ndarray]:
+    """Live cells after ``tau`` and their time integral under logistic division and constant death."""
+    net = division - death
+    grown = _growth_integral(net, tau)  # E = ∫_0^tau exp(net u) du
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = division * n_start / capacity
+        crowd = np.where(a > 1e-300, np.log1p(a * grown) / np.where(a > 1e-300, a, 1.0), grown)
+        live = n_start * np.exp(net * tau) / (1.0 + a * grown)
+    return live, n_start * crowd
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ class Curve:
     hill_death: float
     atp_max: float = 0.0
     atp_ec50_m: float = 1.0
+    capacity: float = np.inf
 
     def effects(self, conc_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(inhibition, death rate, ATP factor) at molar concentrations (inf = the limit)."""
@@ -121,7 +136,13 @@ class Curve:
         """Background-free expected signal at ``conc_m`` (molar) read at ``time_h``."""
         inhibition, death, atp = self.effects(conc_m)
         live, dead = population(
-            n0=self.n0, k0=self.k0, lag_h=self.lag_h, inhibition=inhibition, death_per_h=death, time_h=time_h
+            n0=self.n0,
+            k0=self.k0,
+            lag_h=self.lag_h,
+            inhibition=inhibition,
+            death_per_h=death,
+            time_h=time_h,
+            capacity=self.capacity,
         )
         return self.readout.signal(live, dead, atp)
 

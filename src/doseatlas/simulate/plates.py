@@ -58,6 +58,7 @@ class Conditions:
     inhibition: np.ndarray  # (n_lines, n_conditions + 1)
     death: np.ndarray
     atp: np.ndarray
+    lag: np.ndarray  # (n_lines, n_conditions + 1): hours before the effects start (cell lag + drug onset)
 
     @property
     def n(self) -> int:
@@ -80,11 +81,13 @@ def conditions(plan: DatasetPlan) -> Conditions:
     per_key = np.repeat(np.arange(len(keys)), [len(doses)] * len(plan.drugs) + [1] * len(plan.genetic))
     effects = np.zeros((3, len(plan.lines), len(ptype)))
     effects[2] = 1.0
+    lag = np.repeat(np.array([line.lag_h for line in plan.lines], dtype=float)[:, None], len(ptype), axis=1)
     for i, line in enumerate(plan.lines):
         for j, key in enumerate(keys):
             sel = np.flatnonzero(per_key == j)
-            inhibition, death, atp = plan.curves[(line.name, *key)].effects(molar[sel])
-            effects[:, i, sel] = inhibition, death, atp
+            curve = plan.curves[(line.name, *key)]
+            effects[:, i, sel] = curve.effects(molar[sel])
+            lag[i, sel] = curve.lag_h
     return Conditions(
         ptype=np.array(ptype, dtype=object),
         name=np.array(name, dtype=object),
@@ -93,6 +96,7 @@ def conditions(plan: DatasetPlan) -> Conditions:
         inhibition=effects[0],
         death=effects[1],
         atp=effects[2],
+        lag=lag,
     )
 
 
@@ -199,8 +203,8 @@ def _signals(
     nominal = np.array([c.seeding_density for c in plan.lines]) * ds.seeding_scale
     seeding = np.where(has_cells, nominal[wells["line"]], 0.0)
     k0 = np.array([LN2 / c.doubling_time_h for c in plan.lines])[wells["line"]]
-    lag = np.array([c.lag_h for c in plan.lines])[wells["line"]]
     li, ci = wells["line"], wells["cond"]
+    lag = cond.lag[li, ci]
     live, dead = population(
         n0=seeding * noise["seeding"],
         k0=k0,
@@ -208,6 +212,7 @@ def _signals(
         inhibition=cond.inhibition[li, ci],
         death_per_h=cond.death[li, ci],
         time_h=wells["time"],
+        capacity=np.array([c.capacity_cells or np.inf for c in plan.lines])[li],
     )
     mean = plan.readout.signal(live, dead, cond.atp[li, ci]) * noise["gain"] * noise["edge"] * noise["mult"]
     mean = mean + background

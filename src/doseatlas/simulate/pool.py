@@ -131,7 +131,7 @@ def _drug_curve(drug: Drug, line: CellLine, readout: ReadoutModel, n0: float) ->
         readout=readout,
         n0=n0,
         k0=LN2 / line.doubling_time_h,
-        lag_h=line.lag_h,
+        lag_h=line.lag_h + drug.onset_h,
         emax_div=drug.emax_div,
         ec50_div_m=drug.ec50_div_m * shift,
         hill=drug.hill,
@@ -140,6 +140,7 @@ def _drug_curve(drug: Drug, line: CellLine, readout: ReadoutModel, n0: float) ->
         hill_death=drug.hill_death or drug.hill,
         atp_max=drug.atp_interference if readout.readout == S.Readout.ATP else 0.0,
         atp_ec50_m=(drug.atp_ec50_m or drug.ec50_div_m) * shift,
+        capacity=line.capacity_cells or np.inf,
     )
 
 
@@ -156,6 +157,7 @@ def _genetic_curve(gene: GeneticPerturbation, line: CellLine, readout: ReadoutMo
         death_max=gene.death_rate_per_h * scale,
         ec50_death_m=1.0,
         hill_death=1.0,
+        capacity=line.capacity_cells or np.inf,
     )
 
 
