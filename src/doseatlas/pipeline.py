@@ -22,6 +22,7 @@ from doseatlas.metrics.convert import ConversionOptions, convert_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
+from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
 STEPS = ("validate", "normalize", "fit", "metrics", "time")
@@ -119,6 +120,7 @@ class RunResult:
     plates: pd.DataFrame
     summary: dict[str, Any]
     growth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dip: pd.DataFrame = field(default_factory=pd.DataFrame)
     converted: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -205,6 +207,28 @@ def time_tables(
     return {"growth": growth, "converted": converted, "time_dependence": dependence}
 
 
+def dip_step(
+    dip: pd.DataFrame, curves: pd.DataFrame, metrics: pd.DataFrame, *, options: RunOptions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time courses (wells read three or more times after time zero): the DIP dose-response curves and their
+    ``dip_*`` metrics appended to the curves and metrics tables (:mod:`doseatlas.timecourse`)."""
+    if not len(dip) or not (dip[N_READS] >= 3).any():
+        return curves, metrics
+    fit_options = {k: v for k, v in options.fit.as_kwargs().items() if k not in ("policy", "shrink")}
+    fit_options["model"] = options.fit.models.get(S.DIP_RELATIVE)
+    dip_curves, dip_metrics = dip_curves_and_metrics(
+        dip, fit_options=fit_options, metric_options=options.metrics
+    )
+    return (
+        pd.concat([f for f in (curves, dip_curves) if len(f)], ignore_index=True)
+        if len(dip_curves)
+        else curves,
+        pd.concat([f for f in (metrics, dip_metrics) if len(f)], ignore_index=True)
+        if len(dip_metrics)
+        else metrics,
+    )
+
+
 def time_summary(timed: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """What the ``time`` step adds to ``summary.json``."""
     converted = timed["converted"]
@@ -264,6 +288,8 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
+    dip = dip_rates(checked.clean)
+    curves, metrics = dip_step(dip, curves, metrics, options=options)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
@@ -274,6 +300,12 @@ def run_pipeline(
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     summary.update(time_summary(timed))
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates, **timed
+        responses=responses,
+        curves=curves,
+        metrics=metrics,
+        ledger=checked.ledger,
+        plates=plates,
+        dip=dip,
+        **timed,
     )
     return RunResult(**tables, summary=summary)

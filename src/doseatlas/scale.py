@@ -43,11 +43,13 @@ from doseatlas.pipeline import (
     _plates_table,
     _summary,
     _validate_and_normalize,
+    dip_step,
     fit_all_scales,
     result_tables,
     time_summary,
     time_tables,
 )
+from doseatlas.timecourse import WELL_KEY, dip_rates
 from doseatlas.validate import stripped_text
 
 #: columns whose values decide the bucket of a response row in the second shuffle
@@ -67,6 +69,7 @@ class _Normalized:
     n_read: int
     n_used: int
     datasets: list[str]
+    dip: pd.DataFrame
 
 
 def _text(table: pd.DataFrame, column: str) -> pd.Series:
@@ -174,6 +177,7 @@ def _normalize_bucket(
         n_read=checked.n_read,
         n_used=len(checked.clean),
         datasets=sorted(checked.clean[S.DATASET].unique().tolist()),
+        dip=dip_rates(checked.clean),  # a well's reads are on its plate: whole in this bucket
     )
 
 
@@ -285,12 +289,14 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     datasets = sorted({d for n in normalized for d in n.datasets})
     summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
                        responses)  # fmt: skip
+    dip = _concat([n.dip for n in normalized], by=list(WELL_KEY))
+    curves, metrics = dip_step(dip, curves, metrics, options=options)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
     timed = time_tables(responses, curves, metrics, options=options)  # needs every duration of a pair at once
     summary.update(time_summary(timed))
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates, **timed
+        responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates, dip=dip, **timed
     )
     return RunResult(**tables, summary=summary)

@@ -107,6 +107,10 @@ RELATIVE_VIABILITY = "relative_viability"
 PERCENT_GROWTH = "percent_growth"
 GR = "gr"
 RESPONSE_SCALES: tuple[str, ...] = (RELATIVE_VIABILITY, PERCENT_GROWTH, GR)
+#: DIP rate of a well over its control's (time courses, doseatlas.timecourse): fitted and reported like a
+#: response scale, but per well over a time course rather than per read
+DIP_RELATIVE = "dip_relative"
+FIT_SCALES: tuple[str, ...] = (*RESPONSE_SCALES, DIP_RELATIVE)
 
 
 def reason_column(scale: str) -> str:
@@ -240,6 +244,7 @@ class RefusalReason(StrEnum):
     TARGET_DURATION_OUT_OF_RANGE = "target_duration_out_of_range"
     GROWTH_NOT_EXPONENTIAL = "growth_not_exponential"
     TIME_DEPENDENT = "time_dependent"
+    NO_TIME_COURSE = "no_time_course"
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -273,6 +278,9 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.GROWTH_NOT_EXPONENTIAL: (
         "the control's growth rate falls over the time course (e.g. confluence): the exponential model "
         "that a duration conversion rests on does not hold"
+    ),
+    RefusalReason.NO_TIME_COURSE: (
+        "a DIP rate needs at least 3 reads of the well after time zero (2 give a line through two points)"
     ),
     RefusalReason.TIME_DEPENDENT: (
         "the drug's effect grows with time beyond the exponential model (its converted short-duration value "

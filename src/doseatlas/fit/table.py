@@ -45,9 +45,19 @@ POLICIES = ("refuse", "shrink")
 COV_PREFIX = "cov_"
 
 #: default model per response scale
-DEFAULT_MODEL: dict[str, str] = {S.RELATIVE_VIABILITY: "ll4", S.PERCENT_GROWTH: "ll4", S.GR: "gr_sigmoid"}
+DEFAULT_MODEL: dict[str, str] = {
+    S.RELATIVE_VIABILITY: "ll4",
+    S.PERCENT_GROWTH: "ll4",
+    S.GR: "gr_sigmoid",
+    S.DIP_RELATIVE: "ll4",
+}
 #: divide the response column by this before fitting
-SCALE_DIVISOR: dict[str, float] = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 100.0, S.GR: 1.0}
+SCALE_DIVISOR: dict[str, float] = {
+    S.RELATIVE_VIABILITY: 1.0,
+    S.PERCENT_GROWTH: 100.0,
+    S.GR: 1.0,
+    S.DIP_RELATIVE: 1.0,
+}
 
 _X, _Y, _CURVE = "_x", "_y", "_curve"
 
@@ -91,8 +101,8 @@ def fit_curves(
     its population is pooled over the curves that share every key but ``cell_line``) and ``shrink`` (a
     :class:`doseatlas.fit.shrink.ShrinkOptions`).
     """
-    if scale not in S.RESPONSE_SCALES:
-        raise ConfigError(f"scale must be one of {list(S.RESPONSE_SCALES)}, not {scale!r}")
+    if scale not in S.FIT_SCALES:
+        raise ConfigError(f"scale must be one of {list(S.FIT_SCALES)}, not {scale!r}")
     model = model or DEFAULT_MODEL[scale]
     points = _points(responses, scale=scale, keys=keys)
     if points.empty:

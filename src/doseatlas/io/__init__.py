@@ -94,7 +94,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
 
 
-RUN_TABLES = ("responses", "curves", "metrics", "ledger", "plates", "growth", "converted", "time_dependence")
+RUN_TABLES = (
+    "responses",
+    "curves",
+    "metrics",
+    "ledger",
+    "plates",
+    "growth",
+    "converted",
+    "time_dependence",
+    "dip",
+)
 
 
 def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> None:

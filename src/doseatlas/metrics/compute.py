@@ -265,7 +265,7 @@ def _observed(m: Metric, means: pd.DataFrame) -> pd.DataFrame:
     key = list(S.CURVE_KEY)
     ordered = means.sort_values([*key, S.CONCENTRATION], kind="stable")
     grouped = ordered.groupby(key, dropna=False, sort=False)
-    if m.name == "emax":
+    if m.name in ("emax", "dip_emax"):
         value = grouped[m.scale].last()
     elif m.name == "grmax":
         value = grouped.tail(2).groupby(key, dropna=False, sort=False)[m.scale].min()

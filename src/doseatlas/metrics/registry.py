@@ -23,6 +23,16 @@ AREA = "response x normalized log10 dose"
 HAFNER_2016 = "Hafner M, Niepel M, Chung M, Sorger PK. Nat Methods 13:521-527 (2016), doi:10.1038/nmeth.3853"
 NCI60 = "Shoemaker RH. Nat Rev Cancer 6:813-823 (2006), doi:10.1038/nrc1951; NCI DTP 'NCI-60 screening methodology'"
 SEBAUGH_2011 = "Sebaugh JL. Pharm Stat 10:128-134 (2011), doi:10.1002/pst.426 (absolute vs relative IC50)"
+HARRIS_2016 = (
+    "Harris LA, Frick PL, Garbett SP et al. Nat Methods 13:497-500 (2016), doi:10.1038/nmeth.3852 (DIP rate)"
+)
+DIP_UNIT = "fraction of the control DIP rate"
+_DIP = (
+    "a time course: at least 3 reads after time zero per well, with the signal proportional to the cell number "
+    "(no_time_course)",
+    "vehicle or untreated wells of the cell line read over the same time course (no_vehicle_control)",
+)
+
 #: threshold metrics that ``--target-duration`` converts (doseatlas.metrics.convert)
 CONVERTIBLE = ("ic50", "gi50", "tgi", "lc50", "gr50")
 
@@ -91,6 +101,11 @@ class Metric:
     @property
     def duration(self) -> str:
         """How the metric depends on the assay duration (the time model of ``docs/time.md``)."""
+        if self.scale == S.DIP_RELATIVE:
+            return (
+                "a growth rate once the response has settled (slope of log2 cell count over time), so no assay "
+                "duration enters it; duration_h holds the end of the time course"
+            )
         if self.name == "tgi" or self.scale == S.GR:
             return (
                 "duration-invariant under exponential growth with a constant drug effect on the growth rate "
@@ -412,6 +427,80 @@ METRICS: tuple[Metric, ...] = (
         censoring="none",
         perturbations=tuple(sorted(p.value for p in S.GENETIC_PERTURBATIONS)),
         citation=HAFNER_2016,
+    ),
+    *(
+        _threshold_metric(
+            "dip_ic50",
+            "DIP IC50",
+            "Concentration at which the drug-induced proliferation (DIP) rate is half the control's DIP rate: the "
+            "steady-state growth rate of the cells halved. Duration-free by construction (a rate, from a time course).",
+            S.DIP_RELATIVE,
+            0.5,
+            reference="control DIP rate (mean of the vehicle and untreated wells of the cell line)",
+            requires=_DIP,
+            aliases=("thunor ic50 on DIP (relative to the fitted E0, not to the control mean)",),
+            citation=HARRIS_2016,
+        ),
+        Metric(
+            name="dip_ec50",
+            label="DIP EC50",
+            definition="Midpoint of the fitted DIP dose-response curve (half of the fitted maximal effect).",
+            formula=f"EC50 parameter of {_LL4} fitted to DIP rate / control DIP rate",
+            scale=S.DIP_RELATIVE,
+            reference="half of the fitted maximal effect on the DIP rate",
+            requires=_DIP,
+            unit=MOLAR,
+            kind="midpoint",
+            parameter="ec50",
+            censoring=_MIDPOINT,
+            aliases=("thunor ec50 (HillCurveLL4 on DIP rates; e of its popt)",),
+            citation=HARRIS_2016,
+        ),
+        Metric(
+            name="dip_einf",
+            label="DIP Einf",
+            definition="Fitted DIP rate at infinite concentration over the control DIP rate (negative: the population "
+            "shrinks).",
+            formula=f"bottom of {_LL4} fitted to DIP rate / control DIP rate",
+            scale=S.DIP_RELATIVE,
+            reference="control DIP rate",
+            requires=_DIP,
+            unit=DIP_UNIT,
+            kind="parameter",
+            parameter="bottom",
+            aliases=("thunor einf / control DIP rate (its einf is in doublings per hour)",),
+            citation=HARRIS_2016,
+        ),
+        Metric(
+            name="dip_emax",
+            label="DIP Emax (observed)",
+            definition="Observed mean DIP rate at the highest tested concentration over the control DIP rate.",
+            formula="mean of DIP rate / control DIP rate over the wells at the highest tested concentration",
+            scale=S.DIP_RELATIVE,
+            reference="control DIP rate",
+            requires=_DIP,
+            unit=DIP_UNIT,
+            kind="observed",
+            replicates="mean of the replicate wells at the top dose",
+            censoring="none (observed)",
+            aliases=("thunor emax_obs / control DIP rate",),
+            citation=HARRIS_2016,
+        ),
+        Metric(
+            name="dip_auc",
+            label="DIP AUC (tested range)",
+            definition="Area under the fitted relative DIP curve over the tested log10 concentration range, divided "
+            "by the width of that range (1 = no effect, 0 = no net growth, negative = net loss).",
+            formula="(1 / (log10 cmax - log10 cmin)) * integral of f over log10 c from cmin to cmax (closed form)",
+            scale=S.DIP_RELATIVE,
+            reference="control DIP rate",
+            requires=_DIP,
+            unit=AREA,
+            kind="area",
+            censoring="none; depends on the tested range",
+            aliases=("thunor aa = activity area (1 - AUC on its own scale)",),
+            citation=HARRIS_2016,
+        ),
     ),
 )
 

@@ -126,7 +126,9 @@ class DatasetConfig(_Model):
     (default 10 µM expressed in the unit) down by ``dilution_factor``. ``signal_scale``,
     ``background`` and ``additive_sd`` default per readout (:data:`READOUT_DEFAULTS`).
     ``noiseless=True`` switches off every random perturbation of the wells (gain, seeding,
-    edge, multiplicative, additive and counting noise).
+    edge, multiplicative, additive and counting noise). ``time_course=True`` reads the same plates at every
+    read time (imaging, non-destructive: one set of plates per cell line and replicate, the well's seeding and
+    position shared by its reads, the measurement noise drawn per read), for DIP rates.
     """
 
     name: str = Field(min_length=1)
@@ -135,6 +137,7 @@ class DatasetConfig(_Model):
     drugs: list[str] | None = None
     genetic: list[str] | None = None
     read_times_h: list[float] = Field(default_factory=lambda: [72.0], min_length=1)
+    time_course: bool = False
     plate_format: Literal[96, 384] = 96
     concentration_unit: str = "uM"
     top_concentration: float | None = Field(default=None, gt=0)

@@ -146,17 +146,20 @@ def _layout(plan: DatasetPlan, n_conditions: int) -> tuple[dict[str, np.ndarray]
         dtype=np.int64,
     )
     tmpl = treated_template(n_conditions, controls, ds.plate_format - len(controls))
-    n_pp = int(tmpl["n_plates"])
-    wells = _blocks(tmpl, n_lines * len(times) * reps)
-    line, tix, rep = np.unravel_index(wells.pop("block"), (n_lines, len(times), reps))
-    wells.update(line=line, time=times[tix], rep=rep)
-    names = [
-        f"{ds.name}-{plan.lines[li].name}-{times[ti]:g}h-r{r + 1}-p{k + 1}"
-        for li in range(n_lines)
-        for ti in range(len(times))
-        for r in range(reps)
-        for k in range(n_pp)
-    ]
+    if ds.time_course:
+        wells, names = _time_course_layout(plan, tmpl, times)
+    else:
+        n_pp = int(tmpl["n_plates"])
+        wells = _blocks(tmpl, n_lines * len(times) * reps)
+        line, tix, rep = np.unravel_index(wells.pop("block"), (n_lines, len(times), reps))
+        wells.update(line=line, time=times[tix], rep=rep, uid=np.arange(len(line)))
+        names = [
+            f"{ds.name}-{plan.lines[li].name}-{times[ti]:g}h-r{r + 1}-p{k + 1}"
+            for li in range(n_lines)
+            for ti in range(len(times))
+            for r in range(reps)
+            for k in range(n_pp)
+        ]
     if ds.time_zero:
         roles = np.array([TIME_ZERO] * ds.n_time_zero + [BLANK] * (ds.n_blank * ds.blanks), dtype=np.int64)
         t0 = {
@@ -167,7 +170,10 @@ def _layout(plan: DatasetPlan, n_conditions: int) -> tuple[dict[str, np.ndarray]
         }
         zero = _blocks(t0, n_lines * reps)
         line0, rep0 = np.unravel_index(zero.pop("block"), (n_lines, reps))
-        zero.update(line=line0, time=np.zeros(len(line0)), rep=rep0, plate=zero["plate"] + len(names))
+        uid0 = wells["uid"].max() + 1 + np.arange(len(line0))
+        zero.update(
+            line=line0, time=np.zeros(len(line0)), rep=rep0, plate=zero["plate"] + len(names), uid=uid0
+        )
         names += [
             f"{ds.name}-{plan.lines[li].name}-t0-r{r + 1}" for li in range(n_lines) for r in range(reps)
         ]
@@ -175,19 +181,42 @@ def _layout(plan: DatasetPlan, n_conditions: int) -> tuple[dict[str, np.ndarray]
     return wells, names
 
 
+def _time_course_layout(plan: DatasetPlan, tmpl: dict, times: np.ndarray) -> tuple[dict, list[str]]:
+    """Plates read at every read time (imaging, non-destructive): one set of plates per (cell line, replicate),
+    the same wells (``uid``) at every time."""
+    ds, n_lines, reps = plan.config, len(plan.lines), plan.config.replicates
+    n_pp = int(tmpl["n_plates"])
+    once = _blocks(tmpl, n_lines * reps)
+    line, rep = np.unravel_index(once.pop("block"), (n_lines, reps))
+    once.update(line=line, rep=rep, uid=np.arange(len(line)))
+    wells = {k: np.tile(v, len(times)) for k, v in once.items()}
+    wells["time"] = np.repeat(times, len(line))
+    names = [f"{ds.name}-{plan.lines[li].name}-r{r + 1}-p{k + 1}" for li in range(n_lines) for r in range(reps)
+             for k in range(n_pp)]  # fmt: skip
+    return wells, names
+
+
 def _noise(plan: DatasetPlan, wells: dict[str, np.ndarray], n_plates: int, rng: np.random.Generator) -> dict:
-    """Random factors: plate gain, well position, seeding, multiplicative and additive noise."""
+    """Random factors: plate gain, well position, seeding (per well: shared by the reads of a time course),
+    multiplicative and additive noise (per read)."""
     ds, n = plan.config, len(wells["cond"])
     quiet = ds.noiseless
     n_wells = ds.plate_format
     perm = rng.permuted(np.tile(np.arange(n_wells), (n_plates, 1)), axis=1)
-    position = perm[wells["plate"], _slots(wells["plate"])]
+    uid, first = np.unique(wells["uid"], return_index=True)
+    slot = np.empty(len(uid), dtype=np.int64)
+    slot[np.argsort(uid)] = _slots(wells["plate"][first])
+    position = perm[wells["plate"], slot[np.searchsorted(uid, wells["uid"])]]
     _, _, additive_sd = ds.readout_defaults()
+    gain = np.exp(rng.normal(0.0, 0.0 if quiet else ds.plate_gain_sd, n_plates))[wells["plate"]]
+    seeding = np.exp(
+        rng.normal(0.0, 0.0 if quiet else ds.seeding_cv, len(uid))
+    )  # after the gain: same stream
     return {
         "position": position,
-        "gain": np.exp(rng.normal(0.0, 0.0 if quiet else ds.plate_gain_sd, n_plates))[wells["plate"]],
+        "gain": gain,
         "edge": np.where(is_edge(n_wells)[position], 1.0 - (0.0 if quiet else ds.edge_loss), 1.0),
-        "seeding": np.exp(rng.normal(0.0, 0.0 if quiet else ds.seeding_cv, n)),
+        "seeding": seeding[np.searchsorted(uid, wells["uid"])],
         "mult": np.exp(rng.normal(0.0, 0.0 if quiet else ds.cv, n)),
         "add": rng.normal(0.0, 0.0 if quiet else additive_sd, n),
     }
