@@ -28,7 +28,7 @@ def test_every_metric_is_fully_declared_and_names_are_unique():
     required |= {"gr50", "gec50", "grinf", "grmax", "gr_aoc", "hill_gr"}
     assert required <= set(REGISTRY)
     for m in METRICS:
-        assert m.scale in S.RESPONSE_SCALES
+        assert m.scale in S.FIT_SCALES
         assert m.definition and m.formula and m.unit and m.citation and m.requires
         if m.kind == "threshold":
             assert m.threshold is not None and m.unit == "M"

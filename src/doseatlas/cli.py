@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from doseatlas import pipeline
+from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
@@ -182,6 +183,13 @@ def run(
             "growth model (repeatable; converted.parquet; see docs/time.md)"
         ),
     ] = None,
+    time_tolerance_h: Annotated[
+        float,
+        typer.Option(help="Read times within max(this, --time-tolerance-rel x t) hours are one duration"),
+    ] = 0.5,
+    time_tolerance_rel: Annotated[
+        float, typer.Option(help="Relative part of the read-time tolerance")
+    ] = 0.02,
     engine: Annotated[
         str,
         typer.Option(
@@ -216,6 +224,7 @@ def run(
             ),
             metrics=MetricOptions(min_r2=min_r2),
             conversion=ConversionOptions(targets=tuple(target_duration or ())),
+            durations=DurationOptions(abs_h=time_tolerance_h, rel=time_tolerance_rel),
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")

@@ -74,10 +74,12 @@ def _plate_rates(responses: pd.DataFrame) -> pd.DataFrame:
     if not len(rows):
         return pd.DataFrame()
     seeding = rows[S.SEEDING_DENSITY] if S.SEEDING_DENSITY in rows else np.nan
+    extra = [S.READ_TIME_H] if S.READ_TIME_H in rows else []
     plates = rows.assign(**{S.SEEDING_DENSITY: seeding}).drop_duplicates(plate_key)[
-        [*plate_key, S.SEEDING_DENSITY, *cols]
+        [*plate_key, *extra, S.SEEDING_DENSITY, *cols]
     ]
-    c, tz, t = (plates[k].to_numpy(float) for k in (S.VEHICLE_SIGNAL, S.TIME_ZERO_SIGNAL, S.TIME_H))
+    actual = S.READ_TIME_H if S.READ_TIME_H in plates else S.TIME_H  # growth over the actual read time
+    c, tz, t = (plates[k].to_numpy(float) for k in (S.VEHICLE_SIGNAL, S.TIME_ZERO_SIGNAL, actual))
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.log(c / tz) / t
         cv2 = (plates[S.VEHICLE_SPREAD].to_numpy(float) / c) ** 2

@@ -192,6 +192,11 @@ def _percent_growth(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
     return {S.PERCENT_GROWTH: pg, S.reason_column(S.PERCENT_GROWTH): reason.to_numpy()}
 
 
+def _read_time(t: pd.DataFrame) -> pd.Series:
+    """The actual read time (``read_time_h``, kept beside the nominal ``time_h``), for growth over time."""
+    return t[S.READ_TIME_H] if S.READ_TIME_H in t else t[S.TIME_H]
+
+
 def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict[str, pd.Series]:
     tz, control = t[S.TIME_ZERO_SIGNAL], t[S.VEHICLE_SIGNAL]
     has_t0 = t[S.N_TIME_ZERO].gt(0).to_numpy()
@@ -201,7 +206,7 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
     with np.errstate(divide="ignore", invalid="ignore"):
         gr_t0 = 2.0 ** (np.log2(x / tz) / np.log2(control / tz)) - 1.0
         rv = x / control
-        gr_td = 2.0 * rv ** (td / t[S.TIME_H]) - 1.0
+        gr_td = 2.0 * rv ** (td / _read_time(t)) - 1.0
     non_positive = np.where(use_td, ~(rv > 0), ~((x > 0) & (tz > 0)))
     no_growth = has_t0 & ~(control > tz).to_numpy()
     no_duration = use_td & ~(t[S.TIME_H] > 0).to_numpy()

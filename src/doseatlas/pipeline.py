@@ -8,13 +8,14 @@ them and returns every table plus a summary whose row accounting is checked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.growth import growth_table
 from doseatlas.metrics import MetricOptions, compute_metrics
@@ -104,6 +105,7 @@ class RunOptions:
     fit: FitOptions = field(default_factory=FitOptions)
     metrics: MetricOptions = field(default_factory=MetricOptions)
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
+    durations: DurationOptions = field(default_factory=DurationOptions)
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,13 +254,22 @@ def is_response_table(raw: pd.DataFrame) -> bool:
 
 
 def _validate_and_normalize(
-    raw: pd.DataFrame, *, options: RunOptions, tick: Callable[[str], None]
+    raw: pd.DataFrame,
+    *,
+    options: RunOptions,
+    tick: Callable[[str], None],
+    nominal: pd.DataFrame | None = None,
 ) -> tuple[ValidationResult, pd.DataFrame]:
+    """Validate, put read times on their nominal durations (``nominal``: the mapping of the whole input,
+    :func:`doseatlas.durations.nominal_map`; computed here when absent) and normalize."""
     if is_response_table(raw):
         checked = validate_responses(raw)
         tick("normalize")
         return checked, from_response_table(checked.clean)
     checked = validate_wells(raw)
+    if nominal is None:
+        nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
+    checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
     tick("normalize")
     return checked, normalize(checked.clean, options=options.normalization)
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
@@ -83,14 +84,15 @@ def _plate_ids(table: pd.DataFrame) -> pd.Series:
     return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
 
 
-def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int]:
-    """Distinct (plate id, cell-line id) pairs of one part with their row counts, and its number of rows."""
+def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+    """Distinct (plate id, cell-line id) pairs of one part with their row counts, its number of rows and its
+    distinct (dataset, read time) pairs (for the nominal durations of the whole input)."""
     table = read(part)
     line = _text(table, S.CELL_LINE)
     keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
                          "has_line": line.ne("")})  # fmt: skip
     counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
-    return counts, len(table)
+    return counts, len(table), distinct_times(table)
 
 
 def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
@@ -155,7 +157,7 @@ def _curve_buckets(responses: pd.DataFrame, n_partitions: int) -> np.ndarray:
 
 
 def _normalize_bucket(
-    bucket: int, n_parts: int, options: RunOptions, n: int, spill: Path, *_after
+    bucket: int, n_parts: int, options: RunOptions, n: int, spill: Path, nominal: pd.DataFrame, *_after
 ) -> _Normalized:
     """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
     responses to the step-3 buckets of their (dataset, perturbagen)."""
@@ -166,7 +168,9 @@ def _normalize_bucket(
         )
     raw = pd.concat(pieces, ignore_index=True)
     del pieces
-    checked, responses = _validate_and_normalize(raw, options=options, tick=lambda _step: None)
+    checked, responses = _validate_and_normalize(
+        raw, options=options, tick=lambda _step: None, nominal=nominal
+    )
     del raw
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
@@ -196,11 +200,13 @@ def _graph(
     """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
     from dask import delayed
 
-    buckets, first_rows = plan
+    buckets, first_rows, nominal = plan
     split = [
         delayed(_read_and_split)(i, p, read, buckets, n, spill, first_rows[i]) for i, p in enumerate(parts)
     ]
-    normalized = [delayed(_normalize_bucket)(j, len(parts), options, n, spill, *split) for j in range(n)]
+    normalized = [
+        delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, *split) for j in range(n)
+    ]
     fitted = [delayed(_fit_bucket)(k, n, options, spill, *normalized) for k in range(n)]
     return normalized, fitted
 
@@ -259,10 +265,13 @@ def run_partitioned(
     )
     with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
-        buckets = plate_buckets(pd.concat([k for k, _ in planned], ignore_index=True), n_partitions)
-        first_rows = np.cumsum([0, *(n_rows for _, n_rows in planned)])[:-1].tolist()
+        buckets = plate_buckets(pd.concat([k for k, _, _ in planned], ignore_index=True), n_partitions)
+        first_rows = np.cumsum([0, *(n_rows for _, n_rows, _ in planned)])[:-1].tolist()
+        nominal = nominal_map(
+            pd.concat([t for _, _, t in planned], ignore_index=True), options=options.durations
+        )
         with spill_directory(spill_dir) as spill:
-            graph = _graph(parts, read, options, n_partitions, (buckets, first_rows), spill)
+            graph = _graph(parts, read, options, n_partitions, (buckets, first_rows, nominal), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
     return _assemble(normalized, fitted, options=options)
 

@@ -48,6 +48,8 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
     use = use[use[S.WELL].notna()]
     if not len(use):
         return _empty()
+    if S.READ_TIME_H in use:  # the actual read times (time_h is the nominal duration once validated)
+        use = use.assign(**{S.TIME_H: use[S.READ_TIME_H]})
     ordered = use.sort_values([*WELL_KEY, S.TIME_H], kind="stable")
     well = ordered.groupby(WELL_KEY, sort=False, dropna=False).ngroup().to_numpy()
     position = ordered.groupby(WELL_KEY, sort=False, dropna=False).cumcount().to_numpy()
