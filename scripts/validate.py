@@ -313,8 +313,9 @@ def thunor_compare(*, bounds: bool = True) -> pd.DataFrame:
     folder = EXTERNAL / "thunor_hts007"
     raw = read_any(folder / "data" / "hts007_wells_treated.csv", format="thunor-hts", time_h=72)
     # the reader records each plate's actual read time (68.3-72.9 h); thunor pools a line x drug over its
-    # plates (A/B, read 0.1 h apart): give every read the nominal 72 h so the curve is pooled the same way
-    raw[S.TIME_H] = "72"
+    # plates (A/B, read 0.1 h apart): give every read used the nominal 72 h so the curve is pooled the same way
+    # (the reads at other times stay at their own time, in the ledger as read_time_not_selected)
+    raw.loc[~raw[S.ROLE].isin(S.LEDGER_ROLES), S.TIME_H] = "72"
     options = RunOptions(
         normalization=NormalizationOptions(control_summary="mean"),  # thunor: mean of the plate's controls
         fit=FitOptions(models={S.RELATIVE_VIABILITY: "ll3"}),  # LL.3u: top fixed at 1

@@ -202,12 +202,19 @@ class RowReason(StrEnum):
     INCONSISTENT_ROLE = "inconsistent_role"
     EXCLUDED_BY_SOURCE = "excluded_by_source"  # the source marks the well as not to be used
     NOT_IN_PLATE_MAP = "not_in_plate_map"  # a plate-reader well that the plate map does not describe
+    READ_TIME_NOT_SELECTED = "read_time_not_selected"  # a time-course read other than the one the run uses
 
 
-#: roles a reader may give to rows that must go to the ledger with the reason of the same name
-LEDGER_ROLES: frozenset[str] = frozenset(
-    {RowReason.EXCLUDED_BY_SOURCE.value, RowReason.NOT_IN_PLATE_MAP.value}
-)
+#: roles a reader may give to rows that must go to the ledger with the reason of the same name, and the
+#: ledger message of each
+LEDGER_ROLE_MESSAGE: dict[str, str] = {
+    RowReason.EXCLUDED_BY_SOURCE.value: "the source marks this well as excluded by source",
+    RowReason.NOT_IN_PLATE_MAP.value: "the source marks this well as not in plate map",
+    RowReason.READ_TIME_NOT_SELECTED.value: (
+        "a read of a time course at another time than the one this run uses for the plate (the reader's time_h)"
+    ),
+}
+LEDGER_ROLES: frozenset[str] = frozenset(LEDGER_ROLE_MESSAGE)
 
 
 class RefusalReason(StrEnum):

@@ -115,8 +115,8 @@ def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
     for column in (S.DATASET, S.PLATE, S.CELL_LINE):
         p.add(t[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     role = t[S.ROLE]
-    for reason in S.LEDGER_ROLES:
-        p.add(role == reason, S.ROLE, R(reason), f"the source marks this well as {reason.replace('_', ' ')}")
+    for reason, message in S.LEDGER_ROLE_MESSAGE.items():
+        p.add(role == reason, S.ROLE, R(reason), message)
     p.add(~role.isin(_ROLES | S.LEDGER_ROLES), S.ROLE, R.UNKNOWN_ROLE, _quoted("unknown role '", role, "'"))
     readout = t[S.READOUT]
     p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, _quoted("unknown readout '", readout, "'"))
