@@ -64,6 +64,7 @@ def test_hts007_every_read_of_the_source_is_used_or_in_the_ledger():
     result = run_pipeline(read_any(data / "hts007_wells_treated.csv", format="thunor-hts", time_h=72))
     summary = result.summary
     assert summary["rows_read"] == records == summary["rows_used"] + summary["rows_in_ledger"]
+    assert summary[S.SOURCE_RECORDS] == records and summary[S.RECORDS_FOLDED] == {}
     assert summary["rows_used"] == 4287  # the reads nearest 72 h: 4,061 treated wells + 226 controls
     assert summary["ledger_reasons"] == {S.RowReason.READ_TIME_NOT_SELECTED.value: 101666 - 4287}
     assert result.ledger[S.LEDGER_MESSAGE].str.contains("another time").all()
