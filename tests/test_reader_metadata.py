@@ -60,6 +60,7 @@ def test_a_user_doubling_time_file_wins_for_its_cell_lines(tmp_path):
     assert ca[S.DOUBLING_TIME_SOURCE].str.endswith("ReferenceDivisionTime").all()
 
 
+@pytest.mark.slow
 def test_the_dask_engine_uses_the_readers_doubling_times_as_the_in_memory_run(tmp_path):
     pytest.importorskip("dask")
     memory = pd.read_parquet(_run(tmp_path) / "responses.parquet")
