@@ -254,24 +254,21 @@ def refit_relative_viability(
 def pharmacogx_compare(name: str = "GDSCsmall", *, bounds: bool = True) -> pd.DataFrame:
     """Our ic50 / auc per experiment beside PharmacoGx 3.7.5 (``*_notrunc``; µM and percent).
 
-    PharmacoGx fits every experiment (exp_id) on its own: repeated experiments of one cell line and
-    drug are kept apart by putting the reader's replicate number into the dataset name.
+    PharmacoGx fits every experiment (exp_id) on its own, as we do: the reader gives each experiment its own
+    ``series`` (the exp_id), so repeated experiments of one cell line and drug are separate curves.
     """
     folder = EXTERNAL / "pharmacogx_small_psets" / name
     raw = read_any(folder / "raw_long.csv", format="pharmacogx")
-    raw = _with_replicate_in_dataset(raw)
     result = run_metrics(raw, options=RunOptions(fit=FitOptions(models={S.RELATIVE_VIABILITY: "ll3"})))
     if bounds:
         result = refit_relative_viability(result, model="ll3", bounds=PHARMACOGX_BOUNDS)
     ours = wide_metrics(result, ("ic50", "auc", "ec50", "einf", "hill"), scale=S.RELATIVE_VIABILITY)
     info = pd.read_csv(folder / "sensitivity_info.csv")
-    info["_rep"] = (info.groupby(["sampleid", "treatmentid"], sort=False).cumcount() + 1).astype(str)
-    info["_dataset"] = name + "|replicate=" + info["_rep"]
     ref = pd.read_csv(folder / "pgx375_recomputed.csv").merge(info, on="exp_id", validate="one_to_one")
     merged = ref.merge(
         ours,
-        left_on=["_dataset", "sampleid", "treatmentid", "duration_h"],
-        right_on=[S.DATASET, S.CELL_LINE, S.PERTURBAGEN, S.DURATION_H],
+        left_on=["exp_id", "sampleid", "treatmentid", "duration_h"],
+        right_on=[S.SERIES, S.CELL_LINE, S.PERTURBAGEN, S.DURATION_H],
         how="left",
         validate="one_to_one",
     )
@@ -313,8 +310,9 @@ def thunor_compare(*, bounds: bool = True) -> pd.DataFrame:
     folder = EXTERNAL / "thunor_hts007"
     raw = read_any(folder / "data" / "hts007_wells_treated.csv", format="thunor-hts", time_h=72)
     # the reader records each plate's actual read time (68.3-72.9 h); thunor pools a line x drug over its
-    # plates (A/B, read 0.1 h apart): give every read the nominal 72 h so the curve is pooled the same way
-    raw[S.TIME_H] = "72"
+    # plates (A/B, read 0.1 h apart): give every read used the nominal 72 h so the curve is pooled the same way
+    # (the reads at other times stay at their own time, in the ledger as read_time_not_selected)
+    raw.loc[~raw[S.ROLE].isin(S.LEDGER_ROLES), S.TIME_H] = "72"
     options = RunOptions(
         normalization=NormalizationOptions(control_summary="mean"),  # thunor: mean of the plate's controls
         fit=FitOptions(models={S.RELATIVE_VIABILITY: "ll3"}),  # LL.3u: top fixed at 1
@@ -557,9 +555,9 @@ def gdsc_reference(*, subset: bool = False) -> pd.DataFrame:
     """gdscIC50's NLME per-curve results (full fit, or the 50-cell-line subset fit)."""
     name = "subset50cl_3drugs_nlme_per_curve.csv" if subset else "gdscIC50_nlme_per_curve.csv"
     ref = pd.read_csv(EXTERNAL / GDSC_FOLDER / "reference" / name)
-    # drug 1510 is screened at two top concentrations (two GDSC curves); we pool one drug per cell line
-    pooled = ref.groupby(["CELL_LINE_NAME", "DRUG_ID_lib"])["drug"].transform("nunique") > 1
-    return ref[~pooled].assign(_drug=ref["DRUG_ID_lib"].astype(str))
+    # a GDSC curve is a drug at one top concentration (drug 1510 has two): our series max_conc_uM=<maxc>
+    series = "max_conc_uM=" + ref["maxc"].map(lambda v: f"{v:g}")
+    return ref.assign(_drug=ref["DRUG_ID_lib"].astype(str), _series=series.to_numpy())
 
 
 def gdsc_run(*, subset: bool = False, model: str = "ll4", policy: str = "refuse") -> SimpleNamespace:
@@ -581,7 +579,11 @@ def gdsc_compare(
     ours = wide_metrics(result, ("ic50", "auc"), scale=S.RELATIVE_VIABILITY)
     ref = gdsc_reference(subset=subset)
     merged = ref.merge(
-        ours, left_on=["CELL_LINE_NAME", "_drug"], right_on=[S.CELL_LINE, S.PERTURBAGEN], how="left"
+        ours,
+        left_on=["CELL_LINE_NAME", "_drug", "_series"],
+        right_on=[S.CELL_LINE, S.PERTURBAGEN, S.SERIES],
+        how="left",
+        validate="one_to_one",
     )
     merged["ic50_ln_um"] = np.log(merged["ic50"] / UM)
     merged["ic50_expected"] = expected_status(

@@ -144,9 +144,31 @@ def test_thunor_nearest_read(tmp_path):
         "dataset,assay,cell_line,plate,well_id,value,well_num,timepoint_hours\n4,Cell count,L,P,12,100,0,70\n",
     )
     table = read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts", time_h=72)
-    assert list(table[S.TIME_H]) == ["70", "70"] and list(table[S.WELL]) == ["B02", "A01"]
+    # every read is a row: the one at 1 h is kept for the ledger (reason read_time_not_selected), not dropped
+    assert list(table[S.TIME_H]) == ["1", "70", "70"] and list(table[S.WELL]) == ["B02", "B02", "A01"]
+    not_selected = S.RowReason.READ_TIME_NOT_SELECTED.value
+    assert list(table[S.ROLE]) == [not_selected, S.Role.TREATED.value, S.Role.VEHICLE.value]
     assert table.attrs["reads_not_selected"] == 1
-    assert len(read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts", time_h=None)) == 3
+    checked = validate_wells(table)
+    assert (checked.n_used, checked.n_rejected) == (2, 1)
+    assert checked.ledger[S.LEDGER_REASON].tolist() == [not_selected]
+    assert checked.ledger[S.SOURCE_LINE].tolist() == [2]
+    every = read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts", time_h=None)
+    assert len(every) == 3 and not every[S.ROLE].isin(S.LEDGER_ROLES).any()
+
+
+def test_thunor_well_listed_twice_with_other_descriptions_is_an_error(tmp_path):
+    _write(
+        tmp_path / "x_wells_treated.csv",
+        "dataset,drug,cell_line,dose,plate,well_id,well_num\n4,d,L,1e-6,P,11,25\n4,e,L,1e-6,P,11,25\n",
+    )
+    _write(tmp_path / "x_assays_treated.csv", "assay,well_id,value,timepoint_hours\nCell count,11,5,70\n")
+    _write(
+        tmp_path / "x_controls.csv",
+        "dataset,assay,cell_line,plate,well_id,value,well_num,timepoint_hours\n4,Cell count,L,P,12,100,0,70\n",
+    )
+    with pytest.raises(InputFileError, match="well_id '11' is listed twice"):
+        read_any(tmp_path / "x_wells_treated.csv", format="thunor-hts")
 
 
 def test_gdr_controls_and_day0(tmp_path):

@@ -172,6 +172,14 @@ def run(
     min_curves: Annotated[
         int, typer.Option(help="Fewest curves of a drug for --policy shrink to pool them")
     ] = 5,
+    pool_series: Annotated[
+        bool,
+        typer.Option(
+            "--pool-series",
+            help="Pool a source's separate dose series (the series column: e.g. a GDSC drug at two top "
+            "concentrations, PharmacoGx experiments) into one curve per cell line and perturbagen",
+        ),
+    ] = False,
     intervals: Annotated[str, typer.Option(help="Parameter intervals: wald or bootstrap")] = "wald",
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
@@ -225,6 +233,7 @@ def run(
             metrics=MetricOptions(min_r2=min_r2),
             conversion=ConversionOptions(targets=tuple(target_duration or ())),
             durations=DurationOptions(abs_h=time_tolerance_h, rel=time_tolerance_rel),
+            pool_series=pool_series,
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
@@ -242,13 +251,13 @@ def run(
                 result, files = _run_dask(
                     paths, options, reading, bar=bar, workers=workers, partitions=partitions
                 )
-                parameters = {**options.as_record(), "engine": {"name": "dask", "workers": workers,
+                parameters = {**result.options.as_record(), "engine": {"name": "dask", "workers": workers,
                                                                 "partitions": partitions}}  # fmt: skip
             else:
                 reader_options = {"plate_map": plate_map} if plate_map is not None else {}
                 raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
                 result, files = _run_in_memory(raw, options, bar=bar), paths
-                parameters = {**options.as_record(), "engine": {"name": "memory"}}
+                parameters = {**result.options.as_record(), "engine": {"name": "memory"}}
             meta = io.provenance(inputs=files, parameters=parameters)
             io.write_run(result, target.scratch, meta=meta)
             report.write_report(result, target.scratch / "report.html", meta=meta)

@@ -47,11 +47,16 @@ class NormalizationOptions:
         Optional ``{cell_line: hours}`` used for GR where no time-zero read exists.
     doubling_time_source
         Free text naming where the doubling times come from (recorded per row).
+    doubling_time_sources
+        Optional ``{cell_line: source}`` for cell lines whose doubling time comes from elsewhere than
+        ``doubling_time_source`` (e.g. the reader's annotation file, see
+        :func:`doseatlas.pipeline.with_reader_metadata`).
     """
 
     control_summary: str = "trimmed_mean"
     doubling_times: Mapping[str, float] | None = None
     doubling_time_source: str = "user"
+    doubling_time_sources: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.control_summary not in CONTROL_SUMMARIES:
@@ -131,6 +136,7 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
         response columns and, for each, a ``<scale>_reason`` column (null where computed).
     """
     options = options or NormalizationOptions()
+    clean = S.with_series(clean)
     plates = control_summaries(clean, options=options)
     per_plate, per_line = time_zero_summaries(clean, options=options)
     treated = clean[clean[S.ROLE] == S.Role.TREATED].merge(plates, on=PLATE_KEY, how="left")
@@ -228,8 +234,14 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
         S.reason_column(S.GR): reason.to_numpy(),
         S.GR_SOURCE: np.where(ok, source, None),
         S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
-        S.DOUBLING_TIME_SOURCE: np.where(use_td, options.doubling_time_source, None),
+        S.DOUBLING_TIME_SOURCE: np.where(use_td, _td_source(t[S.CELL_LINE], options), None),
     }
+
+
+def _td_source(cell_line: pd.Series, options: NormalizationOptions) -> np.ndarray:
+    """Where each row's doubling time comes from: its cell line's own source, else ``doubling_time_source``."""
+    per_line = cell_line.map(dict(options.doubling_time_sources or {})).astype(object)
+    return per_line.where(per_line.notna(), options.doubling_time_source).to_numpy(dtype=object)
 
 
 def from_response_table(clean: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +250,7 @@ def from_response_table(clean: pd.DataFrame) -> pd.DataFrame:
     The response goes to the column of its declared scale; the other scales are null with the
     reason ``not_provided_by_source`` (they cannot be derived from normalized values).
     """
-    out = clean.drop(columns=[S.RESPONSE, S.RESPONSE_SCALE]).copy()
+    out = S.with_series(clean.drop(columns=[S.RESPONSE, S.RESPONSE_SCALE]))
     for scale in S.RESPONSE_SCALES:
         given = (clean[S.RESPONSE_SCALE] == scale).to_numpy()
         out[scale] = np.where(given, clean[S.RESPONSE].to_numpy(float), np.nan)

@@ -99,13 +99,19 @@ class FitOptions:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Every option of a run; recorded verbatim in the provenance of each output table."""
+    """Every option of a run; recorded verbatim in the provenance of each output table.
+
+    ``pool_series``: False (default) keeps the source's dose series (``series`` column, e.g. a GDSC drug screened
+    at two top concentrations, PharmacoGx experiments) as separate curves; True pools them into one curve per
+    (dataset, cell line, perturbagen, readout, duration): the ``series`` of every response is emptied.
+    """
 
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
     fit: FitOptions = field(default_factory=FitOptions)
     metrics: MetricOptions = field(default_factory=MetricOptions)
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
     durations: DurationOptions = field(default_factory=DurationOptions)
+    pool_series: bool = False
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +131,27 @@ class RunResult:
     dip: pd.DataFrame = field(default_factory=pd.DataFrame)
     converted: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
+    options: RunOptions | None = None  # the options the run used (with the reader's metadata merged in)
+
+
+def with_reader_metadata(options: RunOptions, attrs: dict[str, Any]) -> RunOptions:
+    """``options`` with the metadata a reader found in its source (``attrs`` of its table) merged in.
+
+    Doubling times (``attrs["doubling_times"]``, e.g. gDR's ``ReferenceDivisionTime``, named by
+    ``attrs["doubling_time_source"]``) are used for GR where no time-zero read exists. The rule: a doubling time
+    given in the options (``--doubling-times``) wins for its cell line; the reader's fill the other cell lines,
+    each recorded with its source (``doubling_time_sources``). Applying it twice changes nothing.
+    """
+    reader = dict(attrs.get("doubling_times") or {})
+    norm = options.normalization
+    given = dict(norm.doubling_times or {})
+    added = {line: float(td) for line, td in reader.items() if line not in given}
+    if not added:
+        return options
+    source = str(attrs.get("doubling_time_source") or "reader")
+    sources = {**dict(norm.doubling_time_sources or {}), **dict.fromkeys(added, source)}
+    merged = replace(norm, doubling_times={**given, **added}, doubling_time_sources=sources)
+    return replace(options, normalization=merged)
 
 
 def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -176,6 +203,19 @@ def _summary(
     if summary["rows_used"] + summary["rows_in_ledger"] != n_read:
         raise DoseatlasError("row accounting failed: rows read != rows used + rows in the ledger")
     return summary
+
+
+def record_accounting(attrs: dict[str, Any], n_read: int) -> dict[str, Any]:
+    """The summary's record counts: the records of the source files (``source_records``), from the rows read and
+    the reader's counts of records folded into other rows and rows it derived (``attrs``; see
+    :data:`doseatlas.schemas.RECORD_COUNT_ATTRS`)."""
+    folded = {str(k): int(v) for k, v in (attrs.get(S.RECORDS_FOLDED) or {}).items()}
+    synthesized = {str(k): int(v) for k, v in (attrs.get(S.ROWS_SYNTHESIZED) or {}).items()}
+    return {
+        S.SOURCE_RECORDS: n_read + sum(folded.values()) - sum(synthesized.values()),
+        S.RECORDS_FOLDED: folded,
+        S.ROWS_SYNTHESIZED: synthesized,
+    }
 
 
 def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFrame:
@@ -265,13 +305,20 @@ def _validate_and_normalize(
     if is_response_table(raw):
         checked = validate_responses(raw)
         tick("normalize")
-        return checked, from_response_table(checked.clean)
+        return checked, _pooled(from_response_table(checked.clean), options)
     checked = validate_wells(raw)
     if nominal is None:
         nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
     checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
     tick("normalize")
-    return checked, normalize(checked.clean, options=options.normalization)
+    return checked, _pooled(normalize(checked.clean, options=options.normalization), options)
+
+
+def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
+    """With ``pool_series`` every source series of a curve is one curve (``series`` emptied)."""
+    if options.pool_series and len(responses):
+        responses[S.SERIES] = ""
+    return responses
 
 
 def run_pipeline(
@@ -291,7 +338,7 @@ def run_pipeline(
     progress
         Called with each step's name as it starts (for progress display).
     """
-    options = options or RunOptions()
+    options = with_reader_metadata(options or RunOptions(), raw.attrs)
     tick = progress or (lambda _step: None)
     tick("validate")
     checked, responses = _validate_and_normalize(raw, options=options, tick=tick)
@@ -305,6 +352,7 @@ def run_pipeline(
     timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
+    summary.update(record_accounting(raw.attrs, checked.n_read))
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
@@ -319,4 +367,4 @@ def run_pipeline(
         dip=dip,
         **timed,
     )
-    return RunResult(**tables, summary=summary)
+    return RunResult(**tables, summary=summary, options=options)

@@ -25,6 +25,7 @@ tables to about one bucket's; the output tables are then assembled in memory).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.ingest import merged_attrs
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import (
@@ -46,9 +48,11 @@ from doseatlas.pipeline import (
     _validate_and_normalize,
     dip_step,
     fit_all_scales,
+    record_accounting,
     result_tables,
     time_summary,
     time_tables,
+    with_reader_metadata,
 )
 from doseatlas.timecourse import WELL_KEY, dip_rates
 from doseatlas.validate import stripped_text
@@ -84,15 +88,18 @@ def _plate_ids(table: pd.DataFrame) -> pd.Series:
     return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
 
 
-def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int, pd.DataFrame]:
-    """Distinct (plate id, cell-line id) pairs of one part with their row counts, its number of rows and its
-    distinct (dataset, read time) pairs (for the nominal durations of the whole input)."""
+def _part_keys(
+    part: Any, read: Callable[[Any], pd.DataFrame]
+) -> tuple[pd.DataFrame, int, pd.DataFrame, dict]:
+    """Distinct (plate id, cell-line id) pairs of one part with their row counts, its number of rows, its
+    distinct (dataset, read time) pairs (for the nominal durations of the whole input) and the metadata its reader
+    found (``attrs``, e.g. doubling times)."""
     table = read(part)
     line = _text(table, S.CELL_LINE)
     keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
                          "has_line": line.ne("")})  # fmt: skip
     counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
-    return counts, len(table), distinct_times(table)
+    return counts, len(table), distinct_times(table), dict(table.attrs)
 
 
 def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
@@ -265,15 +272,19 @@ def run_partitioned(
     )
     with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
-        buckets = plate_buckets(pd.concat([k for k, _, _ in planned], ignore_index=True), n_partitions)
-        first_rows = np.cumsum([0, *(n_rows for _, n_rows, _ in planned)])[:-1].tolist()
+        buckets = plate_buckets(pd.concat([k for k, *_ in planned], ignore_index=True), n_partitions)
+        first_rows = np.cumsum([0, *(n_rows for _, n_rows, *_ in planned)])[:-1].tolist()
         nominal = nominal_map(
-            pd.concat([t for _, _, t in planned], ignore_index=True), options=options.durations
+            pd.concat([t for _, _, t, _ in planned], ignore_index=True), options=options.durations
         )
+        attrs = merged_attrs(a for _, _, _, a in planned)
+        options = with_reader_metadata(options, attrs)
         with spill_directory(spill_dir) as spill:
             graph = _graph(parts, read, options, n_partitions, (buckets, first_rows, nominal), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
-    return _assemble(normalized, fitted, options=options)
+    result = dataclasses.replace(_assemble(normalized, fitted, options=options), options=options)
+    result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
+    return result
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:

@@ -32,6 +32,10 @@ READOUT = "readout"
 SIGNAL = "signal"
 REPLICATE = "replicate"
 SEEDING_DENSITY = "seeding_density"
+#: the source's own dose-series / experiment identity (GDSC drug screened at one top concentration, a PharmacoGx
+#: experiment id); empty = one series. Part of the curve key: separate series are separate curves unless the run
+#: pools them (``RunOptions(pool_series=True)``, ``--pool-series``)
+SERIES = "series"
 
 REQUIRED_WELL_COLUMNS: tuple[str, ...] = (
     DATASET,
@@ -46,7 +50,7 @@ REQUIRED_WELL_COLUMNS: tuple[str, ...] = (
     READOUT,
     SIGNAL,
 )
-OPTIONAL_WELL_COLUMNS: tuple[str, ...] = (WELL, REPLICATE, SEEDING_DENSITY)
+OPTIONAL_WELL_COLUMNS: tuple[str, ...] = (WELL, REPLICATE, SEEDING_DENSITY, SERIES)
 WELL_COLUMNS: tuple[str, ...] = REQUIRED_WELL_COLUMNS + OPTIONAL_WELL_COLUMNS
 
 # provenance columns added by ingest
@@ -151,13 +155,20 @@ RESPONSE_TABLE_COLUMNS: tuple[str, ...] = (
     WELL,
     REPLICATE,
     SEEDING_DENSITY,
+    SERIES,
 )
 
 # --------------------------------------------------------------------------- curves table
 CURVE_ID = "curve_id"
 DURATION_H = "duration_h"
 SCALE = "scale"  # which response scale was fitted
-CURVE_KEY: tuple[str, ...] = (DATASET, CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, READOUT, DURATION_H)
+CURVE_KEY: tuple[str, ...] = (DATASET, CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, READOUT, DURATION_H, SERIES)
+
+
+def with_series(table):
+    """``table`` (a DataFrame) with an empty ``series`` column added when it has none (one series per curve)."""
+    return table if SERIES in table.columns else table.assign(**{SERIES: ""})
+
 
 # --------------------------------------------------------------------------- metrics table
 METRIC = "metric"
@@ -217,12 +228,30 @@ class RowReason(StrEnum):
     INCONSISTENT_ROLE = "inconsistent_role"
     EXCLUDED_BY_SOURCE = "excluded_by_source"  # the source marks the well as not to be used
     NOT_IN_PLATE_MAP = "not_in_plate_map"  # a plate-reader well that the plate map does not describe
+    READ_TIME_NOT_SELECTED = "read_time_not_selected"  # a time-course read other than the one the run uses
 
 
-#: roles a reader may give to rows that must go to the ledger with the reason of the same name
-LEDGER_ROLES: frozenset[str] = frozenset(
-    {RowReason.EXCLUDED_BY_SOURCE.value, RowReason.NOT_IN_PLATE_MAP.value}
-)
+#: roles a reader may give to rows that must go to the ledger with the reason of the same name, and the
+#: ledger message of each
+LEDGER_ROLE_MESSAGE: dict[str, str] = {
+    RowReason.EXCLUDED_BY_SOURCE.value: "the source marks this well as excluded by source",
+    RowReason.NOT_IN_PLATE_MAP.value: "the source marks this well as not in plate map",
+    RowReason.READ_TIME_NOT_SELECTED.value: (
+        "a read of a time course at another time than the one this run uses for the plate (the reader's time_h)"
+    ),
+}
+LEDGER_ROLES: frozenset[str] = frozenset(LEDGER_ROLE_MESSAGE)
+
+
+# --------------------------------------------------------------------------- record accounting (summary.json)
+#: ``{reason: count}`` a reader puts in its table's ``attrs`` (summed over files) and the run reports in
+#: ``summary.json``: source records that are not rows of the table (folded into another row, or used as a
+#: reference value) and rows that are not source records (derived by the reader); with them,
+#: ``source_records = rows_read + records_folded - rows_synthesized`` counts the records of the source files.
+RECORDS_FOLDED = "records_folded"
+ROWS_SYNTHESIZED = "rows_synthesized"
+SOURCE_RECORDS = "source_records"
+RECORD_COUNT_ATTRS: tuple[str, ...] = (RECORDS_FOLDED, ROWS_SYNTHESIZED)
 
 
 class RefusalReason(StrEnum):

@@ -29,7 +29,7 @@ DIP_INTERCEPT = "dip_intercept"  # log2 cell count at t = 0 of the fitted line
 N_READS = "n_reads"
 _LAST_TIME = "last_time_h"
 CONTROL_ROLES = (S.Role.VEHICLE.value, S.Role.UNTREATED.value)
-DESCRIBE = [S.CELL_LINE, S.ROLE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.CONCENTRATION, S.READOUT]
+DESCRIBE = [S.CELL_LINE, S.ROLE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES, S.CONCENTRATION, S.READOUT]
 
 
 def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
@@ -125,6 +125,8 @@ def dip_responses(dip: pd.DataFrame) -> pd.DataFrame:
     <= 0), ``no_time_course`` (fewer than 3 reads).
     """
     group = [S.DATASET, S.CELL_LINE, S.READOUT]
+    if S.SERIES not in dip:
+        dip = dip.assign(**{S.SERIES: ""})
     controls = dip[dip[S.ROLE].isin(CONTROL_ROLES) & dip[DIP_RATE].notna()]
     ctrl = group_summary(controls, group, DIP_RATE, method="mean").rename("_ctrl").reset_index()
     treated = dip[dip[S.ROLE] == S.Role.TREATED.value].merge(ctrl, on=group, how="left")
@@ -137,7 +139,7 @@ def dip_responses(dip: pd.DataFrame) -> pd.DataFrame:
     points = pd.concat([treated, per_drug], ignore_index=True)
     points = points[points[S.PERTURBATION_TYPE].notna()].reset_index(drop=True)
     points[S.CONCENTRATION] = points[S.CONCENTRATION].where(points[S.ROLE] == S.Role.TREATED.value, 0.0)
-    curve = [*group, S.PERTURBATION_TYPE, S.PERTURBAGEN]
+    curve = [*group, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES]
     points[S.TIME_H] = points.groupby(curve, dropna=False)[_LAST_TIME].transform("max")
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = points[DIP_RATE] / points["_ctrl"]

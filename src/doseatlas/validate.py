@@ -115,8 +115,8 @@ def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
     for column in (S.DATASET, S.PLATE, S.CELL_LINE):
         p.add(t[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     role = t[S.ROLE]
-    for reason in S.LEDGER_ROLES:
-        p.add(role == reason, S.ROLE, R(reason), f"the source marks this well as {reason.replace('_', ' ')}")
+    for reason, message in S.LEDGER_ROLE_MESSAGE.items():
+        p.add(role == reason, S.ROLE, R(reason), message)
     p.add(~role.isin(_ROLES | S.LEDGER_ROLES), S.ROLE, R.UNKNOWN_ROLE, _quoted("unknown role '", role, "'"))
     readout = t[S.READOUT]
     p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, _quoted("unknown readout '", readout, "'"))
@@ -237,6 +237,7 @@ def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) 
     out[S.TIME_H] = numbers["time"].to_numpy()
     out[S.SIGNAL] = numbers["signal"].to_numpy()
     out[S.REPLICATE] = text[S.REPLICATE]
+    out[S.SERIES] = text[S.SERIES]
     seeding, _, _ = _number(text[S.SEEDING_DENSITY])
     out[S.SEEDING_DENSITY] = seeding.to_numpy()
     out[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
@@ -322,6 +323,7 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     clean[S.CONCENTRATION] = molar.to_numpy()
     clean[S.TIME_H] = time.to_numpy()
     clean[S.REPLICATE] = text[S.REPLICATE]
+    clean[S.SERIES] = text[S.SERIES]
     clean[S.SEEDING_DENSITY] = _number(text[S.SEEDING_DENSITY])[0].to_numpy()
     clean[S.RESPONSE] = response.to_numpy()
     clean[S.RESPONSE_SCALE] = scale

@@ -122,7 +122,7 @@ def fit_curves(
         )
     if intervals == "bootstrap":
         fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
-    table.insert(0, S.CURVE_ID, [curve_id(k, scale) for k in table.itertuples(index=False, name=None)])
+    table.insert(0, S.CURVE_ID, _curve_ids(table, keys, scale))
     table[S.SCALE] = scale
     table[MODEL] = model
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
@@ -131,6 +131,16 @@ def fit_curves(
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
+    """:func:`curve_id` of every row; a curve without a series (empty) has the id it had before the series
+    joined the curve key."""
+    at = keys.index(S.SERIES) if S.SERIES in keys else None
+    rows = table[list(keys)].itertuples(index=False, name=None)
+    if at is None:
+        return [curve_id(k, scale) for k in rows]
+    return [curve_id(k[:at] + k[at + 1 :] if k[at] == "" else k, scale) for k in rows]
 
 
 def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
@@ -186,7 +196,7 @@ def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
 def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
     """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept), sorted by
     curve, x and y."""
-    drug = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
+    drug = S.with_series(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):

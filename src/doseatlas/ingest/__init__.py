@@ -96,13 +96,26 @@ def read_any(
         raise InputFileError(
             names, "well tables and pre-normalized response tables cannot be mixed in one run"
         )
-    attrs: dict = {}
-    for frame in frames:
-        for key, value in frame.attrs.items():
-            attrs.setdefault(key, value)
+    attrs = merged_attrs(frame.attrs for frame in frames)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     out.attrs = attrs
     return out
+
+
+def merged_attrs(each: Iterable[dict]) -> dict:
+    """The ``attrs`` of several tables as one: the first table's value of a key wins, except that dictionaries
+    (e.g. ``doubling_times``) are merged key by key (the first table's entry wins) and the record counts
+    (:data:`doseatlas.schemas.RECORD_COUNT_ATTRS`) are added up."""
+    attrs: dict = {}
+    for frame_attrs in each:
+        for key, value in frame_attrs.items():
+            if key in S.RECORD_COUNT_ATTRS and key in attrs:
+                attrs[key] = {r: attrs[key].get(r, 0) + value.get(r, 0) for r in {*attrs[key], *value}}
+            elif isinstance(value, dict) and isinstance(attrs.get(key), dict):
+                attrs[key] = {**value, **attrs[key]}
+            else:
+                attrs.setdefault(key, value)
+    return attrs
 
 
 def read_one(path: str | Path, *, format: str = "canonical", mapping: str | Path | None = None, **options):
@@ -110,4 +123,12 @@ def read_one(path: str | Path, *, format: str = "canonical", mapping: str | Path
     return read_any([path], format=format, mapping=mapping, **options)
 
 
-__all__ = ["READERS", "canonical_columns", "read_any", "read_canonical", "read_inputs", "read_one"]
+__all__ = [
+    "READERS",
+    "canonical_columns",
+    "merged_attrs",
+    "read_any",
+    "read_canonical",
+    "read_inputs",
+    "read_one",
+]

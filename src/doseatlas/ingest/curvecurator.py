@@ -102,6 +102,9 @@ def read(
     out[S.READOUT] = str(readout)
     out[S.RESPONSE_SCALE] = S.RELATIVE_VIABILITY
     attrs = {"parameters_file": str(params_path), "treatment_time": meta.get("treatment_time")}
+    # every cell of a Raw column is a record: the treated ones are rows, the control ones (each row's responses
+    # are divided by them) are references, counted here
+    attrs[S.RECORDS_FOLDED] = {"control_values_used_as_reference": len(table) * len(controls)}
     return finish(out.drop(columns="_line"), path=path, lines=out["_line"].to_numpy(), attrs=attrs)
 
 

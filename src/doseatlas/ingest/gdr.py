@@ -7,7 +7,8 @@ background), ``record_id`` and optionally ``Barcode`` (plate). ``Controls.csv``:
 The signal is ``CorrectedReadout`` (background already subtracted by gDR; no blank wells are
 emitted). Annotations beside the files are used when present: ``rowData_drug.csv`` (``DrugName``,
 ``Duration`` in hours) and ``colData_celllines.csv`` (``CellLineName``, ``ReferenceDivisionTime`` ->
-``attrs["doubling_times"]``, for GR without a time-zero read). Without ``Barcode`` each cell line is
+``attrs["doubling_times"]`` with ``attrs["doubling_time_source"]``, which a run uses for GR without a time-zero
+read, see :func:`doseatlas.pipeline.with_reader_metadata`). Without ``Barcode`` each cell line is
 its own pseudo-plate (PRISM pools cell lines in one well). gDR lists the same control record under
 every drug condition of the plate: repeats are exact duplicates and go to the ledger as such.
 """
@@ -71,7 +72,10 @@ def read(
     control[S.SOURCE_FILE] = str(ctrl_path)
     out = pd.concat([treated, control], ignore_index=True)
     doubling = _doubling_times(path, lines)
-    return finish(out, path=path, lines=out[S.SOURCE_LINE], attrs={"doubling_times": doubling})
+    attrs = {"doubling_times": doubling}
+    if doubling:
+        attrs["doubling_time_source"] = f"{path.with_name('colData_celllines.csv')}: ReferenceDivisionTime"
+    return finish(out, path=path, lines=out[S.SOURCE_LINE], attrs=attrs)
 
 
 def _annotations(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:

@@ -3,6 +3,12 @@
 Columns used: ``BARCODE`` (plate), ``POSITION`` (1-based, row-wise, 48 columns), ``TAG`` (well role),
 ``CELL_LINE_NAME``, ``DRUG_ID``, ``CONC`` (µM), ``INTENSITY``, ``ASSAY``, ``DURATION`` (days),
 ``SEEDING_DENSITY``; ``DRUGSET_ID`` and ``SCAN_DATE`` derive the replicate number.
+
+Series: a GDSC drug may be screened in several concentration ranges (drug 1510 of the gdscIC50 example at top
+concentrations 2.5 and 10 µM, library drugs ``L9`` and ``L32`` on the same plates). As gdscIC50
+(``drug_specifiers = DRUG_ID_lib, maxc``), a treated well's ``series`` is its range's top concentration:
+``max_conc_uM=<maxc>``, the highest ``CONC`` of its library drug (the ``L<n>`` of ``TAG``) on its plate. Separate
+series are separate curves unless the run pools them (``--pool-series``).
 """
 
 from __future__ import annotations
@@ -91,9 +97,20 @@ def read(
             S.SIGNAL: raw["INTENSITY"],
             S.REPLICATE: _replicate(raw),
             S.SEEDING_DENSITY: raw["SEEDING_DENSITY"] if "SEEDING_DENSITY" in raw else "",
+            S.SERIES: _series(raw, tag, treated=role == S.Role.TREATED.value),
         }
     )
     return finish(out, path=path, lines=lines, attrs={"source_line_convention": _line_note(parquet)})
+
+
+def _series(raw: pd.DataFrame, tag: pd.Series, *, treated: pd.Series) -> pd.Series:
+    """``max_conc_uM=<top CONC of the well's library drug on its plate>`` for treated wells, else empty."""
+    library = tag.str.extract(r"^(L\d+)-D\d+-", expand=False).where(treated)
+    conc = pd.to_numeric(raw["CONC"], errors="coerce").where(treated)
+    key = pd.DataFrame({"p": raw["BARCODE"].astype(str), "d": raw["DRUG_ID"].astype(str), "l": library})
+    top = conc.groupby([key["p"], key["d"], key["l"]], dropna=True, sort=False).transform("max")
+    text = "max_conc_uM=" + number_text(top)
+    return text.where(top.notna(), "").astype(object)
 
 
 def _line_note(parquet: bool) -> str:

@@ -194,7 +194,9 @@ def _case_a(table: pd.DataFrame, *, path: Path, context: dict) -> pd.DataFrame:
         )
         line_parts.append(lines[has_t0.to_numpy()])
     out = pd.concat(parts, ignore_index=True)
-    return finish(out, path=path, lines=np.concatenate(line_parts), attrs={"synthesized_controls": "case A"})
+    synthesized = {"case_a_control_wells_from_ctrl_and_time0_columns": len(out) - len(table)}
+    attrs = {"synthesized_controls": "case A", S.ROWS_SYNTHESIZED: synthesized}
+    return finish(out, path=path, lines=np.concatenate(line_parts), attrs=attrs)
 
 
 def _case_c(table: pd.DataFrame, *, path: Path, context: dict) -> pd.DataFrame:

@@ -7,7 +7,8 @@ Export (tab separated, as thunor's ``read_incucyte`` reads it)::
     Date Time<TAB>Elapsed<TAB>A1<TAB>B1 ...     <- header: read time, hours since treatment, one column per well
     3/27/2018 2:20:00 PM<TAB>0<TAB>3<TAB>796 ...
 
-Columns named ``A1, Image 2`` are further images of well A1: their counts are summed (as thunor does). Each
+Columns named ``A1, Image 2`` are further images of well A1: their counts are summed (as thunor does; the
+further images are counted in ``attrs["records_folded"]``, which the run reports in ``summary.json``). Each
 cell becomes one row: the well at ``time_h = Elapsed``, ``signal`` = the count. A read at ``Elapsed = 0`` is the
 well read at drug addition: its role is ``time_zero`` (blank wells stay blank), so GR values and percent growth
 have their reference. The plate map is the one of ``plate-matrix`` (``well``, ``role``, ``cell_line``, ...,
@@ -53,6 +54,7 @@ def read(path: str | Path, *, plate_map: str | Path) -> pd.DataFrame:
     out = join_plate_map(cells, layout, path=path, map_path=map_path)
     at_start = out[S.TIME_H].astype(str).str.strip().map(_is_zero) & out[S.ROLE].ne(S.Role.BLANK.value)
     out.loc[at_start, S.ROLE] = S.Role.TIME_ZERO.value
+    out.attrs[S.RECORDS_FOLDED] = cells.attrs[S.RECORDS_FOLDED]
     return out
 
 
@@ -87,7 +89,7 @@ def parse_incucyte(path: str | Path) -> tuple[pd.DataFrame, str | None]:
 
 
 def _cells(lines: list[str], header_at: int, wells: list[str], *, plate: str, path: Path) -> pd.DataFrame:
-    records = []
+    records, further_images = [], 0
     for number in range(header_at + 1, len(lines)):
         fields = lines[number].split("\t")
         if not "".join(fields).strip():
@@ -100,7 +102,10 @@ def _cells(lines: list[str], header_at: int, wells: list[str], *, plate: str, pa
             if value.strip():
                 values.setdefault(well, []).append(value.strip())
         records += [(plate, w, elapsed, _summed(v), number + 1) for w, v in values.items()]
-    return pd.DataFrame(records, columns=[S.PLATE, S.WELL, S.TIME_H, S.SIGNAL, S.SOURCE_LINE])
+        further_images += sum(len(v) - 1 for v in values.values())
+    cells = pd.DataFrame(records, columns=[S.PLATE, S.WELL, S.TIME_H, S.SIGNAL, S.SOURCE_LINE])
+    cells.attrs[S.RECORDS_FOLDED] = {"further_images_summed_into_their_well": further_images}
+    return cells
 
 
 def _summed(values: list[str]) -> str:

@@ -5,6 +5,8 @@ viability_pct`` (percent of control, not clipped); ``sensitivity_info.csv`` (sam
 ``info=`` is given) maps ``exp_id`` to ``sampleid`` (cell line), ``treatmentid`` (drug) and
 ``duration_h``. The data are already normalized: the result is a response table on the
 ``relative_viability`` scale (``viability_pct / 100``), so only the metrics it supports are computed.
+Each experiment is one dose series: ``series`` is its ``exp_id``, so repeated experiments of a cell line and drug
+(GDSCsmall has 9) are separate curves, as PharmacoGx fits them, unless the run pools them (``--pool-series``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def read(
             S.RESPONSE: response,
             S.RESPONSE_SCALE: S.RELATIVE_VIABILITY,
             S.REPLICATE: lookup("_rep"),
+            S.SERIES: exp.to_numpy(dtype=object),
         }
     )
     attrs = {"unmatched_exp_ids": int((~known).sum())}

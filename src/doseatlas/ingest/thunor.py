@@ -11,10 +11,12 @@ well_num``), ``<name>_assays_treated.csv`` (``assay, well_id, value, timepoint_h
 ``<name>_controls.csv`` (control wells with ``cell_line, plate, well_id, value, well_num,
 timepoint_hours``). Controls are taken as vehicle wells.
 
-Time: each plate is read many times. With ``time_h=72`` (default) the reader keeps, per plate, the
-reads at the time point nearest 72 h (over the treated and control reads of that plate; ties ->
-the earlier) and records that actual time in ``time_h``; ``time_h=None`` keeps every read (one
-well row per read time). Reads not selected are counted in ``attrs["reads_not_selected"]``.
+Time: each plate is read many times. Every read is one row (its actual time in ``time_h``), so that every
+record of the source is accounted for. With ``time_h=72`` (default) the run uses, per plate, the reads at the
+time point nearest 72 h (over the treated and control reads of that plate; ties -> the earlier); the other reads
+keep their values but get the role ``read_time_not_selected``, which validation sends to the ledger with that
+reason (counted in ``summary.json``; also ``attrs["reads_not_selected"]``). ``time_h=None`` uses every read
+(one well row per read time, one curve per read time).
 
 Time zero: Thunor data have no read at the time of drug addition; the first read (0.8-2.4 h in
 HTS007) is taken *after* the drug was added, so it is **not** used as a time-zero read: percent
@@ -89,17 +91,20 @@ def read(
         ctrl, ("cell_line", "plate", "value", "timepoint_hours"), path=controls_path, what="Thunor controls"
     )
     mapping = {**ASSAYS, **{k.lower(): v for k, v in (assay_map or {}).items()}}
-    treated = _treated(wells, reads, assays_path=assays_path, plate_columns=plate_columns)
+    treated = _treated(
+        wells, reads, assays_path=assays_path, wells_path=wells_path, plate_columns=plate_columns
+    )
     vehicle = _controls(ctrl, controls_path=controls_path, plate_columns=plate_columns)
     both = pd.concat([treated, vehicle], ignore_index=True)
     both[S.READOUT] = both["_assay"].str.strip().str.lower().map(mapping).fillna(both["_assay"])
     if dataset is not None:
         both[S.DATASET] = dataset
-    n_all = len(both)
     if time_h is not None:
-        both = _nearest(both, float(time_h))
+        other = ~_nearest(both, float(time_h))
+        both.loc[other, S.ROLE] = S.RowReason.READ_TIME_NOT_SELECTED.value
     both[S.TIME_H] = number_text(both["_t"])
-    attrs = {"reads_not_selected": n_all - len(both), "requested_time_h": time_h}
+    n_other = int((both[S.ROLE] == S.RowReason.READ_TIME_NOT_SELECTED.value).sum())
+    attrs = {"reads_not_selected": n_other, "requested_time_h": time_h}
     return finish(
         both.drop(columns=["_t", "_assay"]), path=wells_path, lines=both[S.SOURCE_LINE], attrs=attrs
     )
@@ -151,9 +156,9 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _treated(
-    wells: pd.DataFrame, reads: pd.DataFrame, *, assays_path: Path, plate_columns: int
+    wells: pd.DataFrame, reads: pd.DataFrame, *, assays_path: Path, wells_path, plate_columns: int
 ) -> pd.DataFrame:
-    wells = wells.drop_duplicates("well_id").set_index("well_id")
+    wells = _unique_wells(wells, path=wells_path)
     wid = reads["well_id"].str.strip()
     meta = wells.reindex(wid)
     out = pd.DataFrame(
@@ -175,6 +180,19 @@ def _treated(
         }
     )
     return out
+
+
+def _unique_wells(wells: pd.DataFrame, *, path) -> pd.DataFrame:
+    """The wells table indexed by ``well_id``; a repeated ``well_id`` is dropped only when it repeats the same
+    description, an error when it describes another well (its reads could not be told apart)."""
+    wells = wells.assign(well_id=wells["well_id"].str.strip()).drop_duplicates()
+    repeated = wells["well_id"].duplicated(keep=False)
+    if repeated.any():
+        first = wells.loc[repeated, "well_id"].iloc[0]
+        raise InputFileError(
+            str(path), f"well_id {first!r} is listed twice with different descriptions", column="well_id"
+        )
+    return wells.set_index("well_id")
 
 
 def _controls(ctrl: pd.DataFrame, *, controls_path: Path, plate_columns: int) -> pd.DataFrame:
@@ -211,11 +229,11 @@ def _well(num: pd.Series | None, well_id: pd.Series, plate_columns: int) -> np.n
     return out
 
 
-def _nearest(both: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per plate, the reads at the time point nearest ``target`` (rows without a time are all kept)."""
+def _nearest(both: pd.DataFrame, target: float) -> np.ndarray:
+    """Per plate, True for the reads at the time point nearest ``target`` (and for rows without a time)."""
     timed = both[both["_t"].notna()]
     times = timed[[S.PLATE, "_t"]].drop_duplicates()
     times = times.assign(_d=(times["_t"] - target).abs()).sort_values([S.PLATE, "_d", "_t"], kind="stable")
     chosen = times.drop_duplicates(S.PLATE).set_index(S.PLATE)["_t"]
     keep = both["_t"].isna() | (both["_t"] == both[S.PLATE].map(chosen))
-    return both[keep.to_numpy()].reset_index(drop=True)
+    return keep.to_numpy()

@@ -488,6 +488,7 @@ def compute_metrics(
         :class:`MetricOptions`.
     """
     options = options or MetricOptions()
+    responses, curves = S.with_series(responses), S.with_series(curves)
     frames = [_effects(responses)]
     for scale in S.RESPONSE_SCALES:
         frames += _scale_metrics(responses, curves, scale, options)

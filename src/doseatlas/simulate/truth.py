@@ -193,4 +193,5 @@ def dataset_truth(plan: DatasetPlan) -> pd.DataFrame:
     )
     table[S.READOUT] = str(ds.readout)
     table[S.DURATION_H] = np.asarray(ds.read_times_h, dtype=float)[table["time"].to_numpy()]
+    table[S.SERIES] = ""  # a simulated plate series is one dose series
     return table[list(TRUTH_COLUMNS)].reset_index(drop=True)
