@@ -78,14 +78,16 @@ def _plate_ids(table: pd.DataFrame) -> pd.Series:
     return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
 
 
-def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int]:
-    """Distinct (plate id, cell-line id) pairs of one part with their row counts, and its number of rows."""
+def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> tuple[pd.DataFrame, int, list[str]]:
+    """Distinct (plate id, cell-line id) pairs of one part with their row counts, its number of rows and its
+    data set names."""
     table = read(part)
-    line = _text(table, S.CELL_LINE)
-    keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
-                         "has_line": line.ne("")})  # fmt: skip
+    line, dataset = _text(table, S.CELL_LINE), _text(table, S.DATASET)
+    keys = pd.DataFrame(
+        {"plate": _plate_ids(table), "line": dataset + "\x1f" + line, "has_line": line.ne("")}
+    )
     counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
-    return counts, len(table)
+    return counts, len(table), sorted(d for d in pd.unique(dataset) if d)
 
 
 def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
@@ -155,14 +157,9 @@ def _normalize_bucket(
     """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
     responses to the step-3 buckets of their (dataset, perturbagen)."""
     pieces = [read_piece(_piece(spill, "raw", bucket, i)) for i in range(n_parts)]
-    if len({S.RESPONSE_SCALE in p.columns for p in pieces}) > 1:
-        raise InputFileError(
-            "<inputs>", "well tables and pre-normalized response tables cannot be mixed in one run"
-        )
-    raw = pd.concat(pieces, ignore_index=True)
+    # well tables and response tables (a manifest's sources) are validated and normalized each as its kind
+    checked, responses = _validate_and_normalize(pieces, options=options, tick=lambda _step: None)
     del pieces
-    checked, responses = _validate_and_normalize(raw, options=options, tick=lambda _step: None)
-    del raw
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
@@ -218,6 +215,7 @@ def run_partitioned(
     workers: int = 1,
     callbacks: Sequence[Any] = (),
     spill_dir: str | Path | None = None,
+    check_datasets: Callable[[list[list[str]]], None] | None = None,
 ) -> RunResult:
     """Run the pipeline on partitioned input with Dask.
 
@@ -238,6 +236,9 @@ def run_partitioned(
     spill_dir
         Where the shuffles spill their pieces (a temporary directory inside it, removed afterwards; default:
         the system's temporary directory).
+    check_datasets
+        Called with the data set names of each part after the first pass, before anything is spilled (a
+        manifest refuses two sources with the same data set: :func:`doseatlas.ingest.manifest.check_part_datasets`).
     """
     import dask
 
@@ -253,8 +254,10 @@ def run_partitioned(
     )
     with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
-        buckets = plate_buckets(pd.concat([k for k, _ in planned], ignore_index=True), n_partitions)
-        first_rows = np.cumsum([0, *(n_rows for _, n_rows in planned)])[:-1].tolist()
+        if check_datasets is not None:
+            check_datasets([names for *_, names in planned])
+        buckets = plate_buckets(pd.concat([k for k, *_ in planned], ignore_index=True), n_partitions)
+        first_rows = np.cumsum([0, *(n_rows for _, n_rows, _ in planned)])[:-1].tolist()
         with spill_directory(spill_dir) as spill:
             graph = _graph(parts, read, options, n_partitions, (buckets, first_rows), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
