@@ -339,3 +339,78 @@ def test_row_ids_number_every_row_of_every_source_in_manifest_order(study):
     result = run_pipeline(tables)
     ids = np.sort(np.concatenate([result.responses[S.ROW_ID].to_numpy()]))
     assert ids.max() < sum(map(len, tables)) and len(np.unique(ids)) == len(ids)
+
+
+def test_directory_sources_a_parquet_data_set_and_a_folder_of_files(tmp_path):
+    from study import gdsc_raw
+
+    folder = tmp_path / "lab" / "dataset=lab_x"
+    folder.mkdir(parents=True)
+    table = pd.read_csv(canonical(tmp_path / "x.csv"), dtype=str, keep_default_na=False)
+    table.drop(columns=[S.DATASET]).to_parquet(folder / "part0.parquet")
+    (tmp_path / "gdsc").mkdir()
+    gdsc_raw(tmp_path / "gdsc" / "screen1.csv")
+    gdsc_raw(tmp_path / "gdsc" / "screen2.csv")
+    (tmp_path / "gdsc" / "notes.md").write_text("not a screen")
+    (tmp_path / "m.toml").write_text(
+        '[[source]]\npath = "lab"\n'
+        '[[source]]\npath = "gdsc"\nformat = "gdsc-raw"\nglob = "*.csv"\ntime_h = 72\n'
+    )
+    manifest = load_manifest(tmp_path / "m.toml")
+    assert [p.path.name for p in manifest.parts] == ["part0.parquet", "screen1.csv", "screen2.csv"]
+    tables = read_manifest(manifest)
+    assert (tables[0][S.DATASET] == "lab_x").all() and (tables[1][S.DATASET] == "GDSC").all()
+
+
+def test_a_bad_doubling_time_table_names_its_line_and_the_source(tmp_path):
+    canonical(tmp_path / "lab_a.csv")
+    manifest = tmp_path / "m.toml"
+    manifest.write_text('[[source]]\npath = "lab_a.csv"\ndataset = "a"\ndoubling_times = "td.csv"\n')
+    for text, expected in (
+        (
+            "cell_line,doubling_time_h\nA,24\nB,-3\n",
+            "line 3, column 'doubling_time_h': doubling time '-3' is not",
+        ),
+        (
+            "cell_line,doubling_time_h\nA,24\nA,30\n",
+            "line 2, column 'doubling_time_h': doubling time '24' contra",
+        ),
+        ("cell_line,hours\nA,24\n", "column 'doubling_time_h': needs columns"),
+    ):
+        (tmp_path / "td.csv").write_text(text)
+        with pytest.raises(InputFileError, match="source 1") as err:
+            load_manifest(manifest)
+        assert expected in str(err.value) and "td.csv" in str(err.value)
+
+
+@pytest.mark.external
+@pytest.mark.slow  # 30 s on 2 shared cores
+def test_real_sources_gdsc_raw_plates_pharmacogx_and_the_example_in_one_run(tmp_path):
+    """Real data: 12 GDSC raw plates (gdsc-raw, wells), GDSCsmall (pharmacogx, responses) and the bundled
+    example (canonical wells), in one manifest."""
+    from doseatlas.cli import example_path
+
+    from conftest import external_dir
+
+    gdsc = pd.read_parquet(external_dir("gdsc_example_gdscIC50") / "gdsc_example_raw.parquet")
+    gdsc[gdsc["BARCODE"].isin(sorted(gdsc["BARCODE"].unique())[:12])].to_parquet(tmp_path / "gdsc12.parquet")
+    pgx = external_dir("pharmacogx_small_psets") / "GDSCsmall"
+    (tmp_path / "sources.toml").write_text(
+        f'[[source]]\npath = "{example_path()}"\n'
+        '[[source]]\npath = "gdsc12.parquet"\nformat = "gdsc-raw"\ndataset = "GDSC1"\n'
+        f'[[source]]\npath = "{pgx / "raw_long.csv"}"\nformat = "pharmacogx"\n'
+        f'options = {{ info = "{pgx / "sensitivity_info.csv"}" }}\n'
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(tmp_path / "sources.toml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["datasets"] == ["GDSC1", "GDSCsmall", "crispr_ko", "lab_a", "lab_b"]
+    assert (
+        summary["rows_read"]
+        == 4122 + int(gdsc["BARCODE"].isin(sorted(gdsc["BARCODE"].unique())[:12]).sum()) + 8748
+    )
+    assert summary["rows_read"] == summary["rows_used"] + summary["rows_in_ledger"]
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    estimated = metrics[metrics[S.STATUS] == "estimated"].groupby(S.DATASET).size()
+    assert set(estimated.index) == set(summary["datasets"])

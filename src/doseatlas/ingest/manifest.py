@@ -299,7 +299,7 @@ def _existing(written: str | None, folder: Path, manifest: Path, key: str) -> Pa
 
 
 def _resolve_path(written: str, folder: Path) -> Path:
-    path = Path(written).expanduser()
+    path = Path(written)
     return path if path.is_absolute() else folder / path
 
 
@@ -347,10 +347,23 @@ def _resolve(spec: SourceSpec, index: int, manifest: Path, folder: Path) -> Mani
         dataset=spec.dataset,
         options=options,
         defaults=_defaults(spec),
-        doubling_times=read_doubling_times(files["doubling_times"]) if files["doubling_times"] else None,
+        doubling_times=_doubling_times(files["doubling_times"], where),
         doubling_time_source=spec.doubling_time_source,
         aux_files=tuple(f for f in (*files.values(), *option_files) if f is not None),
     )
+
+
+def _doubling_times(path: Path | None, where: _Where) -> dict[str, float] | None:
+    try:
+        return read_doubling_times(path) if path is not None else None
+    except InputFileError as exc:
+        raise _naming(exc, where) from None
+
+
+def _naming(exc: InputFileError, where: _Where) -> InputFileError:
+    """The reader's error (file, line, column) with the manifest and the source added."""
+    note = f" (manifest {where.manifest}, {where.label})"
+    return InputFileError(exc.path, exc.message + note, column=exc.column, line=exc.line)
 
 
 def _check_plate_map(spec: SourceSpec, parameters: Mapping[str, inspect.Parameter], where: _Where) -> None:
@@ -461,19 +474,29 @@ def read_doubling_times(path: str | Path) -> dict[str, float]:
     """
     from doseatlas.ingest._files import text_table
 
-    table = text_table(path, sep=None) if Path(path).suffix.lower() != ".csv" else text_table(path)
+    table = text_table(path)
     missing = {S.CELL_LINE, S.DOUBLING_TIME_H} - set(table.columns)
     if missing:
         raise InputFileError(
             str(path), "needs columns cell_line and doubling_time_h", column=sorted(missing)[0]
         )
-    hours = pd.to_numeric(table[S.DOUBLING_TIME_H].str.strip(), errors="coerce")
+    lines, hours = (
+        table[S.CELL_LINE].str.strip(),
+        pd.to_numeric(table[S.DOUBLING_TIME_H].str.strip(), errors="coerce"),
+    )
     bad = ~(np.isfinite(hours) & (hours > 0))
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputFileError(str(path), f"doubling time {table[S.DOUBLING_TIME_H].iloc[first]!r} is not a "
-                             "positive number of hours", column=S.DOUBLING_TIME_H, line=first + 2)  # fmt: skip
-    return dict(zip(table[S.CELL_LINE].str.strip(), hours.astype(float), strict=True))
+    twice = lines.duplicated(keep=False) & ~hours.groupby(lines).transform("nunique").eq(1)
+    for mask, what in (
+        (bad, "is not a positive number of hours"),
+        (twice, "contradicts another row of its cell line"),
+    ):
+        if mask.any():
+            first = int(np.flatnonzero(mask.to_numpy())[0])
+            value = table[S.DOUBLING_TIME_H].iloc[first]
+            raise InputFileError(
+                str(path), f"doubling time {value!r} {what}", column=S.DOUBLING_TIME_H, line=first + 2
+            )
+    return dict(zip(lines, hours.astype(float), strict=True))
 
 
 def read_source_part(part: SourcePart) -> pd.DataFrame:
@@ -495,8 +518,7 @@ def read_source_part(part: SourcePart) -> pd.DataFrame:
         else:
             table = read_one(part.path, format=source.format, mapping=source.mapping, **source.options)
     except InputFileError as exc:
-        note = f" (manifest {source.manifest}, {source.label})"
-        raise InputFileError(exc.path, exc.message + note, column=exc.column, line=exc.line) from None
+        raise _naming(exc, source) from None
     except DoseatlasError as exc:
         raise source.fail(str(exc)) from None
     except (TypeError, ValueError) as exc:  # an option value of the wrong kind for the reader
@@ -516,7 +538,7 @@ def apply_source_settings(table: pd.DataFrame, *, source: ManifestSource) -> pd.
     """
     from doseatlas.validate import stripped_text
 
-    table = table.copy()
+    table = table.copy(deep=False)  # columns are replaced, never written into
     if source.dataset is not None:
         table[S.DATASET] = source.dataset
     for column, value in source.defaults.items():
@@ -524,20 +546,22 @@ def apply_source_settings(table: pd.DataFrame, *, source: ManifestSource) -> pd.
             table[column] = value
             continue
         text = stripped_text(table[column])
+        applies = pd.Series(True, index=table.index)
+        if column == S.TIME_H and S.ROLE in table:  # a time-zero read is at 0 h, whatever the default
+            applies = stripped_text(table[S.ROLE]).ne(S.Role.TIME_ZERO.value)
         empty = text.eq("") | (text.eq(S.Readout.UNKNOWN.value) if column == S.READOUT else False)
-        if column == S.TIME_H and S.ROLE in table:
-            empty &= stripped_text(table[S.ROLE]).ne(S.Role.TIME_ZERO.value)
-        conflict = ~empty & ~_same(text, value, column)
-        if column == S.TIME_H and S.ROLE in table:
-            conflict &= stripped_text(table[S.ROLE]).ne(S.Role.TIME_ZERO.value)
+        conflict = applies & ~empty & ~_same(text, value, column)
         if conflict.any():
             seen = ", ".join(repr(v) for v in text[conflict].unique()[:3])
+            where = table[S.SOURCE_FILE][conflict].iloc[0] if S.SOURCE_FILE in table else source.path
             raise source.fail(
-                f"{column} = {value!r} conflicts with the source's own {column} {seen} in {source.path}: a default "
+                f"{column} = {value!r} conflicts with the source's own {column} {seen} in {where}: a default "
                 "only fills missing values; remove it or correct the source",
                 column=column,
             )
-        table[column] = table[column].astype(object).where(~empty.to_numpy(), value)
+        fill = (applies & empty).to_numpy()
+        if fill.any():
+            table[column] = table[column].astype(object).where(~fill, value)
     table.attrs = {**table.attrs, "manifest_defaults": dict(source.defaults)}
     return table
 
