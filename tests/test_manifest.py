@@ -187,6 +187,10 @@ def _bad(tmp_path, text: str, *files: str) -> tuple[str, Path]:
             "source 2 (path = 'b.csv'): its rows have dataset 'lab_a', as the rows of source 1",
         ),
         (
+            '[[source]]\npath = "lab_a.csv"\ndataset = "x"\n[[source]]\npath = "./lab_a.csv"\ndataset = "y"\n',
+            "is already read by source 1 (path = 'lab_a.csv')",
+        ),
+        (
             '[[source]]\npath = "lab_a.csv"\nreadout = "srb"\n',
             "source 1 (path = 'lab_a.csv'): readout = 'srb' conflicts with the source's own readout 'atp'",
         ),

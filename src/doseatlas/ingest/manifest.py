@@ -258,7 +258,7 @@ def load_manifest(path: str | Path) -> StudyManifest:
         checksum="sha256:" + hashlib.sha256(data).hexdigest(),
         content=content,
         sources=sources,
-        parts=tuple(p for s in sources for p in _parts(s)),
+        parts=_read_once([p for s in sources for p in _parts(s)]),
         identities=_existing(spec.identities, folder, path, "identities"),
         cellosaurus=_existing(spec.cellosaurus, folder, path, "cellosaurus"),
     )
@@ -440,6 +440,16 @@ def _check_distinct_datasets(sources: Sequence[ManifestSource]) -> None:
                 column="dataset",
             )
         seen[source.dataset] = source
+
+
+def _read_once(parts: list[SourcePart]) -> tuple[SourcePart, ...]:
+    """The parts, refusing a file listed twice (its rows would be counted twice)."""
+    first: dict[Path, SourcePart] = {}
+    for part in parts:
+        seen = first.setdefault(part.path.resolve(), part)
+        if seen is not part:
+            raise part.source.fail(f"{part.path} is already read by {seen.source.label}", column="path")
+    return tuple(parts)
 
 
 def _parts(source: ManifestSource) -> list[SourcePart]:
