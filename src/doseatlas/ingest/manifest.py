@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from doseatlas import schemas as S
 from doseatlas.errors import DoseatlasError, InputFileError
 
-#: manifest keys that are defaults for metadata the source lacks (canonical column -> kind)
+#: source keys that are defaults for metadata the source lacks (each a canonical column)
 DEFAULT_KEYS: tuple[str, ...] = (
     S.READOUT,
     S.TIME_H,
