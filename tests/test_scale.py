@@ -165,3 +165,37 @@ def test_any_format_is_read_file_by_file_as_in_memory(tmp_path):
     ours = run_partitioned(paths, read=functools.partial(read_one, mapping=mapping), n_partitions=3)
     theirs = run_pipeline(read_any(paths, mapping=mapping))
     _assert_same(ours, theirs)
+
+
+def test_a_manifest_of_three_formats_gives_the_in_memory_tables(tmp_path):
+    """Each source file is a part read with its own options and defaults; wells and a response table mix."""
+    from doseatlas.ingest.manifest import check_part_datasets, load_manifest, read_manifest, read_source_part
+    from study import write_study
+
+    manifest = load_manifest(write_study(tmp_path))
+    check = functools.partial(check_part_datasets, manifest)
+    theirs = run_pipeline(read_manifest(manifest))
+    for n_partitions in (1, 4):
+        ours = run_partitioned(manifest.parts, read=read_source_part, n_partitions=n_partitions,
+                               check_datasets=check)  # fmt: skip
+        _assert_same(ours, theirs)
+    assert set(theirs.responses[S.DATASET]) == {"lab_a", "GDSC1", "GDSCsmall"}
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(manifest.path), "--engine", "dask", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out / "metrics.parquet")
+    assert meta["parameters"]["manifest"]["checksum"] == manifest.checksum
+    assert len(meta["inputs"]) == 5
+
+
+def test_a_manifest_with_two_sources_of_one_data_set_is_refused_before_anything_is_spilled(tmp_path):
+    from doseatlas.ingest.manifest import check_part_datasets, load_manifest, read_source_part
+    from study import canonical
+
+    canonical(tmp_path / "a.csv")
+    canonical(tmp_path / "b.csv")  # its rows say lab_a too
+    (tmp_path / "m.toml").write_text('[[source]]\npath = "a.csv"\n[[source]]\npath = "b.csv"\n')
+    manifest = load_manifest(tmp_path / "m.toml")
+    check = functools.partial(check_part_datasets, manifest)
+    with pytest.raises(InputFileError, match=r"source 2 \(path = 'b.csv'\): its rows have dataset 'lab_a'"):
+        run_partitioned(manifest.parts, read=read_source_part, n_partitions=2, check_datasets=check)

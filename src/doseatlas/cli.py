@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from doseatlas import pipeline
 from doseatlas.durations import DurationOptions
-from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
+from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
 from doseatlas.metrics.convert import ConversionOptions
@@ -39,17 +39,36 @@ def example_path() -> Path:
 
 
 def _doubling_times(path: Path | None) -> dict[str, float] | None:
-    if path is None:
-        return None
-    import pandas as pd
+    from doseatlas.ingest.manifest import read_doubling_times
 
-    table = pd.read_csv(path, sep=None, engine="python")
-    missing = {"cell_line", "doubling_time_h"} - set(table.columns)
-    if missing:
-        raise InputFileError(
-            str(path), "needs columns cell_line and doubling_time_h", column=sorted(missing)[0]
+    return None if path is None else read_doubling_times(path)
+
+
+def _load_manifest(paths: list[Path], *, single_file_options: dict):
+    """The study manifest when the one input is a ``.toml`` file (None otherwise); ConfigError when a manifest
+    is mixed with other inputs or with the single-file reading options (those go in the manifest's sources)."""
+    from doseatlas.ingest.manifest import is_manifest, load_manifest
+
+    if not any(is_manifest(p) for p in paths):
+        return None
+    if len(paths) > 1:
+        raise ConfigError("a study manifest (.toml) is the only input of its run: list every source in it")
+    given = [name for name, value in single_file_options.items() if value]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} apply to single-file runs: set them per [[source]] in the manifest"
         )
-    return dict(zip(table["cell_line"].astype(str), table["doubling_time_h"].astype(float), strict=True))
+    return load_manifest(paths[0])
+
+
+def _manifest_identity_files(manifest) -> dict[str, Path]:
+    """MERGE HOOK (issue 11, identities): the manifest's top-level ``identities`` / ``cellosaurus`` files, to be
+    wired to ``RunOptions.harmonize`` like ``--identities`` / ``--cellosaurus`` (checked and checksummed here)."""
+    if manifest is None:
+        return {}
+    return {
+        k: v for k, v in (("identities", manifest.identities), ("cellosaurus", manifest.cellosaurus)) if v
+    }
 
 
 def _models(pairs: list[str] | None) -> dict[str, str]:
@@ -74,10 +93,13 @@ def _run_in_memory(raw, options: pipeline.RunOptions, *, bar: Progress) -> pipel
     return result
 
 
-def _run_dask(paths: list[Path], options, reading: dict, *, bar: Progress, workers: int, partitions: int):
+def _run_dask(
+    paths: list[Path], options, reading: dict, *, bar: Progress, workers: int, partitions: int, manifest=None
+):
     """The partitioned run (:mod:`doseatlas.scale`) with a progress bar over Dask's tasks. Canonical inputs may
     be Parquet data set directories (each file a part); any other format is read file by file, as the
-    in-memory engine reads it."""
+    in-memory engine reads it; a manifest's parts are its sources' files, each read with its source's
+    options."""
     try:
         from dask.callbacks import Callback
     except ImportError:
@@ -96,15 +118,20 @@ def _run_dask(paths: list[Path], options, reading: dict, *, bar: Progress, worke
         def _posttask(self, key, result, dsk, state, worker_id):
             bar.advance(task)
 
-    if reading["format"] == "canonical" and reading["mapping"] is None:
+    check = None
+    if manifest is not None:
+        from doseatlas.ingest.manifest import check_part_datasets, read_source_part
+
+        parts, read, files = list(manifest.parts), read_source_part, manifest.files()
+        check = functools.partial(check_part_datasets, manifest)
+    elif reading["format"] == "canonical" and reading["mapping"] is None:
         parts, read = list_parts(paths), read_part
         files = [p.path for p in parts]
     else:
         parts, read = list(paths), functools.partial(read_one, **reading)
         files = parts
-    result = run_partitioned(
-        parts, read=read, options=options, n_partitions=partitions, workers=workers, callbacks=[_Bar()]
-    )
+    result = run_partitioned(parts, read=read, options=options, n_partitions=partitions, workers=workers,
+                             callbacks=[_Bar()], check_datasets=check)  # fmt: skip
     return result, files
 
 
@@ -213,11 +240,20 @@ def run(
 
     paths = list(inputs) if inputs else [example_path()]
     try:
+        single_file = {
+            "--format": input_format != "canonical",
+            "--mapping": mapping,
+            "--plate-map": plate_map,
+        }
+        manifest = _load_manifest(paths, single_file_options=single_file)
+        per_dataset = manifest.dataset_doubling_times() if manifest is not None else ({}, {})
         options = pipeline.RunOptions(
             normalization=NormalizationOptions(
                 control_summary=control_summary,
                 doubling_times=_doubling_times(doubling_times),
                 doubling_time_source=doubling_time_source,
+                dataset_doubling_times=per_dataset[0] or None,
+                dataset_doubling_time_sources=per_dataset[1] or None,
             ),
             fit=pipeline.FitOptions(
                 selection=selection,
@@ -237,7 +273,7 @@ def run(
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
-        target, recovered = io.prepare_output(out, inputs=paths)
+        target, recovered = io.prepare_output(out, inputs=paths if manifest is None else manifest.files())
     except DoseatlasError as exc:
         _fail(exc)
     for note in recovered:
@@ -249,15 +285,31 @@ def run(
                 if plate_map is not None:
                     reading["plate_map"] = plate_map
                 result, files = _run_dask(
-                    paths, options, reading, bar=bar, workers=workers, partitions=partitions
+                    paths,
+                    options,
+                    reading,
+                    bar=bar,
+                    workers=workers,
+                    partitions=partitions,
+                    manifest=manifest,
                 )
                 parameters = {**result.options.as_record(), "engine": {"name": "dask", "workers": workers,
                                                                 "partitions": partitions}}  # fmt: skip
+            elif manifest is not None:
+                from doseatlas.ingest.manifest import read_manifest
+
+                result = _run_in_memory(read_manifest(manifest), options, bar=bar)
+                files, parameters = (
+                    manifest.files(),
+                    {**result.options.as_record(), "engine": {"name": "memory"}},
+                )
             else:
                 reader_options = {"plate_map": plate_map} if plate_map is not None else {}
                 raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
                 result, files = _run_in_memory(raw, options, bar=bar), paths
                 parameters = {**result.options.as_record(), "engine": {"name": "memory"}}
+            if manifest is not None:
+                parameters["manifest"] = manifest.record()
             meta = io.provenance(inputs=files, parameters=parameters)
             io.write_run(result, target.scratch, meta=meta)
             report.write_report(result, target.scratch / "report.html", meta=meta)

@@ -51,19 +51,26 @@ class NormalizationOptions:
         Optional ``{cell_line: source}`` for cell lines whose doubling time comes from elsewhere than
         ``doubling_time_source`` (e.g. the reader's annotation file, see
         :func:`doseatlas.pipeline.with_reader_metadata`).
+    dataset_doubling_times, dataset_doubling_time_sources
+        Optional ``{dataset: {cell_line: hours}}`` and ``{dataset: source text}``: doubling times that apply to
+        one data set only (a study manifest's per-source tables); they take precedence over ``doubling_times``
+        for the cell lines they list.
     """
 
     control_summary: str = "trimmed_mean"
     doubling_times: Mapping[str, float] | None = None
     doubling_time_source: str = "user"
     doubling_time_sources: Mapping[str, str] | None = None
+    dataset_doubling_times: Mapping[str, Mapping[str, float]] | None = None
+    dataset_doubling_time_sources: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.control_summary not in CONTROL_SUMMARIES:
             raise ConfigError(
                 f"control_summary must be one of {', '.join(CONTROL_SUMMARIES)}, got {self.control_summary!r}"
             )
-        for line, td in (self.doubling_times or {}).items():
+        tables = [self.doubling_times or {}, *(self.dataset_doubling_times or {}).values()]
+        for line, td in (item for table in tables for item in table.items()):
             if not (np.isfinite(td) and td > 0):
                 raise ConfigError(f"doubling time of {line!r} must be a positive number of hours, got {td!r}")
 
@@ -206,7 +213,7 @@ def _read_time(t: pd.DataFrame) -> pd.Series:
 def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict[str, pd.Series]:
     tz, control = t[S.TIME_ZERO_SIGNAL], t[S.VEHICLE_SIGNAL]
     has_t0 = t[S.N_TIME_ZERO].gt(0).to_numpy()
-    td = t[S.CELL_LINE].map(dict(options.doubling_times or {})).astype(float)
+    td, td_source = _doubling_times(t, options=options)
     use_td = ~has_t0 & td.notna().to_numpy()
     no_vehicle = t[S.N_VEHICLE].eq(0).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -234,14 +241,25 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
         S.reason_column(S.GR): reason.to_numpy(),
         S.GR_SOURCE: np.where(ok, source, None),
         S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
-        S.DOUBLING_TIME_SOURCE: np.where(use_td, _td_source(t[S.CELL_LINE], options), None),
+        S.DOUBLING_TIME_SOURCE: np.where(use_td, td_source, None),
     }
 
 
-def _td_source(cell_line: pd.Series, options: NormalizationOptions) -> np.ndarray:
-    """Where each row's doubling time comes from: its cell line's own source, else ``doubling_time_source``."""
-    per_line = cell_line.map(dict(options.doubling_time_sources or {})).astype(object)
-    return per_line.where(per_line.notna(), options.doubling_time_source).to_numpy(dtype=object)
+def _doubling_times(t: pd.DataFrame, *, options: NormalizationOptions) -> tuple[pd.Series, np.ndarray]:
+    """Doubling time of each row's cell line and its source: the row's data set's own table first (a study
+    manifest's per-source table), then the run-wide one, whose source is the cell line's own
+    (``doubling_time_sources``, e.g. a reader's annotation) or ``doubling_time_source`` (one lookup per data set
+    with its own table, never per row)."""
+    td = t[S.CELL_LINE].map(dict(options.doubling_times or {})).astype(float)
+    per_line = t[S.CELL_LINE].map(dict(options.doubling_time_sources or {})).astype(object)
+    source = np.array(per_line.where(per_line.notna(), options.doubling_time_source), dtype=object)
+    sources = options.dataset_doubling_time_sources or {}
+    for dataset, table in (options.dataset_doubling_times or {}).items():
+        own = t[S.CELL_LINE].map(dict(table)).astype(float).where(t[S.DATASET].eq(dataset))
+        found = own.notna().to_numpy()
+        td = td.where(~found, own)
+        source[found] = sources.get(dataset, options.doubling_time_source)
+    return td, source
 
 
 def from_response_table(clean: pd.DataFrame) -> pd.DataFrame:

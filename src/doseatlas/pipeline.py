@@ -7,7 +7,7 @@ them and returns every table plus a summary whose row accounting is checked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -171,7 +171,8 @@ def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
-    """Per-plate QC: counts by role and the control summaries used."""
+    """Per-plate QC: counts by role and the control summaries used (rows of response tables have no plate)."""
+    clean = clean[clean[S.ROLE].notna()] if clean[S.ROLE].hasnans else clean
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
     counts = clean.groupby([*key, S.ROLE], dropna=False).size().unstack(S.ROLE, fill_value=0)
     counts = counts.reindex(
@@ -294,24 +295,37 @@ def is_response_table(raw: pd.DataFrame) -> bool:
 
 
 def _validate_and_normalize(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Sequence[pd.DataFrame],
     *,
     options: RunOptions,
     tick: Callable[[str], None],
     nominal: pd.DataFrame | None = None,
 ) -> tuple[ValidationResult, pd.DataFrame]:
-    """Validate, put read times on their nominal durations (``nominal``: the mapping of the whole input,
-    :func:`doseatlas.durations.nominal_map`; computed here when absent) and normalize."""
-    if is_response_table(raw):
-        checked = validate_responses(raw)
-        tick("normalize")
-        return checked, _pooled(from_response_table(checked.clean), options)
-    checked = validate_wells(raw)
-    if nominal is None:
-        nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
-    checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
+    """Validate and normalize well tables and pre-normalized response tables (one or both kinds: a list of
+    tables read from several sources); the responses of both kinds in one table, wells first. Well read times
+    are put on their nominal durations (``nominal``: the mapping of the whole input,
+    :func:`doseatlas.durations.nominal_map`; computed here when absent)."""
+    wells, tables = _by_kind(raw)
+    done = []
+    if wells is not None:
+        checked = validate_wells(wells)
+        if nominal is None:
+            nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
+        checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
+        done.append((checked, lambda c=checked: normalize(c.clean, options=options.normalization)))
+    if tables is not None:
+        checked = validate_responses(tables)
+        done.append((checked, lambda c=checked: from_response_table(c.clean)))
     tick("normalize")
-    return checked, _pooled(normalize(checked.clean, options=options.normalization), options)
+    if len(done) == 1:
+        return done[0][0], _pooled(done[0][1](), options)
+    (w, w_norm), (r, r_norm) = done
+    ledger = pd.concat([w.ledger, r.ledger], ignore_index=True)
+    ledger = ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable", ignore_index=True)
+    checked = ValidationResult(
+        clean=pd.concat([w.clean, r.clean], ignore_index=True), ledger=ledger, n_read=w.n_read + r.n_read
+    )
+    return checked, _pooled(pd.concat([w_norm(), r_norm()], ignore_index=True), options)
 
 
 def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
@@ -321,8 +335,39 @@ def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
     return responses
 
 
+def _by_kind(raw: pd.DataFrame | Sequence[pd.DataFrame]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(well rows, response-table rows) of one table or of a list of tables; each row keeps its position among
+    all rows (``row_id``) unless a partitioned run numbered it already. None where a kind is absent."""
+    if isinstance(raw, pd.DataFrame):
+        return (None, raw) if is_response_table(raw) else (raw, None)
+    frames = list(raw)
+    if not frames:
+        raise DoseatlasError("no input table")
+    if S.ROW_ID not in frames[0]:
+        starts = np.cumsum([0, *map(len, frames)])
+        frames = [
+            f.assign(**{S.ROW_ID: np.arange(a, a + len(f))}) for f, a in zip(frames, starts, strict=False)
+        ]
+    wells = [f for f in frames if not is_response_table(f)]
+    tables = [f for f in frames if is_response_table(f)]
+    if wells and tables:  # both kinds given: a kind without any row adds nothing
+        has_wells, has_tables = any(len(f) for f in wells), any(len(f) for f in tables)
+        if not has_tables:
+            tables = []  # (and with no row at all: one empty well table)
+        elif not has_wells:
+            wells = []
+    kinds = [[f for f in k if len(f)] or k[:1] for k in (wells, tables)]
+    return tuple(pd.concat(k, ignore_index=True) if k else None for k in kinds)
+
+
+def _merged_attrs(tables: Sequence[pd.DataFrame]) -> dict[str, Any]:
+    from doseatlas.ingest import merged_attrs
+
+    return merged_attrs(t.attrs for t in tables)
+
+
 def run_pipeline(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Sequence[pd.DataFrame],
     *,
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
@@ -332,13 +377,17 @@ def run_pipeline(
     Parameters
     ----------
     raw
-        Canonical well table as returned by a reader of :mod:`doseatlas.ingest`.
+        Canonical well table or pre-normalized response table as returned by a reader of
+        :mod:`doseatlas.ingest`, or a list of such tables of both kinds (the sources of a study manifest,
+        :func:`doseatlas.ingest.manifest.read_manifest`): each kind is validated and normalized as such and
+        their responses go into one table; ``row_id`` numbers the rows of every table in list order.
     options
         :class:`RunOptions`; defaults when omitted.
     progress
         Called with each step's name as it starts (for progress display).
     """
-    options = with_reader_metadata(options or RunOptions(), raw.attrs)
+    attrs = raw.attrs if isinstance(raw, pd.DataFrame) else _merged_attrs(raw)
+    options = with_reader_metadata(options or RunOptions(), attrs)
     tick = progress or (lambda _step: None)
     tick("validate")
     checked, responses = _validate_and_normalize(raw, options=options, tick=tick)
@@ -352,7 +401,7 @@ def run_pipeline(
     timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
-    summary.update(record_accounting(raw.attrs, checked.n_read))
+    summary.update(record_accounting(attrs, checked.n_read))
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)

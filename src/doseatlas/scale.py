@@ -29,7 +29,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -88,18 +88,33 @@ def _plate_ids(table: pd.DataFrame) -> pd.Series:
     return _text(table, S.DATASET) + "\x1f" + _text(table, S.PLATE)
 
 
-def _part_keys(
-    part: Any, read: Callable[[Any], pd.DataFrame]
-) -> tuple[pd.DataFrame, int, pd.DataFrame, dict]:
+class _PartPlan(NamedTuple):
+    """What the planning pass learns of one part."""
+
+    keys: pd.DataFrame
+    n_rows: int
+    times: pd.DataFrame
+    attrs: dict
+    datasets: list[str]
+
+
+def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
     """Distinct (plate id, cell-line id) pairs of one part with their row counts, its number of rows, its
-    distinct (dataset, read time) pairs (for the nominal durations of the whole input) and the metadata its reader
-    found (``attrs``, e.g. doubling times)."""
+    distinct (dataset, read time) pairs (for the nominal durations of the whole input), the metadata its reader
+    found (``attrs``, e.g. doubling times) and its data set names."""
     table = read(part)
-    line = _text(table, S.CELL_LINE)
-    keys = pd.DataFrame({"plate": _plate_ids(table), "line": _text(table, S.DATASET) + "\x1f" + line,
-                         "has_line": line.ne("")})  # fmt: skip
+    line, dataset = _text(table, S.CELL_LINE), _text(table, S.DATASET)
+    keys = pd.DataFrame(
+        {"plate": _plate_ids(table), "line": dataset + "\x1f" + line, "has_line": line.ne("")}
+    )
     counts = keys.groupby(["plate", "line", "has_line"], sort=False).size().rename("rows").reset_index()
-    return counts, len(table), distinct_times(table), dict(table.attrs)
+    return _PartPlan(
+        counts,
+        len(table),
+        distinct_times(table),
+        dict(table.attrs),
+        sorted(d for d in pd.unique(dataset) if d),
+    )
 
 
 def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
@@ -169,16 +184,11 @@ def _normalize_bucket(
     """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
     responses to the step-3 buckets of their (dataset, perturbagen)."""
     pieces = [read_piece(_piece(spill, "raw", bucket, i)) for i in range(n_parts)]
-    if len({S.RESPONSE_SCALE in p.columns for p in pieces}) > 1:
-        raise InputFileError(
-            "<inputs>", "well tables and pre-normalized response tables cannot be mixed in one run"
-        )
-    raw = pd.concat(pieces, ignore_index=True)
-    del pieces
+    # well tables and response tables (a manifest's sources) are validated and normalized each as its kind
     checked, responses = _validate_and_normalize(
-        raw, options=options, tick=lambda _step: None, nominal=nominal
+        pieces, options=options, tick=lambda _step: None, nominal=nominal
     )
-    del raw
+    del pieces
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
@@ -237,6 +247,7 @@ def run_partitioned(
     workers: int = 1,
     callbacks: Sequence[Any] = (),
     spill_dir: str | Path | None = None,
+    check_datasets: Callable[[list[list[str]]], None] | None = None,
 ) -> RunResult:
     """Run the pipeline on partitioned input with Dask.
 
@@ -257,6 +268,9 @@ def run_partitioned(
     spill_dir
         Where the shuffles spill their pieces (a temporary directory inside it, removed afterwards; default:
         the system's temporary directory).
+    check_datasets
+        Called with the data set names of each part after the first pass, before anything is spilled (a
+        manifest refuses two sources with the same data set: :func:`doseatlas.ingest.manifest.check_part_datasets`).
     """
     import dask
 
@@ -272,12 +286,14 @@ def run_partitioned(
     )
     with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
-        buckets = plate_buckets(pd.concat([k for k, *_ in planned], ignore_index=True), n_partitions)
-        first_rows = np.cumsum([0, *(n_rows for _, n_rows, *_ in planned)])[:-1].tolist()
+        if check_datasets is not None:
+            check_datasets([plan.datasets for plan in planned])
+        buckets = plate_buckets(pd.concat([plan.keys for plan in planned], ignore_index=True), n_partitions)
+        first_rows = np.cumsum([0, *(plan.n_rows for plan in planned)])[:-1].tolist()
         nominal = nominal_map(
-            pd.concat([t for _, _, t, _ in planned], ignore_index=True), options=options.durations
+            pd.concat([plan.times for plan in planned], ignore_index=True), options=options.durations
         )
-        attrs = merged_attrs(a for _, _, _, a in planned)
+        attrs = merged_attrs(plan.attrs for plan in planned)
         options = with_reader_metadata(options, attrs)
         with spill_directory(spill_dir) as spill:
             graph = _graph(parts, read, options, n_partitions, (buckets, first_rows, nominal), spill)

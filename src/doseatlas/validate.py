@@ -211,7 +211,11 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
         per rejected input row with ``source_file, source_line, column, reason, message``.
     """
     raw = raw.reset_index(drop=True)
-    text = {c: stripped_text(raw[c]) for c in S.WELL_COLUMNS}
+    empty = pd.Series("", index=raw.index, dtype=object)  # an optional column the table lacks
+    text = {
+        c: stripped_text(raw[c]) if c in raw or c not in S.OPTIONAL_WELL_COLUMNS else empty
+        for c in S.WELL_COLUMNS
+    }
     problems = _Problems(raw.index)
     _check_identifiers(text, problems)
     signal, time = _check_signal_time(text, problems)

@@ -14,7 +14,12 @@ from doseatlas.ingest._files import parquet_table, text_table
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
-def read_canonical(path: str | Path, *, partition_values: dict[str, str] | None = None) -> pd.DataFrame:
+def read_canonical(
+    path: str | Path,
+    *,
+    partition_values: dict[str, str] | None = None,
+    defaults: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Read one canonical well table file.
 
     Values are kept as text (for CSV/TSV) so that validation can report a bad value as it
@@ -27,6 +32,9 @@ def read_canonical(path: str | Path, *, partition_values: dict[str, str] | None 
     partition_values
         Column values the file's folders give its rows (a Parquet data set's ``key=value`` folders): added
         where the file lacks the column, an error where its own column says otherwise.
+    defaults
+        Column values for columns the file lacks entirely (a manifest source's defaults; see
+        :mod:`doseatlas.ingest.manifest`, which also fills the empty values of columns the file has).
 
     Returns
     -------
@@ -44,6 +52,9 @@ def read_canonical(path: str | Path, *, partition_values: dict[str, str] | None 
     table = _read_raw(path)
     table.columns = [str(c).strip() for c in table.columns]
     table = _with_partition_values(table, partition_values or {}, path=path)
+    for column, value in (defaults or {}).items():
+        if column not in table.columns:
+            table[column] = value
     return canonical_columns(with_parquet_lines(table, path), source=str(path))
 
 
