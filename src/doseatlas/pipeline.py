@@ -1,6 +1,7 @@
 """The named steps of ``doseatlas run``: tables in, tables out, no file access.
 
-Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics``. Each step is a
+Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics`` -> ``harmonize``
+(canonical cell-line and perturbagen names and ids, :mod:`doseatlas.harmonize`). Each step is a
 pure function of the previous step's tables and the options; :func:`run_pipeline` chains
 them and returns every table plus a summary whose row accounting is checked.
 """
@@ -16,12 +17,14 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
+from doseatlas.harmonize.identities import identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
-STEPS = ("validate", "normalize", "fit", "metrics")
+STEPS = ("validate", "normalize", "fit", "metrics", "harmonize")
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,12 @@ class RunOptions:
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
     fit: FitOptions = field(default_factory=FitOptions)
     metrics: MetricOptions = field(default_factory=MetricOptions)
+    harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
 
     def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
+        record = {name: asdict(getattr(self, name)) for name in ("normalization", "fit", "metrics")}
+        return {**record, "harmonize": self.harmonize.as_record()}
 
 
 @dataclass
@@ -114,6 +120,7 @@ class RunResult:
     ledger: pd.DataFrame
     plates: pd.DataFrame
     summary: dict[str, Any]
+    identities: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +186,22 @@ def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
 
+def harmonize_tables(
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    metrics: pd.DataFrame,
+    plates: pd.DataFrame,
+    *,
+    options: HarmonizeOptions,
+) -> tuple[pd.DataFrame, ...]:
+    """The ``harmonize`` step on a run's tables: (responses, curves, metrics, plates, identities) with the
+    canonical names and ids (plates keep their names where no identity was resolved, e.g. control-only lines)."""
+    responses, curves, metrics, identities = harmonize(responses, curves, metrics, options=options)
+    if len(plates) and S.CELL_LINE in plates:
+        plates = apply_identities(plates, identities)
+    return responses, curves, metrics, plates, identities
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -221,13 +244,23 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
+    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    tick("harmonize")
+    responses, curves, metrics, plates, identities = harmonize_tables(
+        responses, curves, metrics, plates, options=options.harmonize
+    )
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    summary["identities"] = identity_summary(identities)
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates
+        responses=responses,
+        curves=curves,
+        metrics=metrics,
+        ledger=checked.ledger,
+        plates=plates,
+        identities=identities,
     )
     return RunResult(**tables, summary=summary)

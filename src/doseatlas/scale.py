@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.harmonize import HarmonizeOptions
+from doseatlas.harmonize.identities import identity_summary
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import (
@@ -44,6 +46,7 @@ from doseatlas.pipeline import (
     _summary,
     _validate_and_normalize,
     fit_all_scales,
+    harmonize_tables,
     result_tables,
 )
 from doseatlas.validate import stripped_text
@@ -256,9 +259,11 @@ def run_partitioned(
         buckets = plate_buckets(pd.concat([k for k, _ in planned], ignore_index=True), n_partitions)
         first_rows = np.cumsum([0, *(n_rows for _, n_rows in planned)])[:-1].tolist()
         with spill_directory(spill_dir) as spill:
-            graph = _graph(parts, read, options, n_partitions, (buckets, first_rows), spill)
+            # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
+            bucket_options = replace(options, harmonize=HarmonizeOptions())
+            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
-    return _assemble(normalized, fitted)
+    return _assemble(normalized, fitted, options=options)
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -268,8 +273,9 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return out
 
 
-def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
-    """One run result from the buckets, in a deterministic row order."""
+def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
+    """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
+    assembled tables (canonical names never depend on the partitioning)."""
     line = [S.SOURCE_FILE, S.SOURCE_LINE]
     parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
     fitted.clear()  # each table's pieces are released once it is concatenated
@@ -286,5 +292,16 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    tables = result_tables(responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates)
+    responses, curves, metrics, plates, identities = harmonize_tables(
+        responses, curves, metrics, plates, options=options.harmonize
+    )
+    summary["identities"] = identity_summary(identities)
+    tables = result_tables(
+        responses=responses,
+        curves=curves,
+        metrics=metrics,
+        ledger=ledger,
+        plates=plates,
+        identities=identities,
+    )
     return RunResult(**tables, summary=summary)

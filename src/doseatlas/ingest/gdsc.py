@@ -93,7 +93,19 @@ def read(
             S.SEEDING_DENSITY: raw["SEEDING_DENSITY"] if "SEEDING_DENSITY" in raw else "",
         }
     )
+    out = _identifiers(out, raw, has_drug=has_drug)
     return finish(out, path=path, lines=lines, attrs={"source_line_convention": _line_note(parquet)})
+
+
+def _identifiers(out: pd.DataFrame, raw: pd.DataFrame, *, has_drug: pd.Series) -> pd.DataFrame:
+    """The source's own identifiers: ``COSMIC:<COSMIC_ID>`` for the cell line and ``GDSC_DRUG:<DRUG_ID>`` for
+    the drug of treated wells (the identities step reads them; empty where the source gives none)."""
+    if "COSMIC_ID" in raw:
+        cosmic = number_text(raw["COSMIC_ID"]).str.strip()
+        out[S.CELL_LINE_ID] = ("COSMIC:" + cosmic).where(cosmic != "", "")
+    drug = number_text(raw["DRUG_ID"]).str.strip()
+    out[S.PERTURBAGEN_ID] = ("GDSC_DRUG:" + drug).where(has_drug & (drug != ""), "")
+    return out
 
 
 def _line_note(parquet: bool) -> str:
