@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from doseatlas import pipeline
 from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
+from doseatlas.harmonize import HarmonizeOptions
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
 from doseatlas.normalize import NormalizationOptions
@@ -48,6 +49,17 @@ def _doubling_times(path: Path | None) -> dict[str, float] | None:
             str(path), "needs columns cell_line and doubling_time_h", column=sorted(missing)[0]
         )
     return dict(zip(table["cell_line"].astype(str), table["doubling_time_h"].astype(float), strict=True))
+
+
+def _harmonize_options(identities: Path | None, cellosaurus: Path | None) -> HarmonizeOptions:
+    """The identity evidence the user gives (``--identities``, ``--cellosaurus``), read and checked."""
+    from doseatlas.ingest.identities import read_cellosaurus, read_identity_table
+
+    return HarmonizeOptions(
+        identities=read_identity_table(identities) if identities is not None else (),
+        cellosaurus=read_cellosaurus(cellosaurus) if cellosaurus is not None else (),
+        files=tuple(str(p) for p in (identities, cellosaurus) if p is not None),
+    )
 
 
 def _models(pairs: list[str] | None) -> dict[str, str]:
@@ -183,6 +195,13 @@ def run(
     ] = "memory",
     workers: Annotated[int, typer.Option(help="Dask worker processes (--engine dask)")] = 1,
     partitions: Annotated[int, typer.Option(help="Buckets of each Dask shuffle (--engine dask)")] = 8,
+    identities: Annotated[
+        Path | None,
+        typer.Option(help="CSV kind,name,canonical[,id]: your identities of cell lines and perturbagens"),
+    ] = None,
+    cellosaurus: Annotated[
+        Path | None, typer.Option(help="Cellosaurus flat file (cellosaurus.txt): names, synonyms, accessions")
+    ] = None,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -207,10 +226,12 @@ def run(
                 min_curves=min_curves,
             ),
             metrics=MetricOptions(min_r2=min_r2),
+            harmonize=_harmonize_options(identities, cellosaurus),
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
-        target, recovered = io.prepare_output(out, inputs=paths)
+        evidence = [p for p in (identities, cellosaurus) if p is not None]
+        target, recovered = io.prepare_output(out, inputs=[*paths, *evidence])
     except DoseatlasError as exc:
         _fail(exc)
     for note in recovered:
@@ -231,7 +252,7 @@ def run(
                 raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
                 result, files = _run_in_memory(raw, options, bar=bar), paths
                 parameters = {**options.as_record(), "engine": {"name": "memory"}}
-            meta = io.provenance(inputs=files, parameters=parameters)
+            meta = io.provenance(inputs=[*files, *evidence], parameters=parameters)
             io.write_run(result, target.scratch, meta=meta)
             report.write_report(result, target.scratch / "report.html", meta=meta)
         io.commit_output(target)
@@ -326,7 +347,15 @@ def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"curves: {summary['curves']}; metric rows: {summary['metric_rows']}")
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
-    console.print(f"wrote {out}/ (responses, curves, metrics, ledger, plates .parquet; report.html)")
+    ids = summary.get("identities", {})
+    if ids:
+        console.print(
+            f"identities: {ids['cell_lines']} cell lines, {ids['perturbagens']} perturbagens; "
+            f"{ids['conflicts']} names kept apart, {ids['near_misses']} near misses listed (identities.parquet)"
+        )
+    console.print(
+        f"wrote {out}/ (responses, curves, metrics, ledger, plates, identities .parquet; report.html)"
+    )
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 
 

@@ -181,10 +181,14 @@ def _cellosaurus_evidence(frame: pd.DataFrame, records: tuple[CellosaurusRecord,
     if not records:
         return frame
     names, xrefs = cellosaurus_lookup(records)
+    depmap = ("DEPMAP:" + frame[S.SOURCE_NAME].astype(str)).where(
+        frame[S.SOURCE_NAME].astype(str).str.match(_DEPMAP)
+    )
     by_id = frame[S.SOURCE_ID].map(xrefs).where(line)
-    frame.loc[by_id.notna(), ["cvcl", "cvcl_rule"]] = np.c_[
-        by_id[by_id.notna()], [RULE.SOURCE_ID.value] * by_id.notna().sum()
-    ]
+    by_name = depmap.map(xrefs).where(line & by_id.isna())
+    for found, rule in ((by_id, RULE.SOURCE_ID), (by_name, RULE.DEPMAP_ID)):
+        hit = found.notna()
+        frame.loc[hit, "cvcl"], frame.loc[hit, "cvcl_rule"] = found[hit], rule.value
     found = (
         frame["key"]
         .map(names["accession"])
@@ -327,12 +331,14 @@ def _same_dataset(frame: pd.DataFrame) -> None:
 
 def _near_miss_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     """(scope, key, other_group) pairs, both ways: a key that is another key of the same scope plus 1-3
-    trailing characters (HeLa / HeLa S3, Nutlin-3 / Nutlin-3a), or two drug keys equal once a stereo prefix is
+    trailing characters starting with a letter (HeLa / HeLa S3, Nutlin-3 / Nutlin-3a), or two drug keys equal once a stereo prefix is
     set aside (omeprazole / esomeprazole, (R)-X / X, (+)-X / (-)-X)."""
     keys = pd.DataFrame({"scope": _scope(frame), "key": frame["key"].astype(str), "group": frame["group"]})
-    shorter = [keys.assign(other=keys["key"].str[:-n]) for n in (1, 2, 3)]
+    shorter = [keys.assign(other=keys["key"].str[:-n], tail=keys["key"].str[-n:]) for n in (1, 2, 3)]
     pairs = pd.concat(shorter, ignore_index=True)
-    pairs = pairs[pairs["other"].str.len() >= 3][["scope", "key", "other"]]
+    # a qualifier starts with a letter (S3, a, ADR); a digit continues a number (CL1 / CL10 are not near misses)
+    qualifier = pairs["tail"].str[0].str.isalpha() & (pairs["other"].str.len() >= 3)
+    pairs = pairs[qualifier][["scope", "key", "other"]]
     drug = (frame[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG).to_numpy()
     text = frame["base"].astype(str).str.normalize("NFKC").str.casefold().str.replace(_STEREO, "", regex=True)
     bare = keys.assign(bare=normalized_key(text))[drug][["scope", "key", "bare"]].drop_duplicates()
@@ -456,8 +462,9 @@ def _distinct(table: pd.DataFrame, kind: S.IdentityKind, id_column: str) -> pd.D
 def source_names(*tables: pd.DataFrame) -> pd.DataFrame:
     """Distinct (kind, dataset, perturbation_type, source name, source id) of the tables' cell lines and
     perturbagens; a name for which its source gives several ids has them in ``source_ids`` (and no id)."""
-    frames = [_distinct(t, kind, col) for t in tables if len(t)
-              for kind, col in ((K.CELL_LINE, S.CELL_LINE_ID), (K.PERTURBAGEN, S.PERTURBAGEN_ID))]  # fmt: skip
+    present = {K.CELL_LINE: S.CELL_LINE, K.PERTURBAGEN: S.PERTURBAGEN}
+    pairs = ((K.CELL_LINE, S.CELL_LINE_ID), (K.PERTURBAGEN, S.PERTURBAGEN_ID))
+    frames = [_distinct(t, kind, col) for t in tables for kind, col in pairs if len(t) and present[kind] in t]
     key = [S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME]
     if not frames:
         return pd.DataFrame(columns=[*key, S.SOURCE_ID, "source_ids"], dtype=object)
