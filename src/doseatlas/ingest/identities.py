@@ -24,7 +24,9 @@ _LINE = re.compile(r"^([A-Z]{2})   (.*)$")
 
 def _text_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
+        lines = [line.removesuffix("\r") for line in text.split("\n")]  # only \n ends a line
+        return lines[:-1] if lines and lines[-1] == "" else lines
     except FileNotFoundError:
         raise InputFileError(str(path), "file not found") from None
     except IsADirectoryError:
