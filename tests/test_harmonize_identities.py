@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doseatlas import schemas as S
 from doseatlas.harmonize import CellosaurusRecord, HarmonizeOptions, UserIdentity, resolve_identities
@@ -205,3 +207,38 @@ def test_ccle_names_resolve_onto_gdsc_names():
     # 786-0 (GDSC, digit zero) vs 786O (CCLE, letter O) is not merged: not a spelling rule, a different string
     assert "22RV1" in lines and "8-MG-BA" in lines and "786-0" not in lines
     assert len(lines) == 8  # of GDSCsmall's 9 (23132-87 too: CCLE's 2313287_STOMACH)
+
+
+# ------------------------------------------------------------------------------------------ invariants
+_SPELLINGS = st.sampled_from(
+    ["A-549", "A549", "a549", "A549_LUNG", "HeLa", "HeLa S3", "HELA", "X1", "X-1", "x10"]
+)
+_DRUGS = st.sampled_from(
+    ["dabrafenib", "Dabrafenib mesylate", "omeprazole", "esomeprazole", "(R)-X", "X", "x"]
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), _SPELLINGS, st.sampled_from([None, "COSMIC:1", "COSMIC:2"])),
+        max_size=12,
+    ),
+    st.lists(st.tuples(st.sampled_from("abc"), _DRUGS), max_size=8),
+    st.randoms(use_true_random=False),
+)
+def test_one_row_per_name_no_shared_canonical_within_a_data_set_and_order_free(lines, drugs, random):
+    rows = [(CL, d, n, i) for d, n, i in lines] + [(PG, d, n) for d, n in drugs]
+    names = source_names(
+        pd.DataFrame([(r[1], r[2], r[3] if len(r) > 3 else None) for r in rows if r[0] == CL],
+                     columns=[S.DATASET, S.CELL_LINE, S.CELL_LINE_ID]),
+        pd.DataFrame([(r[1], "drug", r[2]) for r in rows if r[0] == PG],
+                     columns=[S.DATASET, S.PERTURBATION_TYPE, S.PERTURBAGEN]),
+    )  # fmt: skip
+    out = resolve_identities(names)
+    key = [S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME]
+    assert not out.duplicated(key).any() and len(out) == len(names)
+    # merging never gives one metric key twice: distinct source names of a data set keep distinct canonical names
+    assert not out.duplicated([S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.CANONICAL_NAME]).any()
+    shuffled = names.sample(frac=1.0, random_state=random.randint(0, 10**6))
+    pd.testing.assert_frame_equal(resolve_identities(shuffled), out)

@@ -237,3 +237,27 @@ def test_gdsc_raw_carries_cosmic_and_drug_ids(tmp_path):
     table = read_any(path, format="gdsc-raw")
     assert list(table[S.CELL_LINE_ID]) == ["COSMIC:905949"] * 2
     assert list(table[S.PERTURBAGEN_ID]) == ["", "GDSC_DRUG:1003"]
+
+
+def test_partitioned_run_gives_the_same_identities_and_tables(tmp_path):
+    pytest.importorskip("dask")
+    from doseatlas.ingest.partitioned import list_parts, read_part
+    from doseatlas.scale import run_partitioned
+
+    wells = _two_sources()
+    for i, (_, part) in enumerate(wells.groupby(S.DATASET)):
+        part.to_parquet(tmp_path / f"part{i}.parquet", index=False)
+    parts = list_parts([tmp_path])
+    harmonize = HarmonizeOptions((UserIdentity("perturbagen", "dabrafenib", "dabrafenib", "PUBCHEM:44462760"),),
+                                 read_cellosaurus_text(EXCERPT))  # fmt: skip
+    options = RunOptions(harmonize=harmonize)
+    ours = run_partitioned(parts, read=read_part, options=options, n_partitions=3)
+    theirs = run_pipeline(pd.concat([read_part(p) for p in parts], ignore_index=True), options=options)
+    pd.testing.assert_frame_equal(ours.identities, theirs.identities, check_exact=True)
+    order = [*S.CURVE_KEY, S.SCALE, S.METRIC]
+    a = theirs.metrics.sort_values(order).reset_index(drop=True)
+    b = ours.metrics[a.columns].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(b, a, check_exact=True)
+    assert set(ours.metrics.loc[ours.metrics[S.CELL_LINE_SOURCE] == "A549_LUNG", S.CELL_LINE_ID]) == {
+        "CVCL_0023"
+    }

@@ -360,7 +360,8 @@ def _near_misses(frame: pd.DataFrame) -> None:
     hits = hits[hits["group"] != hits["other_group"]]
     if not len(hits):
         return
-    names = frame.groupby("group")[S.CANONICAL_NAME].first()
+    listed = frame[frame["group"].isin(hits["other_group"])]
+    names = listed.groupby("group")[S.CANONICAL_NAME].agg(lambda v: " / ".join(sorted(set(map(str, v)))))
     hits["other_name"] = hits["other_group"].map(names)
     text = hits.groupby("row")["other_name"].agg(lambda v: ", ".join(sorted(set(map(str, v)))))
     detail = pd.Series(None, index=frame.index, dtype=object)
@@ -372,7 +373,8 @@ def _near_misses(frame: pd.DataFrame) -> None:
 
 # ------------------------------------------------------------------------------------------ resolution
 def _evidence(names: pd.DataFrame, options: HarmonizeOptions) -> pd.DataFrame:
-    frame = name_keys(names.reset_index(drop=True))
+    order = [S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME, S.SOURCE_ID]
+    frame = name_keys(names.sort_values(order, kind="stable", na_position="last", ignore_index=True))
     frame = _user_evidence(frame, options.identities)
     frame["key"] = frame["key"].where(
         frame["user_canonical"].isna(), normalized_key(frame["user_canonical"].astype(str))
