@@ -242,3 +242,8 @@ def test_one_row_per_name_no_shared_canonical_within_a_data_set_and_order_free(l
     assert not out.duplicated([S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.CANONICAL_NAME]).any()
     shuffled = names.sample(frac=1.0, random_state=random.randint(0, 10**6))
     pd.testing.assert_frame_equal(resolve_identities(shuffled), out)
+
+
+def test_names_of_punctuation_only_are_not_merged_with_each_other():
+    out = _resolve((CL, "a", "-"), (CL, "b", "?"), (CL, "c", "-"))
+    assert set(out[S.CANONICAL_NAME]) == {"-", "?"}

@@ -133,8 +133,8 @@ def name_keys(names: pd.DataFrame) -> pd.DataFrame:
         ccle.notna(), RULE.CCLE_SUFFIX.value, np.where(salt.notna(), RULE.SALT_SUFFIX.value, None)
     )
     key = normalized_key(out["base"])
-    genetic = ~line & ~drug
-    out["key"] = key.where(~genetic, out["base"])
+    keep = ~line & ~drug | key.eq("").to_numpy()  # genetic perturbagens, and names of punctuation only
+    out["key"] = key.where(~keep, out["base"])
     return out
 
 
@@ -225,17 +225,15 @@ def _direct_id(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ groups
 def _components(frame: pd.DataFrame) -> np.ndarray:
-    """Group number of every name: names linked by a shared key (within kind and perturbation type) or a
-    shared identifier (within kind) are one group; ambiguous names stand alone."""
+    """Group number of every name: names linked by a shared key or a shared identifier (within kind and
+    perturbation type) are one group; ambiguous names stand alone."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(frame)
     alone = frame["cvcl_ambiguous"].to_numpy(dtype=bool)
     key = (_scope(frame) + "\x1f" + frame["key"].astype(str)).where(~alone)
-    ident = (frame[S.IDENTITY_KIND].astype(str) + "\x1f" + frame["direct_id"].astype(str)).where(
-        frame["direct_id"].notna()
-    )
+    ident = (_scope(frame) + "\x1f" + frame["direct_id"].astype(str)).where(frame["direct_id"].notna())
     key_codes, keys = pd.factorize(key)
     id_codes, ids = pd.factorize(ident)
     rows = np.r_[np.flatnonzero(key_codes >= 0), np.flatnonzero(id_codes >= 0)]
