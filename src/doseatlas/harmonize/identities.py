@@ -353,7 +353,14 @@ def _near_misses(frame: pd.DataFrame) -> None:
     if not len(pairs):
         return
     scope = _scope(frame)
-    index = pd.DataFrame({"row": np.arange(len(frame)), "scope": scope.to_numpy(), "key": frame["key"].astype(str).to_numpy(), "group": frame["group"].to_numpy()})  # fmt: skip
+    index = pd.DataFrame(
+        {
+            "row": np.arange(len(frame)),
+            "scope": scope.to_numpy(),
+            "key": frame["key"].astype(str).to_numpy(),
+            "group": frame["group"].to_numpy(),
+        }
+    )
     hits = index.merge(pairs[["scope", "key", "other_group"]], on=["scope", "key"])
     hits = hits[hits["group"] != hits["other_group"]]
     if not len(hits):
