@@ -261,3 +261,12 @@ def test_partitioned_run_gives_the_same_identities_and_tables(tmp_path):
     assert set(ours.metrics.loc[ours.metrics[S.CELL_LINE_SOURCE] == "A549_LUNG", S.CELL_LINE_ID]) == {
         "CVCL_0023"
     }
+
+
+def test_conflicts_are_warned_in_the_summary():
+    wells = _two_sources()
+    wells.loc[(wells[S.DATASET] == "lab_a") & (wells[S.CELL_LINE] == "CL05"), S.CELL_LINE] = "a549"
+    result = run_pipeline(_read(wells))
+    assert result.summary["identities"]["conflicts"] == 2  # lab_a: 'A-549' and 'a549' kept apart
+    assert any("kept apart" in note for note in result.summary["notes"])
+    assert not result.metrics.duplicated([*S.METRIC_KEY, S.SCALE]).any()

@@ -9,7 +9,7 @@ them and returns every table plus a summary whose row accounting is checked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
-from doseatlas.harmonize.identities import identity_summary
+from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
@@ -106,8 +106,8 @@ class RunOptions:
 
     def as_record(self) -> dict[str, Any]:
         """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
-        record = {name: asdict(getattr(self, name)) for name in ("normalization", "fit", "metrics")}
-        return {**record, "harmonize": self.harmonize.as_record()}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: v.as_record() if hasattr(v, "as_record") else asdict(v) for name, v in values.items()}
 
 
 @dataclass
@@ -255,6 +255,8 @@ def run_pipeline(
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
     summary["identities"] = identity_summary(identities)
+    if identity_notes(identities):
+        summary.setdefault("notes", []).extend(identity_notes(identities))
     tables = result_tables(
         responses=responses,
         curves=curves,

@@ -36,7 +36,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError, InputFileError
 from doseatlas.harmonize import HarmonizeOptions
-from doseatlas.harmonize.identities import identity_summary
+from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import (
@@ -296,6 +296,8 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
         responses, curves, metrics, plates, options=options.harmonize
     )
     summary["identities"] = identity_summary(identities)
+    if identity_notes(identities):
+        summary.setdefault("notes", []).extend(identity_notes(identities))
     tables = result_tables(
         responses=responses,
         curves=curves,

@@ -558,3 +558,17 @@ def identity_summary(identities: pd.DataFrame) -> dict[str, int]:
         ),
         "near_misses": int((identities[S.IDENTITY_CONFLICT] == CONFLICT.NEAR_MISS).sum()),
     }
+
+
+def identity_notes(identities: pd.DataFrame) -> list[str]:
+    """Warnings for the run summary (printed by the command line, shown in the report) when names were kept
+    apart or near misses listed."""
+    counts = identity_summary(identities)
+    notes = []
+    if counts["conflicts"]:
+        notes.append(f"{counts['conflicts']} source names kept apart (ambiguous identity, or several names in one "
+                     "data set): never merged; see identities.parquet and the report")  # fmt: skip
+    if counts["near_misses"]:
+        notes.append(f"{counts['near_misses']} source names are near misses of another (e.g. HeLa / HeLa S3): "
+                     "kept apart and listed")  # fmt: skip
+    return notes
