@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from doseatlas import pipeline
 from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.harmonize import HarmonizeOptions
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
 from doseatlas.metrics.convert import ConversionOptions
@@ -61,14 +62,29 @@ def _load_manifest(paths: list[Path], *, single_file_options: dict):
     return load_manifest(paths[0])
 
 
-def _manifest_identity_files(manifest) -> dict[str, Path]:
-    """MERGE HOOK (issue 11, identities): the manifest's top-level ``identities`` / ``cellosaurus`` files, to be
-    wired to ``RunOptions.harmonize`` like ``--identities`` / ``--cellosaurus`` (checked and checksummed here)."""
-    if manifest is None:
-        return {}
-    return {
-        k: v for k, v in (("identities", manifest.identities), ("cellosaurus", manifest.cellosaurus)) if v
-    }
+def _identity_files(
+    identities: Path | None, cellosaurus: Path | None, manifest
+) -> tuple[Path | None, Path | None]:
+    """The identity evidence files: ``--identities`` / ``--cellosaurus`` or the manifest's top-level
+    ``identities`` / ``cellosaurus``; naming one in both places is refused (which should win is not obvious)."""
+    given = {"identities": identities, "cellosaurus": cellosaurus}
+    if manifest is not None:
+        for key, path in (("identities", manifest.identities), ("cellosaurus", manifest.cellosaurus)):
+            if path and given[key] is not None and Path(given[key]).resolve() != Path(path).resolve():
+                raise ConfigError(f"--{key} and the manifest's {key!r} name different files: give one")
+            given[key] = given[key] or (Path(path) if path else None)
+    return given["identities"], given["cellosaurus"]
+
+
+def _harmonize_options(identities: Path | None, cellosaurus: Path | None) -> HarmonizeOptions:
+    """The identity evidence the user gives (``--identities``, ``--cellosaurus``), read and checked."""
+    from doseatlas.ingest.identities import read_cellosaurus, read_identity_table
+
+    return HarmonizeOptions(
+        identities=read_identity_table(identities) if identities is not None else (),
+        cellosaurus=read_cellosaurus(cellosaurus) if cellosaurus is not None else (),
+        files=tuple(str(p) for p in (identities, cellosaurus) if p is not None),
+    )
 
 
 def _models(pairs: list[str] | None) -> dict[str, str]:
@@ -234,6 +250,13 @@ def run(
     ] = "memory",
     workers: Annotated[int, typer.Option(help="Dask worker processes (--engine dask)")] = 1,
     partitions: Annotated[int, typer.Option(help="Buckets of each Dask shuffle (--engine dask)")] = 8,
+    identities: Annotated[
+        Path | None,
+        typer.Option(help="CSV kind,name,canonical[,id]: your identities of cell lines and perturbagens"),
+    ] = None,
+    cellosaurus: Annotated[
+        Path | None, typer.Option(help="Cellosaurus flat file (cellosaurus.txt): names, synonyms, accessions")
+    ] = None,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -270,10 +293,13 @@ def run(
             conversion=ConversionOptions(targets=tuple(target_duration or ())),
             durations=DurationOptions(abs_h=time_tolerance_h, rel=time_tolerance_rel),
             pool_series=pool_series,
+            harmonize=_harmonize_options(*_identity_files(identities, cellosaurus, manifest)),
         )
         if engine not in ("memory", "dask"):
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
-        target, recovered = io.prepare_output(out, inputs=paths if manifest is None else manifest.files())
+        evidence = [p for p in _identity_files(identities, cellosaurus, manifest) if p is not None]
+        inputs = paths if manifest is None else manifest.files()
+        target, recovered = io.prepare_output(out, inputs=[*inputs, *evidence])
     except DoseatlasError as exc:
         _fail(exc)
     for note in recovered:
@@ -310,7 +336,9 @@ def run(
                 parameters = {**result.options.as_record(), "engine": {"name": "memory"}}
             if manifest is not None:
                 parameters["manifest"] = manifest.record()
-            meta = io.provenance(inputs=files, parameters=parameters)
+            meta = io.provenance(
+                inputs=[*files, *[e for e in evidence if e not in files]], parameters=parameters
+            )
             io.write_run(result, target.scratch, meta=meta)
             report.write_report(result, target.scratch / "report.html", meta=meta)
         io.commit_output(target)
@@ -405,7 +433,15 @@ def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"curves: {summary['curves']}; metric rows: {summary['metric_rows']}")
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
-    console.print(f"wrote {out}/ (responses, curves, metrics, ledger, plates .parquet; report.html)")
+    ids = summary.get("identities", {})
+    if ids:
+        console.print(
+            f"identities: {ids['cell_lines']} cell lines, {ids['perturbagens']} perturbagens; "
+            f"{ids['conflicts']} names kept apart, {ids['near_misses']} near misses listed (identities.parquet)"
+        )
+    console.print(
+        f"wrote {out}/ (responses, curves, metrics, ledger, plates, identities .parquet; report.html)"
+    )
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 
 

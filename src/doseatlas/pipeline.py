@@ -1,6 +1,7 @@
 """The named steps of ``doseatlas run``: tables in, tables out, no file access.
 
-Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics``. Each step is a
+Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics`` -> ``harmonize``
+(canonical cell-line and perturbagen names and ids, :mod:`doseatlas.harmonize`). Each step is a
 pure function of the previous step's tables and the options; :func:`run_pipeline` chains
 them and returns every table plus a summary whose row accounting is checked.
 """
@@ -8,7 +9,7 @@ them and returns every table plus a summary whose row accounting is checked.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from doseatlas import schemas as S
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.growth import growth_table
+from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
+from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
 from doseatlas.metrics.time_dependence import time_dependence
@@ -26,7 +29,7 @@ from doseatlas.qc import plate_qc
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
-STEPS = ("validate", "normalize", "fit", "metrics", "time")
+STEPS = ("validate", "normalize", "fit", "metrics", "harmonize", "time")
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,18 @@ class RunOptions:
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
     durations: DurationOptions = field(default_factory=DurationOptions)
     pool_series: bool = False
+    harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
 
     def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: _record(v) for name, v in values.items()}
+
+
+def _record(value: Any) -> Any:
+    if hasattr(value, "as_record"):
+        return value.as_record()
+    return asdict(value) if is_dataclass(value) else value
 
 
 @dataclass
@@ -131,6 +143,7 @@ class RunResult:
     dip: pd.DataFrame = field(default_factory=pd.DataFrame)
     converted: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
+    identities: pd.DataFrame = field(default_factory=pd.DataFrame)
     options: RunOptions | None = None  # the options the run used (with the reader's metadata merged in)
 
 
@@ -289,6 +302,22 @@ def time_summary(timed: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
 
 
+def harmonize_tables(
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    metrics: pd.DataFrame,
+    plates: pd.DataFrame,
+    *,
+    options: HarmonizeOptions,
+) -> tuple[pd.DataFrame, ...]:
+    """The ``harmonize`` step on a run's tables: (responses, curves, metrics, plates, identities) with the
+    canonical names and ids (plates keep their names where no identity was resolved, e.g. control-only lines)."""
+    responses, curves, metrics, identities = harmonize(responses, curves, metrics, options=options)
+    if len(plates) and S.CELL_LINE in plates:
+        plates = apply_identities(plates, identities)
+    return responses, curves, metrics, plates, identities
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -397,6 +426,12 @@ def run_pipeline(
     metrics = compute_metrics(responses, curves, options=options.metrics)
     dip = dip_rates(checked.clean)
     curves, metrics = dip_step(dip, curves, metrics, options=options)
+    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    tick("harmonize")
+    responses, curves, metrics, plates, identities = harmonize_tables(
+        responses, curves, metrics, plates, options=options.harmonize
+    )
+    dip = apply_identities(dip, identities) if len(dip) else dip
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
@@ -405,7 +440,9 @@ def run_pipeline(
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    summary["identities"] = identity_summary(identities)
+    if identity_notes(identities):
+        summary.setdefault("notes", []).extend(identity_notes(identities))
     summary.update(time_summary(timed))
     tables = result_tables(
         responses=responses,
@@ -414,6 +451,7 @@ def run_pipeline(
         ledger=checked.ledger,
         plates=plates,
         dip=dip,
+        identities=identities,
         **timed,
     )
     return RunResult(**tables, summary=summary, options=options)

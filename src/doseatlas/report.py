@@ -105,6 +105,7 @@ def _provenance(meta: dict[str, Any]) -> str:
 def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()) -> str:
     """The report as an HTML string."""
     sections = [
+        ("Identities: conflicts and near misses", identities_section(result)),
         ("Summary", _cards(result.summary)),
         ("Responses computed and refused", _responses_section(result.responses)),
         ("Metrics computed and refused", metrics_section(result)),
@@ -125,6 +126,24 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
         f'<p class="sub">data sets: {html.escape(datasets)}</p>'
         f"{'<ul>' + notes + '</ul>' if notes else ''}{body}</body></html>"
     )
+
+
+def identities_section(result: Any) -> str:
+    """Source names kept apart (ambiguous, several names in one data set) and near misses, first in the
+    report: they are where sources may disagree about what was measured."""
+    table = getattr(result, "identities", None)
+    if table is None or not len(table) or S.IDENTITY_CONFLICT not in table:
+        return "<p>No identities resolved.</p>"
+    listed = table[table[S.IDENTITY_CONFLICT].notna()]
+    merged = int((table[S.CANONICAL_NAME] != table[S.SOURCE_NAME]).sum())
+    head = (f"<p>{len(table)} source names; {merged} renamed to a canonical name; {len(listed)} listed below "
+            "(never merged on a guess; every rule in <code>identities.parquet</code>).</p>")  # fmt: skip
+    if not len(listed):
+        return head + '<p class="ok">No conflicts and no near misses.</p>'
+    columns = [S.IDENTITY_CONFLICT, S.IDENTITY_KIND, S.DATASET, S.SOURCE_NAME, S.CANONICAL_NAME,
+               S.IDENTITY_CONFLICT_DETAIL]  # fmt: skip
+    shown = listed.sort_values(columns[:4], kind="stable")[columns].head(200)
+    return head + _table(shown)
 
 
 def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> None:

@@ -25,9 +25,8 @@ tables to about one bucket's; the output tables are then assembled in memory).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +36,8 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
+from doseatlas.harmonize import HarmonizeOptions, apply_identities
+from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.ingest import merged_attrs
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
@@ -48,6 +49,7 @@ from doseatlas.pipeline import (
     _validate_and_normalize,
     dip_step,
     fit_all_scales,
+    harmonize_tables,
     record_accounting,
     result_tables,
     time_summary,
@@ -296,9 +298,11 @@ def run_partitioned(
         attrs = merged_attrs(plan.attrs for plan in planned)
         options = with_reader_metadata(options, attrs)
         with spill_directory(spill_dir) as spill:
-            graph = _graph(parts, read, options, n_partitions, (buckets, first_rows, nominal), spill)
+            # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
+            bucket_options = replace(options, harmonize=HarmonizeOptions())
+            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill)
             normalized, fitted = dask.compute(*graph, **scheduler)
-    result = dataclasses.replace(_assemble(normalized, fitted, options=options), options=options)
+    result = replace(_assemble(normalized, fitted, options=options), options=options)
     result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
     return result
 
@@ -311,7 +315,8 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
-    """One run result from the buckets, in a deterministic row order."""
+    """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
+    assembled tables (canonical names never depend on the partitioning)."""
     line = [S.SOURCE_FILE, S.SOURCE_LINE]
     parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
     fitted.clear()  # each table's pieces are released once it is concatenated
@@ -330,9 +335,23 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
+    responses, curves, metrics, plates, identities = harmonize_tables(
+        responses, curves, metrics, plates, options=options.harmonize
+    )
+    dip = apply_identities(dip, identities) if len(dip) else dip
+    summary["identities"] = identity_summary(identities)
+    if identity_notes(identities):
+        summary.setdefault("notes", []).extend(identity_notes(identities))
     timed = time_tables(responses, curves, metrics, options=options)  # needs every duration of a pair at once
     summary.update(time_summary(timed))
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates, dip=dip, **timed
+        responses=responses,
+        curves=curves,
+        metrics=metrics,
+        ledger=ledger,
+        plates=plates,
+        identities=identities,
+        dip=dip,
+        **timed,
     )
     return RunResult(**tables, summary=summary)

@@ -202,6 +202,81 @@ CELL_LINE_ID = "cell_line_id"  # e.g. "CVCL_0023" (Cellosaurus), "COSMIC:905949"
 PERTURBAGEN_ID = "perturbagen_id"  # e.g. "PUBCHEM:44462760", "GDSC_DRUG:1003" (the source's own id)
 IDENTITY_RULE = "identity_rule"  # which evidence gave the canonical name (identities.parquet)
 
+# identities.parquet (the harmonize step's table: one row per source name of a data set)
+IDENTITY_KIND = "kind"  # "cell_line" or "perturbagen"
+SOURCE_NAME = "source_name"  # the name exactly as the source spelled it
+SOURCE_ID = "source_id"  # the identifier the source itself carries for it (namespaced), if any
+CANONICAL_NAME = "canonical_name"
+CANONICAL_ID = "canonical_id"
+IDENTITY_CONFLICT = "conflict"  # null, or why the name was kept apart / listed (IdentityConflict)
+IDENTITY_CONFLICT_DETAIL = "conflict_detail"
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    IDENTITY_KIND,
+    DATASET,
+    PERTURBATION_TYPE,
+    SOURCE_NAME,
+    SOURCE_ID,
+    CANONICAL_NAME,
+    CANONICAL_ID,
+    IDENTITY_RULE,
+    IDENTITY_CONFLICT,
+    IDENTITY_CONFLICT_DETAIL,
+)
+
+
+class IdentityKind(StrEnum):
+    """What an identity names."""
+
+    CELL_LINE = "cell_line"
+    PERTURBAGEN = "perturbagen"
+
+
+class IdentityRule(StrEnum):
+    """Which evidence gave a source name its identity, in the order the evidence is used."""
+
+    SOURCE_ID = "source_id"
+    USER_TABLE = "user_table"
+    CELLOSAURUS_ACCESSION = "cellosaurus_accession"
+    CELLOSAURUS_NAME = "cellosaurus_name"
+    DEPMAP_ID = "depmap_id"
+    CCLE_SUFFIX = "ccle_suffix"
+    SALT_SUFFIX = "salt_suffix"
+    NORMALIZED_NAME = "normalized_name"
+    AS_GIVEN = "as_given"
+
+
+#: one sentence per identity rule (docs/harmonization.md)
+IDENTITY_RULE_MEANING: dict[str, str] = {
+    IdentityRule.SOURCE_ID: "the source carries an identifier (GDSC COSMIC_ID / DRUG_ID, DepMap ACH-, Cellosaurus)",
+    IdentityRule.USER_TABLE: "the user's identity table (--identities) names it",
+    IdentityRule.CELLOSAURUS_ACCESSION: "the name is a Cellosaurus accession (CVCL_xxxx)",
+    IdentityRule.CELLOSAURUS_NAME: "the name is a Cellosaurus name or synonym (after normalization) of one accession",
+    IdentityRule.DEPMAP_ID: "the name is a DepMap id (ACH-nnnnnn)",
+    IdentityRule.CCLE_SUFFIX: "a CCLE name: the tissue suffix was removed (A549_LUNG -> A549)",
+    IdentityRule.SALT_SUFFIX: "a salt or hydrate suffix was removed (dabrafenib mesylate -> dabrafenib)",
+    IdentityRule.NORMALIZED_NAME: "equal to another spelling after case, spaces, hyphens and punctuation are ignored",
+    IdentityRule.AS_GIVEN: "no other evidence: the source's name is the canonical name",
+}
+
+
+class IdentityConflict(StrEnum):
+    """Why a source name is listed: kept apart rather than merged on a guess."""
+
+    AMBIGUOUS = "ambiguous"
+    SAME_DATASET = "same_dataset"
+    NEAR_MISS = "near_miss"
+
+
+IDENTITY_CONFLICT_MEANING: dict[str, str] = {
+    IdentityConflict.AMBIGUOUS: "the evidence points to two or more identities: every name involved keeps its own",
+    IdentityConflict.SAME_DATASET: (
+        "one data set uses several names for this identity: they keep their names (their curves were fitted apart)"
+    ),
+    IdentityConflict.NEAR_MISS: (
+        "a similar name is a different entity (HeLa / HeLa S3, a drug / its enantiomer): listed, never merged"
+    ),
+}
+
 # --------------------------------------------------------------------------- ledger
 LEDGER_COLUMN = "column"
 LEDGER_REASON = "reason"

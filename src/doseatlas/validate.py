@@ -247,6 +247,19 @@ def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) 
     out[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     out[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
     out[S.ROW_ID] = _row_ids(raw)
+    return _with_ids(out, raw)
+
+
+#: optional identifier columns a reader may fill (namespaced text); kept as given, empty -> null
+IDENTIFIER_COLUMNS: tuple[str, ...] = (S.CELL_LINE_ID, S.PERTURBAGEN_ID)
+
+
+def _with_ids(out: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with the identifier columns ``raw`` has (stripped text, empty -> null)."""
+    for column in IDENTIFIER_COLUMNS:
+        if column in raw:
+            text = stripped_text(raw[column])
+            out[column] = text.where(text != "", None).to_numpy()
     return out
 
 
@@ -334,5 +347,5 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     clean[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     clean[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
     clean[S.ROW_ID] = _row_ids(raw)
-    clean = clean[~bad].reset_index(drop=True)
+    clean = _with_ids(clean, raw)[~bad].reset_index(drop=True)
     return ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))

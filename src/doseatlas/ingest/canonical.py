@@ -95,7 +95,8 @@ def canonical_columns(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
             f"required column(s) missing: {', '.join(missing)} (found: {', '.join(map(str, table.columns))})",
             column=missing[0],
         )
-    out = table.reindex(columns=list(columns))
+    identifiers = [c for c in (S.CELL_LINE_ID, S.PERTURBAGEN_ID) if c in table.columns]  # optional, kept
+    out = table.reindex(columns=[*columns, *identifiers])
     out[S.SOURCE_FILE] = table[S.SOURCE_FILE].to_numpy() if S.SOURCE_FILE in table else str(path)
     out[S.SOURCE_LINE] = table[S.SOURCE_LINE].to_numpy() if S.SOURCE_LINE in table else range(2, len(out) + 2)
     return out.reset_index(drop=True)

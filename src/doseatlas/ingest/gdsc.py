@@ -100,6 +100,7 @@ def read(
             S.SERIES: _series(raw, tag, treated=role == S.Role.TREATED.value),
         }
     )
+    out = _identifiers(out, raw, has_drug=has_drug)
     return finish(out, path=path, lines=lines, attrs={"source_line_convention": _line_note(parquet)})
 
 
@@ -111,6 +112,17 @@ def _series(raw: pd.DataFrame, tag: pd.Series, *, treated: pd.Series) -> pd.Seri
     top = conc.groupby([key["p"], key["d"], key["l"]], dropna=True, sort=False).transform("max")
     text = "max_conc_uM=" + number_text(top)
     return text.where(top.notna(), "").astype(object)
+
+
+def _identifiers(out: pd.DataFrame, raw: pd.DataFrame, *, has_drug: pd.Series) -> pd.DataFrame:
+    """The source's own identifiers: ``COSMIC:<COSMIC_ID>`` for the cell line and ``GDSC_DRUG:<DRUG_ID>`` for
+    the drug of treated wells (the identities step reads them; empty where the source gives none)."""
+    if "COSMIC_ID" in raw:
+        cosmic = number_text(raw["COSMIC_ID"]).str.strip()
+        out[S.CELL_LINE_ID] = ("COSMIC:" + cosmic).where(cosmic != "", "")
+    drug = number_text(raw["DRUG_ID"]).str.strip()
+    out[S.PERTURBAGEN_ID] = ("GDSC_DRUG:" + drug).where(has_drug & (drug != ""), "")
+    return out
 
 
 def _line_note(parquet: bool) -> str:

@@ -100,6 +100,7 @@ RUN_TABLES = (
     "metrics",
     "ledger",
     "plates",
+    "identities",
     "growth",
     "converted",
     "time_dependence",
