@@ -1,6 +1,7 @@
 """The named steps of ``doseatlas run``: tables in, tables out, no file access.
 
-Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics``. Each step is a
+Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics`` -> ``consistency``
+(``auc_common`` and the comparison of data sets, :mod:`doseatlas.harmonize.consistency`). Each step is a
 pure function of the previous step's tables and the options; :func:`run_pipeline` chains
 them and returns every table plus a summary whose row accounting is checked.
 """
@@ -21,7 +22,7 @@ from doseatlas.normalize import NormalizationOptions, from_response_table, norma
 from doseatlas.qc import plate_qc
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
-STEPS = ("validate", "normalize", "fit", "metrics")
+STEPS = ("validate", "normalize", "fit", "metrics", "consistency")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class RunResult:
     ledger: pd.DataFrame
     plates: pd.DataFrame
     summary: dict[str, Any]
+    consistency: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +181,17 @@ def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
 
+def consistency_step(metrics: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``consistency`` step: ``auc_common`` rows appended to the metrics, and the consistency table.
+
+    Runs on the whole run's metrics (it compares data sets), after the identities step when there is one.
+    """
+    from doseatlas.harmonize.consistency import consistency_table, with_auc_common
+
+    metrics = with_auc_common(metrics, curves)
+    return metrics, consistency_table(metrics)
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -221,6 +234,8 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
+    tick("consistency")
+    metrics, consistency = consistency_step(metrics, curves)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
@@ -228,6 +243,11 @@ def run_pipeline(
     summary["metric_rows"] = len(metrics)
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     tables = result_tables(
-        responses=responses, curves=curves, metrics=metrics, ledger=checked.ledger, plates=plates
+        responses=responses,
+        curves=curves,
+        metrics=metrics,
+        ledger=checked.ledger,
+        plates=plates,
+        consistency=consistency,
     )
     return RunResult(**tables, summary=summary)

@@ -43,6 +43,7 @@ from doseatlas.pipeline import (
     _plates_table,
     _summary,
     _validate_and_normalize,
+    consistency_step,
     fit_all_scales,
     result_tables,
 )
@@ -276,6 +277,7 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
     responses = _concat(_drain(parts[0]), by=line)
     curves = _concat(_drain(parts[1]), by=[S.SCALE, *S.CURVE_KEY])
     metrics = _concat(_drain(parts[2]), by=[*S.CURVE_KEY, S.SCALE, S.METRIC])
+    metrics, consistency = consistency_step(metrics, curves)
     ledger = _concat([n.ledger for n in normalized], by=line)
     plates = _concat(
         [n.plates for n in normalized], by=[S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
@@ -286,5 +288,6 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple]) -> RunResult:
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)
     summary["metric_rows"] = len(metrics)
-    tables = result_tables(responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates)
+    tables = result_tables(responses=responses, curves=curves, metrics=metrics, ledger=ledger, plates=plates,
+                           consistency=consistency)  # fmt: skip
     return RunResult(**tables, summary=summary)

@@ -94,7 +94,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
 
 
-RUN_TABLES = ("responses", "curves", "metrics", "ledger", "plates")
+RUN_TABLES = ("responses", "curves", "metrics", "ledger", "plates", "consistency")
 
 
 def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> None:

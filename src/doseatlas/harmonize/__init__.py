@@ -1,0 +1,1 @@
+"""Putting sources together: identities across data sets and comparable numbers (``consistency``)."""
