@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,3 +189,40 @@ def test_published_values_give_their_own_stage():
     assert list(c[S.STAGE].unique()) == ["published", "harmonized"]
     pub = c[c[S.STAGE] == "published"].set_index(S.METRIC)
     assert list(pub.index) == ["ic50"] and pub.loc["ic50", S.SPEARMAN] == pytest.approx(1.0)
+
+
+def test_report_section_draws_each_pair_and_says_when_nothing_overlaps(two_sources):
+    from doseatlas.report import consistency_section
+
+    text = consistency_section(two_sources)
+    assert text.count("<figure>") == 1 and "a vs b" in text
+    lone = _run(_response_rows("x$", "L1", "d1", LOW) + _response_rows("y", "L9", "d1", LOW, seed=2))
+    text = consistency_section(lone)
+    assert "x$ and y share no cell line x perturbagen" in text and "<figure>" not in text
+    single = _run(_response_rows("a", "L1", "d1", LOW))
+    assert "nothing to compare" in consistency_section(single) and single.consistency.empty
+
+
+def test_run_writes_consistency_parquet_and_passes_the_output_check(tmp_path, two_sources):
+    import importlib.util
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from doseatlas.cli import app
+
+    rows = _response_rows("a", "L1", "d1", LOW) + _response_rows("b", "L1", "d1", HIGH, seed=5)
+    path = tmp_path / "responses.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out / "consistency.parquet")
+    assert table[S.N_SHARED_PAIRS].eq(1).all()
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert metrics[S.METRIC].eq("auc_common").sum() == 2
+    check = Path(__file__).resolve().parents[1].parent / "shared" / "checks" / "check_output.py"
+    if importlib.util.find_spec("pandas") and check.is_file():
+        done = subprocess.run([sys.executable, str(check), str(out)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
