@@ -191,10 +191,17 @@ def transform_for(metric: str) -> str:
     return "log10" if metric in REGISTRY and REGISTRY[metric].unit == "M" else "value"
 
 
-def _compared_metrics(agg: pd.DataFrame, a: str, b: str) -> list[str]:
-    """Metrics both data sets have with at least one non-refused row each."""
-    present = agg[agg[S.STATUS].ne(St.REFUSED.value)].groupby(S.METRIC)[S.DATASET].agg(set)
-    return sorted(m for m, ds in present.items() if {a, b} <= ds)
+def _present(agg: pd.DataFrame) -> pd.DataFrame:
+    """(metric, dataset) combinations with at least one non-refused row."""
+    rows = agg.loc[agg[S.STATUS].ne(St.REFUSED.value), [S.METRIC, S.DATASET]]
+    return rows.drop_duplicates().astype(str)
+
+
+def _compared_metrics(present: pd.DataFrame, a: str, b: str) -> list[str]:
+    """Metrics both data sets have with at least one non-refused row each (``present``: :func:`_present`)."""
+    in_a = set(present.loc[present[S.DATASET].eq(a), S.METRIC])
+    in_b = set(present.loc[present[S.DATASET].eq(b), S.METRIC])
+    return sorted(in_a & in_b)
 
 
 def paired_values(agg: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -206,7 +213,8 @@ def paired_values(agg: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     left = agg[agg[S.DATASET].eq(a)].drop(columns=S.DATASET)
     right = agg[agg[S.DATASET].eq(b)].drop(columns=S.DATASET)
     both = left.merge(right, on=key, suffixes=("_a", "_b"))
-    log = both[S.METRIC].map(transform_for).eq("log10")
+    logged = {m for m in both[S.METRIC].unique() if transform_for(m) == "log10"}
+    log = both[S.METRIC].isin(logged)
     for side in ("_a", "_b"):
         v = both[S.VALUE + side].astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -232,12 +240,12 @@ def _stats(both: pd.DataFrame) -> dict:
     }
 
 
-def _pair_rows(agg: pd.DataFrame, a: str, b: str, stage: str) -> list[dict]:
+def _pair_rows(agg: pd.DataFrame, a: str, b: str, stage: str, present: pd.DataFrame) -> list[dict]:
     """The rows of one pair of data sets and one stage (one per metric both have; one row if none)."""
     shared = paired_values(agg, a, b)
     n_pairs = len(shared.drop_duplicates(list(S.CONSISTENCY_KEY)))
     base = {S.DATASET_A: a, S.DATASET_B: b, S.STAGE: stage, S.N_SHARED_PAIRS: n_pairs}
-    names = _compared_metrics(agg, a, b)
+    names = _compared_metrics(present, a, b)
     if not names:
         return [{**base, S.METRIC: None, S.TRANSFORM: None, S.N_SHARED: 0, S.N_VALUES: 0}]
     grouped = dict(tuple(shared.groupby(S.METRIC, sort=True)))
@@ -268,8 +276,9 @@ def consistency_table(metrics: pd.DataFrame, *, published: pd.DataFrame | None =
     rows: list[dict] = []
     for stage, table in stages:
         agg = per_source(table.assign(**{S.DATASET: table[S.DATASET].astype(str)}))
+        present = _present(agg)
         for a, b in combinations(datasets, 2):
-            rows += _pair_rows(agg, a, b, stage)
+            rows += _pair_rows(agg, a, b, stage, present)
     out = pd.DataFrame(rows, columns=CONSISTENCY_COLUMNS)
     for column in (S.N_SHARED_PAIRS, S.N_SHARED, S.N_VALUES):
         out[column] = out[column].fillna(0).astype("int64")
