@@ -226,3 +226,28 @@ def test_run_writes_consistency_parquet_and_passes_the_output_check(tmp_path, tw
     if importlib.util.find_spec("pandas") and check.is_file():
         done = subprocess.run([sys.executable, str(check), str(out)], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout
+
+
+def test_a_run_compares_published_values_when_given(tmp_path):
+    from doseatlas.ingest.pharmacogx import read_published
+
+    for name, ic50 in (("a", "0.5"), ("b", "2")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "profiles.csv").write_text(
+            f"exp_id,ic50_published,auc_published\ne1,{ic50},0.4\ne2,Inf,NA\n"
+        )
+        (folder / "sensitivity_info.csv").write_text(
+            "exp_id,sampleid,treatmentid,duration_h\ne1,L1,d1,72\ne2,L2,d1,72\n"
+        )
+    published = pd.concat([read_published(tmp_path / n / "profiles.csv") for n in "ab"], ignore_index=True)
+    ic50 = published[published[S.METRIC] == "ic50"].set_index([S.DATASET, S.CELL_LINE])
+    assert ic50.loc[("a", "L1"), S.VALUE] == pytest.approx(0.5e-6)
+    assert ic50.loc[("a", "L2"), S.STATUS] == St.REFUSED  # Inf or NA: nothing published
+    rows = _response_rows("a", "L1", "d1", LOW) + _response_rows("b", "L1", "d1", HIGH, seed=5)
+    table = pd.DataFrame(rows).assign(**{S.SOURCE_FILE: "r.csv", S.SOURCE_LINE: range(2, len(rows) + 2)})
+    c = run_pipeline(table, published=published).consistency.set_index([S.STAGE, S.METRIC])
+    assert c.loc[("published", "ic50"), S.N_SHARED] == 2  # L2 is in both, refused in both
+    assert c.loc[("published", "ic50"), S.N_VALUES] == 1
+    assert c.loc[("published", "ic50"), S.MEDIAN_ABS_DIFF] == pytest.approx(np.log10(4))
+    assert ("harmonized", "auc_common") in c.index

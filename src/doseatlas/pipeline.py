@@ -181,15 +181,19 @@ def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFr
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
 
-def consistency_step(metrics: pd.DataFrame, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def consistency_step(
+    metrics: pd.DataFrame, curves: pd.DataFrame, *, published: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``consistency`` step: ``auc_common`` rows appended to the metrics, and the consistency table.
 
     Runs on the whole run's metrics (it compares data sets), after the identities step when there is one.
+    ``published``: the sources' own published values (e.g. :func:`doseatlas.ingest.pharmacogx.read_published`),
+    with the same cell line and perturbagen names as ``metrics`` (canonical ones after the identities step).
     """
     from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 
     metrics = with_auc_common(metrics, curves)
-    return metrics, consistency_table(metrics)
+    return metrics, consistency_table(metrics, published=published)
 
 
 def is_response_table(raw: pd.DataFrame) -> bool:
@@ -214,6 +218,7 @@ def run_pipeline(
     *,
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    published: pd.DataFrame | None = None,
 ) -> RunResult:
     """Run every step on a raw well table.
 
@@ -225,6 +230,9 @@ def run_pipeline(
         :class:`RunOptions`; defaults when omitted.
     progress
         Called with each step's name as it starts (for progress display).
+    published
+        The sources' own published values for the ``published`` stage of the consistency table (see
+        :func:`consistency_step`); none by default.
     """
     options = options or RunOptions()
     tick = progress or (lambda _step: None)
@@ -235,7 +243,7 @@ def run_pipeline(
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
     tick("consistency")
-    metrics, consistency = consistency_step(metrics, curves)
+    metrics, consistency = consistency_step(metrics, curves, published=published)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
