@@ -326,7 +326,9 @@ def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"curves: {summary['curves']}; metric rows: {summary['metric_rows']}")
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
-    console.print(f"wrote {out}/ (responses, curves, metrics, ledger, plates .parquet; report.html)")
+    console.print(
+        f"wrote {out}/ (responses, curves, metrics, consistency, ledger, plates .parquet; report.html)"
+    )
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 
 
