@@ -251,3 +251,10 @@ def test_a_run_compares_published_values_when_given(tmp_path):
     assert c.loc[("published", "ic50"), S.N_VALUES] == 1
     assert c.loc[("published", "ic50"), S.MEDIAN_ABS_DIFF] == pytest.approx(np.log10(4))
     assert ("harmonized", "auc_common") in c.index
+
+
+def test_a_source_without_relative_viability_does_not_make_a_pair_common():
+    rows = _response_rows("a", "L1", "d1", LOW)
+    gr_only = [{**r, S.RESPONSE_SCALE: S.GR} for r in _response_rows("b", "L1", "d1", HIGH, seed=6)]
+    result = _run(rows + gr_only)
+    assert not result.metrics[S.METRIC].eq("auc_common").any()

@@ -49,18 +49,19 @@ CONSISTENCY_COLUMNS = [
 
 # ------------------------------------------------------------------------------ auc_common
 def common_windows(auc_rows: pd.DataFrame) -> pd.DataFrame:
-    """Per row: the number of data sets of its pair and the pair's common window in log10 M.
+    """Per row: the number of data sets that tested its pair and the pair's common window in log10 M.
 
-    ``auc_rows`` carries the consistency key, ``dataset``, ``conc_min`` and ``conc_max`` (curves without a
-    tested range do not narrow the window).
+    ``auc_rows`` carries the consistency key, ``dataset``, ``conc_min`` and ``conc_max``. A curve without a
+    tested range on the relative-viability scale (no usable response, e.g. a source that publishes only GR)
+    neither narrows the window nor counts as a data set that tested the pair.
     """
     key = list(S.CONSISTENCY_KEY)
-    grouped = auc_rows.assign(_lo=np.log10(auc_rows["conc_min"]), _hi=np.log10(auc_rows["conc_max"])).groupby(
-        key, dropna=False, sort=False
-    )
+    lo, hi = np.log10(auc_rows["conc_min"].astype(float)), np.log10(auc_rows["conc_max"].astype(float))
+    tested = auc_rows[S.DATASET].where(np.isfinite(lo) & np.isfinite(hi))
+    grouped = auc_rows.assign(_lo=lo, _hi=hi, _tested=tested).groupby(key, dropna=False, sort=False)
     return pd.DataFrame(
         {
-            "n_datasets": grouped[S.DATASET].transform("nunique"),
+            "n_datasets": grouped["_tested"].transform("nunique"),
             "x0": grouped["_lo"].transform("max"),
             "x1": grouped["_hi"].transform("min"),
         },
