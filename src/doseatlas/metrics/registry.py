@@ -255,7 +255,7 @@ METRICS: tuple[Metric, ...] = (
         reference="vehicle control at the end of the assay",
         requires=(
             *_VEHICLE,
-            "the cell line x perturbagen measured by two or more data sets (otherwise no row)",
+            "the cell line x perturbagen tested on this scale by two or more data sets (otherwise no row)",
             "overlapping tested ranges (no_common_window)",
         ),
         unit=AREA,
