@@ -29,6 +29,7 @@ ORDER = {
     "curves": [S.SCALE, *S.CURVE_KEY],
     "metrics": [*S.CURVE_KEY, S.SCALE, S.METRIC],
     "plates": [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT],
+    "consistency": [S.DATASET_A, S.DATASET_B, S.STAGE, S.METRIC],
 }
 
 

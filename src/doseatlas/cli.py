@@ -440,7 +440,7 @@ def _print_summary(summary: dict, out: Path) -> None:
             f"{ids['conflicts']} names kept apart, {ids['near_misses']} near misses listed (identities.parquet)"
         )
     console.print(
-        f"wrote {out}/ (responses, curves, metrics, ledger, plates, identities .parquet; report.html)"
+        f"wrote {out}/ (responses, curves, metrics, ledger, plates, identities, consistency .parquet; report.html)"
     )
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 

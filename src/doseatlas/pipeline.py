@@ -1,7 +1,9 @@
 """The named steps of ``doseatlas run``: tables in, tables out, no file access.
 
 Steps (gDR-style names): ``validate`` -> ``normalize`` -> ``fit`` -> ``metrics`` -> ``harmonize``
-(canonical cell-line and perturbagen names and ids, :mod:`doseatlas.harmonize`). Each step is a
+(canonical cell-line and perturbagen names and ids, :mod:`doseatlas.harmonize`) -> ``consistency``
+(``auc_common`` and the comparison of data sets, :mod:`doseatlas.harmonize.consistency`) -> ``time`` (growth,
+conversion to target durations, time-dependent drugs). Each step is a
 pure function of the previous step's tables and the options; :func:`run_pipeline` chains
 them and returns every table plus a summary whose row accounting is checked.
 """
@@ -29,7 +31,7 @@ from doseatlas.qc import plate_qc
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
-STEPS = ("validate", "normalize", "fit", "metrics", "harmonize", "time")
+STEPS = ("validate", "normalize", "fit", "metrics", "harmonize", "consistency", "time")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class RunResult:
     converted: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
     identities: pd.DataFrame = field(default_factory=pd.DataFrame)
+    consistency: pd.DataFrame = field(default_factory=pd.DataFrame)
     options: RunOptions | None = None  # the options the run used (with the reader's metadata merged in)
 
 
@@ -318,6 +321,21 @@ def harmonize_tables(
     return responses, curves, metrics, plates, identities
 
 
+def consistency_step(
+    metrics: pd.DataFrame, curves: pd.DataFrame, *, published: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``consistency`` step: ``auc_common`` rows appended to the metrics, and the consistency table.
+
+    Runs on the whole run's metrics (it compares data sets), after the identities step when there is one.
+    ``published``: the sources' own published values (e.g. :func:`doseatlas.ingest.pharmacogx.read_published`),
+    with the same cell line and perturbagen names as ``metrics`` (canonical ones after the identities step).
+    """
+    from doseatlas.harmonize.consistency import consistency_table, with_auc_common
+
+    metrics = with_auc_common(metrics, curves)
+    return metrics, consistency_table(metrics, published=published)
+
+
 def is_response_table(raw: pd.DataFrame) -> bool:
     """True for a pre-normalized response table (it declares a ``response_scale``)."""
     return S.RESPONSE_SCALE in raw.columns
@@ -400,6 +418,7 @@ def run_pipeline(
     *,
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    published: pd.DataFrame | None = None,
 ) -> RunResult:
     """Run every step on a raw well table.
 
@@ -414,6 +433,9 @@ def run_pipeline(
         :class:`RunOptions`; defaults when omitted.
     progress
         Called with each step's name as it starts (for progress display).
+    published
+        The sources' own published values for the ``published`` stage of the consistency table (see
+        :func:`consistency_step`); none by default.
     """
     attrs = raw.attrs if isinstance(raw, pd.DataFrame) else _merged_attrs(raw)
     options = with_reader_metadata(options or RunOptions(), attrs)
@@ -432,6 +454,8 @@ def run_pipeline(
         responses, curves, metrics, plates, options=options.harmonize
     )
     dip = apply_identities(dip, identities) if len(dip) else dip
+    tick("consistency")
+    metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
@@ -452,6 +476,7 @@ def run_pipeline(
         plates=plates,
         dip=dip,
         identities=identities,
+        consistency=consistency,
         **timed,
     )
     return RunResult(**tables, summary=summary, options=options)

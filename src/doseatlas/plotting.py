@@ -176,3 +176,31 @@ def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def consistency_scatter(paired: pd.DataFrame, *, dataset_a: str, dataset_b: str, metrics: list[str]):
+    """One panel per metric: the value in ``dataset_a`` against ``dataset_b`` for the pairs both estimated.
+
+    ``paired`` is :func:`doseatlas.harmonize.consistency.paired_values` output (concentrations already log10).
+    Names are drawn as plain text (no mathtext: a ``$`` in a data set name stays a ``$``).
+    """
+    from doseatlas.harmonize.consistency import transform_for
+
+    fig = Figure(figsize=(3.0 * max(len(metrics), 1), 3.0))
+    axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
+    for ax, name in zip(axes, metrics, strict=False):
+        part = paired[paired[S.METRIC] == name]
+        a, b = part[S.VALUE + "_a"].to_numpy(float), part[S.VALUE + "_b"].to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        ax.scatter(a[ok], b[ok], s=12, color="#2b6cb0", alpha=0.7)
+        if ok.any():
+            lo, hi = np.nanmin([a[ok].min(), b[ok].min()]), np.nanmax([a[ok].max(), b[ok].max()])
+            ax.plot([lo, hi], [lo, hi], color="#a0aec0", lw=1, ls=":")
+        unit = "log10 M" if transform_for(name) == "log10" else "value"
+        title = f"{name} ({unit})\n{int(ok.sum())} of {len(part)} shared pairs estimated in both"
+        ax.set_title(title, fontsize=7, parse_math=False)
+        ax.set_xlabel(str(dataset_a), fontsize=7, parse_math=False)
+        ax.set_ylabel(str(dataset_b), fontsize=7, parse_math=False)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig

@@ -110,6 +110,7 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
         ("Responses computed and refused", _responses_section(result.responses)),
         ("Metrics computed and refused", metrics_section(result)),
         ("Dose-response curves", figures_section(result)),
+        ("Consistency across data sets", consistency_section(result)),
         *extra_sections,
         ("Glossary", glossary_section()),
         ("Rejected input rows (ledger)", _ledger_section(result.ledger)),
@@ -301,4 +302,48 @@ def figures_section(result: Any) -> str:
             "GR50...); dashed: fitted midpoint (EC50, GEC50); arrows: censored at the tested range; dotted "
             "horizontal lines: thresholds.</figcaption></figure>"
         )
+    return "".join(parts)
+
+
+#: metrics drawn in the consistency scatter plots (those both data sets have), and the bounds on their number
+SCATTER_METRICS = ("ic50", "auc_common", "gr50", "gi50", "auc")
+MAX_SCATTER_PAIRS, MAX_SCATTER_PANELS = 6, 4
+
+
+def consistency_section(result: Any) -> str:
+    """Per pair of data sets: shared pairs, agreement per metric, scatter plots; says when nothing overlaps."""
+    import base64
+
+    from doseatlas import plotting
+    from doseatlas.harmonize.consistency import paired_values, per_source
+
+    table = getattr(result, "consistency", None)
+    if table is None or table.empty:
+        return '<p class="sub">One data set in this run: nothing to compare across sources.</p>'
+    pairs = table.drop_duplicates([S.DATASET_A, S.DATASET_B])
+    none = pairs[pairs[S.N_SHARED_PAIRS].eq(0)]
+    notes = "".join(
+        f"<li>{html.escape(str(r[S.DATASET_A]))} and {html.escape(str(r[S.DATASET_B]))} share no cell line x "
+        "perturbagen: nothing to compare.</li>"
+        for _, r in none.iterrows()
+    )
+    parts = [f'<ul class="warn">{notes}</ul>' if notes else "", _table(table)]
+    agg = per_source(result.metrics.assign(**{S.DATASET: result.metrics[S.DATASET].astype(str)}))
+    shown = pairs[pairs[S.N_SHARED_PAIRS].gt(0)].head(MAX_SCATTER_PAIRS)
+    for _, r in shown.iterrows():
+        a, b = str(r[S.DATASET_A]), str(r[S.DATASET_B])
+        rows = table[(table[S.DATASET_A] == a) & (table[S.DATASET_B] == b) & table[S.N_VALUES].gt(0)]
+        names = [m for m in SCATTER_METRICS if m in set(rows[S.METRIC])][:MAX_SCATTER_PANELS]
+        if not names:
+            continue
+        fig = plotting.consistency_scatter(paired_values(agg, a, b), dataset_a=a, dataset_b=b, metrics=names)
+        data = base64.b64encode(plotting.png_bytes(fig)).decode()
+        label = html.escape(f"{a} vs {b}")
+        parts.append(
+            f'<figure><img alt="{label}" src="data:image/png;base64,{data}"><figcaption>{label}: pairs estimated '
+            "in both (concentrations in log10 M; dotted: identity).</figcaption></figure>"
+        )
+    hidden = len(pairs[pairs[S.N_SHARED_PAIRS].gt(0)]) - len(shown)
+    if hidden > 0:
+        parts.append(f'<p class="sub">{hidden} more pairs of data sets: see consistency.parquet.</p>')
     return "".join(parts)

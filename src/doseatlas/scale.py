@@ -47,6 +47,7 @@ from doseatlas.pipeline import (
     _plates_table,
     _summary,
     _validate_and_normalize,
+    consistency_step,
     dip_step,
     fit_all_scales,
     harmonize_tables,
@@ -342,6 +343,9 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     summary["identities"] = identity_summary(identities)
     if identity_notes(identities):
         summary.setdefault("notes", []).extend(identity_notes(identities))
+    metrics, consistency = consistency_step(metrics, curves)
+    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
+    summary["metric_rows"] = len(metrics)
     timed = time_tables(responses, curves, metrics, options=options)  # needs every duration of a pair at once
     summary.update(time_summary(timed))
     tables = result_tables(
@@ -351,6 +355,7 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
         ledger=ledger,
         plates=plates,
         identities=identities,
+        consistency=consistency,
         dip=dip,
         **timed,
     )

@@ -277,6 +277,33 @@ IDENTITY_CONFLICT_MEANING: dict[str, str] = {
     ),
 }
 
+# --------------------------------------------------------------------------- consistency across sources
+# auc_common rows of the metrics table carry the common tested window of their cell line x perturbagen x
+# perturbation type (molar; null on every other row). consistency.parquet: one row per pair of data sets, stage
+# and metric (see doseatlas.harmonize.consistency).
+WINDOW_LOW = "window_low"
+WINDOW_HIGH = "window_high"
+CONSISTENCY_KEY: tuple[str, ...] = (CELL_LINE, PERTURBAGEN, PERTURBATION_TYPE)  # a "pair" measured by sources
+DATASET_A = "dataset_a"
+DATASET_B = "dataset_b"
+STAGE = "stage"
+N_SHARED_PAIRS = "n_shared_pairs"  # pairs with any metric row in both data sets
+N_SHARED = "n_shared"  # pairs with a row of this metric in both data sets
+N_VALUES = "n_values"  # of those, pairs with a value (estimated) in both
+TRANSFORM = "transform"  # what the correlations and differences are computed on: log10 or value
+SPEARMAN = "spearman"
+PEARSON = "pearson"
+MEDIAN_ABS_DIFF = "median_abs_diff"
+STATUS_AGREEMENT = "status_agreement"  # share of the n_shared pairs with the same status in both
+
+
+class ConsistencyStage(StrEnum):
+    """Which numbers a consistency row compares."""
+
+    PUBLISHED = "published"  # each source's own published values and definitions (before harmonization)
+    HARMONIZED = "harmonized"  # doseatlas' metrics: one definition, auc_common on the common window
+
+
 # --------------------------------------------------------------------------- ledger
 LEDGER_COLUMN = "column"
 LEDGER_REASON = "reason"
@@ -343,6 +370,7 @@ class RefusalReason(StrEnum):
     NOT_IDENTIFIABLE = "not_identifiable"
     POOR_FIT = "poor_fit"
     WINDOW_NOT_COVERED = "window_not_covered"
+    NO_COMMON_WINDOW = "no_common_window"
     NO_RESPONSES = "no_responses"
     NOT_PROVIDED = "not_provided_by_source"
     NO_GROWTH_ESTIMATE = "no_growth_estimate"
@@ -371,6 +399,10 @@ REFUSAL_MEANING: dict[str, str] = {
     ),
     RefusalReason.POOR_FIT: "the sigmoid was selected but its R² is below the metric options' min_r2",
     RefusalReason.WINDOW_NOT_COVERED: "the fixed AUC window is not inside the tested range (no extrapolation)",
+    RefusalReason.NO_COMMON_WINDOW: (
+        "auc_common: the tested concentration ranges of the data sets that measured this cell line and "
+        "perturbagen do not overlap (no extrapolation)"
+    ),
     RefusalReason.NO_RESPONSES: "no usable response on this scale for the curve",
     RefusalReason.NOT_PROVIDED: "the source publishes pre-normalized responses without this scale",
     RefusalReason.NO_GROWTH_ESTIMATE: (

@@ -1,4 +1,5 @@
-"""Putting sources together: resolved identities (:mod:`doseatlas.harmonize.identities`)."""
+"""Putting sources together: resolved identities (:mod:`doseatlas.harmonize.identities`) and comparable
+numbers across data sets (:mod:`doseatlas.harmonize.consistency`)."""
 
 from doseatlas.harmonize.identities import (
     CellosaurusRecord,

@@ -82,3 +82,52 @@ def read(
     )
     attrs = {"unmatched_exp_ids": int((~known).sum())}
     return finish(out, path=path, lines=np.arange(len(raw)) + 2, attrs=attrs)
+
+
+#: published metrics of a PharmacoGx ``profiles.csv``: column -> (doseatlas metric it stands for, factor to the
+#: metric's unit); compared as published, with each consortium's own definition (see docs/validation.md)
+PUBLISHED_PROFILES: dict[str, tuple[str, float]] = {
+    "ic50_published": ("ic50", 1e-6),
+    "auc_published": ("auc", 1.0),
+}
+
+
+def read_published(
+    path: str | Path, *, info: str | Path | None = None, dataset: str | None = None
+) -> pd.DataFrame:
+    """The consortium's own published values of a PharmacoGx export (``profiles.csv``), long format.
+
+    One row per experiment and published metric: the consistency key, ``dataset``, ``duration_h``, ``metric``
+    (``ic50`` for ``ic50_published`` in molar, ``auc`` for ``auc_published`` as published: GDSC's area under the
+    curve, CCLE's activity area, an area above it), ``value``, ``status`` (``estimated`` where a value is
+    published, ``refused`` / ``not_provided_by_source`` where not) and ``reason``. Sources publish no censoring:
+    a capped or extrapolated value is ``estimated`` here, as published. For :func:`doseatlas.harmonize.
+    consistency.consistency_table` (``published=``).
+    """
+    path = Path(path)
+    info_path = Path(info) if info is not None else path.with_name("sensitivity_info.csv")
+    profiles = text_table(path)
+    require(profiles, ("exp_id",), path=path, what="PharmacoGx profiles")
+    meta = text_table(info_path)
+    require(meta, ("exp_id", "sampleid", "treatmentid"), path=info_path, what="PharmacoGx sensitivity_info")
+    columns = [c for c in PUBLISHED_PROFILES if c in profiles]
+    long = profiles.melt(id_vars="exp_id", value_vars=columns, var_name="_column", value_name=S.VALUE)
+    long = long.merge(meta.drop_duplicates("exp_id"), on="exp_id", how="inner")
+    factor = long["_column"].map(lambda c: PUBLISHED_PROFILES[c][1])
+    value = pd.to_numeric(long[S.VALUE], errors="coerce") * factor
+    value = value.where(np.isfinite(value))
+    return pd.DataFrame(
+        {
+            S.DATASET: dataset or path.parent.name,
+            S.CELL_LINE: long["sampleid"].str.strip(),
+            S.PERTURBATION_TYPE: S.PerturbationType.DRUG.value,
+            S.PERTURBAGEN: long["treatmentid"].str.strip(),
+            S.DURATION_H: pd.to_numeric(long["duration_h"], errors="coerce")
+            if "duration_h" in long
+            else np.nan,
+            S.METRIC: long["_column"].map(lambda c: PUBLISHED_PROFILES[c][0]),
+            S.VALUE: value,
+            S.STATUS: np.where(value.notna(), S.MetricStatus.ESTIMATED.value, S.MetricStatus.REFUSED.value),
+            S.REASON: np.where(value.notna(), None, S.RefusalReason.NOT_PROVIDED.value),
+        }
+    )

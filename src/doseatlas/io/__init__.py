@@ -101,6 +101,7 @@ RUN_TABLES = (
     "ledger",
     "plates",
     "identities",
+    "consistency",
     "growth",
     "converted",
     "time_dependence",

@@ -419,7 +419,7 @@ def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, op
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
-    for m in (m for m in METRICS if m.scale == scale and m.kind != "effect"):
+    for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
         if m.kind == "observed" or m.name == "gr_aoc":
             body = keys[list(S.CURVE_KEY)].join(_observed(m, means), on=list(S.CURVE_KEY))
             body[S.REASON] = None

@@ -68,7 +68,8 @@ class Metric:
         ``threshold`` (a concentration where ``f`` crosses ``threshold``), ``midpoint``
         (the fitted midpoint concentration), ``parameter`` (a fitted parameter), ``observed``
         (from replicate means at the tested doses), ``area`` (an area), ``effect`` (genetic
-        perturbation effect).
+        perturbation effect), ``cross_source`` (computed across data sets after the metrics step,
+        by :mod:`doseatlas.harmonize.consistency`).
     threshold
         Response level for ``threshold`` metrics, on the fitted scale.
     replicates
@@ -273,6 +274,32 @@ METRICS: tuple[Metric, ...] = (
         kind="area",
         censoring="refused when the window is not inside the tested range (no extrapolation)",
         citation=FALLAHI_2017,
+    ),
+    Metric(
+        name="auc_common",
+        label="AUC (common window across data sets)",
+        definition="For a cell line x perturbagen x perturbation type measured by two or more data sets: area "
+        "under each data set's fitted relative-viability curve over the window that every one of them tested "
+        "(the intersection of their tested concentration ranges), divided by the window's width. Unlike auc, "
+        "it compares across sources: the same curve tested over different ranges has different auc but the "
+        "same auc_common. The window is on the row (window_low, window_high, molar).",
+        formula="window = [max over the curves of cmin, min over the curves of cmax] (every curve of the cell "
+        "line x perturbagen x perturbation type, all data sets, readouts and durations); then as auc over the "
+        "window (closed form); 95% interval: delta method from the fit covariance, t with n_points - 4 df",
+        scale=S.RELATIVE_VIABILITY,
+        reference="vehicle control at the end of the assay",
+        requires=(
+            *_VEHICLE,
+            "the cell line x perturbagen tested on this scale by two or more data sets (otherwise no row)",
+            "overlapping tested ranges (no_common_window)",
+        ),
+        unit=AREA,
+        kind="cross_source",
+        censoring="none; refused with the reason of the curve's auc when that is refused, and "
+        "no_common_window when the tested ranges do not overlap; a flat fit has the flat value (no interval), "
+        "as auc",
+        citation=FALLAHI_2017 + "; common-range AUC as in Haibe-Kains B et al. Nature 504:389-393 (2013), "
+        "doi:10.1038/nature12831",
     ),
     _threshold_metric(
         "gi50",
