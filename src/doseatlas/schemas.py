@@ -186,6 +186,35 @@ CELL_LINE_ID = "cell_line_id"  # e.g. "CVCL_0023" (Cellosaurus), "COSMIC:905949"
 PERTURBAGEN_ID = "perturbagen_id"  # e.g. "PUBCHEM:44462760", "GDSC_DRUG:1003" (the source's own id)
 IDENTITY_RULE = "identity_rule"  # which evidence gave the canonical name (identities.parquet)
 
+# --------------------------------------------------------------------------- ML-ready export (doseatlas export)
+# labels.parquet: the metrics rows of every source plus one consensus row per (cell_line, perturbation_type,
+# perturbagen, metric); docs/export.md defines every column and the consensus rule.
+CONSENSUS_DATASET = "consensus"  # the dataset value of a consensus row
+INTERVAL_CENSORED = (
+    "interval_censored"  # consensus status: a right bound of one source, a left bound of another
+)
+LOG10_VALUE = "log10_value"  # concentration labels only: log10 of value (M)
+LOG10_LOWER = "log10_lower"  # interval target for censored regression (-inf for a left-censored label)
+LOG10_UPPER = "log10_upper"  # (+inf for a right-censored label); null for refused labels
+N_SOURCES = "n_sources"  # consensus rows: source rows that contributed (refused ones do not)
+N_DISAGREEING = (
+    "n_disagreeing"  # consensus rows: contributing source rows that disagree beyond their intervals
+)
+DISAGREES = "disagrees"  # source rows: this row disagrees with another source row of its consensus group
+CONSENSUS_FLAG = "consensus_flag"
+CONSENSUS_KEY: tuple[str, ...] = (CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, METRIC, SCALE)
+
+
+class ConsensusFlag(StrEnum):
+    """How the consensus row of a label came about (docs/export.md)."""
+
+    SINGLE_SOURCE = "single_source"  # one contributing source row: its label is the consensus
+    AGREE = "agree"  # two or more, all consistent: combined
+    NO_INTERVAL = "no_interval"  # consistent as far as can be told, but an estimate has no 95% interval
+    DISAGREE = "disagree"  # sources disagree beyond their intervals: refused (sources_disagree)
+    NO_SOURCE = "no_source"  # every source row refused: refused (all_sources_refused)
+
+
 # --------------------------------------------------------------------------- ledger
 LEDGER_COLUMN = "column"
 LEDGER_REASON = "reason"
@@ -236,6 +265,8 @@ class RefusalReason(StrEnum):
     WINDOW_NOT_COVERED = "window_not_covered"
     NO_RESPONSES = "no_responses"
     NOT_PROVIDED = "not_provided_by_source"
+    SOURCES_DISAGREE = "sources_disagree"  # consensus labels of doseatlas export
+    ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -259,4 +290,11 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.WINDOW_NOT_COVERED: "the fixed AUC window is not inside the tested range (no extrapolation)",
     RefusalReason.NO_RESPONSES: "no usable response on this scale for the curve",
     RefusalReason.NOT_PROVIDED: "the source publishes pre-normalized responses without this scale",
+    RefusalReason.SOURCES_DISAGREE: (
+        "consensus label (doseatlas export): the sources' labels disagree beyond their 95% intervals or "
+        "censoring bounds, so no value is made up by averaging them (the source rows keep their labels)"
+    ),
+    RefusalReason.ALL_SOURCES_REFUSED: (
+        "consensus label (doseatlas export): every source refused this label (their reasons are on the source rows)"
+    ),
 }
