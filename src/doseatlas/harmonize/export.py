@@ -331,9 +331,11 @@ def consensus(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     pool = _pool(w, g)
     disagrees = _agreement(w, g, pool)
     counts = {"n_src": g.sum(w.contributing), "n_dis": g.sum(disagrees), "n_est": pool["n_est"]}
-    bounds = {
-        "right": g.max(np.where(w.right, w.low, -np.inf)),  # the largest right-censoring bound
-        "left": g.min(np.where(w.left, w.high, np.inf)),  # the smallest left-censoring bound
+    bounds = {  # on the value's own scale, so that a bound is copied exactly
+        "right": g.max(
+            np.where(w.right, source[S.LOWER].to_numpy(float), -np.inf)
+        ),  # the largest right bound
+        "left": g.min(np.where(w.left, source[S.UPPER].to_numpy(float), np.inf)),  # the smallest left bound
     }
     first = np.unique(codes, return_index=True)[1]
     rows = source.iloc[first][key].reset_index(drop=True)
@@ -356,16 +358,12 @@ def _labels_of_groups(rows, source, w, g, pool, bounds, counts) -> pd.DataFrame:
     refused, disagree = n_src == 0, n_dis > 0
     estimated = ~refused & ~disagree & ~single & (n_est > 0)
     censored = ~refused & ~disagree & ~single & (n_est == 0)
-    value = np.minimum(np.maximum(pool["mean"], lo_b), hi_b)
+    with np.errstate(over="ignore"):  # back to the value's scale, then inside the censoring bounds
+        value, low, high = (np.minimum(np.maximum(np.where(log, 10.0**a, a), lo_b), hi_b) for a in
+                            (pool["mean"], pool["low"], pool["high"]))  # fmt: skip
     with_iv = pool["with_intervals"]
-    low = np.where(
-        estimated, np.where(with_iv, np.minimum(np.maximum(pool["low"], lo_b), hi_b), np.nan), lo_b
-    )
-    high = np.where(
-        estimated, np.where(with_iv, np.minimum(np.maximum(pool["high"], lo_b), hi_b), np.nan), hi_b
-    )
-    with np.errstate(over="ignore"):
-        value, low, high = (np.where(log, 10.0**a, a) for a in (value, low, high))
+    low = np.where(estimated, np.where(with_iv, low, np.nan), np.where(log & np.isneginf(lo_b), 0.0, lo_b))
+    high = np.where(estimated, np.where(with_iv, high, np.nan), hi_b)
     censored_status = np.where(
         np.isinf(hi_b),
         St.RIGHT_CENSORED.value,
