@@ -215,6 +215,12 @@ def test_estimates_without_intervals_are_averaged_on_their_own_scale_and_flagged
     assert np.isnan(row[S.LOG10_VALUE])  # not a concentration
 
 
+def test_an_unbounded_interval_weighs_nothing():
+    row = consensus_row(label("a", St.ESTIMATED, 1e-3, 0.0, INF), est("b", 1e-6, factor=2.0))
+    assert row[S.STATUS] == St.ESTIMATED and row[S.CONSENSUS_FLAG] == S.ConsensusFlag.AGREE
+    assert (row[S.VALUE], row[S.LOWER], row[S.UPPER]) == pytest.approx((1e-6, 5e-7, 2e-6))
+
+
 def test_fractions_are_pooled_on_the_plain_scale():
     rows = [label(d, St.ESTIMATED, v, v - 0.1, v + 0.1, metric="einf") for d, v in (("a", 0.3), ("b", 0.35))]
     assert consensus_row(*rows)[S.VALUE] == pytest.approx(0.325)

@@ -253,6 +253,7 @@ class _Intervals(NamedTuple):
     left: np.ndarray
     contributing: np.ndarray
     log: np.ndarray
+    reported: np.ndarray  # estimates with a 95% interval of positive width (possibly unbounded)
 
 
 def _intervals(table: pd.DataFrame) -> _Intervals:
@@ -267,20 +268,26 @@ def _intervals(table: pd.DataFrame) -> _Intervals:
     high = np.where(est, np.where(np.isnan(upper), np.inf, upper), np.where(left, upper, np.inf))
     contributing = (est & ~np.isnan(value)) | (right & ~np.isnan(low)) | (left & ~np.isnan(high))
     low, high = np.where(contributing, low, np.nan), np.where(contributing, high, np.nan)
+    reported = est & contributing & ~np.isnan(lower) & ~np.isnan(upper) & (raw[2] > raw[1])
     return _Intervals(value, low, high, est & contributing, right & contributing, left & contributing,
-                      contributing, log)  # fmt: skip
+                      contributing, log, reported)  # fmt: skip
 
 
 def _pool(w: _Intervals, g: _Groups) -> dict[str, np.ndarray]:
-    """Per group: the pooled estimate and its 95% interval on the working scale (no estimate: NaN, +-inf)."""
-    iv = w.est & np.isfinite(w.low) & np.isfinite(w.high) & (w.high > w.low)
+    """Per group: the pooled estimate and its 95% interval on the working scale (no estimate: NaN, +-inf).
+
+    Inverse-variance weights from each 95% interval; an unbounded interval weighs nothing. Where an estimate
+    of the group has no interval at all, the estimates are averaged with equal weights and the interval is
+    unknown (``with_intervals`` False).
+    """
+    bounded = w.reported & np.isfinite(w.low) & np.isfinite(w.high)
     with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.where(iv, ((2.0 * Z95) / (w.high - w.low)) ** 2, 0.0)
-        n_est, n_iv = g.sum(w.est), g.sum(iv)
+        weight = np.where(bounded, ((2.0 * Z95) / (w.high - w.low)) ** 2, 0.0)
+        n_est, n_reported = g.sum(w.est), g.sum(w.reported)
         sw = g.sum(weight)
-        weighted = g.sum(np.where(iv, weight * w.value, 0.0)) / sw
+        weighted = g.sum(np.where(bounded, weight * w.value, 0.0)) / sw
         plain = g.sum(np.where(w.est, w.value, 0.0)) / n_est
-        with_intervals = (n_est > 0) & (n_iv == n_est)
+        with_intervals = (n_est > 0) & (n_reported == n_est) & (sw > 0)
         mean = np.where(with_intervals, weighted, plain)
         half = Z95 / np.sqrt(sw)
     return {
@@ -340,14 +347,23 @@ def consensus(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     first = np.unique(codes, return_index=True)[1]
     rows = source.iloc[first][key].reset_index(drop=True)
     rows.insert(0, S.DATASET, S.CONSENSUS_DATASET)
-    rows = _labels_of_groups(rows, source, w, g, pool, bounds, counts)
+    rows = _labels_of_groups(rows, source, w=w, g=g, pool=pool, bounds=bounds, counts=counts)
     mask = w.contributing | (counts["n_src"][codes] == 0)
     for column in SHARED:
         rows[column] = _shared(source[column], g, mask)
     return rows, disagrees
 
 
-def _labels_of_groups(rows, source, w, g, pool, bounds, counts) -> pd.DataFrame:
+def _labels_of_groups(
+    rows: pd.DataFrame,
+    source: pd.DataFrame,
+    *,
+    w: _Intervals,
+    g: _Groups,
+    pool: dict[str, np.ndarray],
+    bounds: dict[str, np.ndarray],
+    counts: dict[str, np.ndarray],
+) -> pd.DataFrame:
     """Status, value, interval, reason and flag of every consensus row (see the module docstring)."""
     n_src, n_dis, n_est = counts["n_src"], counts["n_dis"], counts["n_est"]
     lo_b, hi_b = bounds["right"], bounds["left"]
