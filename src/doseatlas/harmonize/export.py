@@ -422,18 +422,24 @@ def _shared(values: pd.Series, g: _Groups, mask: np.ndarray) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------------------ labels
+def _null_counts(n: int) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+
+
 def build_labels(
     metrics: pd.DataFrame, *, options: ExportOptions, seeding: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """``labels.parquet``: every selected source row (in the run's order), then the consensus rows (sorted)."""
     source = source_labels(select_rows(metrics, options=options), seeding=seeding)
     rows, disagrees = consensus(source)
-    source[S.DISAGREES] = pd.array(disagrees, dtype="boolean")
-    source[S.N_SOURCES] = pd.array([pd.NA] * len(source), dtype="Int64")
-    source[S.N_DISAGREEING] = pd.array([pd.NA] * len(source), dtype="Int64")
+    source[S.DISAGREES] = pd.arrays.BooleanArray(disagrees, np.zeros(len(source), dtype=bool))
+    source[S.N_SOURCES] = _null_counts(len(source))
+    source[S.N_DISAGREEING] = _null_counts(len(source))
     source[S.CONSENSUS_FLAG] = pd.Series(np.nan, index=source.index, dtype="str")
     rows = log10_targets(rows)
-    rows[S.DISAGREES] = pd.array([pd.NA] * len(rows), dtype="boolean")
+    rows[S.DISAGREES] = pd.arrays.BooleanArray(
+        np.zeros(len(rows), dtype=bool), np.ones(len(rows), dtype=bool)
+    )
     rows[S.N_SOURCES] = rows[S.N_SOURCES].astype("Int64")
     rows[S.N_DISAGREEING] = rows[S.N_DISAGREEING].astype("Int64")
     return pd.concat([source[LABEL_COLUMNS], rows[LABEL_COLUMNS]], ignore_index=True)
