@@ -474,6 +474,16 @@ def test_knockout_export_of_the_bundled_example(example_run, tmp_path):
     assert not (out / "drevalpy").exists()  # drevalpy data sets are drug response
 
 
+def test_an_export_without_labels_says_so(example_run, tmp_path):
+    out = tmp_path / "ov"
+    result = runner.invoke(
+        app, ["export", str(example_run), "--out", str(out), "--perturbation-type", "overexpression"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "note: the run has no overexpression labels" in " ".join(result.output.split())
+    assert len(pd.read_parquet(out / "labels.parquet")) == 0 and not list(out.glob("matrix_*"))
+
+
 @pytest.mark.parametrize("case", ["missing", "not_doseatlas", "a_file", "out_inside_run", "bad_metric"])
 def test_bad_run_dir_or_options_exit_2_and_write_nothing(example_run, tmp_path, case):
     run_dir, out = tmp_path / "nothing", tmp_path / "export"

@@ -341,6 +341,11 @@ def export(
     except DoseatlasError as exc:
         _fail(exc)
     summary = result.summary
+    absent = [m for m in options.metrics if m not in summary["metrics"]]
+    if summary["source_rows"] == 0:
+        console.print(f"note: the run has no {options.perturbation_type} labels to export")
+    elif absent:
+        console.print(f"note: the run has no rows of {', '.join(absent)}")
     console.print(
         f"{summary['source_rows']} source labels and {summary['consensus_rows']} consensus labels "
         f"({options.perturbation_type}); consensus status: {summary['consensus_status']}"
