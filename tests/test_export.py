@@ -484,7 +484,10 @@ def test_an_export_without_labels_says_so(example_run, tmp_path):
     assert len(pd.read_parquet(out / "labels.parquet")) == 0 and not list(out.glob("matrix_*"))
 
 
-@pytest.mark.parametrize("case", ["missing", "not_doseatlas", "a_file", "out_inside_run", "bad_metric"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "not_doseatlas", "a_file", "corrupt_metrics", "not_metrics", "out_inside_run", "bad_metric"],
+)
 def test_bad_run_dir_or_options_exit_2_and_write_nothing(example_run, tmp_path, case):
     run_dir, out = tmp_path / "nothing", tmp_path / "export"
     extra: list[str] = []
@@ -493,6 +496,13 @@ def test_bad_run_dir_or_options_exit_2_and_write_nothing(example_run, tmp_path, 
         pd.DataFrame([est("a", 1e-6)]).to_parquet(run_dir / "metrics.parquet")
     elif case == "a_file":
         run_dir.write_text("x")
+    elif case in ("corrupt_metrics", "not_metrics"):
+        run_dir.mkdir()
+        (run_dir / ".doseatlas-output.json").write_text(json.dumps({"files": ["metrics.parquet"]}))
+        if case == "corrupt_metrics":
+            (run_dir / "metrics.parquet").write_text("not parquet")
+        else:
+            pd.DataFrame({"x": [1]}).to_parquet(run_dir / "metrics.parquet")
     elif case == "out_inside_run":
         run_dir, out = example_run, example_run / "export"
     elif case == "bad_metric":
