@@ -338,11 +338,10 @@ def consensus(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     pool = _pool(w, g)
     disagrees = _agreement(w, g, pool)
     counts = {"n_src": g.sum(w.contributing), "n_dis": g.sum(disagrees), "n_est": pool["n_est"]}
+    lower, upper = source[S.LOWER].to_numpy(float), source[S.UPPER].to_numpy(float)
     bounds = {  # on the value's own scale, so that a bound is copied exactly
-        "right": g.max(
-            np.where(w.right, source[S.LOWER].to_numpy(float), -np.inf)
-        ),  # the largest right bound
-        "left": g.min(np.where(w.left, source[S.UPPER].to_numpy(float), np.inf)),  # the smallest left bound
+        "right": g.max(np.where(w.right, lower, -np.inf)),  # the largest right-censoring bound
+        "left": g.min(np.where(w.left, upper, np.inf)),  # the smallest left-censoring bound
     }
     first = np.unique(codes, return_index=True)[1]
     rows = source.iloc[first][key].reset_index(drop=True)
