@@ -1,4 +1,4 @@
-"""Command line: ``doseatlas run`` and ``doseatlas simulate``."""
+"""Command line: ``doseatlas run``, ``doseatlas simulate`` and ``doseatlas export``."""
 
 from __future__ import annotations
 
@@ -416,6 +416,51 @@ def simulate(
     except DoseatlasError as exc:
         _fail(exc)
     console.print(f"wrote {len(result.wells)} wells to {out} and {len(result.truth)} truth rows to {truth}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of `doseatlas run`")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Export directory: new, empty, or a previous doseatlas output (replaced atomically)",
+        ),
+    ] = Path("export"),
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(help="Metric to export (repeatable; default: every metric of the perturbation type)"),
+    ] = None,
+    perturbation_type: Annotated[
+        str,
+        typer.Option(help="The one perturbation type exported: drug, knockout, knockdown or overexpression"),
+    ] = "drug",
+) -> None:
+    """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md)."""
+    from doseatlas.harmonize.export import ExportOptions
+    from doseatlas.io.export import export_run
+
+    try:
+        options = ExportOptions(metrics=tuple(metric or ()), perturbation_type=perturbation_type)
+        result = export_run(run_dir, out, options=options)
+    except DoseatlasError as exc:
+        _fail(exc)
+    summary = result.summary
+    absent = [m for m in options.metrics if m not in summary["metrics"]]
+    if summary["source_rows"] == 0:
+        console.print(f"note: the run has no {options.perturbation_type} labels to export")
+    elif absent:
+        console.print(f"note: the run has no rows of {', '.join(absent)}")
+    console.print(
+        f"{summary['source_rows']} source labels and {summary['consensus_rows']} consensus labels "
+        f"({options.perturbation_type}); consensus status: {summary['consensus_status']}"
+    )
+    console.print(
+        f"wrote {out}/ (labels.parquet, {len(summary['matrices'])} matrices x 4, "
+        f"{len(summary['drevalpy_datasets'])} drevalpy data sets, export.json)"
+    )
 
 
 def _fail(exc: DoseatlasError) -> NoReturn:

@@ -304,6 +304,35 @@ class ConsistencyStage(StrEnum):
     HARMONIZED = "harmonized"  # doseatlas' metrics: one definition, auc_common on the common window
 
 
+# --------------------------------------------------------------------------- ML-ready export (doseatlas export)
+# labels.parquet: the metrics rows of every source plus one consensus row per (cell_line, perturbation_type,
+# perturbagen, metric); docs/export.md defines every column and the consensus rule.
+CONSENSUS_DATASET = "consensus"  # the dataset value of a consensus row
+INTERVAL_CENSORED = (
+    "interval_censored"  # consensus status: a right bound of one source, a left bound of another
+)
+LOG10_VALUE = "log10_value"  # concentration labels only: log10 of value (M)
+LOG10_LOWER = "log10_lower"  # interval target for censored regression (-inf for a left-censored label)
+LOG10_UPPER = "log10_upper"  # (+inf for a right-censored label); null for refused labels
+N_SOURCES = "n_sources"  # consensus rows: source rows that contributed (refused ones do not)
+N_DISAGREEING = (
+    "n_disagreeing"  # consensus rows: contributing source rows that disagree beyond their intervals
+)
+DISAGREES = "disagrees"  # source rows: this row disagrees with another source row of its consensus group
+CONSENSUS_FLAG = "consensus_flag"
+CONSENSUS_KEY: tuple[str, ...] = (CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, METRIC, SCALE)
+
+
+class ConsensusFlag(StrEnum):
+    """How the consensus row of a label came about (docs/export.md)."""
+
+    SINGLE_SOURCE = "single_source"  # one contributing source row: its label is the consensus
+    AGREE = "agree"  # two or more, all consistent: combined
+    NO_INTERVAL = "no_interval"  # consistent as far as can be told, but an estimate has no 95% interval
+    DISAGREE = "disagree"  # sources disagree beyond their intervals: refused (sources_disagree)
+    NO_SOURCE = "no_source"  # every source row refused: refused (all_sources_refused)
+
+
 # --------------------------------------------------------------------------- ledger
 LEDGER_COLUMN = "column"
 LEDGER_REASON = "reason"
@@ -378,6 +407,8 @@ class RefusalReason(StrEnum):
     GROWTH_NOT_EXPONENTIAL = "growth_not_exponential"
     TIME_DEPENDENT = "time_dependent"
     NO_TIME_COURSE = "no_time_course"
+    SOURCES_DISAGREE = "sources_disagree"  # consensus labels of doseatlas export
+    ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -423,5 +454,12 @@ REFUSAL_MEANING: dict[str, str] = {
         "the drug's effect grows with time beyond the exponential model (its converted short-duration value "
         "disagrees with the measured longer one): short-duration values are not representative and are not "
         "converted"
+    ),
+    RefusalReason.SOURCES_DISAGREE: (
+        "consensus label (doseatlas export): the sources' labels disagree beyond their 95% intervals or "
+        "censoring bounds, so no value is made up by averaging them (the source rows keep their labels)"
+    ),
+    RefusalReason.ALL_SOURCES_REFUSED: (
+        "consensus label (doseatlas export): every source refused this label (their reasons are on the source rows)"
     ),
 }
