@@ -210,3 +210,32 @@ def test_time_tables_are_written_with_the_run(tmp_path):
         app, ["run", str(wells), "--out", str(tmp_path / "o2"), "--target-duration", "-1"]
     )
     assert bad.exit_code == 2
+
+
+def test_export_at_a_duration_uses_measured_rows_and_converted_ones_where_not_measured(tmp_path):
+    from typer.testing import CliRunner
+
+    from doseatlas.cli import app
+
+    run = tmp_path / "run"
+    assert CliRunner().invoke(app, ["run", "--out", str(run), "--target-duration", "72"]).exit_code == 0
+    out = tmp_path / "export"
+    result = CliRunner().invoke(app, ["export", str(run), "--out", str(out), "--duration", "72", "--metric", "gi50"])
+    assert result.exit_code == 0, result.output
+    labels = pd.read_parquet(out / "labels.parquet")
+    source = labels[labels[S.DATASET] != "consensus"]
+    assert set(source[S.DURATION_H]) == {72.0}
+    # lab_b measured 72 h itself: its rows are measured; nothing converted duplicates them
+    assert set(source.loc[source[S.DATASET] == "lab_b", "basis"]) == {"measured"}
+    assert not source.duplicated([S.DATASET, S.CELL_LINE, S.PERTURBAGEN, S.METRIC]).any()
+    bad = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "e2"), "--duration", "0"])
+    assert bad.exit_code == 2
+
+
+def test_converted_rows_fill_a_duration_a_data_set_did_not_measure():
+    from doseatlas.io.export import with_converted
+
+    _, result = _run(_config(read_times=(96.0,), noiseless=True), targets=(72.0,))
+    rows = with_converted(result.metrics, result.converted, duration_h=72.0)
+    at72 = rows[rows[S.DURATION_H] == 72.0]
+    assert len(at72) and set(at72["basis"]) == {"converted"} and set(at72["source_duration_h"]) == {96.0}

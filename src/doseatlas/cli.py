@@ -437,13 +437,22 @@ def export(
         str,
         typer.Option(help="The one perturbation type exported: drug, knockout, knockdown or overexpression"),
     ] = "drug",
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Export labels at this duration (hours) only: measured there, or converted to it by a run with "
+            "--target-duration (docs/time.md); default: every duration"
+        ),
+    ] = None,
 ) -> None:
     """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md)."""
     from doseatlas.harmonize.export import ExportOptions
     from doseatlas.io.export import export_run
 
     try:
-        options = ExportOptions(metrics=tuple(metric or ()), perturbation_type=perturbation_type)
+        options = ExportOptions(
+            metrics=tuple(metric or ()), perturbation_type=perturbation_type, duration_h=duration
+        )
         result = export_run(run_dir, out, options=options)
     except DoseatlasError as exc:
         _fail(exc)

@@ -48,6 +48,7 @@ SOURCE_KEY: tuple[str, ...] = (
     S.READOUT,
     S.DURATION_H,
 )
+BASIS, SOURCE_DURATION_H = "basis", "source_duration_h"  # measured, or converted to duration_h (docs/time.md)
 LABEL_COLUMNS: list[str] = [
     S.DATASET,
     S.CELL_LINE,
@@ -69,6 +70,8 @@ LABEL_COLUMNS: list[str] = [
     S.LOG10_LOWER,
     S.LOG10_UPPER,
     S.DURATION_H,
+    BASIS,
+    SOURCE_DURATION_H,
     S.READOUT,
     S.SEEDING_DENSITY,
     S.FIT_MODEL,
@@ -111,8 +114,11 @@ class ExportOptions:
 
     metrics: tuple[str, ...] = ()
     perturbation_type: str = S.PerturbationType.DRUG.value
+    duration_h: float | None = None
 
     def __post_init__(self) -> None:
+        if self.duration_h is not None and not (np.isfinite(self.duration_h) and self.duration_h > 0):
+            raise ConfigError(f"--duration must be positive hours, got {self.duration_h}")
         types = [p.value for p in S.PerturbationType]
         if self.perturbation_type not in types:
             raise ConfigError(
@@ -133,6 +139,7 @@ class ExportOptions:
         return {
             "metrics": list(self.metrics) or "all",
             "perturbation_type": self.perturbation_type,
+            "duration_h": self.duration_h,
             "consensus_rule": CONSENSUS_RULE,
         }
 
@@ -156,6 +163,8 @@ def select_rows(metrics: pd.DataFrame, *, options: ExportOptions) -> pd.DataFram
             "rows; rename that dataset"
         )
     keep = metrics[S.PERTURBATION_TYPE].eq(options.perturbation_type)
+    if options.duration_h is not None:
+        keep &= metrics[S.DURATION_H].astype(float).eq(options.duration_h)
     if options.metrics:
         keep &= metrics[S.METRIC].isin(options.metrics)
     return metrics[keep].reset_index(drop=True)
@@ -186,6 +195,10 @@ def source_labels(metrics: pd.DataFrame, *, seeding: pd.DataFrame | None = None)
     ``seeding`` (from :func:`seeding_by_curve`) is used when the metrics carry no seeding density.
     """
     table = _with_identity_columns(metrics)
+    if BASIS not in table:
+        table[BASIS] = "measured"
+    if SOURCE_DURATION_H not in table:
+        table[SOURCE_DURATION_H] = table[S.DURATION_H]
     for name in OPTIONAL_TEXT:
         if name not in table:
             table[name] = pd.Series(np.nan, index=table.index, dtype="str")
@@ -330,7 +343,19 @@ def consensus(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     -------
     The consensus rows (``dataset`` = ``consensus``, sorted by the key) and a boolean array over ``source``
     (True: the row disagrees beyond its interval with another source row of its group).
+
+    The rows are pooled in a canonical order (key, data set, status, bounds, value), so the consensus does not
+    depend on the order of the source rows, to the bit.
     """
+    order = [c for c in (*S.CONSENSUS_KEY, S.DATASET, S.STATUS, S.LOWER, S.UPPER, S.VALUE) if c in source]
+    positions = source.reset_index(drop=True).sort_values(order, kind="stable").index.to_numpy()
+    rows, in_order = _consensus_sorted(source.iloc[positions].reset_index(drop=True))
+    disagrees = np.empty(len(source), dtype=bool)
+    disagrees[positions] = in_order
+    return rows, disagrees
+
+
+def _consensus_sorted(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     key = list(S.CONSENSUS_KEY)
     codes = source.groupby(key, sort=True, dropna=False).ngroup().to_numpy()
     g = _Groups(codes)
@@ -441,6 +466,8 @@ def build_labels(
     )
     rows[S.N_SOURCES] = rows[S.N_SOURCES].astype("Int64")
     rows[S.N_DISAGREEING] = rows[S.N_DISAGREEING].astype("Int64")
+    for name, value in ((BASIS, np.nan), (SOURCE_DURATION_H, np.nan)):
+        rows[name] = rows[name] if name in rows else value
     return pd.concat([source[LABEL_COLUMNS], rows[LABEL_COLUMNS]], ignore_index=True)
 
 

@@ -22,6 +22,7 @@ from doseatlas.io import provenance, read_metadata, write_table
 from doseatlas.io.outdir import OUTPUT_MARKER, output_directory
 
 METRICS_FILE = "metrics.parquet"
+CONVERTED_FILE = "converted.parquet"
 RESPONSES_FILE = "responses.parquet"
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "export.json"
@@ -62,14 +63,20 @@ def _read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFra
         raise InputFileError(str(path), f"cannot be read as Parquet ({exc})") from None
 
 
-def read_run(run_dir: str | Path) -> RunInputs:
-    """The metrics of a run, the seeding density per source curve (from its responses) and its provenance."""
+def read_run(run_dir: str | Path, *, duration_h: float | None = None) -> RunInputs:
+    """The metrics of a run, the seeding density per source curve (from its responses) and its provenance.
+
+    With ``duration_h``, the rows converted to that duration (``converted.parquet``, ``--target-duration``) are
+    added for the curves a data set did not measure at that duration (a measured row always wins)."""
     path = check_run_directory(run_dir)
     metrics = _read_parquet(path / METRICS_FILE)
     missing = [c for c in REQUIRED_METRIC_COLUMNS if c not in metrics]
     if missing:
         raise InputFileError(str(path / METRICS_FILE), "is not a doseatlas metrics table", column=missing[0])
     files, seeding = [path / METRICS_FILE], None
+    if duration_h is not None and (path / CONVERTED_FILE).is_file():
+        metrics = with_converted(metrics, _read_parquet(path / CONVERTED_FILE), duration_h=duration_h)
+        files.append(path / CONVERTED_FILE)
     responses = path / RESPONSES_FILE
     if S.SEEDING_DENSITY not in metrics and responses.is_file():
         available = set(pq.read_schema(responses).names)
@@ -79,6 +86,17 @@ def read_run(run_dir: str | Path) -> RunInputs:
             seeding = seeding_by_curve(_read_parquet(responses, columns=columns))
             files.append(responses)
     return RunInputs(metrics=metrics, seeding=seeding, meta=read_metadata(path / METRICS_FILE), files=files)
+
+
+def with_converted(metrics: pd.DataFrame, converted: pd.DataFrame, *, duration_h: float) -> pd.DataFrame:
+    """Measured rows (``basis`` measured) and the converted rows at ``duration_h`` of curves not measured then."""
+    measured = metrics.assign(basis="measured", source_duration_h=metrics[S.DURATION_H])
+    rows = converted[converted[S.DURATION_H].astype(float).eq(duration_h)]
+    key = [c for c in (*S.CURVE_KEY, S.METRIC) if c in rows and c in metrics]
+    at = measured[measured[S.DURATION_H].astype(float).eq(duration_h)][key].drop_duplicates().assign(_m=True)
+    rows = rows.merge(at, on=key, how="left")
+    rows = rows[rows["_m"].isna()].drop(columns="_m")
+    return pd.concat([measured, rows], ignore_index=True)
 
 
 def check_export_location(run_dir: Path, out: str | Path) -> None:
@@ -115,7 +133,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, options: ExportOptions) 
     run_path = check_run_directory(run_dir)
     check_export_location(run_path, out)
     with output_directory(out, inputs=[run_path]) as scratch:
-        inputs = read_run(run_path)
+        inputs = read_run(run_path, duration_h=options.duration_h)
         export = export_tables(inputs.metrics, options=options, seeding=inputs.seeding)
         meta = provenance(inputs=inputs.files, parameters={"export": options.as_record()})
         meta["run"] = inputs.meta
