@@ -127,9 +127,29 @@ def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: the row order of every output table, the same in both engines: its key, then what makes the order total
+#: (responses: ``row_id``; ledger rows of one input row: column, reason, message). Missing values sort last.
+TABLE_ORDER: dict[str, tuple[str, ...]] = {
+    "responses": (S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID),
+    "curves": (*S.CURVE_KEY, S.SCALE),
+    "metrics": S.METRIC_KEY,
+    "ledger": S.LEDGER_COLUMNS,
+    "plates": (S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT),
+}
+
+
+def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` in the order :data:`TABLE_ORDER` gives for ``name`` (a stable sort; new index)."""
+    by = [c for c in TABLE_ORDER[name] if c in table.columns]
+    if not by or len(table) < 2:
+        return table.reset_index(drop=True)
+    return table.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+
+
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The tables of a run result (owned by the run) with :func:`text_dtypes` applied in place."""
-    return {name: text_dtypes(table) for name, table in tables.items()}
+    """The tables of a run result with :func:`text_dtypes` applied (in place) and rows in the order of
+    :data:`TABLE_ORDER`, so that both engines give the same tables row for row."""
+    return {name: sort_table(text_dtypes(table), name) for name, table in tables.items()}
 
 
 def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
