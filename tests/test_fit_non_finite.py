@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doseatlas import schemas as S
 from doseatlas.cli import example_path
@@ -114,3 +116,25 @@ def test_both_engines_refuse_curves_with_overflowing_responses(tmp_path):
     from doseatlas.scale import run_partitioned
 
     _check_refused(run_partitioned([path], read=read_canonical, options=RunOptions(), n_partitions=3), keys)
+
+
+EXTREME = st.sampled_from([np.inf, -np.inf, 1e308, -1e200, 1.0000001e100, 1e100, -1e99, 1e30])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.floats(-2.0, 2.0), EXTREME, st.just(np.nan)), min_size=18, max_size=18).map(
+        np.array
+    )
+)
+def test_a_curve_is_refused_exactly_when_a_response_is_beyond_1e100(values):
+    responses = _responses(values)
+    curves = fit_curves(responses, scale=S.RELATIVE_VIABILITY)
+    metrics = compute_metrics(responses, curves)
+    overflowing = bool((np.abs(values) > S.MAX_ABS_RESPONSE).any())
+    assert (curves[S.REASON] == WHY).all() == overflowing
+    assert (curves[S.STATUS] == "non_finite").all() == overflowing
+    rv = metrics[metrics[S.SCALE] == S.RELATIVE_VIABILITY]
+    assert (rv[S.REASON] == WHY).all() == overflowing and (rv[S.REASON] == WHY).any() == overflowing
+    if overflowing:
+        assert rv[[S.VALUE, S.LOWER, S.UPPER]].isna().all().all()

@@ -22,7 +22,8 @@ Why = S.RefusalReason
 St = S.MetricStatus
 FIT_POLICY_REFUSE = "refuse"
 R0 = "_r0"  # time-zero over vehicle signal of a curve (percent growth levels)
-FAILED_FIT = {"max_iter", "non_finite", "failed"}
+FAILED_FIT = {"max_iter", "failed"}
+NON_FINITE = "non_finite"  # the curve had an infinite or overflowing response (fit.table)
 SINGULAR = "singular"  # converged, but J'J not invertible: see _not_identifiable
 TOO_FEW = {"too_few_points"}
 N_NON_FINITE = "_n_non_finite"  # responses of a curve key that are infinite or beyond S.MAX_ABS_RESPONSE
@@ -390,6 +391,7 @@ def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
     poor = keys["selected"].eq("sigmoid") & (keys["r2"] < options.min_r2) & ~shrunk
     reason[poor] = Why.POOR_FIT.value
     reason[status.isin(FAILED_FIT) | status.isna() & keys["n_usable"].gt(0)] = Why.FIT_FAILED.value
+    reason[status.eq(NON_FINITE)] = Why.NON_FINITE_RESPONSE.value  # e.g. the GR curve that PG metrics read
     reason[status.isin(TOO_FEW) | keys["n_doses_usable"].lt(options.min_doses)] = Why.TOO_FEW_DOSES.value
     reason[keys[N_NON_FINITE].gt(0)] = Why.NON_FINITE_RESPONSE.value
     reason[keys["n_usable"].eq(0)] = keys["row_reason"][keys["n_usable"].eq(0)]
