@@ -48,7 +48,9 @@ def test_nominal_map_is_order_free_and_keeps_time_zero(times):
 
 
 def test_plates_read_a_few_minutes_apart_make_one_curve_and_keep_their_times():
-    dataset = DatasetConfig(name="d", readout="nuclei_count", read_times_h=[72.0], replicates=2, time_zero=True)
+    dataset = DatasetConfig(
+        name="d", readout="nuclei_count", read_times_h=[72.0], replicates=2, time_zero=True
+    )
     wells = simulate(SimulationConfig(n_cell_lines=2, n_drugs=2, datasets=[dataset]), seed=1).wells
     late = wells[S.REPLICATE].eq(2) & wells[S.TIME_H].gt(0)
     wells.loc[late, S.TIME_H] = 72.2  # the second replicate's plates were read 12 minutes later

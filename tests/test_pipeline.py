@@ -148,10 +148,33 @@ def test_results_do_not_depend_on_the_order_of_the_input_rows():
     wells = canonical_columns(pd.read_parquet(example_path()), source="example")
     first = run_pipeline(wells)
     second = run_pipeline(wells.sample(frac=1.0, random_state=7).reset_index(drop=True))
-    for name, key in (("curves", [S.SCALE, *S.CURVE_KEY]), ("metrics", [*S.CURVE_KEY, S.SCALE, S.METRIC])):
-        a = getattr(first, name).sort_values(key).reset_index(drop=True)
-        b = getattr(second, name)[a.columns].sort_values(key).reset_index(drop=True)
-        pd.testing.assert_frame_equal(b, a, check_exact=True, obj=name)  # bit for bit
-    a = first.responses.drop(columns=[S.ROW_ID]).sort_values(S.SOURCE_LINE).reset_index(drop=True)
-    b = second.responses.drop(columns=[S.ROW_ID]).sort_values(S.SOURCE_LINE).reset_index(drop=True)
-    pd.testing.assert_frame_equal(b[a.columns], a, check_exact=True, obj="responses")
+    for name in ("curves", "metrics", "ledger", "plates"):  # bit for bit, rows in the same order (no sorting)
+        pd.testing.assert_frame_equal(getattr(second, name), getattr(first, name), check_exact=True, obj=name)
+    a = first.responses.drop(columns=[S.ROW_ID])  # row_id: the position in the (shuffled) input
+    pd.testing.assert_frame_equal(
+        second.responses.drop(columns=[S.ROW_ID]), a, check_exact=True, obj="responses"
+    )
+
+
+def test_every_table_is_in_its_documented_order():
+    import pandas as pd
+
+    from doseatlas.cli import example_path
+    from doseatlas.ingest import canonical_columns
+    from doseatlas.pipeline import TABLE_ORDER
+
+    wells = canonical_columns(pd.read_parquet(example_path()), source="example")
+    wells = pd.concat([wells, wells.iloc[[5, 9]].assign(**{S.ROLE: "treatd"})], ignore_index=True)
+    result = run_pipeline(wells.sample(frac=1.0, random_state=3).reset_index(drop=True))
+    assert TABLE_ORDER["curves"] == (*S.CURVE_KEY, S.SCALE) and TABLE_ORDER["metrics"] == S.METRIC_KEY
+    for name, order in TABLE_ORDER.items():
+        table = getattr(result, name)
+        if name in ("converted", "dip"):  # empty here: no --target-duration, no time course
+            assert table.empty
+            continue
+        assert len(table) > 1 and table.index.equals(pd.RangeIndex(len(table)))
+        ordered = table.sort_values(list(order), kind="stable", na_position="last", ignore_index=True)
+        pd.testing.assert_frame_equal(table, ordered, check_exact=True, obj=name)
+    key = list(TABLE_ORDER["curves"])
+    assert not result.curves.duplicated(key).any() and not result.metrics.duplicated(list(S.METRIC_KEY)).any()
+    assert not result.plates.duplicated(list(TABLE_ORDER["plates"])).any()

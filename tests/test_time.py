@@ -220,7 +220,9 @@ def test_export_at_a_duration_uses_measured_rows_and_converted_ones_where_not_me
     run = tmp_path / "run"
     assert CliRunner().invoke(app, ["run", "--out", str(run), "--target-duration", "72"]).exit_code == 0
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, ["export", str(run), "--out", str(out), "--duration", "72", "--metric", "gi50"])
+    result = CliRunner().invoke(
+        app, ["export", str(run), "--out", str(out), "--duration", "72", "--metric", "gi50"]
+    )
     assert result.exit_code == 0, result.output
     labels = pd.read_parquet(out / "labels.parquet")
     source = labels[labels[S.DATASET] != "consensus"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from importlib import resources
 from pathlib import Path
@@ -85,6 +86,29 @@ def _harmonize_options(identities: Path | None, cellosaurus: Path | None) -> Har
         cellosaurus=read_cellosaurus(cellosaurus) if cellosaurus is not None else (),
         files=tuple(str(p) for p in (identities, cellosaurus) if p is not None),
     )
+
+
+_READER_FILE_OPTIONS = {"plate_map": "--plate-map", "mapping": "--mapping"}
+
+
+def _check_reader_options(input_format: str, **given: Path | None) -> None:
+    """ConfigError unless the reader file options (``plate_map``, ``mapping``) suit ``--format``: a reader
+    that needs one (a keyword without default) gets it, and none is given to a reader that does not use it.
+    ``--mapping`` with the default format means ``--format mapping``, as :func:`doseatlas.ingest.read_any`."""
+    if input_format not in READERS:
+        raise ConfigError(f"unknown --format {input_format!r}; use one of {', '.join(READERS)}")
+    reader = "mapping" if input_format == "canonical" and given.get("mapping") is not None else input_format
+    for name, option in _READER_FILE_OPTIONS.items():
+        parameter = inspect.signature(READERS[reader]).parameters.get(name)
+        if given.get(name) is None and parameter is not None and parameter.default is inspect.Parameter.empty:
+            raise ConfigError(f"--format {reader} needs {option} FILE")
+        if given.get(name) is not None and parameter is None:
+            users = [f for f in READERS if name in inspect.signature(READERS[f]).parameters]
+            if name == "mapping":
+                users.insert(0, "canonical")
+            raise ConfigError(
+                f"{option} applies to --format {' or '.join(users)}, not to --format {input_format}"
+            )
 
 
 def _models(pairs: list[str] | None) -> dict[str, str]:
@@ -269,6 +293,8 @@ def run(
             "--plate-map": plate_map,
         }
         manifest = _load_manifest(paths, single_file_options=single_file)
+        if manifest is None:
+            _check_reader_options(input_format, plate_map=plate_map, mapping=mapping)
         per_dataset = manifest.dataset_doubling_times() if manifest is not None else ({}, {})
         options = pipeline.RunOptions(
             normalization=NormalizationOptions(

@@ -181,9 +181,35 @@ def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: the row order of every output table, the same in both engines: its key, then what makes the order total
+#: (responses: ``row_id``; ledger rows of one input row: column, reason, message). Missing values sort last.
+TABLE_ORDER: dict[str, tuple[str, ...]] = {
+    "responses": (S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID),
+    "curves": (*S.CURVE_KEY, S.SCALE),
+    "metrics": S.METRIC_KEY,
+    "ledger": S.LEDGER_COLUMNS,
+    "plates": (S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT),
+    "identities": (S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME),
+    "consistency": (S.DATASET_A, S.DATASET_B, S.STAGE, S.METRIC),
+    "growth": (S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.DURATION_H, "method"),
+    "converted": (*S.CURVE_KEY, "source_duration_h", S.METRIC),
+    "time_dependence": (*(k for k in S.CURVE_KEY if k != S.DURATION_H), S.METRIC),
+    "dip": (S.DATASET, S.PLATE, S.WELL),
+}
+
+
+def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` in the order :data:`TABLE_ORDER` gives for ``name`` (a stable sort; new index)."""
+    by = [c for c in TABLE_ORDER[name] if c in table.columns]
+    if not by or len(table) < 2:
+        return table.reset_index(drop=True)
+    return table.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+
+
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The tables of a run result (owned by the run) with :func:`text_dtypes` applied in place."""
-    return {name: text_dtypes(table) for name, table in tables.items()}
+    """The tables of a run result with :func:`text_dtypes` applied (in place) and rows in the order of
+    :data:`TABLE_ORDER`, so that both engines give the same tables row for row."""
+    return {name: sort_table(text_dtypes(table), name) for name, table in tables.items()}
 
 
 def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
@@ -446,9 +472,14 @@ def run_pipeline(
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
     metrics = compute_metrics(responses, curves, options=options.metrics)
-    dip = dip_rates(checked.clean)
+    # in the order of the output tables before the steps that work on the whole run (as the partitioned run)
+    responses, curves, metrics = (
+        sort_table(t, n) for t, n in ((responses, "responses"), (curves, "curves"), (metrics, "metrics"))
+    )
+    dip = sort_table(dip_rates(checked.clean), "dip")
     curves, metrics = dip_step(dip, curves, metrics, options=options)
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    plates = sort_table(plates, "plates")
     tick("harmonize")
     responses, curves, metrics, plates, identities = harmonize_tables(
         responses, curves, metrics, plates, options=options.harmonize

@@ -15,7 +15,8 @@ temporary directory):
 3. each of those gathers its responses from every step-2 bucket (every curve and every shrink population is
    whole) and is fitted and turned into metrics.
 
-The tables are then concatenated in a deterministic order. Nothing depends on which bucket a row lands in, so
+The tables are then concatenated and sorted as every run's tables are (``pipeline.TABLE_ORDER``: each by its
+key). Nothing depends on which bucket a row lands in, so
 the result equals the in-memory run's, bit for bit (grouped statistics are summed in sorted order, see
 :mod:`doseatlas._stats`; ``tests/test_scale.py`` checks it table by table). Dask runs the tasks in ``workers``
 processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the intermediate
@@ -53,11 +54,12 @@ from doseatlas.pipeline import (
     harmonize_tables,
     record_accounting,
     result_tables,
+    sort_table,
     time_summary,
     time_tables,
     with_reader_metadata,
 )
-from doseatlas.timecourse import WELL_KEY, dip_rates
+from doseatlas.timecourse import dip_rates
 from doseatlas.validate import stripped_text
 
 #: columns whose values decide the bucket of a response row in the second shuffle
@@ -231,13 +233,11 @@ def _graph(
     return normalized, fitted
 
 
-def _concat(frames: list[pd.DataFrame], *, by: list[str]) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The pieces as one table (put in the order of every output table by ``result_tables``)."""
     frames = [f for f in frames if len(f)] or frames[:1]
     out = pd.concat(frames, ignore_index=True)
     frames.clear()
-    by = [c for c in by if c in out.columns]
-    if by and len(out):
-        out = out.sort_values(by, kind="stable", ignore_index=True)
     return out
 
 
@@ -318,20 +318,18 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning)."""
-    line = [S.SOURCE_FILE, S.SOURCE_LINE]
     parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
     fitted.clear()  # each table's pieces are released once it is concatenated
-    responses = _concat(_drain(parts[0]), by=line)
-    curves = _concat(_drain(parts[1]), by=[S.SCALE, *S.CURVE_KEY])
-    metrics = _concat(_drain(parts[2]), by=[*S.CURVE_KEY, S.SCALE, S.METRIC])
-    ledger = _concat([n.ledger for n in normalized], by=line)
-    plates = _concat(
-        [n.plates for n in normalized], by=[S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
-    )
+    # in the order of the output tables before the steps that work on the whole run (as the in-memory run)
+    responses = sort_table(_concat(_drain(parts[0])), "responses")
+    curves = sort_table(_concat(_drain(parts[1])), "curves")
+    metrics = sort_table(_concat(_drain(parts[2])), "metrics")
+    ledger = _concat([n.ledger for n in normalized])
+    plates = sort_table(_concat([n.plates for n in normalized]), "plates")
     datasets = sorted({d for n in normalized for d in n.datasets})
     summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
                        responses)  # fmt: skip
-    dip = _concat([n.dip for n in normalized], by=list(WELL_KEY))
+    dip = sort_table(_concat([n.dip for n in normalized]), "dip")
     curves, metrics = dip_step(dip, curves, metrics, options=options)
     summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
     summary["curves"] = len(curves)

@@ -116,6 +116,9 @@ RESPONSE_SCALES: tuple[str, ...] = (RELATIVE_VIABILITY, PERCENT_GROWTH, GR)
 #: response scale, but per well over a time course rather than per read
 DIP_RELATIVE = "dip_relative"
 FIT_SCALES: tuple[str, ...] = (*RESPONSE_SCALES, DIP_RELATIVE)
+#: a response larger in magnitude than this (or infinite) is not fitted: the curve and its metrics on that scale
+#: are refused with ``non_finite_response`` (squared residuals of such values overflow float64)
+MAX_ABS_RESPONSE = 1e100
 
 
 def reason_column(scale: str) -> str:
@@ -396,6 +399,7 @@ class RefusalReason(StrEnum):
     TOO_FEW_DOSES = "too_few_doses"
     FLAT_FIT = "flat_fit"
     FIT_FAILED = "fit_failed"
+    NON_FINITE_RESPONSE = "non_finite_response"
     NOT_IDENTIFIABLE = "not_identifiable"
     POOR_FIT = "poor_fit"
     WINDOW_NOT_COVERED = "window_not_covered"
@@ -423,7 +427,12 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.NO_GROWTH_IN_CONTROL: "the vehicle did not grow past time zero, so growth-based scales are undefined",
     RefusalReason.TOO_FEW_DOSES: "fewer distinct usable doses than the metric options' min_doses",
     RefusalReason.FLAT_FIT: "the flat model was selected: there is no midpoint, slope or crossing to report",
-    RefusalReason.FIT_FAILED: "the fit did not converge or the input was not finite",
+    RefusalReason.FIT_FAILED: "the fit did not converge",
+    RefusalReason.NON_FINITE_RESPONSE: (
+        "a response of the curve on this scale is infinite or larger in magnitude than 1e100 (e.g. from a signal "
+        "near 1e308 or a vehicle near 0): the fit's residuals would not be finite numbers, so the curve is not "
+        "fitted and none of its metrics on this scale is computed"
+    ),
     RefusalReason.NOT_IDENTIFIABLE: (
         "the least-squares fit is singular (e.g. a step between two doses): the fitted values are kept for "
         "censoring statements, but parameters and in-range crossings are not determined by the data"

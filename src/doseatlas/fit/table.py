@@ -12,7 +12,7 @@ from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
-from doseatlas.fit.engine import BatchFit, fit_batch
+from doseatlas.fit.engine import STATUS_CODES, BatchFit, fit_batch
 from doseatlas.fit.models import PARAMS
 from doseatlas.fit.shrink import Population, ShrinkOptions, shrink_batch
 
@@ -60,6 +60,7 @@ SCALE_DIVISOR: dict[str, float] = {
 }
 
 _X, _Y, _CURVE = "_x", "_y", "_curve"
+Why = S.RefusalReason
 
 
 def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
@@ -67,7 +68,7 @@ def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
     params = [*PARAMS[:3], EC50, PARAMS[3]]
     per_param = [f"{p}{sfx}" for p in params for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
     stats = [RSS, R2, N_POINTS, N_DOSES, N_REPLICATES, CONC_MIN, CONC_MAX, F_PVALUE, FLAT_VALUE, ITERATIONS]
-    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, SELECTED, *per_param, *stats,
+    return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED, *per_param, *stats,
             REPLICATE_SD, *POPULATION_COLUMNS, *cov_columns()]  # fmt: skip
 
 
@@ -127,6 +128,7 @@ def fit_curves(
     table[MODEL] = model
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
     table[S.STATUS] = fit.status_names()
+    table[S.REASON] = np.where(fit.status == STATUS_CODES["non_finite"], Why.NON_FINITE_RESPONSE.value, None)
     table[SELECTED] = fit.selected_names()
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
@@ -145,7 +147,7 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
 
 def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
     """The curves table with no row, its columns typed as in a filled one (so it merges like one)."""
-    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, SELECTED} - {S.DURATION_H}
+    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED} - {S.DURATION_H}
     counts = {N_POINTS, N_DOSES, N_REPLICATES, ITERATIONS}
     return pd.DataFrame(
         {
@@ -201,7 +203,9 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(conc >= 0, np.log10(conc), np.nan)
-    y = frame[scale].to_numpy(dtype=np.float64, na_value=np.nan) / SCALE_DIVISOR[scale]
+    y = frame[scale].to_numpy(dtype=np.float64, na_value=np.nan)
+    # an infinite or overflowing response makes the kernel refuse its curve (status non_finite), never fit it
+    y = np.where(np.abs(y) > S.MAX_ABS_RESPONSE, np.inf, y) / SCALE_DIVISOR[scale]
     out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the

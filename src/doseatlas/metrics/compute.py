@@ -22,9 +22,11 @@ Why = S.RefusalReason
 St = S.MetricStatus
 FIT_POLICY_REFUSE = "refuse"
 R0 = "_r0"  # time-zero over vehicle signal of a curve (percent growth levels)
-FAILED_FIT = {"max_iter", "non_finite", "failed"}
+FAILED_FIT = {"max_iter", "failed"}
+NON_FINITE = "non_finite"  # the curve had an infinite or overflowing response (fit.table)
 SINGULAR = "singular"  # converged, but J'J not invertible: see _not_identifiable
 TOO_FEW = {"too_few_points"}
+N_NON_FINITE = "_n_non_finite"  # responses of a curve key that are infinite or beyond S.MAX_ABS_RESPONSE
 OUTPUT_COLUMNS = [
     *S.METRIC_KEY,
     S.VALUE,
@@ -248,6 +250,11 @@ def _refuse_where(out: pd.DataFrame, mask: pd.Series, why: S.RefusalReason) -> p
     return out
 
 
+def _non_finite(values: pd.Series) -> np.ndarray:
+    """True where a response is infinite or larger in magnitude than ``S.MAX_ABS_RESPONSE`` (NaN: False)."""
+    return np.abs(values.to_numpy(dtype=np.float64, na_value=np.nan)) > S.MAX_ABS_RESPONSE
+
+
 # ------------------------------------------------------------------------------ observed metrics
 def dose_means(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
     """Replicate mean of ``scale`` per curve key and tested concentration (NaN responses dropped)."""
@@ -313,6 +320,11 @@ def _effects(responses: pd.DataFrame) -> pd.DataFrame:
         out.loc[none, [S.VALUE, S.LOWER, S.UPPER]] = np.nan
         out.loc[none, S.STATUS] = St.REFUSED.value
         out.loc[none, S.REASON] = reason[none]
+        flags = genetic.assign(_bad=_non_finite(genetic[m.scale]))
+        bad = (
+            flags.groupby(list(S.CURVE_KEY), dropna=False)["_bad"].any().reindex(out.index, fill_value=False)
+        )
+        out = _refuse_where(out, bad, Why.NON_FINITE_RESPONSE)
         frames.append(_finish(out.reset_index(), m, fit_model="none"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS)
 
@@ -358,12 +370,13 @@ def _scale_keys(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
         columns={S.TIME_H: S.DURATION_H}
     )
     usable = drugs[scale].notna()
-    grouped = drugs.assign(_ok=usable, _dose=drugs[S.CONCENTRATION].where(usable)).groupby(
-        list(S.CURVE_KEY), dropna=False
-    )
+    grouped = drugs.assign(
+        _ok=usable, _dose=drugs[S.CONCENTRATION].where(usable), _bad=_non_finite(drugs[scale])
+    ).groupby(list(S.CURVE_KEY), dropna=False)
     return pd.DataFrame(
         {
             "n_usable": grouped["_ok"].sum(),
+            N_NON_FINITE: grouped["_bad"].sum(),
             "n_doses_usable": grouped["_dose"].nunique(),
             "row_reason": grouped[S.reason_column(scale)].agg(_dominant_reason),
         }
@@ -378,7 +391,9 @@ def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
     poor = keys["selected"].eq("sigmoid") & (keys["r2"] < options.min_r2) & ~shrunk
     reason[poor] = Why.POOR_FIT.value
     reason[status.isin(FAILED_FIT) | status.isna() & keys["n_usable"].gt(0)] = Why.FIT_FAILED.value
+    reason[status.eq(NON_FINITE)] = Why.NON_FINITE_RESPONSE.value  # e.g. the GR curve that PG metrics read
     reason[status.isin(TOO_FEW) | keys["n_doses_usable"].lt(options.min_doses)] = Why.TOO_FEW_DOSES.value
+    reason[keys[N_NON_FINITE].gt(0)] = Why.NON_FINITE_RESPONSE.value
     reason[keys["n_usable"].eq(0)] = keys["row_reason"][keys["n_usable"].eq(0)]
     return reason
 
@@ -426,6 +441,7 @@ def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, op
             no_data = keys["n_usable"].eq(0).to_numpy()
             body = _refuse_where(body, no_data, Why.NO_RESPONSES)
             body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
+            body = _refuse_where(body, keys[N_NON_FINITE].gt(0), Why.NON_FINITE_RESPONSE)
         else:
             body = _fitted_metric(m, keys, gate, options)
         body[S.CURVE_ID] = keys[S.CURVE_ID]
