@@ -14,13 +14,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from doseatlas import pipeline
+from doseatlas._text import names, plain
 from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
 from doseatlas.normalize import NormalizationOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # a name like ":smile:" stays as written
 
 
 @app.callback()
@@ -222,10 +223,10 @@ def run(
                 raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
             meta = io.provenance(inputs=files, parameters=parameters)
             with io.atomic_directory(out) as scratch:
+                report.write_report(result, scratch / "report.html", meta=meta)  # first: adds its warnings
                 io.write_run(result, scratch, meta=meta)
-                report.write_report(result, scratch / "report.html", meta=meta)
     except DoseatlasError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {_show(exc, limit=2000)}")
         raise typer.Exit(code=2) from None
     _print_summary(result.summary, out)
 
@@ -279,12 +280,19 @@ def simulate(
             )
         result = run_simulation(config, seed=seed)
     except (DoseatlasError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {_show(exc, limit=2000)}")
         raise typer.Exit(code=2) from None
     for table, path in ((result.wells, out), (result.truth, truth)):
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False) if path.suffix == ".csv" else table.to_parquet(path, index=False)
-    console.print(f"wrote {len(result.wells)} wells to {out} and {len(result.truth)} truth rows to {truth}")
+    console.print(
+        f"wrote {len(result.wells)} wells to {_show(out)} and {len(result.truth)} truth rows to {_show(truth)}"
+    )
+
+
+def _show(value: object, *, limit: int = 200) -> str:
+    """User text for the terminal: clipped, control characters made visible, rich markup escaped."""
+    return escape(plain(value, limit=limit))
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -292,11 +300,14 @@ def _print_summary(summary: dict, out: Path) -> None:
         f"rows read {summary['rows_read']} = rows used {summary['rows_used']}"
         f" + rows in the ledger {summary['rows_in_ledger']}"
     )
-    console.print(f"datasets: {', '.join(summary['datasets'])}; treated wells: {summary['treated_wells']}")
+    datasets = escape(names(summary["datasets"]))
+    console.print(f"datasets: {datasets or '(none)'}; treated wells: {summary['treated_wells']}")
     console.print(f"curves: {summary['curves']}; metric rows: {summary['metric_rows']}")
     for note in summary.get("notes", []):
-        console.print(f"note: {note}")
-    console.print(f"wrote {out}/ (responses, curves, metrics, ledger, plates .parquet; report.html)")
+        console.print(f"note: {_show(note)}")
+    for warning in summary.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {_show(warning)}")
+    console.print(f"wrote {_show(out)}/ (responses, curves, metrics, ledger, plates .parquet; report.html)")
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 
 
