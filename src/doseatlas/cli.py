@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from doseatlas import pipeline
+from doseatlas._text import names, plain
 from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.harmonize import HarmonizeOptions
@@ -24,7 +25,7 @@ from doseatlas.metrics.convert import ConversionOptions
 from doseatlas.normalize import NormalizationOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # a name like ":smile:" stays as written
 
 
 @app.callback()
@@ -329,7 +330,7 @@ def run(
     except DoseatlasError as exc:
         _fail(exc)
     for note in recovered:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {_show(note)}")
     try:
         with _progress() as bar:
             if engine == "dask":
@@ -365,8 +366,8 @@ def run(
             meta = io.provenance(
                 inputs=[*files, *[e for e in evidence if e not in files]], parameters=parameters
             )
+            report.write_report(result, target.scratch / "report.html", meta=meta)  # first: adds its warnings
             io.write_run(result, target.scratch, meta=meta)
-            report.write_report(result, target.scratch / "report.html", meta=meta)
         io.commit_output(target)
     except DoseatlasError as exc:
         io.abandon_output(target)
@@ -431,7 +432,7 @@ def simulate(
             )
         result = run_simulation(config, seed=seed)
     except (DoseatlasError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {_show(exc, limit=2000)}")
         raise typer.Exit(code=2) from None
     try:
         for table, path in ((result.wells, out), (result.truth, truth)):
@@ -441,7 +442,14 @@ def simulate(
                 )
     except DoseatlasError as exc:
         _fail(exc)
-    console.print(f"wrote {len(result.wells)} wells to {out} and {len(result.truth)} truth rows to {truth}")
+    console.print(
+        f"wrote {len(result.wells)} wells to {_show(out)} and {len(result.truth)} truth rows to {_show(truth)}"
+    )
+
+
+def _show(value: object, *, limit: int = 200) -> str:
+    """User text for the terminal: clipped, control characters made visible, rich markup escaped."""
+    return escape(plain(value, limit=limit))
 
 
 @app.command()
@@ -500,7 +508,7 @@ def export(
 
 def _fail(exc: DoseatlasError) -> NoReturn:
     """One message, exit code 2."""
-    console.print(f"[red]error:[/red] {escape(str(exc))}")
+    console.print(f"[red]error:[/red] {_show(exc, limit=2000)}")
     raise typer.Exit(code=2) from None
 
 
@@ -509,18 +517,21 @@ def _print_summary(summary: dict, out: Path) -> None:
         f"rows read {summary['rows_read']} = rows used {summary['rows_used']}"
         f" + rows in the ledger {summary['rows_in_ledger']}"
     )
-    console.print(f"datasets: {', '.join(summary['datasets'])}; treated wells: {summary['treated_wells']}")
+    datasets = escape(names(summary["datasets"]))
+    console.print(f"datasets: {datasets or '(none)'}; treated wells: {summary['treated_wells']}")
     console.print(f"curves: {summary['curves']}; metric rows: {summary['metric_rows']}")
     for note in summary.get("notes", []):
-        console.print(f"note: {note}")
+        console.print(f"note: {_show(note)}")
     ids = summary.get("identities", {})
     if ids:
         console.print(
             f"identities: {ids['cell_lines']} cell lines, {ids['perturbagens']} perturbagens; "
             f"{ids['conflicts']} names kept apart, {ids['near_misses']} near misses listed (identities.parquet)"
         )
+    for warning in summary.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {_show(warning)}")
     console.print(
-        f"wrote {out}/ (responses, curves, metrics, ledger, plates, identities, consistency .parquet; report.html)"
+        f"wrote {_show(out)}/ (responses, curves, metrics, ledger, plates, identities, consistency .parquet; report.html)"
     )
     typer.echo(json.dumps({k: summary[k] for k in ("rows_read", "rows_used", "rows_in_ledger")}))
 

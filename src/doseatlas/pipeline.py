@@ -245,6 +245,7 @@ def _summary(
     }
     if summary["rows_used"] + summary["rows_in_ledger"] != n_read:
         raise DoseatlasError("row accounting failed: rows read != rows used + rows in the ledger")
+    summary["warnings"] = run_warnings(n_read, rows_used)
     return summary
 
 
@@ -259,6 +260,19 @@ def record_accounting(attrs: dict[str, Any], n_read: int) -> dict[str, Any]:
         S.RECORDS_FOLDED: folded,
         S.ROWS_SYNTHESIZED: synthesized,
     }
+
+
+def run_warnings(n_read: int, rows_used: int) -> list[str]:
+    """What a person must not miss about a run that still succeeded (exit 0): said on the terminal, in
+    ``summary.json`` (``warnings``) and at the top of the report."""
+    if n_read == 0:
+        return ["the input has no rows: nothing was computed"]
+    if rows_used == 0:
+        return [
+            f"every input row ({n_read:,}) was rejected: no responses, curves or metrics were computed; "
+            "the reasons are in ledger.parquet"
+        ]
+    return []
 
 
 def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFrame:

@@ -1,14 +1,22 @@
-"""Dose-response figures: small multiples with the metrics drawn on each curve."""
+"""Dose-response figures: small multiples with the metrics drawn on each curve.
+
+Every text is drawn as plain text (``parse_math=False``): a name like ``$\\frac{1}{$statinib`` is shown as
+written, never read as mathtext.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from doseatlas import schemas as S
+from doseatlas._text import plain
 from doseatlas.metrics.compute import sigmoid
 from doseatlas.metrics.registry import REGISTRY
 
@@ -42,7 +50,7 @@ def _fmt_metric(row: pd.Series) -> str:
         return f"{name} > {row[S.LOWER] * 1e6:.3g} µM (not reached)"
     if status == "left_censored":
         return f"{name} < {row[S.UPPER] * 1e6:.3g} µM (already past)"
-    return f"{name}: refused ({row[S.REASON]})"
+    return f"{name}: refused ({plain(row[S.REASON], limit=60)})"
 
 
 def gr_to_pg(gr: np.ndarray, r0: float) -> np.ndarray:
@@ -114,6 +122,7 @@ def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.D
         0.02,
         0.03,
         text,
+        parse_math=False,
         transform=ax.transAxes,
         fontsize=6.5,
         va="bottom",
@@ -124,8 +133,8 @@ def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.D
     ax.set_ylim(
         min(-0.1, np.nanmin(y) - 0.1) if len(y) else -0.1, max(1.3, np.nanmax(y) + 0.1) if len(y) else 1.3
     )
-    ax.set_xlabel("log10 concentration (M)", fontsize=7)
-    ax.set_ylabel(Y_LABEL[scale], fontsize=7)
+    ax.set_xlabel("log10 concentration (M)", fontsize=7, parse_math=False)
+    ax.set_ylabel(Y_LABEL[scale], fontsize=7, parse_math=False)
     ax.tick_params(labelsize=6)
 
 
@@ -149,10 +158,12 @@ def curve_grid(
         mm = metrics[_same_key(metrics, pick)]
         curve = _curve_used(curves, mm, pick)
         _draw_panel(ax, points, curve, mm, scale)
-        ax.set_title(pick["title"], fontsize=7.5)
+        title = "\n".join(plain(line, limit=150) for line in str(pick["title"]).split("\n"))
+        ax.set_title(title, fontsize=7.5, parse_math=False)
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
-    fig.tight_layout()
+    with _no_glyph_warnings():
+        fig.tight_layout()
     return fig
 
 
@@ -171,10 +182,20 @@ def _curve_used(curves: pd.DataFrame, metrics: pd.DataFrame, pick: pd.Series) ->
     return found.iloc[0] if len(found) else None
 
 
+@contextlib.contextmanager
+def _no_glyph_warnings() -> Iterator[None]:
+    """A character of a name that the font lacks is drawn as a box, without a warning per character on the
+    terminal (the report's tables show the name as text)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        yield
+
+
 def png_bytes(fig) -> bytes:
     """Render a figure as PNG."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    with _no_glyph_warnings():
+        fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
 
 

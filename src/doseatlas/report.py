@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._text import names, plain
 
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -28,25 +30,38 @@ figcaption{color:#627d98;font-size:.9em}.scroll{overflow-x:auto;max-width:100%}
 """
 
 
-def _table(frame: pd.DataFrame, *, caption: str | None = None) -> str:
-    """A small HTML table (numbers right-aligned, everything escaped)."""
+#: data sets drawn as figures (the first in name order); every curve is in the tables
+MAX_FIGURES = 6
+#: rows shown of any table of the report; every row is in the Parquet tables
+MAX_ROWS = 100
+#: per-(data set, readout, duration) metric tables shown after the table over all data sets
+MAX_GROUPS = 12
+
+
+def _cell(value: Any) -> str:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    text = f"{value:.4g}" if isinstance(value, float) else plain(value)
+    return f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
+
+
+def _table(frame: pd.DataFrame, *, caption: str | None = None, rest: str = "the output tables") -> str:
+    """A small HTML table: at most :data:`MAX_ROWS` rows (saying how many are not shown and where they are),
+    numbers right-aligned, every text clipped, made visible and escaped."""
     if frame.empty:
         return '<p class="sub">none</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for record in frame.itertuples(index=False):
-        cells = []
-        for value in record:
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            cells.append(
-                f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
-            )
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    head = "".join(f"<th>{html.escape(plain(c))}</th>" for c in frame.columns)
+    rows = [
+        "<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in frame.head(MAX_ROWS).itertuples(index=False)
+    ]
+    cap = f"<caption>{html.escape(plain(caption))}</caption>" if caption else ""
+    more = (
+        f'<p class="sub">first {MAX_ROWS:,} of {len(frame):,} rows shown; all are in {html.escape(rest)}.</p>'
+        if len(frame) > MAX_ROWS
+        else ""
+    )
     return (
         f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>{more}"
     )
 
 
@@ -71,17 +86,19 @@ def _cards(summary: dict[str, Any]) -> str:
 
 def _responses_section(responses: pd.DataFrame) -> str:
     """Per data set: how many treated wells got each response scale, and why not."""
+    if responses.empty:
+        return '<p class="sub">No treated wells.</p>'
     parts = []
     for scale in S.RESPONSE_SCALES:
         why = S.reason_column(scale)
         counts = (
-            responses.assign(_r=responses[why].fillna("computed"))
+            responses.assign(_r=responses[why].astype(object).fillna("computed").astype(str))
             .groupby([S.DATASET, "_r"])
             .size()
             .unstack(fill_value=0)
             .reset_index()
         )
-        parts.append(f"<h3><code>{scale}</code></h3>" + _table(counts))
+        parts.append(f"<h3><code>{scale}</code></h3>" + _table(counts, rest="responses.parquet"))
     return "".join(parts)
 
 
@@ -90,43 +107,74 @@ def _ledger_section(ledger: pd.DataFrame) -> str:
         return '<p class="ok">No input row was rejected.</p>'
     counts = ledger.groupby([S.LEDGER_REASON, S.LEDGER_COLUMN]).size().rename("rows").reset_index()
     sample = ledger.head(20)
-    return _table(counts) + "<h3>First rejected rows</h3>" + _table(sample)
+    return (
+        _table(counts, rest="ledger.parquet")
+        + "<h3>First rejected rows</h3>"
+        + _table(sample)
+        + f'<p class="sub">{min(len(ledger), 20):,} of {len(ledger):,} rejected rows shown; all are in '
+        "ledger.parquet (long values cut here, whole there).</p>"
+    )
 
 
 def _provenance(meta: dict[str, Any]) -> str:
     inputs = pd.DataFrame(meta.get("inputs", []))
     return (
-        f'<p class="sub">doseatlas {html.escape(str(meta.get("package_version")))}, schema '
-        f"{html.escape(str(meta.get('schema_version')))}, created {html.escape(str(meta.get('created_utc')))}"
-        f"<br>command: <code>{html.escape(str(meta.get('command')))}</code></p>" + _table(inputs)
+        f'<p class="sub">doseatlas {html.escape(plain(meta.get("package_version")))}, schema '
+        f"{html.escape(plain(meta.get('schema_version')))}, created {html.escape(plain(meta.get('created_utc')))}"
+        f"<br>command: <code>{html.escape(plain(meta.get('command'), limit=2000))}</code></p>"
+        + _table(inputs, rest="the provenance of every output table")
     )
+
+
+def _guarded(title: str, make: Callable[[], str], problems: list[str]) -> str:
+    """A section's HTML, or, if making it fails, a message in its place (recorded in ``problems``): the report
+    never costs a run its results."""
+    try:
+        return make()
+    except Exception as exc:  # any failure of a report part becomes a message, not a lost run
+        problem = f"report: {title} could not be drawn ({type(exc).__name__}: {exc})"
+        problems.append(plain(problem, limit=500))
+        return f'<p class="warn">{html.escape(plain(problem, limit=500))}</p>'
+
+
+def build_report(
+    result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()
+) -> tuple[str, list[str]]:
+    """The report as an HTML string, and the problems met making it (parts replaced by a message)."""
+    problems: list[str] = []
+    makers = [
+        ("Identities: conflicts and near misses", lambda: identities_section(result)),
+        ("Summary", lambda: _cards(result.summary)),
+        ("Responses computed and refused", lambda: _responses_section(result.responses)),
+        ("Metrics computed and refused", lambda: metrics_section(result)),
+        ("Dose-response curves", lambda: figures_section(result, problems=problems)),
+        ("Consistency across data sets", lambda: consistency_section(result)),
+        *((title, lambda content=content: content) for title, content in extra_sections),
+        ("Glossary", glossary_section),
+        ("Rejected input rows (ledger)", lambda: _ledger_section(result.ledger)),
+        ("Plate quality", lambda: qc_section(result)),
+        ("Plates (first 60)", lambda: _table(result.plates.head(60))),
+        ("Provenance", lambda: _provenance(meta)),
+    ]
+    body = "".join(
+        f"<h2>{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}" for title, make in makers
+    )
+    warnings = [*result.summary.get("warnings", []), *problems]
+    warned = "".join(f'<li class="warn">warning: {html.escape(plain(w, limit=500))}</li>' for w in warnings)
+    notes = "".join(f"<li>{html.escape(plain(n, limit=500))}</li>" for n in result.summary.get("notes", []))
+    datasets = result.summary["datasets"]
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>doseatlas report</title>'
+        f"<style>{CSS}</style></head><body><h1>doseatlas report</h1>"
+        f'<p class="sub">data sets ({len(datasets):,}): {html.escape(names(datasets)) or "none"}</p>'
+        f"{'<ul>' + warned + notes + '</ul>' if warned or notes else ''}{body}</body></html>"
+    )
+    return page, problems
 
 
 def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()) -> str:
     """The report as an HTML string."""
-    sections = [
-        ("Identities: conflicts and near misses", identities_section(result)),
-        ("Summary", _cards(result.summary)),
-        ("Responses computed and refused", _responses_section(result.responses)),
-        ("Metrics computed and refused", metrics_section(result)),
-        ("Dose-response curves", figures_section(result)),
-        ("Consistency across data sets", consistency_section(result)),
-        *extra_sections,
-        ("Glossary", glossary_section()),
-        ("Rejected input rows (ledger)", _ledger_section(result.ledger)),
-        ("Plate quality", qc_section(result)),
-        ("Plates (first 60)", _table(result.plates.head(60))),
-        ("Provenance", _provenance(meta)),
-    ]
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.summary.get("notes", []))
-    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
-    datasets = ", ".join(result.summary["datasets"])
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>doseatlas report</title>'
-        f"<style>{CSS}</style></head><body><h1>doseatlas report</h1>"
-        f'<p class="sub">data sets: {html.escape(datasets)}</p>'
-        f"{'<ul>' + notes + '</ul>' if notes else ''}{body}</body></html>"
-    )
+    return build_report(result, meta=meta, extra_sections=extra_sections)[0]
 
 
 def identities_section(result: Any) -> str:
@@ -147,9 +195,14 @@ def identities_section(result: Any) -> str:
     return head + _table(shown)
 
 
-def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> None:
-    """Write ``report.html``."""
-    Path(path).write_text(render_report(result, meta=meta), encoding="utf-8")
+def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> list[str]:
+    """Write ``report.html``. A part of the report that cannot be made is replaced by a message; those
+    problems are returned and added to ``result.summary["warnings"]`` (so ``summary.json``, written after
+    the report, carries them)."""
+    page, problems = build_report(result, meta=meta)
+    Path(path).write_text(page, encoding="utf-8")
+    result.summary.setdefault("warnings", []).extend(problems)
+    return problems
 
 
 HEADLINE = (("ic50", S.RELATIVE_VIABILITY), ("gi50", S.PERCENT_GROWTH), ("gr50", S.GR))
@@ -157,61 +210,79 @@ WANTED = {"estimated": 2, "right_censored": 1, "left_censored": 1, "refused": 1}
 
 
 def pick_curves(metrics: pd.DataFrame, *, per_dataset: int = 8, seed: int = 0) -> pd.DataFrame:
-    """A sample of curves per data set covering estimated, censored and refused headline metrics."""
-    picks = []
-    for _, block in metrics.groupby(S.DATASET, sort=True):
-        chosen = []
-        for name, scale in HEADLINE:
-            rows = block[
-                (block[S.METRIC] == name) & ~block[S.REASON].isin([S.RefusalReason.NOT_PROVIDED.value])
-            ]
-            refused_data = rows[S.REASON].isin(["no_time_zero", "no_vehicle_control", "no_responses"])
-            rows = rows[~refused_data]
-            for status, count in WANTED.items():
-                part = rows[rows[S.STATUS] == status]
-                chosen.append(
-                    part.sample(n=min(count, len(part)), random_state=seed).assign(**{S.SCALE: scale})
-                )
-        block_picks = pd.concat(chosen) if chosen else pd.DataFrame()
-        picks.append(block_picks.head(per_dataset))
-    if not picks:
-        return pd.DataFrame()
-    table = pd.concat(picks, ignore_index=True)
-    table["title"] = (
-        table[S.DATASET]
-        + " · "
-        + table[S.CELL_LINE]
-        + " · "
-        + table[S.PERTURBAGEN]
-        + "\n"
-        + table[S.READOUT]
-        + ", "
-        + table[S.DURATION_H].map(lambda h: f"{h:g} h" if pd.notna(h) else "duration unknown")
-        + " · "
-        + table[S.METRIC]
-        + ": "
-        + table[S.STATUS]
+    """A sample of curves per data set covering estimated, censored and refused headline metrics; ``scale`` is
+    the panel's scale (of the headline metric) and ``title`` a plain-text panel title. Empty when no curve
+    qualifies."""
+    refused_data = ["no_time_zero", "no_vehicle_control", "no_responses", S.RefusalReason.NOT_PROVIDED.value]
+    headline = pd.DataFrame(HEADLINE, columns=[S.METRIC, S.SCALE])
+    rows = metrics[metrics[S.METRIC].isin(headline[S.METRIC]) & ~metrics[S.REASON].isin(refused_data)]
+    rows = (
+        rows.drop(columns=S.SCALE, errors="ignore")
+        .merge(headline, on=S.METRIC)
+        .merge(pd.DataFrame(list(WANTED.items()), columns=[S.STATUS, "_wanted"]), on=S.STATUS)
     )
+    if rows.empty:
+        return rows.drop(columns="_wanted").assign(title=pd.Series(dtype=str))
+    # a random order per seed, then the first ``_wanted`` of each (data set, metric, status), then the first
+    # ``per_dataset`` of each data set in headline and status order
+    rows = rows.sample(frac=1.0, random_state=seed)
+    rows = rows[rows.groupby([S.DATASET, S.METRIC, S.STATUS]).cumcount() < rows["_wanted"]]
+    order = {name: i for i, (name, _) in enumerate(HEADLINE)} | {s: i for i, s in enumerate(WANTED)}
+    rows = rows.assign(_m=rows[S.METRIC].map(order), _s=rows[S.STATUS].map(order))
+    rows = rows.sort_values([S.DATASET, "_m", "_s"], kind="stable")
+    table = rows[rows.groupby(S.DATASET).cumcount() < per_dataset].drop(columns=["_wanted", "_m", "_s"])
+    table = table.reset_index(drop=True)
+    table["title"] = [_title(r) for r in table.to_dict("records")]
     return table
 
 
+def _title(pick: dict[str, Any]) -> str:
+    """A panel title: names cut to 40 characters, control characters visible (drawn as plain text)."""
+    duration = pick[S.DURATION_H]
+    hours = f"{duration:g} h" if pd.notna(duration) else "duration unknown"
+    who = " · ".join(plain(pick[c], limit=40) for c in (S.DATASET, S.CELL_LINE, S.PERTURBAGEN))
+    return f"{who}\n{plain(pick[S.READOUT], limit=40)}, {hours} · {pick[S.METRIC]}: {pick[S.STATUS]}"
+
+
+def _hours(durations: pd.Series) -> pd.Series:
+    """Durations as text (``72 h``, ``unknown``), formatted once per distinct value."""
+    labels = {h: f"{h:g} h" for h in durations.dropna().unique()}
+    return durations.map(labels).fillna("unknown").astype(str)
+
+
 def metrics_section(result: Any) -> str:
-    """Per data set, readout and duration: metric status counts, refusals split by reason."""
+    """Metric status counts, refusals split by reason: over all data sets, then per data set, readout and
+    duration for the first :data:`MAX_GROUPS` of them."""
     m = result.metrics
     if m.empty:
         return '<p class="sub">No metrics were computed.</p>'
-    label = m[S.STATUS].where(m[S.STATUS] != "refused", "refused: " + m[S.REASON].fillna("?").astype(str))
-    m = m.assign(
-        _outcome=label, _duration=m[S.DURATION_H].map(lambda h: f"{h:g} h" if pd.notna(h) else "unknown")
+    status = m[S.STATUS].astype(str)
+    label = status.where(
+        status != "refused", "refused: " + m[S.REASON].astype(object).fillna("?").astype(str)
     )
+    m = m.assign(_outcome=label, _duration=_hours(m[S.DURATION_H]))
     parts = [_policy_note(result.curves)]
-    for (dataset, readout, duration), block in m.groupby([S.DATASET, S.READOUT, "_duration"], sort=True):
-        counts = block.groupby([S.METRIC, "_outcome"]).size().unstack(fill_value=0)
-        order = [c for c in ("estimated", "right_censored", "left_censored") if c in counts.columns]
-        counts = counts[order + sorted(c for c in counts.columns if c not in order)].reset_index()
-        title = f"{dataset} · {readout} · {duration}"
-        parts.append(f"<h3>{html.escape(title)}</h3>" + _table(counts))
+    groups = m.groupby([S.DATASET, S.READOUT, "_duration"], sort=True)
+    if groups.ngroups > 1:
+        parts.append(f"<h3>All {groups.ngroups:,} data sets, readouts and durations</h3>" + _counts(m))
+    for i, ((dataset, readout, duration), block) in enumerate(groups):
+        if i == MAX_GROUPS:
+            parts.append(
+                f'<p class="sub">{groups.ngroups - MAX_GROUPS:,} more (data set, readout, duration) groups not '
+                "shown one by one; every metric is in metrics.parquet.</p>"
+            )
+            break
+        title = f"{plain(dataset, limit=80)} · {plain(readout, limit=80)} · {duration}"
+        parts.append(f"<h3>{html.escape(title)}</h3>" + _counts(block))
     return "".join(parts)
+
+
+def _counts(block: pd.DataFrame) -> str:
+    """Metric x outcome counts of ``block`` (estimated and censored first, then refusals by reason)."""
+    counts = block.groupby([S.METRIC, "_outcome"]).size().unstack(fill_value=0)
+    order = [c for c in ("estimated", "right_censored", "left_censored") if c in counts.columns]
+    counts = counts[order + sorted(c for c in counts.columns if c not in order)].reset_index()
+    return _table(counts, rest="metrics.parquet")
 
 
 POLICY_TEXT = {
@@ -282,27 +353,52 @@ def glossary_section() -> str:
     return _table(rows)
 
 
-def figures_section(result: Any) -> str:
-    """Dose-response small multiples for a sample of curves, metrics drawn on each."""
+def figures_section(result: Any, *, problems: list[str] | None = None) -> str:
+    """Dose-response small multiples for a sample of curves of the first :data:`MAX_FIGURES` data sets,
+    metrics drawn on each. A figure that cannot be drawn is replaced by a message (added to ``problems``)."""
+    metrics = result.metrics
+    datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
+    shown = datasets[:MAX_FIGURES]
+    picks = pick_curves(metrics[metrics[S.DATASET].isin(shown)]) if shown else pd.DataFrame()
+    if picks.empty:
+        return '<p class="sub">No curves to draw.</p>'
+    responses = result.responses[result.responses[S.DATASET].isin(shown)]
+    parts = []
+    if len(datasets) > MAX_FIGURES:
+        parts.append(
+            f'<p class="sub">Figures of {MAX_FIGURES} of {len(datasets):,} data sets (the first by name); the '
+            "curves and metrics of every data set are in curves.parquet and metrics.parquet.</p>"
+        )
+    for dataset, block in picks.groupby(S.DATASET, sort=True):
+        name = html.escape(plain(dataset, limit=80))
+        try:
+            image = _figure_png(block, responses, result.curves, metrics)
+        except Exception as exc:  # a figure that cannot be drawn must not cost the run
+            problem = plain(f"report: figure of {plain(dataset, limit=80)} could not be drawn "
+                            f"({type(exc).__name__}: {exc})", limit=500)  # fmt: skip
+            if problems is not None:
+                problems.append(problem)
+            parts.append(f'<p class="warn">{html.escape(problem)}</p>')
+            continue
+        parts.append(
+            f'<figure><img alt="dose-response curves of {name}" src="data:image/png;base64,{image}">'
+            f"<figcaption>{name}: a sample of estimated, censored and refused curves. Solid vertical line: "
+            "threshold concentration (IC50, GI50, GR50...); dashed: fitted midpoint (EC50, GEC50); arrows: "
+            "censored at the tested range; dotted horizontal lines: thresholds.</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def _figure_png(
+    picks: pd.DataFrame, responses: pd.DataFrame, curves: pd.DataFrame, metrics: pd.DataFrame
+) -> str:
+    """The small multiples of ``picks`` as base64 PNG."""
     import base64
 
     from doseatlas import plotting
 
-    picks = pick_curves(result.metrics)
-    if picks.empty:
-        return '<p class="sub">No curves to draw.</p>'
-    parts = []
-    for dataset, block in picks.groupby(S.DATASET, sort=True):
-        fig = plotting.curve_grid(block, result.responses, result.curves, result.metrics)
-        data = base64.b64encode(plotting.png_bytes(fig)).decode()
-        parts.append(
-            f'<figure><img alt="dose-response curves of {html.escape(str(dataset))}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(str(dataset))}: a sample of '
-            "estimated, censored and refused curves. Solid vertical line: threshold concentration (IC50, GI50, "
-            "GR50...); dashed: fitted midpoint (EC50, GEC50); arrows: censored at the tested range; dotted "
-            "horizontal lines: thresholds.</figcaption></figure>"
-        )
-    return "".join(parts)
+    fig = plotting.curve_grid(picks, responses, curves, metrics)
+    return base64.b64encode(plotting.png_bytes(fig)).decode()
 
 
 #: metrics drawn in the consistency scatter plots (those both data sets have), and the bounds on their number
@@ -323,7 +419,7 @@ def consistency_section(result: Any) -> str:
     pairs = table.drop_duplicates([S.DATASET_A, S.DATASET_B])
     none = pairs[pairs[S.N_SHARED_PAIRS].eq(0)]
     notes = "".join(
-        f"<li>{html.escape(str(r[S.DATASET_A]))} and {html.escape(str(r[S.DATASET_B]))} share no cell line x "
+        f"<li>{html.escape(plain(r[S.DATASET_A], limit=80))} and {html.escape(plain(r[S.DATASET_B], limit=80))} share no cell line x "
         "perturbagen: nothing to compare.</li>"
         for _, r in none.iterrows()
     )
@@ -338,7 +434,7 @@ def consistency_section(result: Any) -> str:
             continue
         fig = plotting.consistency_scatter(paired_values(agg, a, b), dataset_a=a, dataset_b=b, metrics=names)
         data = base64.b64encode(plotting.png_bytes(fig)).decode()
-        label = html.escape(f"{a} vs {b}")
+        label = html.escape(f"{plain(a, limit=80)} vs {plain(b, limit=80)}")
         parts.append(
             f'<figure><img alt="{label}" src="data:image/png;base64,{data}"><figcaption>{label}: pairs estimated '
             "in both (concentrations in log10 M; dotted: identity).</figcaption></figure>"
