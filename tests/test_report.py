@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -162,9 +162,8 @@ def test_report_of_many_data_sets_is_bounded(tmp_path):
     result, out = _run(tmp_path, rows)
     assert result.exit_code == 0, (result.output, result.exception)
     page = (out / "report.html").read_text()
-    # curve figures of at most MAX_FIGURES data sets, plus the bounded consistency scatter plots
-    assert page.count("<img") <= report.MAX_FIGURES + report.MAX_SCATTER_PAIRS < 20 * 19 / 2
-    assert f"{report.MAX_FIGURES} of 20 data sets" in page  # says what is not shown
+    assert page.count("<img") <= 6 + report.MAX_SCATTER_PAIRS  # MAX_FIGURES curve figures + bounded consistency plots
+    assert "6 of 20 data sets" in page  # says what is not shown
     assert len(page) < 2_500_000
     assert page.count("<tr>") < 1500
 
@@ -173,7 +172,7 @@ def test_a_huge_cell_does_not_make_a_huge_report(tmp_path):
     junk = "x" * 2_000_000
     rows = plate(treated=CURVE, time_zero=[20, 21])
     rows.append(row(well="Z1", role=junk))  # rejected: the ledger quotes it
-    rows += plate(treated=CURVE, dataset="y" * 1_000_000, plate_id="p9")  # accepted: a name in every table
+    rows += plate(treated=CURVE, dataset="y" * 200_000, plate_id="p9")  # accepted: a name in every table
     result, out = _run(tmp_path, rows)
     assert result.exit_code == 0, (result.output, result.exception)
     page = (out / "report.html").read_text()
@@ -183,33 +182,39 @@ def test_a_huge_cell_does_not_make_a_huge_report(tmp_path):
     assert len(result.output) < 5000
 
 
-HOSTILE = st.one_of(
-    st.sampled_from(
-        [
-            "$",
-            r"$\frac{1}{$statinib",
-            "lab[/bold]",
-            "[bold red blink]x",
-            "\x1b[31mred",
-            "<script>x</script>",
-            "&amp;",
-            ":smile:",
-            "\u202eevil",
-            "a" * 5000,
-            "\\",
-            "%s{0}",
-        ]
+FRAGMENTS = [
+    "$",
+    r"\frac{1}{",
+    "[/bold]",
+    "[bold red blink]",
+    "\x1b[31m",
+    "<script>",
+    "&amp;",
+    ":smile:",
+    "\u202e",
+    "\t",
+    "a" * 3000,
+    "\\",
+    "%s{0}",
+    "^_",
+]
+HOSTILE = st.lists(
+    st.one_of(
+        st.sampled_from(FRAGMENTS),
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='\x00,\r\n"'),
+            min_size=1,
+            max_size=10,
+        ),
     ),
-    st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='\x00,\r\n"'),
-        min_size=1,
-        max_size=40,
-    ),
-)
+    min_size=1,
+    max_size=5,
+).map("".join)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dataset=HOSTILE, line=HOSTILE, drug=HOSTILE)
+@example(dataset="lab[/bold]", line="\x1b[31mA", drug=r"$\frac{1}{$statinib")
 def test_hostile_names_through_the_whole_run(tmp_path, dataset, line, drug):
     rows = plate(treated=CURVE, time_zero=[20, 21], dataset=dataset, cell_line=line, perturbagen=drug)
     result, out = _run(tmp_path, rows)
