@@ -162,7 +162,9 @@ def test_report_of_many_data_sets_is_bounded(tmp_path):
     result, out = _run(tmp_path, rows)
     assert result.exit_code == 0, (result.output, result.exception)
     page = (out / "report.html").read_text()
-    assert page.count("<img") <= 6 + report.MAX_SCATTER_PAIRS  # MAX_FIGURES curve figures + bounded consistency plots
+    assert (
+        page.count("<img") <= 6 + report.MAX_SCATTER_PAIRS
+    )  # MAX_FIGURES curve figures + bounded consistency plots
     assert "6 of 20 data sets" in page  # says what is not shown
     assert len(page) < 2_500_000
     assert page.count("<tr>") < 1500
