@@ -447,6 +447,42 @@ def _by_kind(raw: pd.DataFrame | Sequence[pd.DataFrame]) -> tuple[pd.DataFrame |
     return tuple(pd.concat(k, ignore_index=True) if k else None for k in kinds)
 
 
+def whole_run_steps(
+    tables: dict[str, pd.DataFrame],
+    *,
+    options: RunOptions,
+    published: pd.DataFrame | None = None,
+    tick: Callable[[str], None] = lambda _step: None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any], list[str]]:
+    """The steps that need the whole run's tables, the same in both engines: DIP curves, ``harmonize``,
+    ``consistency`` and ``time``. ``tables`` holds responses, curves, metrics, plates and dip (in the order of the
+    output tables); returns the tables (with identities, consistency, growth, converted, time_dependence), what
+    they add to the summary and the notes to show."""
+    responses, curves, metrics, plates, dip = (
+        tables[k] for k in ("responses", "curves", "metrics", "plates", "dip")
+    )
+    curves, metrics = dip_step(dip, curves, metrics, options=options)
+    tick("harmonize")
+    responses, curves, metrics, plates, identities = harmonize_tables(
+        responses, curves, metrics, plates, options=options.harmonize
+    )
+    dip = apply_identities(dip, identities) if len(dip) else dip
+    tick("consistency")
+    metrics, consistency = consistency_step(metrics, curves, published=published)
+    tick("time")
+    timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
+    added = {
+        "metric_status": metrics[S.STATUS].value_counts().to_dict(),
+        "curves": len(curves),
+        "metric_rows": len(metrics),
+        "identities": identity_summary(identities),
+        **time_summary(timed),
+    }
+    out = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,
+           "identities": identities, "consistency": consistency, **timed}  # fmt: skip
+    return out, added, identity_notes(identities)
+
+
 def _merged_attrs(tables: Sequence[pd.DataFrame]) -> dict[str, Any]:
     from doseatlas.ingest import merged_attrs
 
@@ -491,37 +527,15 @@ def run_pipeline(
         sort_table(t, n) for t, n in ((responses, "responses"), (curves, "curves"), (metrics, "metrics"))
     )
     dip = sort_table(dip_rates(checked.clean), "dip")
-    curves, metrics = dip_step(dip, curves, metrics, options=options)
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
-    plates = sort_table(plates, "plates")
-    tick("harmonize")
-    responses, curves, metrics, plates, identities = harmonize_tables(
-        responses, curves, metrics, plates, options=options.harmonize
-    )
-    dip = apply_identities(dip, identities) if len(dip) else dip
-    tick("consistency")
-    metrics, consistency = consistency_step(metrics, curves, published=published)
-    tick("time")
-    timed = time_tables(responses, curves, metrics, options=options)
+    tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": sort_table(plates, "plates"),
+              "dip": dip}  # fmt: skip
+    tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
-    summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, responses)
+    summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, tables["responses"])
     summary.update(record_accounting(attrs, checked.n_read))
-    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
-    summary["curves"] = len(curves)
-    summary["metric_rows"] = len(metrics)
-    summary["identities"] = identity_summary(identities)
-    if identity_notes(identities):
-        summary.setdefault("notes", []).extend(identity_notes(identities))
-    summary.update(time_summary(timed))
-    tables = result_tables(
-        responses=responses,
-        curves=curves,
-        metrics=metrics,
-        ledger=checked.ledger,
-        plates=plates,
-        dip=dip,
-        identities=identities,
-        consistency=consistency,
-        **timed,
-    )
+    summary.update(added)
+    if notes:
+        summary.setdefault("notes", []).extend(notes)
+    tables = result_tables(ledger=checked.ledger, **tables)
     return RunResult(**tables, summary=summary, options=options)

@@ -37,8 +37,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
-from doseatlas.harmonize import HarmonizeOptions, apply_identities
-from doseatlas.harmonize.identities import identity_notes, identity_summary
+from doseatlas.harmonize import HarmonizeOptions
 from doseatlas.ingest import merged_attrs
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
@@ -48,15 +47,11 @@ from doseatlas.pipeline import (
     _plates_table,
     _summary,
     _validate_and_normalize,
-    consistency_step,
-    dip_step,
     fit_all_scales,
-    harmonize_tables,
     record_accounting,
     result_tables,
     sort_table,
-    time_summary,
-    time_tables,
+    whole_run_steps,
     with_reader_metadata,
 )
 from doseatlas.timecourse import dip_rates
@@ -330,31 +325,10 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
                        responses)  # fmt: skip
     dip = sort_table(_concat([n.dip for n in normalized]), "dip")
-    curves, metrics = dip_step(dip, curves, metrics, options=options)
-    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
-    summary["curves"] = len(curves)
-    summary["metric_rows"] = len(metrics)
-    responses, curves, metrics, plates, identities = harmonize_tables(
-        responses, curves, metrics, plates, options=options.harmonize
-    )
-    dip = apply_identities(dip, identities) if len(dip) else dip
-    summary["identities"] = identity_summary(identities)
-    if identity_notes(identities):
-        summary.setdefault("notes", []).extend(identity_notes(identities))
-    metrics, consistency = consistency_step(metrics, curves)
-    summary["metric_status"] = metrics[S.STATUS].value_counts().to_dict()
-    summary["metric_rows"] = len(metrics)
-    timed = time_tables(responses, curves, metrics, options=options)  # needs every duration of a pair at once
-    summary.update(time_summary(timed))
-    tables = result_tables(
-        responses=responses,
-        curves=curves,
-        metrics=metrics,
-        ledger=ledger,
-        plates=plates,
-        identities=identities,
-        consistency=consistency,
-        dip=dip,
-        **timed,
-    )
+    tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip}
+    tables, added, notes = whole_run_steps(tables, options=options)
+    summary.update(added)
+    if notes:
+        summary.setdefault("notes", []).extend(notes)
+    tables = result_tables(ledger=ledger, **tables)
     return RunResult(**tables, summary=summary)
