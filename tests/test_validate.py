@@ -308,3 +308,27 @@ def test_a_column_named_twice_is_one_error_naming_it(tmp_path, suffix):
     with pytest.raises(InputFileError, match="signal") as err:
         read_canonical(path)
     assert err.value.column == "signal" and "twice" in str(err.value)
+
+
+def test_metrics_do_not_depend_on_the_order_of_conflicting_reads():
+    doses = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+    rows = plate(treated={d: 10 + 90 / (1 + d) for d in doses})
+    rows += plate(treated={d: 12 + 88 / (1 + d) for d in doses}, plate_id="p2")
+    rows.append({**rows[8], S.SIGNAL: "30"})  # well A09 of p1 (dose 1) read again, differently
+    first, last = run_pipeline(frame(rows)).metrics, run_pipeline(frame(rows[::-1])).metrics
+    columns = [*S.METRIC_KEY, S.VALUE, S.STATUS, S.LOWER, S.UPPER]
+    assert (
+        first[columns]
+        .sort_values(list(S.METRIC_KEY))
+        .reset_index(drop=True)
+        .equals(last[columns].sort_values(list(S.METRIC_KEY)).reset_index(drop=True))
+    )
+
+
+def test_every_ledger_reason_is_documented_with_its_meaning():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    for reason in S.RowReason:
+        assert f"| `{reason.value}` | {S.ROW_REASON_MEANING[reason]} |" in docs, reason
+    assert "today reason `unknown_role`" not in docs  # GDSC UN-USED wells: excluded_by_source

@@ -211,31 +211,42 @@ class RowReason(StrEnum):
     WRONG_FIELD_COUNT = "wrong_field_count"
 
 
-#: one sentence per ledger reason (rendered into docs/formats.md)
+#: one sentence per ledger reason (the table of docs/formats.md; a test checks that they agree)
 ROW_REASON_MEANING: dict[str, str] = {
     RowReason.UNKNOWN_ROLE: "the role is not one of the roles of the well table",
     RowReason.UNKNOWN_UNIT: "a concentration is given in a unit that is not one of the known units",
     RowReason.UNKNOWN_READOUT: "the readout is not one of the known readouts",
     RowReason.UNKNOWN_SCALE: "the response_scale of a response table is not one of the response scales",
     RowReason.UNKNOWN_PERTURBATION_TYPE: "a treated row's perturbation_type is not one of the known types",
-    RowReason.MISSING_VALUE: "an identifier the row needs (dataset, plate, cell_line, a treated row's perturbagen) is empty",
+    RowReason.MISSING_VALUE: (
+        "an identifier the row needs (dataset, plate, cell_line, a treated row's perturbagen) is empty"
+    ),
     RowReason.NOT_A_NUMBER: "a value that must be a number is not one",
     RowReason.NEGATIVE_CONCENTRATION: "the concentration is negative",
     RowReason.NON_FINITE: "a signal, response, concentration or time_h is infinite",
     RowReason.MISSING_SIGNAL: "the signal (response) is missing",
     RowReason.MISSING_CONCENTRATION: "a treated drug row has no concentration",
     RowReason.NEGATIVE_TIME: "time_h is negative",
-    RowReason.DUPLICATE_ROW: "an exact repeat of a row of the same well (dataset, plate, well, readout, time): one is kept",
-    RowReason.INCONSISTENT_ROLE: "the values contradict the role (a time-zero read at time_h > 0, a treated drug row at dose 0)",
+    RowReason.DUPLICATE_ROW: (
+        "an exact repeat of a row of the same well (dataset, plate, well, readout, time): one is kept"
+    ),
+    RowReason.INCONSISTENT_ROLE: (
+        "the values contradict the role (a time-zero read at time_h > 0, a treated drug row at dose 0)"
+    ),
     RowReason.EXCLUDED_BY_SOURCE: "the source marks the well as not to be used (e.g. GDSC UN-USED wells)",
     RowReason.NOT_IN_PLATE_MAP: "a plate-reader well that the plate map does not describe",
-    RowReason.MISSING_TIME: "a well-table row other than a time-zero read has no time_h (the read time is needed to "
-    "match it with its plate's controls)",
-    RowReason.CONFLICTING_READS: "the same well (dataset, plate, well, readout, time) was read more than once with "
-    "different values: every read of it goes to the ledger, none is chosen",
+    RowReason.MISSING_TIME: (
+        "a well-table row other than a time-zero read has no time_h (the read time is needed to match it "
+        "with its plate's controls)"
+    ),
+    RowReason.CONFLICTING_READS: (
+        "the same well (dataset, plate, well, readout, time) was read more than once with different "
+        "values: every read of it goes to the ledger, none is chosen"
+    ),
     RowReason.BLANK_LINE: "the line (a Parquet row) holds no value in any column",
-    RowReason.WRONG_FIELD_COUNT: "the line has more or fewer fields than the header: its values cannot be assigned "
-    "to columns",
+    RowReason.WRONG_FIELD_COUNT: (
+        "the line has more or fewer fields than the header: its values cannot be assigned to columns"
+    ),
 }
 
 
