@@ -332,3 +332,12 @@ def test_every_ledger_reason_is_documented_with_its_meaning():
     for reason in S.RowReason:
         assert f"| `{reason.value}` | {S.ROW_REASON_MEANING[reason]} |" in docs, reason
     assert "today reason `unknown_role`" not in docs  # GDSC UN-USED wells: excluded_by_source
+
+
+@pytest.mark.parametrize("with_note", [False, True])
+def test_an_empty_table_validates_to_nothing(with_note):
+    table = frame([])
+    if with_note:
+        table[S.RECORD_PROBLEM] = pd.Series(dtype=object)
+    result = validate_wells(table)
+    assert result.n_read == result.n_used == result.n_rejected == 0

@@ -115,10 +115,11 @@ class _Problems:
 def _check_record(raw: pd.DataFrame, t: dict[str, pd.Series], p: _Problems) -> None:
     """Lines that are not well-formed records (noted by the text readers) and rows without any value."""
     note = stripped_text(raw[S.RECORD_PROBLEM]) if S.RECORD_PROBLEM in raw else pd.Series("", index=raw.index)
-    parts = note.str.partition(":")
-    reason, message = parts[0].str.strip(), parts[2].str.strip()
-    for code in (R.BLANK_LINE, R.WRONG_FIELD_COUNT):
-        p.add(reason == code, "*", code, lambda mask: message[mask], exclusive=True)
+    if note.ne("").any():  # "<reason>: <message>"
+        parts = note.str.partition(":")
+        reason, message = parts[0].str.strip(), parts[2].str.strip()
+        for code in (R.BLANK_LINE, R.WRONG_FIELD_COUNT):
+            p.add(reason == code, "*", code, lambda mask: message[mask], exclusive=True)
     empty = np.logical_and.reduce([v.to_numpy() == "" for c, v in t.items() if c in raw]) & (note == "")
     p.add(pd.Series(empty, index=raw.index), "*", R.BLANK_LINE, "no value in any column", exclusive=True)
 
