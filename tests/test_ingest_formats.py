@@ -73,9 +73,9 @@ def test_grmetrics_case_a_emits_controls_and_unknowns(tmp_path):
     assert sorted(table[S.ROLE]) == ["time_zero", "treated", "treated", "vehicle"]
     assert (table[S.READOUT] == S.Readout.UNKNOWN).all()
     assert list(table.loc[table[S.ROLE] != "time_zero", S.TIME_H].unique()) == [""]
-    result = validate_wells(table)  # no time column and no time_h option: duration unknown, kept as NaN
-    assert result.n_used == 4 and result.ledger.empty
-    assert result.clean.loc[result.clean[S.ROLE] != "time_zero", S.TIME_H].isna().all()
+    result = validate_wells(table)  # no time column and no time_h option: reads without a time -> ledger
+    assert list(result.clean[S.ROLE]) == ["time_zero"]
+    assert set(result.ledger[S.LEDGER_REASON]) == {"missing_time"} and result.n_rejected == 3
     table = read_any(tmp_path / "a.tsv", format="grmetrics", time_h=72)
     assert table.attrs["defaults"][S.TIME_H] == 72 and validate_wells(table).n_rejected == 0
 

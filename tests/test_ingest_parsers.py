@@ -169,7 +169,7 @@ def _number_text_one(value) -> str:
     number = pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").astype(float).iloc[0]
     if not np.isfinite(number):
         return str(value).strip()
-    if number % 1.0 == 0 and abs(number) < 1e15:
+    if number % 1.0 == 0 and abs(number) < 2**53:
         return str(int(number))
     return repr(float(number))
 
@@ -201,3 +201,49 @@ def test_parquet_rows_point_to_row_index_plus_one_and_text_rows_to_their_line(tm
     assert list(read_any(tmp_path / "w.csv")[S.SOURCE_LINE]) == [2, 3, 4, 5]  # header = line 1
     ledger = validate_wells(read_any(tmp_path / "w.parquet")).ledger
     assert 3 in set(ledger.loc[ledger[S.LEDGER_REASON] == "unknown_role", S.SOURCE_LINE])
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        ("skip_rows = -1", "skip_rows"),
+        ("skip_rows = true", "skip_rows"),
+        ("skip_rows = 1.5", "skip_rows"),
+        ('sep = ";;"', "sep"),
+        ('sep = ""', "sep"),
+        ('seperator = ";"', "seperator"),
+        ("header = 2", "header"),
+    ],
+)
+def test_mapping_bad_or_unknown_source_key_is_an_error_naming_it(tmp_path, source, key):
+    (tmp_path / "d.csv").write_text(DATA, encoding="utf-8")
+    (tmp_path / "map.toml").write_text(f'[source]\n{source}\n[columns]\nLum = "signal"\n', encoding="utf-8")
+    with pytest.raises(InputFileError, match=key) as err:
+        read_any(tmp_path / "d.csv", mapping=tmp_path / "map.toml")
+    assert err.value.column == key and "map.toml" in err.value.path
+
+
+MAP = (
+    '[columns]\nLine = "cell_line"\nDose = "concentration"\nLum = "signal"\nKind = "role"\nDrug = "perturbagen"\n'
+    '[constants]\ntime_h = 72.0\nreadout = "atp"\ndataset = "labX"\nconcentration_unit = "nM"\nplate = 1.0\n'
+    'perturbation_type = "drug"\n[values.role]\nDMSO = "vehicle"\ncpd = "treated"\n'
+)
+
+
+def test_mapping_lines_stay_physical_with_preamble_blank_quoted_and_short_lines(tmp_path):
+    text = "exported by X\n" + DATA.replace("MCF7,10,50", '"MCF\n7",10,50') + "\nMCF7,1\n"
+    (tmp_path / "d.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "map.toml").write_text("[source]\nskip_rows = 1\n" + MAP, encoding="utf-8")
+    table = read_any(tmp_path / "d.csv", mapping=tmp_path / "map.toml")
+    assert list(table[S.SOURCE_LINE]) == [3, 4, 6, 7, 8]
+    assert table[S.PLATE].eq("1").all() and table[S.TIME_H].eq("72").all()  # TOML numbers as one text form
+    reasons = dict(zip(*validate_wells(table).ledger[[S.SOURCE_LINE, S.LEDGER_REASON]].T.values, strict=True))
+    assert reasons == {6: "missing_signal", 7: "blank_line", 8: "wrong_field_count"}
+
+
+def test_mapping_source_column_named_twice_is_an_error_naming_it(tmp_path):
+    (tmp_path / "d.csv").write_text(DATA.replace("Drug\n", "Lum\n", 1), encoding="utf-8")
+    (tmp_path / "map.toml").write_text(MAP, encoding="utf-8")
+    with pytest.raises(InputFileError, match="Lum") as err:
+        read_any(tmp_path / "d.csv", mapping=tmp_path / "map.toml")
+    assert err.value.column == "Lum"

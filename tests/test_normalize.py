@@ -81,12 +81,19 @@ def test_invalid_options_raise_one_clear_error():
         NormalizationOptions(doubling_times={"A": -1})
 
 
+def _unknown_time(rows, **options):
+    """Normalization of a plate whose read time is unknown (validation sends such well rows to the ledger as
+    ``missing_time``; normalization itself still refuses only what needs the duration)."""
+    clean = validate_wells(frame(rows)).clean
+    clean.loc[clean[S.ROLE] != "time_zero", S.TIME_H] = np.nan
+    return normalize(clean, options=NormalizationOptions(**options))
+
+
 def test_unknown_read_time_keeps_rv_and_time_zero_gr_but_refuses_doubling_time_gr():
-    rows = plate(time_h="", time_zero=[30, 30])
-    r = _responses(rows)
+    r = _unknown_time(plate(time_zero=[30, 30]))
     assert r[S.TIME_H].isna().all()
     assert r[S.RELATIVE_VIABILITY].notna().all() and r[S.GR].notna().all()
-    r = _responses(plate(time_h=""), doubling_times={"A": 24.0})
+    r = _unknown_time(plate(), doubling_times={"A": 24.0})
     assert set(r[S.reason_column(S.GR)]) == {"no_duration"}
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._canon import stripped_text
 from doseatlas.errors import ConfigError
-from doseatlas.validate import stripped_text
 
 NOMINAL = "_nominal"
 
@@ -77,9 +77,7 @@ def apply_nominal(clean: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
     """``clean`` with the actual time in ``read_time_h`` and the nominal duration in ``time_h``."""
     if S.TIME_H not in clean or not len(clean):
         return clean.assign(**{S.READ_TIME_H: clean[S.TIME_H] if S.TIME_H in clean else np.nan})
-    key = pd.DataFrame(
-        {S.DATASET: clean[S.DATASET].astype(str).str.strip(), S.TIME_H: clean[S.TIME_H].astype(float)}
-    )
+    key = pd.DataFrame({S.DATASET: stripped_text(clean[S.DATASET]), S.TIME_H: clean[S.TIME_H].astype(float)})
     nominal = key.merge(mapping, on=[S.DATASET, S.TIME_H], how="left")[NOMINAL].to_numpy()
     out = clean.copy()
     out[S.READ_TIME_H] = clean[S.TIME_H].astype(float)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._canon import stripped_text
 from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
 from doseatlas.harmonize import HarmonizeOptions
@@ -55,7 +56,6 @@ from doseatlas.pipeline import (
     with_reader_metadata,
 )
 from doseatlas.timecourse import dip_rates
-from doseatlas.validate import stripped_text
 
 #: columns whose values decide the bucket of a response row in the second shuffle
 CURVE_GROUP_KEY: tuple[str, ...] = (S.DATASET, S.PERTURBAGEN)

@@ -56,6 +56,9 @@ WELL_COLUMNS: tuple[str, ...] = REQUIRED_WELL_COLUMNS + OPTIONAL_WELL_COLUMNS
 # provenance columns added by ingest
 SOURCE_FILE = "source_file"
 SOURCE_LINE = "source_line"  # 1-based line in the file (header = line 1) or row number + 1 for Parquet
+#: set by the text readers on a line that is not a well-formed record: "" or "<RowReason>: <message>"
+#: (``blank_line``, ``wrong_field_count``); validation sends such rows to the ledger with that reason
+RECORD_PROBLEM = "record_problem"
 
 
 class Role(StrEnum):
@@ -363,6 +366,53 @@ class RowReason(StrEnum):
     EXCLUDED_BY_SOURCE = "excluded_by_source"  # the source marks the well as not to be used
     NOT_IN_PLATE_MAP = "not_in_plate_map"  # a plate-reader well that the plate map does not describe
     READ_TIME_NOT_SELECTED = "read_time_not_selected"  # a time-course read other than the one the run uses
+    MISSING_TIME = "missing_time"
+    CONFLICTING_READS = "conflicting_reads"
+    BLANK_LINE = "blank_line"
+    WRONG_FIELD_COUNT = "wrong_field_count"
+
+
+#: one sentence per ledger reason (the table of docs/formats.md; a test checks that they agree)
+ROW_REASON_MEANING: dict[str, str] = {
+    RowReason.UNKNOWN_ROLE: "the role is not one of the roles of the well table",
+    RowReason.UNKNOWN_UNIT: "a concentration is given in a unit that is not one of the known units",
+    RowReason.UNKNOWN_READOUT: "the readout is not one of the known readouts",
+    RowReason.UNKNOWN_SCALE: "the response_scale of a response table is not one of the response scales",
+    RowReason.UNKNOWN_PERTURBATION_TYPE: "a treated row's perturbation_type is not one of the known types",
+    RowReason.MISSING_VALUE: (
+        "an identifier the row needs (dataset, plate, cell_line, a treated row's perturbagen) is empty"
+    ),
+    RowReason.NOT_A_NUMBER: "a value that must be a number is not one",
+    RowReason.NEGATIVE_CONCENTRATION: "the concentration is negative",
+    RowReason.NON_FINITE: "a signal, response, concentration or time_h is infinite",
+    RowReason.MISSING_SIGNAL: "the signal (response) is missing",
+    RowReason.MISSING_CONCENTRATION: "a treated drug row has no concentration",
+    RowReason.NEGATIVE_TIME: "time_h is negative",
+    RowReason.DUPLICATE_ROW: (
+        "an exact repeat of a row of the same well (dataset, plate, well, readout, time): one is kept"
+    ),
+    RowReason.INCONSISTENT_ROLE: (
+        "the values contradict the role (a time-zero read at time_h > 0, a treated drug row at dose 0)"
+    ),
+    RowReason.EXCLUDED_BY_SOURCE: "the source marks the well as not to be used (e.g. GDSC UN-USED wells)",
+    RowReason.NOT_IN_PLATE_MAP: "a plate-reader well that the plate map does not describe",
+    RowReason.MISSING_TIME: (
+        "a well-table row other than a time-zero read has no time_h (the read time is needed to match it "
+        "with its plate's controls)"
+    ),
+    RowReason.CONFLICTING_READS: (
+        "the same well (dataset, plate, well, readout, time) was read more than once with different "
+        "values: every read of it goes to the ledger, none is chosen"
+    ),
+    RowReason.BLANK_LINE: "the line (a Parquet row) holds no value in any column",
+    RowReason.READ_TIME_NOT_SELECTED: (
+        "a read of a time course other than the read time the run uses (the reader keeps every read; the run "
+        "selects one)"
+    ),
+    RowReason.WRONG_FIELD_COUNT: (
+        "the line has more or fewer fields than the header: its values cannot be assigned to columns"
+    ),
+}
 
 
 #: roles a reader may give to rows that must go to the ledger with the reason of the same name, and the

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._canon import stripped_text
 from doseatlas.errors import DoseatlasError
 
 R = S.RowReason
@@ -41,23 +42,6 @@ class ValidationResult:
         return len(self.ledger)
 
 
-def stripped_text(series: pd.Series) -> pd.Series:
-    """Values as stripped text (``str(value).strip()``), missing as empty string; vectorized where the dtype allows."""
-    missing = series.isna()
-    if series.dtype.kind in "iufb":  # numbers: str() of each value, as the element-wise path would give
-        out = series.astype(str)
-    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        # identifiers repeat (plates, cell lines, roles...): strip each distinct value once
-        codes, uniques = pd.factorize(series.astype(object).where(~missing, ""))
-        stripped = np.array([u.strip() for u in uniques], dtype=object)
-        out = pd.Series(
-            stripped[codes] if len(uniques) else np.full(len(series), "", dtype=object), index=series.index
-        )
-    else:  # mixed Python objects
-        out = series.astype(object).where(~missing, "").map(lambda v: str(v).strip())
-    return out.where(~missing, "").astype(object)
-
-
 def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Parse text as float: (values, is_missing, is_unparsable)."""
     missing = text == ""
@@ -78,6 +62,8 @@ class _Problems:
     def __init__(self, index: pd.Index):
         self.index = index
         self.items: list[pd.DataFrame] = []
+        self.flagged = np.zeros(len(index), dtype=bool)  # rows with at least one finding
+        self.exclusive = np.zeros(len(index), dtype=bool)  # rows whose only message is their record's
 
     def add(
         self,
@@ -85,21 +71,36 @@ class _Problems:
         column: str,
         reason: S.RowReason,
         message: str | Callable[[pd.Series], pd.Series],
+        *,
+        exclusive: bool = False,
     ) -> None:
+        """Record a finding on the rows of ``mask``; ``exclusive``: the row is not a record whose values can
+        be checked (a blank line, a line with the wrong number of fields), so no other finding is reported."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return
-        idx = self.index[mask.to_numpy()]
+        positions = mask.to_numpy()
         msg = message(mask) if callable(message) else message
         self.items.append(
-            pd.DataFrame({"row": idx, S.LEDGER_COLUMN: column, S.LEDGER_REASON: reason.value, "msg": msg})
+            pd.DataFrame(
+                {
+                    "row": self.index[positions],
+                    S.LEDGER_COLUMN: column,
+                    S.LEDGER_REASON: reason.value,
+                    "msg": msg,
+                }
+            )
         )
+        self.flagged |= positions
+        self.exclusive |= positions if exclusive else False
 
     def per_row(self) -> pd.DataFrame:
         """One entry per rejected row: first reason, all messages joined."""
         if not self.items:
             return pd.DataFrame(columns=["row", S.LEDGER_COLUMN, S.LEDGER_REASON, S.LEDGER_MESSAGE])
         found = pd.concat(self.items, ignore_index=True).sort_values("row", kind="stable")
+        if self.exclusive.any():  # the first finding of such a row is its record's: keep only that one
+            found = found[~(self.exclusive[found["row"].to_numpy()] & found["row"].duplicated())]
         several = found["row"].duplicated(
             keep=False
         )  # only rows with several findings need their messages joined
@@ -109,6 +110,18 @@ class _Problems:
             joined = found[several].groupby("row", sort=False)["msg"].agg("; ".join)
             first.loc[joined.index, S.LEDGER_MESSAGE] = joined
         return first.drop(columns="msg").reset_index()
+
+
+def _check_record(raw: pd.DataFrame, t: dict[str, pd.Series], p: _Problems) -> None:
+    """Lines that are not well-formed records (noted by the text readers) and rows without any value."""
+    note = stripped_text(raw[S.RECORD_PROBLEM]) if S.RECORD_PROBLEM in raw else pd.Series("", index=raw.index)
+    if note.ne("").any():  # "<reason>: <message>"
+        parts = note.str.partition(":")
+        reason, message = parts[0].str.strip(), parts[2].str.strip()
+        for code in (R.BLANK_LINE, R.WRONG_FIELD_COUNT):
+            p.add(reason == code, "*", code, lambda mask: message[mask], exclusive=True)
+    empty = np.logical_and.reduce([v.to_numpy() == "" for c, v in t.items() if c in raw]) & (note == "")
+    p.add(pd.Series(empty, index=raw.index), "*", R.BLANK_LINE, "no value in any column", exclusive=True)
 
 
 def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
@@ -127,13 +140,26 @@ def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series
     p.add(s_missing, S.SIGNAL, R.MISSING_SIGNAL, "signal is missing")
     p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, _quoted("signal '", t[S.SIGNAL], "' is not a number"))
     p.add(np.isinf(signal), S.SIGNAL, R.NON_FINITE, "signal is infinite")
-    time, t_missing, t_bad = _number(t[S.TIME_H])
     t0 = t[S.ROLE] == S.Role.TIME_ZERO
+    time, t_missing = _check_time(t, p)
     time = time.where(~(t0 & t_missing), 0.0)  # a time-zero read is at time 0 by definition
-    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", t[S.TIME_H], "' is not a number"))
-    p.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
+    p.add(
+        t_missing & ~t0,
+        S.TIME_H,
+        R.MISSING_TIME,
+        "time_h is missing (the read time is needed to match the well with its plate's controls)",
+    )
     p.add(t0 & (time > 0), S.TIME_H, R.INCONSISTENT_ROLE, "a time_zero read must have time_h 0")
     return signal, time
+
+
+def _check_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Series]:
+    """Read time in hours (NaN when missing) and where it is missing; bad values to the ledger."""
+    time, t_missing, t_bad = _number(t[S.TIME_H])
+    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", t[S.TIME_H], "' is not a number"))
+    p.add(np.isinf(time), S.TIME_H, R.NON_FINITE, "time_h is infinite")
+    p.add((time < 0) & ~np.isinf(time), S.TIME_H, R.NEGATIVE_TIME, "time_h is negative")
+    return time, t_missing
 
 
 def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
@@ -185,14 +211,45 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
     return molar.where(~((t[S.ROLE] == S.Role.VEHICLE) & molar.isna()), 0.0)
 
 
-def _check_duplicates(t: dict[str, pd.Series], p: _Problems) -> None:
-    """Exact repeated rows, and the same well read twice (when wells are given)."""
-    frame = pd.DataFrame({c: t[c] for c in S.WELL_COLUMNS})
-    exact = frame.duplicated(keep="first")
-    p.add(exact, "*", R.DUPLICATE_ROW, "exact duplicate of an earlier row")
-    key = [S.DATASET, S.PLATE, S.WELL, S.READOUT, S.TIME_H]
-    same_well = frame.duplicated(subset=key, keep="first") & (t[S.WELL] != "") & ~exact
-    p.add(same_well, S.WELL, R.DUPLICATE_ROW, "well already read on this plate at this time")
+def _check_reads(content: pd.DataFrame, key: list[str], *, where: pd.DataFrame, p: _Problems) -> None:
+    """Reads of one well (``key``: a non-empty ``well`` and where and when it was read), among the rows that
+    passed every other check. Decided by the values alone, never by the order of the rows:
+
+    * all reads of the well have the same values: one is kept (the one earliest in the files: first file
+      name, then first line), the others go to the ledger as ``duplicate_row``;
+    * the reads differ in any value: every read goes to the ledger as ``conflicting_reads`` (none is chosen).
+
+    Rows without a well are not compared: equal values are legitimate replicate wells.
+    """
+    candidate = ~p.flagged & (content[S.WELL] != "").to_numpy()
+    candidate[candidate] = content[candidate].duplicated(key, keep=False).to_numpy()  # only repeated wells
+    if not candidate.any():
+        return
+    reads = content[candidate]
+    well = reads.groupby(key, sort=False, dropna=False).ngroup()
+    values = reads.groupby(list(reads.columns), sort=False, dropna=False).ngroup()
+    n_values = values.groupby(well).transform("nunique")
+    n_reads = well.map(well.value_counts())
+    files, lines = (
+        where[S.SOURCE_FILE][candidate].astype(str),
+        where[S.SOURCE_LINE][candidate].astype("int64"),
+    )
+    first_line = lines.groupby(well.to_numpy()).transform("min")
+    earliest = np.lexsort((lines.to_numpy(), files.to_numpy()))  # the place in the files, not the row order
+    later = pd.Series(values.iloc[earliest].duplicated().to_numpy(), index=values.index[earliest])
+    kept_line = lines.iloc[earliest].groupby(values.iloc[earliest].to_numpy()).transform("first")
+    conflict, repeat = (pd.Series(False, index=content.index) for _ in range(2))
+    conflict[candidate] = (n_values > 1).to_numpy()
+    repeat[candidate] = ((n_values == 1) & later.reindex(values.index)).to_numpy()
+    message = pd.Series("", index=content.index, dtype=object)
+    message[candidate] = np.where(
+        n_values > 1,
+        "well read " + n_reads.astype(str) + " times at this time with different values (first read at line "
+        + first_line.astype(str) + "): none of the reads is used",
+        "exact repeat of the read of this well at line " + kept_line.reindex(values.index).astype(str),
+    )  # fmt: skip
+    p.add(conflict, S.WELL, R.CONFLICTING_READS, lambda mask: message[mask])
+    p.add(repeat, "*", R.DUPLICATE_ROW, lambda mask: message[mask])
 
 
 def validate_wells(raw: pd.DataFrame) -> ValidationResult:
@@ -217,16 +274,28 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
         for c in S.WELL_COLUMNS
     }
     problems = _Problems(raw.index)
+    _check_record(raw, text, problems)
     _check_identifiers(text, problems)
     signal, time = _check_signal_time(text, problems)
     molar = _check_treatment(text, problems)
-    _check_duplicates(text, problems)
+    typed = _typed(raw, text, signal=signal, time=time, molar=molar)
+    _check_reads(typed[_READ_VALUES], _WELL_READ, where=typed, p=problems)
+    return _result(raw, typed, problems)
+
+
+#: a read of a well: where and when (the identity of a well-table row when ``well`` is given)
+_WELL_READ = [S.DATASET, S.PLATE, S.WELL, S.READOUT, S.TIME_H]
+#: the values of a read compared between reads of one well
+_READ_VALUES = [c for c in S.WELL_COLUMNS if c != S.CONCENTRATION_UNIT]  # concentrations compared in molar
+
+
+def _result(raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems) -> ValidationResult:
+    """Clean rows and the ledger; checks rows read = rows used + rows in the ledger."""
     rejected = problems.per_row()
     bad = np.zeros(len(raw), dtype=bool)
     bad[rejected["row"].to_numpy(dtype=int)] = True
-    clean = _typed(raw, text, signal=signal, time=time, molar=molar)[~bad].reset_index(drop=True)
-    ledger = _ledger(raw, rejected)
-    result = ValidationResult(clean=clean, ledger=ledger, n_read=len(raw))
+    clean = typed[~bad].reset_index(drop=True)
+    result = ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))
     if result.n_used + result.n_rejected != result.n_read:  # pragma: no cover - invariant guard
         raise DoseatlasError("validation lost rows: read != used + rejected")
     return result
@@ -304,6 +373,7 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     }
     text[S.ROLE] = pd.Series(S.Role.TREATED.value, index=raw.index, dtype=object)
     problems = _Problems(raw.index)
+    _check_record(raw, text, problems)
     for column in (S.DATASET, S.CELL_LINE):
         problems.add(text[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     readout = text[S.READOUT]
@@ -320,20 +390,11 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     response, r_missing, r_bad = _number(text[S.RESPONSE])
     problems.add(r_missing, S.RESPONSE, R.MISSING_SIGNAL, "response is missing")
     problems.add(
-        r_bad | np.isinf(response),
-        S.RESPONSE,
-        R.NOT_A_NUMBER,
-        _quoted("response '", text[S.RESPONSE], "' is not a finite number"),
+        r_bad, S.RESPONSE, R.NOT_A_NUMBER, _quoted("response '", text[S.RESPONSE], "' is not a number")
     )
-    time, _, t_bad = _number(text[S.TIME_H])
-    problems.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", text[S.TIME_H], "' is not a number"))
-    problems.add(np.isinf(time) | (time < 0), S.TIME_H, R.NEGATIVE_TIME, "time_h must be finite and >= 0")
+    problems.add(np.isinf(response), S.RESPONSE, R.NON_FINITE, "response is infinite")
+    time, _ = _check_time(text, problems)
     molar = _check_treatment(text, problems)
-    frame = pd.DataFrame({c: text[c] for c in S.RESPONSE_TABLE_COLUMNS})
-    problems.add(frame.duplicated(keep="first"), "*", R.DUPLICATE_ROW, "exact duplicate of an earlier row")
-    rejected = problems.per_row()
-    bad = np.zeros(len(raw), dtype=bool)
-    bad[rejected["row"].to_numpy(dtype=int)] = True
     clean = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.READOUT)})
     clean[S.PERTURBATION_TYPE] = text[S.PERTURBATION_TYPE]
     clean[S.PERTURBAGEN] = text[S.PERTURBAGEN]
@@ -347,5 +408,8 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     clean[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     clean[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
     clean[S.ROW_ID] = _row_ids(raw)
-    clean = _with_ids(clean, raw)[~bad].reset_index(drop=True)
-    return ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))
+    clean = _with_ids(clean, raw)
+    key = [*_WELL_READ, S.CELL_LINE, S.RESPONSE_SCALE]  # plates are optional in response tables
+    values = [c for c in S.RESPONSE_TABLE_COLUMNS if c != S.CONCENTRATION_UNIT]
+    _check_reads(clean[values], key, where=clean, p=problems)
+    return _result(raw, clean, problems)

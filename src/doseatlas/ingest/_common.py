@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._canon import number_text  # noqa: F401 - re-exported to the readers
 from doseatlas.errors import InputFileError
 from doseatlas.ingest._files import parquet_table, text_table  # noqa: F401 - re-exported to the readers
 from doseatlas.ingest.canonical import canonical_columns
@@ -61,34 +62,6 @@ def canonical_well(name: str) -> str:
     if not match:
         return str(name).strip()
     return f"{match.group(1).upper()}{int(match.group(2)):02d}"
-
-
-def number_text(values: pd.Series | np.ndarray) -> pd.Series:
-    """Numbers as text without a spurious ``.0`` (``3.0`` -> ``3``); missing -> empty; text kept as is.
-
-    Each distinct value is formatted once (doses, durations and plate ids repeat across a screen).
-    """
-    series = pd.Series(values)
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    if len(uniques) == 0:
-        return pd.Series("", index=series.index, dtype=object)
-    text = _number_text_distinct(pd.Series(np.asarray(uniques, dtype=object)))
-    out = np.where(codes >= 0, text[np.maximum(codes, 0)], "").astype(object)
-    return pd.Series(out, index=series.index, dtype=object)
-
-
-def _number_text_distinct(series: pd.Series) -> np.ndarray:
-    numeric = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    finite = np.isfinite(numeric)
-    integral = (
-        finite
-        & (np.mod(numeric, 1.0, where=finite, out=np.ones_like(numeric)) == 0)
-        & (np.abs(numeric) < 1e15)
-    )
-    out = np.where(series.isna().to_numpy(), "", series.astype(str).str.strip().to_numpy()).astype(object)
-    out[finite] = [repr(float(v)) for v in numeric[finite]]
-    out[integral] = numeric[integral].astype(np.int64).astype(str)
-    return out
 
 
 def finish(

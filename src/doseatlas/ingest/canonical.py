@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._canon import stripped_text
 from doseatlas.errors import InputFileError
-from doseatlas.ingest._files import parquet_table, text_table
+from doseatlas.ingest._files import parquet_table
+from doseatlas.ingest._records import read_records
 
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
@@ -24,6 +26,8 @@ def read_canonical(
 
     Values are kept as text (for CSV/TSV) so that validation can report a bad value as it
     was written. The file must have every required column; optional ones are added empty.
+    A text line that is not a well-formed record (blank, more or fewer fields than the header) is
+    kept as a row with its ``record_problem``: validation sends it to the ledger.
 
     Parameters
     ----------
@@ -45,12 +49,13 @@ def read_canonical(
     Raises
     ------
     InputFileError
-        The file cannot be read, lacks required columns (all missing ones are named) or contradicts a
-        partition value.
+        The file cannot be read, names a column twice, lacks required columns (all missing ones are
+        named) or contradicts a partition value.
     """
     path = Path(path)
     table = _read_raw(path)
     table.columns = [str(c).strip() for c in table.columns]
+    check_unique_columns(table, path=path)
     table = _with_partition_values(table, partition_values or {}, path=path)
     for column, value in (defaults or {}).items():
         if column not in table.columns:
@@ -62,11 +67,18 @@ def _with_partition_values(table: pd.DataFrame, values: dict[str, str], *, path:
     for column, value in values.items():
         if column not in table.columns:
             table[column] = value
-        elif not table[column].astype(str).str.strip().eq(value).all():
+        elif not stripped_text(table[column]).eq(stripped_text(pd.Series([value])).iloc[0]).all():
             raise InputFileError(
                 str(path), f"its {column!r} column contradicts its folder {column}={value}", column=column
             )
     return table
+
+
+def check_unique_columns(table: pd.DataFrame, *, path: Path) -> None:
+    """A file that names a column twice (after stripping) is one :class:`InputFileError` naming it."""
+    twice = table.columns[table.columns.duplicated()]
+    if len(twice):
+        raise InputFileError(str(path), f"the file names the column {twice[0]!r} twice", column=str(twice[0]))
 
 
 def with_parquet_lines(table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -99,6 +111,8 @@ def canonical_columns(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
     out = table.reindex(columns=[*columns, *identifiers])
     out[S.SOURCE_FILE] = table[S.SOURCE_FILE].to_numpy() if S.SOURCE_FILE in table else str(path)
     out[S.SOURCE_LINE] = table[S.SOURCE_LINE].to_numpy() if S.SOURCE_LINE in table else range(2, len(out) + 2)
+    if S.RECORD_PROBLEM in table:  # a text reader's note on lines that are not well-formed records
+        out[S.RECORD_PROBLEM] = table[S.RECORD_PROBLEM].to_numpy()
     return out.reset_index(drop=True)
 
 
@@ -121,7 +135,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
     if suffix == ".parquet":
         return parquet_table(path)
     if suffix in _TEXT_SUFFIXES:
-        return text_table(path, keep_blank_lines=True)
+        return read_records(path)
     if not path.is_file():
         raise InputFileError(str(path), "file not found")
     raise InputFileError(str(path), f"unknown file type {suffix!r}: use .csv, .tsv or .parquet")

@@ -546,7 +546,7 @@ def apply_source_settings(table: pd.DataFrame, *, source: ManifestSource) -> pd.
     InputFileError
         A default that differs from a value the source carries (naming the manifest, the source and the column).
     """
-    from doseatlas.validate import stripped_text
+    from doseatlas._canon import stripped_text
 
     table = table.copy(deep=False)  # columns are replaced, never written into
     if source.dataset is not None:
@@ -587,7 +587,7 @@ def _same(text: pd.Series, value: str, column: str) -> pd.Series:
 
 def datasets_of(table: pd.DataFrame) -> list[str]:
     """The distinct non-empty data set names of a table read (as validation will see them)."""
-    from doseatlas.validate import stripped_text
+    from doseatlas._canon import stripped_text
 
     if S.DATASET not in table or not len(table):
         return []

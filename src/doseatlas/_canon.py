@@ -1,0 +1,87 @@
+"""One text form for every value read as an identifier or compared as text.
+
+A value that arrives as a *number* (a Parquet float column, a TOML constant, a reader's own arithmetic)
+gets one canonical text: an integral finite float is written as an integer (``1.0`` -> ``"1"``), as the
+same identifier typed into a CSV file reads; other numbers as Python writes them (``0.1``, ``inf``).
+Text stays the text that was written (stripped): ``"1.0"`` typed in a CSV file is not rewritten.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+
+import numpy as np
+import pandas as pd
+
+#: integral floats below this magnitude are exact integers (2**53), written without ``.0``
+INTEGRAL_LIMIT = 2.0**53
+
+
+def float_text(values: np.ndarray) -> np.ndarray:
+    """Floats as canonical text: integral finite values (``|v| < 2**53``) as integers, others by ``repr``."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    integral = finite & (np.abs(values) < INTEGRAL_LIMIT)
+    integral[integral] = np.mod(values[integral], 1.0) == 0
+    out = np.array([repr(float(v)) for v in values], dtype=object)
+    out[integral] = values[integral].astype(np.int64).astype(str)
+    return out
+
+
+def value_text(value: object) -> str:
+    """One value as canonical text (missing -> empty string). The definition :func:`stripped_text` vectorizes."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else str(float_text(np.array([value]))[0])
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))
+    return str(value).strip()
+
+
+def stripped_text(series: pd.Series) -> pd.Series:
+    """Values as canonical text (:func:`value_text`), missing as empty string; vectorized where the dtype allows."""
+    missing = series.isna()
+    kind = series.dtype.kind
+    if kind == "f":  # numbers repeat (plate ids, doses): each distinct value formatted once
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        text = np.append(float_text(np.asarray(uniques, dtype=float)), "")  # code -1 (missing) -> ""
+        out = pd.Series(text[codes], index=series.index, dtype=object)
+    elif kind in "iub":
+        out = series.astype(str)
+    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        # identifiers repeat (plates, cell lines, roles...): strip each distinct value once
+        codes, uniques = pd.factorize(series.astype(object).where(~missing, ""))
+        stripped = np.array([u.strip() for u in uniques], dtype=object)
+        out = pd.Series(
+            stripped[codes] if len(uniques) else np.full(len(series), "", dtype=object), index=series.index
+        )
+    else:  # mixed Python objects
+        out = series.astype(object).map(value_text)
+    return out.where(~missing, "").astype(object)
+
+
+def number_text(values: pd.Series | np.ndarray) -> pd.Series:
+    """Numbers, and text that reads as a number, as canonical text (``3.0``, ``"3.0"`` -> ``3``); missing ->
+    empty; other text kept, stripped. For readers that build values from numbers (doses, durations, ids).
+
+    Each distinct value is formatted once (doses, durations and plate ids repeat across a screen).
+    """
+    series = pd.Series(values)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return pd.Series("", index=series.index, dtype=object)
+    distinct = pd.Series(np.asarray(uniques, dtype=object))
+    numeric = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(numeric)
+    text = np.where(distinct.isna().to_numpy(), "", distinct.astype(str).str.strip().to_numpy()).astype(
+        object
+    )
+    text[finite] = float_text(numeric[finite])
+    out = np.where(codes >= 0, text[np.maximum(codes, 0)], "").astype(object)
+    return pd.Series(out, index=series.index, dtype=object)
