@@ -2,9 +2,13 @@
 
 Simulates the same random cell lines (doubling times 18-60 h, onset lags 0-6 h) and drugs read at 72 h and
 96 h with time-zero plates, runs the pipeline with ``--target-duration 72`` and prints, per readout, noise
-level and metric, the median |log10| error of the converted value against the 72 h truth, the raw
-discrepancy of the measured 96 h value against the same truth, and how much of it the conversion removes.
-``gr50`` (duration-invariant) shows the floor set by fitting noise alone.
+level and metric two readings of the issue's "72-vs-96 h discrepancy":
+
+- the *systematic shift*: the median signed log10 difference from the 72 h truth, of the measured 96 h value
+  (what exponential growth does to the metric) and of the converted value (what is left of it); "shift removed" is
+  1 - |converted| / |measured|;
+- the *median absolute error*: the median |log10| difference from the 72 h truth, which also holds each curve's
+  own fitting noise (a floor that no conversion can remove: ``gr50``, duration-invariant, shows it).
 
     python scripts/time_acceptance.py [--seeds 3]
 """
@@ -55,19 +59,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     print(
-        "| readout | noise | metric | pairs | median abs log10 error, converted 96->72 h vs 72 h truth "
-        "| measured 96 h vs 72 h truth | discrepancy removed |"
+        "| readout | noise | metric | pairs | systematic shift, measured 96 h vs 72 h truth | converted 96->72 h "
+        "vs 72 h truth | shift removed | median abs error, measured 96 h | converted 96->72 h | error removed |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for readout in ("nuclei_count", "atp"):
         for cv in (None, 0.0, 0.02, 0.05):
             table = pd.concat([pairs(readout, cv, seed) for seed in range(args.seeds)], ignore_index=True)
             for metric, rows in table.groupby("metric", sort=False):
-                err = np.median(np.abs(np.log10(rows["converted"] / rows["truth"])))
-                raw = np.median(np.abs(np.log10(rows["measured"] / rows["truth"])))
-                removed = f"{1 - err / raw:.0%}" if metric != "gr50" else "(invariant: noise floor)"
+                conv = np.log10(rows["converted"] / rows["truth"])
+                meas = np.log10(rows["measured"] / rows["truth"])
+                shift, raw_shift = np.median(conv), np.median(meas)
+                err, raw = np.median(np.abs(conv)), np.median(np.abs(meas))
+                invariant = metric == "gr50"
+                removed = "(invariant)" if invariant else f"{1 - abs(shift) / abs(raw_shift):.0%}"
+                err_removed = "(invariant: noise floor)" if invariant else f"{1 - err / raw:.0%}"
                 label = "none at all" if cv is None else f"well CV {cv:g} + plate, seeding, additive"
-                print(f"| {readout} | {label} | {metric} | {len(rows)} | {err:.3f} | {raw:.3f} | {removed} |")
+                print(
+                    f"| {readout} | {label} | {metric} | {len(rows)} | {raw_shift:+.3f} | {shift:+.3f} | {removed} "
+                    f"| {raw:.3f} | {err:.3f} | {err_removed} |"
+                )
 
 
 if __name__ == "__main__":
