@@ -341,3 +341,11 @@ def test_an_empty_table_validates_to_nothing(with_note):
         table[S.RECORD_PROBLEM] = pd.Series(dtype=object)
     result = validate_wells(table)
     assert result.n_read == result.n_used == result.n_rejected == 0
+
+
+def test_a_huge_junk_value_is_quoted_clipped_in_the_ledger():
+    rows = plate()
+    rows[0] = {**rows[0], S.READOUT: "x" * 1_000_000}
+    result = validate_wells(frame(rows))
+    message = result.ledger.loc[result.ledger[S.LEDGER_REASON] == "unknown_readout", S.LEDGER_MESSAGE].iloc[0]
+    assert len(message) < 400 and "1,000,000 characters" in message

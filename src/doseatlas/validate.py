@@ -51,9 +51,24 @@ def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     return values, missing, unparsable
 
 
+#: longest value quoted in a ledger message (a longer one is cut and its length given)
+QUOTE_LIMIT = 200
+
+
+def _clipped(values: pd.Series) -> pd.Series:
+    """``values`` cut to :data:`QUOTE_LIMIT` characters, a cut one followed by its full length."""
+    length = values.str.len()
+    long = length > QUOTE_LIMIT
+    if not long.any():
+        return values
+    cut = values[long].str.slice(0, QUOTE_LIMIT) + "… (" + length[long].map("{:,}".format) + " characters)"
+    return values.where(~long, cut)
+
+
 def _quoted(prefix: str, values: pd.Series, suffix: str) -> Callable[[pd.Series], pd.Series]:
-    """A message quoting each row's value, built only for the rows a check flags (not for the whole column)."""
-    return lambda mask: prefix + values[mask] + suffix
+    """A message quoting each row's value (clipped: a 150 MB junk cell must not become a 150 MB ledger),
+    built only for the rows a check flags (not for the whole column)."""
+    return lambda mask: prefix + _clipped(values[mask]) + suffix
 
 
 class _Problems:
