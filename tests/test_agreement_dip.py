@@ -156,3 +156,33 @@ def test_a_time_course_run_has_dip_curves_and_metrics_in_both_engines(tmp_path):
             getattr(dask, name).sort_values(key, ignore_index=True),
             getattr(memory, name).sort_values(key, ignore_index=True),
         )
+
+
+@pytest.mark.external
+def test_a_manifest_with_every_thunor_read_gives_thunors_dip_rates(tmp_path):
+    """The user's path: the thunor-hts reader with ``time_h = "all"`` in a manifest, the whole pipeline."""
+    from doseatlas.ingest._common import well_names
+    from doseatlas.ingest.manifest import load_manifest, read_manifest
+    from doseatlas.pipeline import run_pipeline
+
+    folder = external_dir("thunor_hts007")
+    manifest = tmp_path / "sources.toml"
+    manifest.write_text(
+        "[[source]]\n"
+        f'path = "{(folder / "data" / "hts007_wells_treated.csv").as_posix()}"\n'
+        'format = "thunor-hts"\n'
+        'options = { time_h = "all" }\n'
+    )
+    table = read_manifest(load_manifest(manifest))
+    result = run_pipeline(table)
+    ref = pd.read_csv(folder / "reference" / "thunor_dip_rates_treated.csv")
+    ref[S.WELL] = well_names(ref["well_num"].to_numpy(), n_columns=24)  # the reader's well names
+    ref[S.PLATE] = ref[S.PLATE].astype(str)
+    dip = result.dip[result.dip[S.ROLE] == "treated"]
+    both = ref.merge(dip, on=[S.PLATE, S.WELL], suffixes=("_ref", ""))
+    assert len(both) == len(ref) == 4061
+    np.testing.assert_allclose(both[DIP_RATE], both["dip_rate_ref"], rtol=0, atol=1e-12)
+    assert set(result.metrics.loc[result.metrics[S.SCALE] == S.DIP_RELATIVE, S.METRIC]) >= {
+        "dip_ic50",
+        "dip_auc",
+    }

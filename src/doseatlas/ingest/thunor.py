@@ -15,8 +15,9 @@ Time: each plate is read many times. Every read is one row (its actual time in `
 record of the source is accounted for. With ``time_h=72`` (default) the run uses, per plate, the reads at the
 time point nearest 72 h (over the treated and control reads of that plate; ties -> the earlier); the other reads
 keep their values but get the role ``read_time_not_selected``, which validation sends to the ledger with that
-reason (counted in ``summary.json``; also ``attrs["reads_not_selected"]``). ``time_h=None`` uses every read
-(one well row per read time, one curve per read time).
+reason (counted in ``summary.json``; also ``attrs["reads_not_selected"]``). ``time_h=None`` (or ``"all"``, as a
+manifest writes it: ``options = { time_h = "all" }``) uses every read: the run groups the read times into nominal
+durations, keeps one curve per duration and computes DIP rates from the whole time course (``dip.parquet``).
 
 Time zero: Thunor data have no read at the time of drug addition; the first read (0.8-2.4 h in
 HTS007) is taken *after* the drug was added, so it is **not** used as a time-zero read: percent
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas.errors import InputFileError
+from doseatlas.errors import ConfigError, InputFileError
 from doseatlas.ingest._common import finish, number_text, require, text_table, well_names
 
 #: thunor assay names -> readout; other names reach the ledger as unknown readouts
@@ -55,7 +56,7 @@ def _companions(path: Path, assays, controls) -> tuple[Path, Path, Path]:
 def read(
     path: str | Path,
     *,
-    time_h: float | None = 72.0,
+    time_h: float | str | None = 72.0,
     assays: str | Path | None = None,
     controls: str | Path | None = None,
     dataset: str | None = None,
@@ -69,7 +70,7 @@ def read(
     path
         The HDF5 file, or the ``*_wells_treated.csv`` file (or the folder holding the three CSV files).
     time_h
-        Target read time in hours (nearest read per plate), or None for every read.
+        Target read time in hours (nearest read per plate), or None / ``"all"`` for every read.
     assays, controls
         The other two files (default: same prefix, same folder).
     dataset
@@ -99,8 +100,9 @@ def read(
     both[S.READOUT] = both["_assay"].str.strip().str.lower().map(mapping).fillna(both["_assay"])
     if dataset is not None:
         both[S.DATASET] = dataset
+    time_h = _target_time(time_h)
     if time_h is not None:
-        other = ~_nearest(both, float(time_h))
+        other = ~_nearest(both, time_h)
         both.loc[other, S.ROLE] = S.RowReason.READ_TIME_NOT_SELECTED.value
     both[S.TIME_H] = number_text(both["_t"])
     n_other = int((both[S.ROLE] == S.RowReason.READ_TIME_NOT_SELECTED.value).sum())
@@ -108,6 +110,18 @@ def read(
     return finish(
         both.drop(columns=["_t", "_assay"]), path=wells_path, lines=both[S.SOURCE_LINE], attrs=attrs
     )
+
+
+def _target_time(time_h: float | str | None) -> float | None:
+    """The read time to select in hours, or None for every read (``"all"``)."""
+    if isinstance(time_h, str):
+        if time_h.strip().lower() == "all":
+            return None
+        try:
+            return float(time_h)
+        except ValueError:
+            raise ConfigError(f"thunor-hts time_h: a number of hours or 'all', not {time_h!r}") from None
+    return None if time_h is None else float(time_h)
 
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
