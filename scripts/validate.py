@@ -23,9 +23,11 @@ from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas.ingest import read_any
+from doseatlas.ingest._common import well_names
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
-from doseatlas.pipeline import FitOptions, RunOptions, fit_all_scales, is_response_table
+from doseatlas.pipeline import FitOptions, RunOptions, fit_all_scales, is_response_table, run_pipeline
+from doseatlas.timecourse import DIP_RATE, DIP_SE
 from doseatlas.validate import validate_responses, validate_wells
 
 REPO = Path(__file__).resolve().parents[1]
@@ -441,6 +443,90 @@ def replace_consistency_section(page: str) -> str:
     return head + "\n\n" + consistency_section()
 
 
+# ------------------------------------------------------------------------------ DIP rates (time courses)
+DIP_NOTE = """\
+The user's path: the `thunor-hts` reader with `time_h = "all"` (every read of the time course), one run; the
+per-well DIP rate is the slope of log2 cell count after thunor's first time point (`tyson1`), in doublings per
+hour; asserted by tests/test_agreement_dip.py. **Differences of policy in the LL.4 fits:** thunor weights each well
+by 1/SE² and leaves the parameters unbounded (its EC50 reaches 1e15 M and its Einf -56 on curves that never level
+off), doseatlas fits unweighted within bounds and selects flat or sigmoid by the F-test: EC50 is compared where
+thunor's lies inside the tested range, the top relative to the mean control rate (thunor's `d` over that mean).
+docs/time.md explains the rule for the first time point and the DIP curves.
+"""
+
+
+def dip_compare() -> SimpleNamespace:
+    """Per-well DIP rates and the DIP LL.4 fits of one HTS007 run beside thunor 1.0.3's."""
+    folder = EXTERNAL / "thunor_hts007"
+    raw = read_any(folder / "data" / "hts007_wells_treated.csv", format="thunor-hts", time_h="all")
+    result = run_pipeline(raw)
+    rates = {}
+    for kind, role in (("treated", "treated"), ("controls", "vehicle")):
+        ref = pd.read_csv(folder / "reference" / f"thunor_dip_rates_{kind}.csv")
+        if "well_num" not in ref:  # the controls' reference names wells by id: their number is in the data
+            ctrl = pd.read_csv(folder / "data" / "hts007_controls.csv", usecols=["well_id", "well_num"])
+            ref = ref.merge(ctrl.drop_duplicates("well_id"), on="well_id", how="left")
+        ref[S.WELL] = well_names(ref["well_num"].to_numpy(), n_columns=24)
+        ref[S.PLATE] = ref[S.PLATE].astype(str)
+        ours = result.dip[result.dip[S.ROLE] == role]
+        rates[kind] = (ref, ref.merge(ours, on=[S.PLATE, S.WELL], suffixes=("_ref", "")))
+    ref = pd.read_csv(folder / "reference" / "thunor_fit_params_dip_LL4.csv")
+    ref[["b", "c", "d", "e"]] = ref["popt"].str.split(";", expand=True).astype(float)
+    curves = result.curves[result.curves[S.SCALE] == S.DIP_RELATIVE]
+    control = result.dip[result.dip[S.ROLE] == "vehicle"].groupby(S.CELL_LINE)[DIP_RATE].mean()
+    fits = ref.merge(curves, left_on=["cell_line", "drug"], right_on=[S.CELL_LINE, S.PERTURBAGEN])
+    fits["ref_top"] = fits["d"] / fits[S.CELL_LINE].map(control)
+    return SimpleNamespace(rates=rates, fits=fits, n_curves=len(curves))
+
+
+def dip_rows(compared: SimpleNamespace) -> list[dict]:
+    rows = []
+    for kind, (ref, both) in compared.rates.items():
+        rate = np.abs(both[DIP_RATE] - both["dip_rate_ref"])
+        se = np.abs(both[DIP_SE] / both["dip_fit_std_err"] - 1)
+        rows.append({"quantity": f"DIP rate, {kind} wells (doublings/h)", "n": f"{len(both)} of {len(ref)}",
+                     "median_abs_diff": float(np.median(rate)), "max_abs_diff": float(rate.max())})  # fmt: skip
+        rows.append({"quantity": f"DIP rate standard error, {kind} wells (relative)", "n": f"{len(both)} of {len(ref)}",
+                     "median_abs_diff": float(np.median(se)), "max_abs_diff": float(se.max())})  # fmt: skip
+    fits = compared.fits
+    both = fits[(fits["fit_model"] == "HillCurveLL4") & (fits["selected"] == "sigmoid")]
+    inside = both[(both["e"] >= 10 * both["min_dose_measured"]) & (both["e"] <= both["max_dose_measured"])]
+    ec50 = np.abs(inside["log10_ec50"] - np.log10(inside["e"]))
+    top = np.abs(inside["top"] - inside["ref_top"])
+    n_ll4 = int((fits["fit_model"] == "HillCurveLL4").sum())
+    rows.append({"quantity": "curves: LL.4 by thunor / sigmoid by doseatlas / both",
+                 "n": f"{n_ll4} / {int((fits['selected'] == 'sigmoid').sum())} / {len(both)} of {compared.n_curves}",
+                 "median_abs_diff": None, "max_abs_diff": None})  # fmt: skip
+    rows.append({"quantity": "log10 EC50, both sigmoid, thunor's inside the range", "n": str(len(inside)),
+                 "median_abs_diff": float(np.median(ec50)), "max_abs_diff": float(ec50.max())})  # fmt: skip
+    rows.append({"quantity": "top (DIP rate relative to control), same curves", "n": str(len(inside)),
+                 "median_abs_diff": float(np.median(top)), "max_abs_diff": float(top.max())})  # fmt: skip
+    return rows
+
+
+DIP_TITLE = "## 5. Time courses: DIP rates"
+
+
+def dip_section() -> str:
+    """Section 5 of the page: DIP rates and DIP fits against thunor on HTS007."""
+    out = ["## 5. Time courses: DIP rates against thunor 1.0.3 on HTS007\n"]
+    if not (EXTERNAL / "thunor_hts007").is_dir():
+        return out[0] + "\nSkipped: `thunor_hts007` not found under ../shared/data/external/.\n"
+    out.append(
+        markdown_table(dip_rows(dip_compare()), ["quantity", "n", "median_abs_diff", "max_abs_diff"]) + "\n"
+    )
+    out.append(DIP_NOTE)
+    return "\n".join(out)
+
+
+def replace_section(page: str, title: str, section: str) -> str:
+    """``page`` with the section starting at ``title`` replaced by ``section`` (appended when absent)."""
+    head, _, rest = page.partition(title)
+    tail = rest.split("\n## ", 1)[1] if "\n## " in rest else None
+    body = head.rstrip("\n") + "\n\n" + section
+    return body + ("\n## " + tail if tail is not None else "")
+
+
 # ------------------------------------------------------------------------------ page
 def thunor_rows(merged: pd.DataFrame) -> list[dict]:
     """thunor: ic50 where both estimate it inside the range (thunor caps a not-reached ic50 at the top dose)."""
@@ -748,7 +834,6 @@ def grmetrics_gr_values_max_diff() -> float:
 
 def gdsc_normalized_max_diff(n_plates: int = 25) -> float:
     """Max |ΔRV| vs gdscIC50's untrimmed normalized intensity on the first plates (as tests/test_agreement_gdsc)."""
-    from doseatlas.ingest._common import well_names
 
     folder = EXTERNAL / "gdsc_example_gdscIC50"
     raw = pd.read_parquet(folder / "gdsc_example_raw.parquet")
@@ -1096,18 +1181,23 @@ def render(*, simulator: bool = True) -> str:
     sim = simulator_section() if simulator else "## 1. Simulator truth\n\nSkipped (`--skip-simulator`).\n"
     return (
         head + sim + "\n" + reference_section() + "\n" + normalized_section() + "\n" + consistency_section()
-    )
+        + "\n" + dip_section()
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "validation.md")
     parser.add_argument("--skip-simulator", action="store_true")
-    parser.add_argument("--only", choices=["consistency"], help="regenerate one section of the existing page")
+    parser.add_argument(
+        "--only", choices=["consistency", "dip"], help="regenerate one section of the existing page"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.only == "consistency":
         page = replace_consistency_section(args.out.read_text(encoding="utf-8"))
+    elif args.only == "dip":
+        page = replace_section(args.out.read_text(encoding="utf-8"), DIP_TITLE, dip_section())
     else:
         page = render(simulator=not args.skip_simulator)
     args.out.write_text(page, encoding="utf-8")
