@@ -226,3 +226,12 @@ def test_hostile_names_through_the_whole_run(tmp_path, dataset, line, drug):
         page = (out / "report.html").read_text()
         assert "could not be drawn" not in page
         assert "<script>" not in page
+
+
+def test_consistency_scatter_clips_data_set_names():
+    paired = pd.DataFrame({S.METRIC: ["auc"] * 3, "value_a": [0.2, 0.5, 0.7], "value_b": [0.3, 0.5, 0.6]})
+    fig = plotting.consistency_scatter(
+        paired, dataset_a="a" * 100_000, dataset_b="b" * 100_000, metrics=["auc"]
+    )
+    ax = fig.axes[0]
+    assert len(ax.get_xlabel()) < 200 and len(ax.get_ylabel()) < 200

@@ -220,8 +220,8 @@ def consistency_scatter(paired: pd.DataFrame, *, dataset_a: str, dataset_b: str,
         unit = "log10 M" if transform_for(name) == "log10" else "value"
         title = f"{name} ({unit})\n{int(ok.sum())} of {len(part)} shared pairs estimated in both"
         ax.set_title(title, fontsize=7, parse_math=False)
-        ax.set_xlabel(str(dataset_a), fontsize=7, parse_math=False)
-        ax.set_ylabel(str(dataset_b), fontsize=7, parse_math=False)
+        ax.set_xlabel(plain(dataset_a, limit=60), fontsize=7, parse_math=False)
+        ax.set_ylabel(plain(dataset_b, limit=60), fontsize=7, parse_math=False)
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     return fig
