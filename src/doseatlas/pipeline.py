@@ -24,6 +24,7 @@ from doseatlas.growth import growth_table
 from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
 from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
+from doseatlas.metrics.bounds import with_bound_columns
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
@@ -471,6 +472,7 @@ def whole_run_steps(
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
+    metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),
         "curves": len(curves),

@@ -184,6 +184,20 @@ REASON = "reason"
 FIT_MODEL = "fit_model"
 FIT_POLICY = "fit_policy"
 METRIC_KEY: tuple[str, ...] = (*CURVE_KEY, METRIC)
+# One rule for ``lower`` / ``upper`` on every row: together they are the range the true value lies in, as far as
+# the data tell (estimated: its 95% interval; right_censored: [bound, inf); left_censored: [0, bound]; refused:
+# null). The four columns below say the same thing without that rule, one meaning per column (docs/metrics.md):
+CI_LOWER = "ci_lower"  # estimated rows: lower end of the 95% interval of value; null on every other row
+CI_UPPER = "ci_upper"  # estimated rows: upper end of the 95% interval of value; null on every other row
+BOUND = "bound"  # censored rows: the censoring bound (the end of the tested range); null on every other row
+BOUND_SIDE = "bound_side"  # censored rows: which side of the true value the bound is on (BoundSide)
+
+
+class BoundSide(StrEnum):
+    """Which side of the true value the censoring bound is on."""
+
+    LOWER = "lower"  # right_censored: the true value is above the bound (not reached in the tested range)
+    UPPER = "upper"  # left_censored: the true value is below the bound (already past at the lowest dose)
 
 
 class MetricStatus(StrEnum):
@@ -364,6 +378,29 @@ class RowReason(StrEnum):
     NOT_IN_PLATE_MAP = "not_in_plate_map"  # a plate-reader well that the plate map does not describe
     READ_TIME_NOT_SELECTED = "read_time_not_selected"  # a time-course read other than the one the run uses
 
+
+#: one sentence per ledger reason (rendered into docs/reasons.md)
+ROW_REASON_MEANING: dict[str, str] = {
+    RowReason.UNKNOWN_ROLE: "the role is not one of the roles doseatlas knows (treated, vehicle, untreated, ...)",
+    RowReason.UNKNOWN_UNIT: "the concentration unit is not one doseatlas converts to molar (M, mM, uM, nM, pM)",
+    RowReason.UNKNOWN_READOUT: "the readout is not one of the known assay chemistries (and no mapping names it)",
+    RowReason.UNKNOWN_SCALE: "a pre-normalized response's scale is not relative_viability, percent_growth or gr",
+    RowReason.UNKNOWN_PERTURBATION_TYPE: "the perturbation type is not drug, knockout, knockdown or overexpression",
+    RowReason.MISSING_VALUE: "a required value (named by the ledger's column) is empty",
+    RowReason.NOT_A_NUMBER: "a value that must be a number (signal, concentration, time, response) is not one",
+    RowReason.NEGATIVE_CONCENTRATION: "the concentration is below zero",
+    RowReason.NON_FINITE: "a number is infinite",
+    RowReason.MISSING_SIGNAL: "the measured signal (or the published response) is empty",
+    RowReason.MISSING_CONCENTRATION: "a treated well has no concentration",
+    RowReason.NEGATIVE_TIME: "the read time is negative or infinite",
+    RowReason.DUPLICATE_ROW: "the row repeats an earlier row, or reads a well already read on the plate at that time",
+    RowReason.INCONSISTENT_ROLE: (
+        "the row contradicts its role (a time-zero read after time 0, a control with a perturbagen or dose, ...)"
+    ),
+    RowReason.EXCLUDED_BY_SOURCE: "the source marks the well as not to be used",
+    RowReason.NOT_IN_PLATE_MAP: "a plate-reader well that the plate map does not describe",
+    RowReason.READ_TIME_NOT_SELECTED: "a read of a time course at another time than the one the run uses for the plate",
+}
 
 #: roles a reader may give to rows that must go to the ledger with the reason of the same name, and the
 #: ledger message of each

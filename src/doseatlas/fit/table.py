@@ -129,10 +129,31 @@ def fit_curves(
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
     table[S.STATUS] = fit.status_names()
     table[S.REASON] = np.where(fit.status == STATUS_CODES["non_finite"], Why.NON_FINITE_RESPONSE.value, None)
+    table[S.REASON] = _no_response_reason(points, scale, table[S.REASON].to_numpy(dtype=object))
     table[SELECTED] = fit.selected_names()
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) -> np.ndarray:
+    """``reason`` with the cause filled in for curves that have no usable response on ``scale``: the most
+    frequent ``<scale>_reason`` of their rows (e.g. ``no_time_zero``; ties -> the first code by name), else
+    ``no_responses``."""
+    column = S.reason_column(scale)
+    usable = points.assign(_ok=np.isfinite(points[_Y].to_numpy()) | np.isinf(points[_Y].to_numpy()))
+    empty = ~usable.groupby(_CURVE, sort=True)["_ok"].any().to_numpy()
+    out = reason.copy()
+    out[empty & pd.isna(out)] = Why.NO_RESPONSES.value
+    if column in points and empty.any():
+        why = points.loc[points[column].notna(), [_CURVE, column]]
+        counts = why.value_counts().rename("_n").reset_index()
+        counts = counts.sort_values([_CURVE, "_n", column], ascending=[True, False, True], kind="stable")
+        first = counts.drop_duplicates(_CURVE).set_index(_CURVE)[column]
+        cause = first.reindex(np.arange(len(out))).to_numpy(dtype=object)
+        fill = empty & pd.notna(cause)
+        out[fill] = cause[fill]
+    return out
 
 
 def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
@@ -207,6 +228,8 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     # an infinite or overflowing response makes the kernel refuse its curve (status non_finite), never fit it
     y = np.where(np.abs(y) > S.MAX_ABS_RESPONSE, np.inf, y) / SCALE_DIVISOR[scale]
     out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
+    if S.reason_column(scale) in frame:  # why a response is missing: the cause of a curve without any
+        out[S.reason_column(scale)] = frame[S.reason_column(scale)].to_numpy(dtype=object)
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the
     # order of the input rows (a partitioned run gathers them in another order than an in-memory one)
