@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from doseatlas.metrics import render_markdown
-from doseatlas.reasons import render_markdown as render_reasons
 from doseatlas.metrics.compute import sigmoid
+from doseatlas.reasons import render_markdown as render_reasons
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
