@@ -20,6 +20,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.fit.table import in_response_units
 from doseatlas.growth import growth_table
 from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
 from doseatlas.harmonize.identities import identity_notes, identity_summary
@@ -473,6 +474,7 @@ def whole_run_steps(
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
     metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
+    curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),
         "curves": len(curves),

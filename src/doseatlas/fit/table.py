@@ -59,6 +59,43 @@ SCALE_DIVISOR: dict[str, float] = {
     S.DIP_RELATIVE: 1.0,
 }
 
+#: columns of the curves table in the units of the response (scaled by SCALE_DIVISOR: by its square for sums of
+#: squares and variances); the other columns (EC50, hill, counts, r2...) have no response unit
+_RESPONSE_LEVELS = ("top", "bottom")
+
+
+def in_response_units(curves: pd.DataFrame) -> pd.DataFrame:
+    """The curves table with every response-valued column in the unit of its scale's response column (percent
+    for ``percent_growth``, as ``responses.parquet``), where :func:`fit_curves` gives them on the fitted scale
+    (percent growth / 100). Applied once to the run's output curves, after every step that reads them."""
+    if S.SCALE not in curves or not len(curves):
+        return curves
+    factor = curves[S.SCALE].map(SCALE_DIVISOR).fillna(1.0).to_numpy(dtype=float)
+    if (factor == 1.0).all():
+        return curves
+    out = curves.copy()
+    linear = [f"{p}{sfx}" for p in _RESPONSE_LEVELS for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
+    for column in [*linear, FLAT_VALUE, REPLICATE_SD]:
+        if column in out:
+            out[column] = out[column].to_numpy(dtype=float) * factor
+    if RSS in out:
+        out[RSS] = out[RSS].to_numpy(dtype=float) * factor**2
+    for column in (c for c in out.columns if c.startswith(COV_PREFIX)):
+        a, b = _cov_params(column)
+        power = (a in _RESPONSE_LEVELS) + (b in _RESPONSE_LEVELS)
+        out[column] = out[column].to_numpy(dtype=float) * factor**power
+    return out
+
+
+def _cov_params(column: str) -> tuple[str, str]:
+    """The two parameters of a ``cov_<a>_<b>`` column."""
+    rest = column.removeprefix(COV_PREFIX)
+    for p in PARAMS:
+        if rest.startswith(p + "_"):
+            return p, rest[len(p) + 1 :]
+    return rest, ""
+
+
 _X, _Y, _CURVE = "_x", "_y", "_curve"
 Why = S.RefusalReason
 
