@@ -89,3 +89,22 @@ def test_reason_codes_of_a_run_are_documented(result):
     for scale in S.RESPONSE_SCALES:
         seen |= set(result.responses[S.reason_column(scale)].dropna())
     assert seen and seen <= known, seen - known
+
+
+def test_every_table_writes_the_unit_of_its_columns(result, tmp_path):
+    import pyarrow.parquet as pq
+
+    from doseatlas import io
+
+    units = {}
+    for name in ("responses", "curves", "metrics"):
+        table = getattr(result, name)
+        io.write_table(table, tmp_path / f"{name}.parquet", meta={})
+        schema = pq.read_schema(tmp_path / f"{name}.parquet")
+        units[name] = {f.name: (f.metadata or {}).get(b"unit", b"").decode() for f in schema}
+        assert pq.read_table(tmp_path / f"{name}.parquet").to_pandas().shape == table.shape
+    assert units["responses"][S.PERCENT_GROWTH] == "percent"
+    assert units["responses"][S.CONCENTRATION] == "M"
+    assert "percent_growth: percent" in units["curves"]["top"]
+    assert units["curves"][S.DURATION_H] == "h"
+    assert "unit column" in units["metrics"][S.VALUE] and "unit column" in units["metrics"][S.BOUND]

@@ -121,6 +121,28 @@ FIT_SCALES: tuple[str, ...] = (*RESPONSE_SCALES, DIP_RELATIVE)
 MAX_ABS_RESPONSE = 1e100
 
 
+#: the unit of every numeric output column that has one, written as the ``unit`` field metadata of the column
+#: in every Parquet table (doseatlas.io.write_table). One unit per quantity in every table: concentrations in
+#: molar, durations in hours, percent growth in percent (responses and the fitted levels of percent-growth
+#: curves alike), relative viability as a fraction of the vehicle control, GR as a GR value.
+COLUMN_UNITS: dict[str, str] = {
+    CONCENTRATION: "M",
+    TIME_H: "h",
+    READ_TIME_H: "h",
+    RELATIVE_VIABILITY: "fraction of vehicle",
+    PERCENT_GROWTH: "percent",
+    GR: "GR value",
+    DIP_RELATIVE: "fraction of the control DIP rate",
+    "doubling_time_h": "h",
+}
+#: curves.parquet columns whose unit is that of the row's ``scale`` (the values of the response column named
+#: by ``scale``: percent for percent_growth)
+SCALE_UNIT_COLUMNS: tuple[str, ...] = (
+    "top", "bottom", "top_se", "top_lower", "top_upper", "bottom_se", "bottom_lower", "bottom_upper",
+    "flat_value", "replicate_sd",
+)  # fmt: skip
+
+
 def reason_column(scale: str) -> str:
     """Name of the column that holds why ``scale`` is null on a row."""
     return f"{scale}_reason"
