@@ -445,6 +445,9 @@ RECORDS_FOLDED = "records_folded"
 ROWS_SYNTHESIZED = "rows_synthesized"
 SOURCE_RECORDS = "source_records"
 RECORD_COUNT_ATTRS: tuple[str, ...] = (RECORDS_FOLDED, ROWS_SYNTHESIZED)
+#: ``attrs`` key of a reader's table: every file it read (as text paths), the named one and its companions (a
+#: Thunor CSV export is three files): each is checksummed in the provenance
+FILES_READ = "files_read"
 
 
 class RefusalReason(StrEnum):
