@@ -108,3 +108,15 @@ def test_every_table_writes_the_unit_of_its_columns(result, tmp_path):
     assert "percent_growth: percent" in units["curves"]["top"]
     assert units["curves"][S.DURATION_H] == "h"
     assert "unit column" in units["metrics"][S.VALUE] and "unit column" in units["metrics"][S.BOUND]
+
+
+def test_validate_script_keeps_the_page_when_reference_data_are_absent(tmp_path, monkeypatch, capsys):
+    from conftest import validate_module
+
+    module = validate_module()
+    page = tmp_path / "validation.md"
+    page.write_text("the measured page\n", encoding="utf-8")
+    monkeypatch.setattr(module, "EXTERNAL", tmp_path / "no_reference_data")
+    assert module.main(["--out", str(page), "--skip-simulator"]) == 2
+    assert page.read_text(encoding="utf-8") == "the measured page\n"
+    assert "not written" in capsys.readouterr().err
