@@ -164,7 +164,8 @@ def build_report(
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
-        f"<h2>{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}" for title, make in makers
+        f'<h2 id="{_anchor(title)}">{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}'
+        for title, make in makers
     )
     warnings = [*result.summary.get("warnings", []), *problems]
     warned = "".join(f'<li class="warn">warning: {html.escape(plain(w, limit=500))}</li>' for w in warnings)
@@ -177,6 +178,11 @@ def build_report(
         f"{'<ul>' + warned + notes + '</ul>' if warned or notes else ''}{body}</body></html>"
     )
     return page, problems
+
+
+def _anchor(title: str) -> str:
+    """The id of a section heading (``Dose-response curves`` -> ``dose-response-curves``), for links."""
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in title.lower()).split())
 
 
 def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()) -> str:
