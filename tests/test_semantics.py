@@ -120,3 +120,28 @@ def test_validate_script_keeps_the_page_when_reference_data_are_absent(tmp_path,
     assert module.main(["--out", str(page), "--skip-simulator"]) == 2
     assert page.read_text(encoding="utf-8") == "the measured page\n"
     assert "not written" in capsys.readouterr().err
+
+
+def test_readme_lists_every_readout_and_the_out_default():
+    from typer.main import get_command
+
+    from doseatlas.cli import app
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `readout` |"))
+    assert all(f"`{r.value}`" in row for r in S.Readout)
+    out = next(p for p in get_command(app).commands["run"].params if p.name == "out")
+    assert f"`--out` defaults to `{out.default}`" in readme
+    assert "[--out DIR]" in readme
+
+
+def test_rows_without_time_h_are_used_as_the_docs_say():
+    rows = plate(treated=_curve(1.0), time_h="")
+    result = run_pipeline(frame(rows))
+    assert result.ledger.empty and result.summary["rows_used"] == len(rows)
+    assert result.metrics[S.DURATION_H].isna().all()
+    formats = (DOCS / "formats.md").read_text(encoding="utf-8")
+    assert (
+        "rejects the row as `missing_value`" not in formats
+        and "A row\n  with an empty `time_h` is accepted" in formats
+    )
