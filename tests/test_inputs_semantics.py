@@ -3,6 +3,7 @@ reader options that do not fit a format refused with one message (exit 2), a wor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -116,3 +117,23 @@ def test_kernel_ready_after_a_fit():
     x = np.log10(np.array([[1e-9, 1e-8, 1e-7, 1e-6, 1e-5]]))
     fit_batch(x, np.array([[1.0, 0.9, 0.5, 0.2, 0.1]]))
     assert kernel_ready() is True
+
+
+def test_dask_engine_reads_a_thunor_export_once_and_checksums_its_files(tmp_path):
+    pytest.importorskip("dask")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = _thunor_export(folder)
+    outs = {}
+    for engine in ("memory", "dask"):
+        out = tmp_path / engine
+        result = runner.invoke(cli.app, ["run", *map(str, files), "--format", "thunor-hts", "--engine", engine,
+                                         "--out", str(out)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs[engine] = out
+        inputs = io.read_metadata(out / "metrics.parquet")["inputs"]
+        assert sorted(Path(i["path"]).name for i in inputs) == sorted(f.name for f in files)
+    a, b = (pd.read_parquet(outs[e] / "responses.parquet") for e in ("memory", "dask"))
+    assert len(a) == len(b) == 5  # the treated wells, each once
+    summaries = [json.loads((outs[e] / "summary.json").read_text()) for e in ("memory", "dask")]
+    assert [s["rows_read"] for s in summaries] == [8, 8]

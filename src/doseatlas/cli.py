@@ -261,8 +261,10 @@ def _run_dask(
         parts, read = list_parts(paths), read_part
         files = [p.path for p in parts]
     else:
-        parts, read = list(paths), functools.partial(read_one, **reading)
-        files = parts
+        from doseatlas.ingest import distinct_inputs, files_of_inputs
+
+        parts, read = distinct_inputs(paths, format=reading["format"]), functools.partial(read_one, **reading)
+        files = files_of_inputs(paths, format=reading["format"])
     result = run_partitioned(parts, read=read, options=options, n_partitions=partitions, workers=workers,
                              callbacks=[_Bar()], check_datasets=check)  # fmt: skip
     return result, files

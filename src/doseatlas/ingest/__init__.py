@@ -92,11 +92,7 @@ def read_any(
                 str(p),
                 "is a directory: give its files (--engine dask reads a directory of canonical Parquet files)",
             )
-    if format == "thunor-hts":  # the three files of one Thunor CSV export are one input: read once
-        first = {}
-        for p in paths:
-            first.setdefault(thunor.wells_file(p), p)
-        paths = list(first.values())
+    paths = distinct_inputs(paths, format=format)
     frames = [READERS[format](p, **options) for p in paths]
     if len({S.RESPONSE_SCALE in f.columns for f in frames}) > 1:
         names = ", ".join(str(p) for p in paths)
@@ -107,6 +103,27 @@ def read_any(
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     out.attrs = attrs
     return out
+
+
+def distinct_inputs(paths: Iterable[str | Path], *, format: str) -> list[str | Path]:
+    """``paths`` with the files of one multi-file input kept once (the first named): the three files of a Thunor
+    CSV export are one input, read once whichever of them are named."""
+    paths = list(paths)
+    if format != "thunor-hts":
+        return paths
+    first: dict[Path, str | Path] = {}
+    for p in paths:
+        first.setdefault(thunor.wells_file(p), p)
+    return list(first.values())
+
+
+def files_of_inputs(paths: Iterable[str | Path], *, format: str) -> list[Path]:
+    """Every file that reading ``paths`` in ``format`` opens (a Thunor CSV export: its three files), each once."""
+    if format != "thunor-hts":
+        return [Path(p) for p in paths]
+    return list(
+        dict.fromkeys(f for p in distinct_inputs(paths, format=format) for f in thunor.export_files(p))
+    )
 
 
 def _check_options(format: str, options: dict) -> None:
@@ -155,6 +172,8 @@ def read_one(path: str | Path, *, format: str = "canonical", mapping: str | Path
 __all__ = [
     "READERS",
     "canonical_columns",
+    "distinct_inputs",
+    "files_of_inputs",
     "merged_attrs",
     "read_any",
     "read_canonical",

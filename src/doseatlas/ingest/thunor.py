@@ -57,6 +57,15 @@ def _companions(path: Path, assays, controls) -> tuple[Path, Path, Path]:
 _SUFFIXES = ("wells_treated.csv", "assays_treated.csv", "controls.csv")
 
 
+def export_files(path: str | Path) -> list[Path]:
+    """The files :func:`read` opens for ``path`` with the default companions: the HDF5 file, or the export's
+    wells, assays and controls CSV files."""
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        return [path]
+    return list(_companions(path, None, None))
+
+
 def wells_file(path: str | Path) -> Path:
     """The ``*_wells_treated.csv`` file of the export that ``path`` (any of its three CSV files) belongs to; the
     HDF5 file itself. InputFileError for a file named otherwise."""
