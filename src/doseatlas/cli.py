@@ -265,6 +265,8 @@ def _run_dask(
 
         parts, read = distinct_inputs(paths, format=reading["format"]), functools.partial(read_one, **reading)
         files = files_of_inputs(paths, format=reading["format"])
+    if not kernel_ready():  # compiled in the worker that fits first
+        console.print(f"note: {COMPILING}")
     result = run_partitioned(parts, read=read, options=options, n_partitions=partitions, workers=workers,
                              callbacks=[_Bar()], check_datasets=check)  # fmt: skip
     return result, files
