@@ -585,7 +585,15 @@ def render_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| `{m.name}` | {m.label} | `{m.scale}` | {m.unit} | {m.reference} |" for m in METRICS]
-    lines += ["", "## Units", "", "The `unit` column holds one of these strings.", "", "| unit | meaning |", "|---|---|"]
+    lines += [
+        "",
+        "## Units",
+        "",
+        "The `unit` column holds one of these strings.",
+        "",
+        "| unit | meaning |",
+        "|---|---|",
+    ]
     lines += [f"| `{unit}` | {meaning} |" for unit, meaning in UNIT_MEANING.items()]
     lines += [
         "",
