@@ -1185,6 +1185,12 @@ def render(*, simulator: bool = True) -> str:
     )  # fmt: skip
 
 
+def missing_reference_data() -> list[str]:
+    """The folders of ../shared/data/external/ that the page compares against and that are absent."""
+    folders = dict.fromkeys([*(folder for _, folder, _ in reference_sections()), "pharmacogx_small_psets"])
+    return [f for f in folders if not (EXTERNAL / f).is_dir()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "validation.md")
@@ -1192,7 +1198,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["consistency", "dip"], help="regenerate one section of the existing page"
     )
+    parser.add_argument(
+        "--allow-skipped",
+        action="store_true",
+        help="write the page over an existing one even when reference data sets are absent (their sections say "
+        "'Skipped')",
+    )
     args = parser.parse_args(argv)
+    missing = missing_reference_data()
+    if missing and args.out.exists() and not args.allow_skipped:
+        print(
+            f"not written: {args.out} exists and the reference data {', '.join(missing)} are not under {EXTERNAL}, "
+            "so their sections would say 'Skipped' (see README, 'Reference data'); use --out for another file or "
+            "--allow-skipped",
+            file=sys.stderr,
+        )
+        return 2
     started = time.perf_counter()
     if args.only == "consistency":
         page = replace_consistency_section(args.out.read_text(encoding="utf-8"))

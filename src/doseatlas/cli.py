@@ -22,6 +22,7 @@ from doseatlas import schemas as S
 from doseatlas._text import names, plain
 from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError, DoseatlasError, InputFileError
+from doseatlas.fit.compiled import kernel_ready
 from doseatlas.harmonize import HarmonizeOptions
 from doseatlas.ingest import READERS, read_any
 from doseatlas.metrics import MetricOptions
@@ -208,10 +209,16 @@ def _models(pairs: list[str] | None) -> dict[str, str]:
     return models
 
 
+COMPILING = "compiling the fit kernel: first run only, about 20 s"
+
+
 def _run_in_memory(raw, options: pipeline.RunOptions, *, bar: Progress) -> pipeline.RunResult:
     task = bar.add_task("run", total=len(pipeline.STEPS) + 1)
 
     def tick(step: str) -> None:
+        if step == "fit" and not kernel_ready():
+            console.print(f"note: {COMPILING}")
+            step = f"fit ({COMPILING})"
         bar.update(task, description=step, advance=0 if step == pipeline.STEPS[0] else 1)
 
     result = pipeline.run_pipeline(raw, options=options, progress=tick)
@@ -254,8 +261,12 @@ def _run_dask(
         parts, read = list_parts(paths), read_part
         files = [p.path for p in parts]
     else:
-        parts, read = list(paths), functools.partial(read_one, **reading)
-        files = parts
+        from doseatlas.ingest import distinct_inputs, files_of_inputs
+
+        parts, read = distinct_inputs(paths, format=reading["format"]), functools.partial(read_one, **reading)
+        files = files_of_inputs(paths, format=reading["format"])
+    if not kernel_ready():  # compiled in the worker that fits first
+        console.print(f"note: {COMPILING}")
     result = run_partitioned(parts, read=read, options=options, n_partitions=partitions, workers=workers,
                              callbacks=[_Bar()], check_datasets=check)  # fmt: skip
     return result, files
@@ -444,7 +455,7 @@ def run(
             else:
                 reader_options = {"plate_map": plate_map} if plate_map is not None else {}
                 raw = read_any(paths, format=input_format, mapping=mapping, **reader_options)
-                result, files = _run_in_memory(raw, options, bar=bar), paths
+                result, files = _run_in_memory(raw, options, bar=bar), _files_read(paths, raw.attrs)
                 parameters = {**result.options.as_record(), "engine": {"name": "memory"}}
             if manifest is not None:
                 parameters["manifest"] = manifest.record()
@@ -461,6 +472,13 @@ def run(
         io.abandon_output(target)
         raise
     _print_summary(result.summary, out)
+
+
+def _files_read(paths: list[Path], attrs: dict) -> list[Path]:
+    """The named input files and every other file the readers read (a Thunor export's companions), each once:
+    every one is checksummed in the provenance."""
+    named = {str(p) for p in paths}
+    return [*paths, *(Path(f) for f in dict.fromkeys(attrs.get(S.FILES_READ, [])) if f not in named)]
 
 
 @app.command()

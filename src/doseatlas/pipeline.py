@@ -20,10 +20,12 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
+from doseatlas.fit.table import in_response_units
 from doseatlas.growth import growth_table
 from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
 from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
+from doseatlas.metrics.bounds import with_bound_columns
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
@@ -471,6 +473,8 @@ def whole_run_steps(
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
+    metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
+    curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),
         "curves": len(curves),

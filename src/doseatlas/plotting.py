@@ -26,10 +26,10 @@ PANEL_METRICS: dict[str, tuple[str, ...]] = {
     S.PERCENT_GROWTH: ("gi50", "tgi", "lc50"),
     S.GR: ("gr50", "gec50", "grinf", "gr_aoc"),
 }
-Y_SCALE = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 0.01, S.GR: 1.0}
+Y_SCALE = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 1.0, S.GR: 1.0}  # responses -> y axis
 Y_LABEL = {
     S.RELATIVE_VIABILITY: "relative viability",
-    S.PERCENT_GROWTH: "percent growth / 100",
+    S.PERCENT_GROWTH: "percent growth (%)",
     S.GR: "GR value",
 }
 COLORS = {
@@ -60,7 +60,15 @@ def gr_to_pg(gr: np.ndarray, r0: float) -> np.ndarray:
     return np.where(rv >= r0, (rv - r0) / (1.0 - r0), (rv - r0) / r0)
 
 
-def _draw_curve(ax, curve: pd.Series, grid: np.ndarray, *, r0: float | None) -> None:
+#: the response unit of a panel's y axis relative to the fraction the metric thresholds are declared in
+#: (percent growth is drawn in percent, as responses.parquet and curves.parquet hold it)
+Y_UNIT = {S.RELATIVE_VIABILITY: 1.0, S.PERCENT_GROWTH: 100.0, S.GR: 1.0}
+#: room left of the lowest and right of the highest tested dose (log10 units): censoring arrows are drawn in it
+X_MARGIN = 0.6
+ARROW = 0.45
+
+
+def _draw_curve(ax, curve: pd.Series, grid: np.ndarray, *, r0: float | None, unit: float) -> None:
     """The fitted curve (GR curves drawn on the percent-growth scale when ``r0`` is given)."""
     flat = curve["selected"] == "flat"
     values = (
@@ -69,13 +77,37 @@ def _draw_curve(ax, curve: pd.Series, grid: np.ndarray, *, r0: float | None) -> 
         else sigmoid(grid, curve["top"], curve["bottom"], curve["log10_ec50"], curve["hill"])
     )
     if r0 is not None:
-        values = gr_to_pg(values, r0)
+        values = gr_to_pg(values, r0) * unit
     ax.plot(
         grid, values, lw=1.5 if flat else 1.8, ls="--" if flat else "-", color="#718096" if flat else None
     )
 
 
+def _draw_metric(ax, row: pd.Series, *, unit: float) -> float | None:
+    """The line of an estimated concentration metric, or the arrow of a censored one (pointing from the bound
+    to where the value lies, inside the axes); returns the arrow's height (None when none is drawn)."""
+    m = REGISTRY[row[S.METRIC]]
+    if row[S.STATUS] == "estimated":
+        ls = "--" if m.kind == "midpoint" else "-"
+        ax.axvline(np.log10(row[S.VALUE]), color=COLORS["estimated"], lw=1, ls=ls)
+        return None
+    if row[S.STATUS] not in ("right_censored", "left_censored"):
+        return None
+    right = row[S.STATUS] == "right_censored"
+    bound = np.log10(row[S.LOWER] if right else row[S.UPPER])
+    y = (m.threshold if m.threshold is not None else 0.5) * unit
+    ax.annotate(
+        "",
+        xy=(bound + (ARROW if right else -ARROW), y),
+        xytext=(bound, y),
+        arrowprops={"arrowstyle": "-|>", "color": COLORS[row[S.STATUS]], "lw": 1.4, "mutation_scale": 9},
+        annotation_clip=False,
+    )
+    return y
+
+
 def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.DataFrame, scale: str) -> None:
+    unit = Y_UNIT[scale]
     x = np.log10(points[S.CONCENTRATION].to_numpy(float))
     y = points[scale].to_numpy(float) * Y_SCALE[scale]
     ax.scatter(x, y, s=12, color="#4a5568", alpha=0.8, zorder=3)
@@ -88,54 +120,39 @@ def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.D
         r0 = None
         if scale == S.PERCENT_GROWTH and curve[S.SCALE] == S.GR:
             r0 = float((points[S.TIME_ZERO_SIGNAL] / points[S.VEHICLE_SIGNAL]).mean())
-        _draw_curve(ax, curve, np.linspace(lo, hi, 200), r0=r0)
+        _draw_curve(ax, curve, np.linspace(lo, hi, 200), r0=r0, unit=unit)
+    heights = []
     for name in PANEL_METRICS[scale]:
         m = REGISTRY[name]
         row = metrics[metrics[S.METRIC] == name]
         if m.threshold is not None:
-            ax.axhline(m.threshold, color="#a0aec0", lw=0.8, ls=":")
-        if row.empty or m.unit != "M":
-            continue
-        row = row.iloc[0]
-        if row[S.STATUS] == "estimated":
-            ax.axvline(
-                np.log10(row[S.VALUE]),
-                color=COLORS["estimated"],
-                lw=1,
-                ls="--" if m.kind == "midpoint" else "-",
-            )
-        elif row[S.STATUS] in ("right_censored", "left_censored"):
-            bound = row[S.LOWER] if row[S.STATUS] == "right_censored" else row[S.UPPER]
-            ax.annotate(
-                "",
-                xy=(
-                    np.log10(bound) + (0.4 if row[S.STATUS] == "right_censored" else -0.4),
-                    m.threshold or 0.5,
-                ),
-                xytext=(np.log10(bound), m.threshold or 0.5),
-                arrowprops={"arrowstyle": "->", "color": COLORS[row[S.STATUS]]},
-            )
-    text = "\n".join(
-        _fmt_metric(r) for _, r in metrics[metrics[S.METRIC].isin(PANEL_METRICS[scale])].iterrows()
-    )
+            ax.axhline(m.threshold * unit, color="#a0aec0", lw=0.8, ls=":")
+        if not row.empty and m.unit == "M":
+            heights.append(_draw_metric(ax, row.iloc[0], unit=unit))
+    heights = [h for h in heights if h is not None]
+    _metric_text(ax, metrics[metrics[S.METRIC].isin(PANEL_METRICS[scale])])
+    ax.set_xlim(lo - X_MARGIN, hi + X_MARGIN)
+    span = [*(y[np.isfinite(y)] if len(y) else []), *heights, -0.1 * unit, 1.3 * unit]
+    ax.set_ylim(min(span) - 0.1 * unit, max(span) + 0.1 * unit)
+    ax.set_xlabel("log10 concentration (M)", fontsize=7, parse_math=False)
+    ax.set_ylabel(Y_LABEL[scale], fontsize=7, parse_math=False)
+    ax.tick_params(labelsize=6)
+
+
+def _metric_text(ax, rows: pd.DataFrame) -> None:
+    """The panel's metrics as text below the axes (never over the points)."""
+    text = "\n".join(_fmt_metric(r) for _, r in rows.iterrows())
     ax.text(
-        0.02,
-        0.03,
+        0.0,
+        -0.30,
         text,
         parse_math=False,
         transform=ax.transAxes,
         fontsize=6.5,
-        va="bottom",
+        va="top",
         family="monospace",
         bbox={"boxstyle": "round", "fc": "white", "ec": "#cbd5e0", "alpha": 0.85},
     )
-    ax.set_xlim(lo - 0.3, hi + 0.3)
-    ax.set_ylim(
-        min(-0.1, np.nanmin(y) - 0.1) if len(y) else -0.1, max(1.3, np.nanmax(y) + 0.1) if len(y) else 1.3
-    )
-    ax.set_xlabel("log10 concentration (M)", fontsize=7, parse_math=False)
-    ax.set_ylabel(Y_LABEL[scale], fontsize=7, parse_math=False)
-    ax.tick_params(labelsize=6)
 
 
 def curve_grid(
@@ -149,7 +166,7 @@ def curve_grid(
     """A figure with one panel per row of ``picks`` (curve key columns + ``scale`` + ``title``)."""
     n = max(len(picks), 1)
     nrows = int(np.ceil(n / ncols))
-    fig = Figure(figsize=(3.1 * ncols, 2.8 * nrows))
+    fig = Figure(figsize=(3.1 * ncols, 3.6 * nrows))  # room for the metric text below each panel
     axes = fig.subplots(nrows, ncols, squeeze=False)
     resp = responses.rename(columns={S.TIME_H: S.DURATION_H})
     for ax, (_, pick) in zip(axes.flat, picks.iterrows(), strict=False):

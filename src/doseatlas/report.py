@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
@@ -38,9 +39,15 @@ MAX_ROWS = 100
 MAX_GROUPS = 12
 
 
+#: how a missing value is shown in a report table (never a raw ``nan`` / ``None`` / ``<NA>``)
+MISSING = "–"
+
+
 def _cell(value: Any) -> str:
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    text = f"{value:.4g}" if isinstance(value, float) else plain(value)
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return f'<td class="sub">{MISSING}</td>'
+    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    text = f"{value:.4g}" if isinstance(value, float | np.floating) else plain(value)
     return f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
 
 
@@ -153,11 +160,12 @@ def build_report(
         ("Glossary", glossary_section),
         ("Rejected input rows (ledger)", lambda: _ledger_section(result.ledger)),
         ("Plate quality", lambda: qc_section(result)),
-        ("Plates (first 60)", lambda: _table(result.plates.head(60))),
+        ("Plates (flagged first)", lambda: plates_section(result.plates)),
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
-        f"<h2>{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}" for title, make in makers
+        f'<h2 id="{_anchor(title)}">{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}'
+        for title, make in makers
     )
     warnings = [*result.summary.get("warnings", []), *problems]
     warned = "".join(f'<li class="warn">warning: {html.escape(plain(w, limit=500))}</li>' for w in warnings)
@@ -170,6 +178,11 @@ def build_report(
         f"{'<ul>' + warned + notes + '</ul>' if warned or notes else ''}{body}</body></html>"
     )
     return page, problems
+
+
+def _anchor(title: str) -> str:
+    """The id of a section heading (``Dose-response curves`` -> ``dose-response-curves``), for links."""
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in title.lower()).split())
 
 
 def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()) -> str:
@@ -328,9 +341,37 @@ def qc_section(result: Any) -> str:
     note = (
         f'<p class="sub">edge_vehicle_ratio: mean vehicle signal of edge wells over interior wells of the same plate; '
         f"plates below {EDGE_FLAG} are counted as showing edge loss. Responses are normalized per plate to all its "
-        "vehicle wells, so an edge effect shows up as extra spread: consider excluding edge wells for such data.</p>"
+        "vehicle wells and this run corrects nothing for well position, so an edge effect shows up as extra spread "
+        "in the responses of such plates. To leave edge wells out, drop them from the input (or use a position "
+        "correction option if <code>doseatlas run --help</code> lists one).</p>"
     )
     return _table(table.reset_index()) + note
+
+
+#: plates listed in the report (all are in plates.parquet)
+MAX_PLATES = 60
+
+
+def plates_section(plates: pd.DataFrame) -> str:
+    """Per-plate QC: plates flagged for edge loss first (lowest edge_vehicle_ratio first), then the others in
+    table order; at most :data:`MAX_PLATES`, saying how many are not shown."""
+    if plates.empty:
+        return '<p class="sub">none</p>'
+    ratio = (
+        plates["edge_vehicle_ratio"] if "edge_vehicle_ratio" in plates else pd.Series(np.nan, plates.index)
+    )
+    flagged = (ratio < EDGE_FLAG).to_numpy()
+    order = np.lexsort((np.arange(len(plates)), np.where(flagged, ratio.to_numpy(float), np.inf), ~flagged))
+    shown = plates.iloc[order[:MAX_PLATES]]
+    n_flagged, rest = int(flagged.sum()), len(plates) - len(shown)
+    note = (
+        f'<p class="sub">{len(shown):,} of {len(plates):,} plates shown: the {n_flagged:,} flagged for edge loss '
+        f"(edge_vehicle_ratio below {EDGE_FLAG}) first"
+        + (f", {int(flagged[order[:MAX_PLATES]].sum()):,} of them shown" if n_flagged > len(shown) else "")
+        + (f"; {rest:,} not shown" if rest else "")
+        + "; all are in plates.parquet.</p>"
+    )
+    return note + _table(shown, rest="plates.parquet")
 
 
 def glossary_section() -> str:

@@ -124,6 +124,28 @@ FIT_SCALES: tuple[str, ...] = (*RESPONSE_SCALES, DIP_RELATIVE)
 MAX_ABS_RESPONSE = 1e100
 
 
+#: the unit of every numeric output column that has one, written as the ``unit`` field metadata of the column
+#: in every Parquet table (doseatlas.io.write_table). One unit per quantity in every table: concentrations in
+#: molar, durations in hours, percent growth in percent (responses and the fitted levels of percent-growth
+#: curves alike), relative viability as a fraction of the vehicle control, GR as a GR value.
+COLUMN_UNITS: dict[str, str] = {
+    CONCENTRATION: "M",
+    TIME_H: "h",
+    READ_TIME_H: "h",
+    RELATIVE_VIABILITY: "fraction of vehicle",
+    PERCENT_GROWTH: "percent",
+    GR: "GR value",
+    DIP_RELATIVE: "fraction of the control DIP rate",
+    "doubling_time_h": "h",
+}
+#: curves.parquet columns whose unit is that of the row's ``scale`` (the values of the response column named
+#: by ``scale``: percent for percent_growth)
+SCALE_UNIT_COLUMNS: tuple[str, ...] = (
+    "top", "bottom", "top_se", "top_lower", "top_upper", "bottom_se", "bottom_lower", "bottom_upper",
+    "flat_value", "replicate_sd",
+)  # fmt: skip
+
+
 def reason_column(scale: str) -> str:
     """Name of the column that holds why ``scale`` is null on a row."""
     return f"{scale}_reason"
@@ -187,6 +209,20 @@ REASON = "reason"
 FIT_MODEL = "fit_model"
 FIT_POLICY = "fit_policy"
 METRIC_KEY: tuple[str, ...] = (*CURVE_KEY, METRIC)
+# One rule for ``lower`` / ``upper`` on every row: together they are the range the true value lies in, as far as
+# the data tell (estimated: its 95% interval; right_censored: [bound, inf); left_censored: [0, bound]; refused:
+# null). The four columns below say the same thing without that rule, one meaning per column (docs/metrics.md):
+CI_LOWER = "ci_lower"  # estimated rows: lower end of the 95% interval of value; null on every other row
+CI_UPPER = "ci_upper"  # estimated rows: upper end of the 95% interval of value; null on every other row
+BOUND = "bound"  # censored rows: the censoring bound (the end of the tested range); null on every other row
+BOUND_SIDE = "bound_side"  # censored rows: which side of the true value the bound is on (BoundSide)
+
+
+class BoundSide(StrEnum):
+    """Which side of the true value the censoring bound is on."""
+
+    LOWER = "lower"  # right_censored: the true value is above the bound (not reached in the tested range)
+    UPPER = "upper"  # left_censored: the true value is below the bound (already past at the lowest dose)
 
 
 class MetricStatus(StrEnum):
@@ -372,7 +408,7 @@ class RowReason(StrEnum):
     WRONG_FIELD_COUNT = "wrong_field_count"
 
 
-#: one sentence per ledger reason (the table of docs/formats.md; a test checks that they agree)
+#: one sentence per ledger reason (the table of docs/formats.md and docs/reasons.md; tests check that they agree)
 ROW_REASON_MEANING: dict[str, str] = {
     RowReason.UNKNOWN_ROLE: "the role is not one of the roles of the well table",
     RowReason.UNKNOWN_UNIT: "a concentration is given in a unit that is not one of the known units",
@@ -436,6 +472,9 @@ RECORDS_FOLDED = "records_folded"
 ROWS_SYNTHESIZED = "rows_synthesized"
 SOURCE_RECORDS = "source_records"
 RECORD_COUNT_ATTRS: tuple[str, ...] = (RECORDS_FOLDED, ROWS_SYNTHESIZED)
+#: ``attrs`` key of a reader's table: every file it read (as text paths), the named one and its companions (a
+#: Thunor CSV export is three files): each is checksummed in the provenance
+FILES_READ = "files_read"
 
 
 class RefusalReason(StrEnum):

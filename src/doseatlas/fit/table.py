@@ -59,6 +59,43 @@ SCALE_DIVISOR: dict[str, float] = {
     S.DIP_RELATIVE: 1.0,
 }
 
+#: columns of the curves table in the units of the response (scaled by SCALE_DIVISOR: by its square for sums of
+#: squares and variances); the other columns (EC50, hill, counts, r2...) have no response unit
+_RESPONSE_LEVELS = ("top", "bottom")
+
+
+def in_response_units(curves: pd.DataFrame) -> pd.DataFrame:
+    """The curves table with every response-valued column in the unit of its scale's response column (percent
+    for ``percent_growth``, as ``responses.parquet``), where :func:`fit_curves` gives them on the fitted scale
+    (percent growth / 100). Applied once to the run's output curves, after every step that reads them."""
+    if S.SCALE not in curves or not len(curves):
+        return curves
+    factor = curves[S.SCALE].map(SCALE_DIVISOR).fillna(1.0).to_numpy(dtype=float)
+    if (factor == 1.0).all():
+        return curves
+    out = curves.copy()
+    linear = [f"{p}{sfx}" for p in _RESPONSE_LEVELS for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
+    for column in [*linear, FLAT_VALUE, REPLICATE_SD]:
+        if column in out:
+            out[column] = out[column].to_numpy(dtype=float) * factor
+    if RSS in out:
+        out[RSS] = out[RSS].to_numpy(dtype=float) * factor**2
+    for column in (c for c in out.columns if c.startswith(COV_PREFIX)):
+        a, b = _cov_params(column)
+        power = (a in _RESPONSE_LEVELS) + (b in _RESPONSE_LEVELS)
+        out[column] = out[column].to_numpy(dtype=float) * factor**power
+    return out
+
+
+def _cov_params(column: str) -> tuple[str, str]:
+    """The two parameters of a ``cov_<a>_<b>`` column."""
+    rest = column.removeprefix(COV_PREFIX)
+    for p in PARAMS:
+        if rest.startswith(p + "_"):
+            return p, rest[len(p) + 1 :]
+    return rest, ""
+
+
 _X, _Y, _CURVE = "_x", "_y", "_curve"
 Why = S.RefusalReason
 
@@ -129,10 +166,31 @@ def fit_curves(
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
     table[S.STATUS] = fit.status_names()
     table[S.REASON] = np.where(fit.status == STATUS_CODES["non_finite"], Why.NON_FINITE_RESPONSE.value, None)
+    table[S.REASON] = _no_response_reason(points, scale, table[S.REASON].to_numpy(dtype=object))
     table[SELECTED] = fit.selected_names()
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) -> np.ndarray:
+    """``reason`` with the cause filled in for curves that have no usable response on ``scale``: the most
+    frequent ``<scale>_reason`` of their rows (e.g. ``no_time_zero``; ties -> the first code by name), else
+    ``no_responses``."""
+    column = S.reason_column(scale)
+    usable = points.assign(_ok=np.isfinite(points[_Y].to_numpy()) | np.isinf(points[_Y].to_numpy()))
+    empty = ~usable.groupby(_CURVE, sort=True)["_ok"].any().to_numpy()
+    out = reason.copy()
+    out[empty & pd.isna(out)] = Why.NO_RESPONSES.value
+    if column in points and empty.any():
+        why = points.loc[points[column].notna(), [_CURVE, column]]
+        counts = why.value_counts().rename("_n").reset_index()
+        counts = counts.sort_values([_CURVE, "_n", column], ascending=[True, False, True], kind="stable")
+        first = counts.drop_duplicates(_CURVE).set_index(_CURVE)[column]
+        cause = first.reindex(np.arange(len(out))).to_numpy(dtype=object)
+        fill = empty & pd.notna(cause)
+        out[fill] = cause[fill]
+    return out
 
 
 def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
@@ -207,6 +265,8 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     # an infinite or overflowing response makes the kernel refuse its curve (status non_finite), never fit it
     y = np.where(np.abs(y) > S.MAX_ABS_RESPONSE, np.inf, y) / SCALE_DIVISOR[scale]
     out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
+    if S.reason_column(scale) in frame:  # why a response is missing: the cause of a curve without any
+        out[S.reason_column(scale)] = frame[S.reason_column(scale)].to_numpy(dtype=object)
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the
     # order of the input rows (a partitioned run gathers them in another order than an in-memory one)

@@ -9,6 +9,7 @@ that every row can be traced back to where it came from. ``READERS`` maps format
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def read_any(
         format, options = "mapping", {**options, "mapping": mapping}
     if format not in READERS:
         raise ConfigError(f"unknown format {format!r}; use one of {', '.join(READERS)}")
+    _check_options(format, options)
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if not paths:
         raise InputFileError("<none>", "no input file given")
@@ -90,6 +92,7 @@ def read_any(
                 str(p),
                 "is a directory: give its files (--engine dask reads a directory of canonical Parquet files)",
             )
+    paths = distinct_inputs(paths, format=format)
     frames = [READERS[format](p, **options) for p in paths]
     if len({S.RESPONSE_SCALE in f.columns for f in frames}) > 1:
         names = ", ".join(str(p) for p in paths)
@@ -102,6 +105,47 @@ def read_any(
     return out
 
 
+def distinct_inputs(paths: Iterable[str | Path], *, format: str) -> list[str | Path]:
+    """``paths`` with the files of one multi-file input kept once (the first named): the three files of a Thunor
+    CSV export are one input, read once whichever of them are named."""
+    paths = list(paths)
+    if format != "thunor-hts":
+        return paths
+    first: dict[Path, str | Path] = {}
+    for p in paths:
+        first.setdefault(thunor.wells_file(p), p)
+    return list(first.values())
+
+
+def files_of_inputs(paths: Iterable[str | Path], *, format: str) -> list[Path]:
+    """Every file that reading ``paths`` in ``format`` opens (a Thunor CSV export: its three files), each once."""
+    if format != "thunor-hts":
+        return [Path(p) for p in paths]
+    return list(
+        dict.fromkeys(f for p in distinct_inputs(paths, format=format) for f in thunor.export_files(p))
+    )
+
+
+def _check_options(format: str, options: dict) -> None:
+    """ConfigError (one message, never a TypeError) for an option the reader of ``format`` does not take, or a
+    required one that is missing (e.g. ``plate_map=`` with ``grmetrics``, ``format="mapping"`` without
+    ``mapping=``)."""
+    params = inspect.signature(READERS[format]).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in options if k not in params and not takes_any)
+    if unknown:
+        raise ConfigError(f"format {format!r} does not take the option(s) {', '.join(unknown)}")
+    missing = sorted(
+        name
+        for name, p in params.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.default is inspect.Parameter.empty
+        and name not in options
+    )
+    if missing:
+        raise ConfigError(f"format {format!r} needs the option(s) {', '.join(missing)}")
+
+
 def merged_attrs(each: Iterable[dict]) -> dict:
     """The ``attrs`` of several tables as one: the first table's value of a key wins, except that dictionaries
     (e.g. ``doubling_times``) are merged key by key (the first table's entry wins) and the record counts
@@ -111,6 +155,8 @@ def merged_attrs(each: Iterable[dict]) -> dict:
         for key, value in frame_attrs.items():
             if key in S.RECORD_COUNT_ATTRS and key in attrs:
                 attrs[key] = {r: attrs[key].get(r, 0) + value.get(r, 0) for r in {*attrs[key], *value}}
+            elif key == S.FILES_READ:
+                attrs[key] = [*attrs.get(key, []), *(f for f in value if f not in attrs.get(key, []))]
             elif isinstance(value, dict) and isinstance(attrs.get(key), dict):
                 attrs[key] = {**value, **attrs[key]}
             else:
@@ -126,6 +172,8 @@ def read_one(path: str | Path, *, format: str = "canonical", mapping: str | Path
 __all__ = [
     "READERS",
     "canonical_columns",
+    "distinct_inputs",
+    "files_of_inputs",
     "merged_attrs",
     "read_any",
     "read_canonical",

@@ -47,10 +47,40 @@ def _companions(path: Path, assays, controls) -> tuple[Path, Path, Path]:
                 str(path), f"expected one *_wells_treated.csv in the folder, found {len(found)}"
             )
         path = found[0]
-    stem = path.name.removesuffix("wells_treated.csv")
-    assays = Path(assays) if assays else path.with_name(f"{stem}assays_treated.csv")
-    controls = Path(controls) if controls else path.with_name(f"{stem}controls.csv")
+    path = wells_file(path)
+    stem = path.name.removesuffix(_SUFFIXES[0])
+    assays = Path(assays) if assays else path.with_name(f"{stem}{_SUFFIXES[1]}")
+    controls = Path(controls) if controls else path.with_name(f"{stem}{_SUFFIXES[2]}")
     return path, assays, controls
+
+
+#: the names of the three files of a Thunor CSV export, after their common prefix
+_SUFFIXES = ("wells_treated.csv", "assays_treated.csv", "controls.csv")
+
+
+def export_files(path: str | Path) -> list[Path]:
+    """The files :func:`read` opens for ``path`` with the default companions: the HDF5 file, or the export's
+    wells, assays and controls CSV files."""
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        return [path]
+    return list(_companions(path, None, None))
+
+
+def wells_file(path: str | Path) -> Path:
+    """The ``*_wells_treated.csv`` file of the export that ``path`` (any of its three CSV files) belongs to; the
+    HDF5 file itself. InputFileError for a file named otherwise."""
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        return path
+    for suffix in _SUFFIXES:
+        if path.name.lower().endswith(suffix) and len(path.name) > len(suffix):
+            return path.with_name(path.name[: -len(suffix)] + _SUFFIXES[0])
+    raise InputFileError(
+        str(path),
+        "not a file of a Thunor export: --format thunor-hts reads an HDF5 file (.h5) or the CSV export's three "
+        "files <name>_wells_treated.csv, <name>_assays_treated.csv and <name>_controls.csv (name any of them)",
+    )
 
 
 def read(
@@ -107,6 +137,10 @@ def read(
     both[S.TIME_H] = number_text(both["_t"])
     n_other = int((both[S.ROLE] == S.RowReason.READ_TIME_NOT_SELECTED.value).sum())
     attrs = {"reads_not_selected": n_other, "requested_time_h": time_h}
+    attrs[S.FILES_READ] = (
+        [str(path)] if Path(path).suffix.lower() in HDF5_SUFFIXES else [str(p) for p in (wells_path, assays_path,
+                                                                                        controls_path)]
+    )  # fmt: skip
     return finish(
         both.drop(columns=["_t", "_assay"]), path=wells_path, lines=both[S.SOURCE_LINE], attrs=attrs
     )

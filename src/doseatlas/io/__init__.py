@@ -79,9 +79,42 @@ def provenance(*, inputs: list[str | Path], parameters: dict[str, Any], command:
     }
 
 
+#: the unit of the output columns whose unit is given per row
+_ROW_UNIT = "the unit named by the row's unit column"
+_SCALE_UNIT = "the unit of the row's scale: " + ", ".join(
+    f"{scale}: {S.COLUMN_UNITS[scale]}" for scale in S.FIT_SCALES
+)
+
+
+def column_unit(name: str, columns: pd.Index) -> str | None:
+    """The unit of output column ``name`` in a table with ``columns`` (the ``unit`` field metadata)."""
+    if name in (S.VALUE, S.LOWER, S.UPPER, S.CI_LOWER, S.CI_UPPER, S.BOUND) and S.UNIT in columns:
+        return _ROW_UNIT
+    if name in S.SCALE_UNIT_COLUMNS and S.SCALE in columns:
+        return _SCALE_UNIT
+    extra = {
+        S.DURATION_H: "h",
+        S.WINDOW_LOW: "M",
+        S.WINDOW_HIGH: "M",
+        "ec50": "M",
+        "conc_min": "M",
+        "conc_max": "M",
+    }
+    return {**S.COLUMN_UNITS, **extra}.get(name)
+
+
+def _with_units(arrow: pa.Table, columns: pd.Index) -> pa.Table:
+    fields = []
+    for f in arrow.schema:
+        unit = column_unit(f.name, columns)
+        fields.append(f.with_metadata({**(f.metadata or {}), b"unit": unit.encode()}) if unit else f)
+    return pa.Table.from_arrays(arrow.columns, schema=pa.schema(fields, metadata=arrow.schema.metadata))
+
+
 def write_table(table: pd.DataFrame, path: str | Path, *, meta: dict[str, Any]) -> None:
-    """Write ``table`` as Parquet with ``meta`` (JSON) in the schema metadata."""
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    """Write ``table`` as Parquet with ``meta`` (JSON) in the schema metadata and the unit of every column that
+    has one in its field metadata (``unit``)."""
+    arrow = _with_units(pa.Table.from_pandas(table, preserve_index=False), table.columns)
     existing = arrow.schema.metadata or {}
     document = json.dumps({**meta, "table": Path(path).stem, "n_rows": len(table)}, default=str)
     arrow = arrow.replace_schema_metadata({**existing, METADATA_KEY: document.encode()})

@@ -27,6 +27,24 @@ HARRIS_2016 = (
     "Harris LA, Frick PL, Garbett SP et al. Nat Methods 13:497-500 (2016), doi:10.1038/nmeth.3852 (DIP rate)"
 )
 DIP_UNIT = "fraction of the control DIP rate"
+#: a plain description of every unit string of the ``unit`` column (docs/metrics.md; a test checks that every
+#: metric's unit has one)
+UNIT_MEANING: dict[str, str] = {
+    MOLAR: "molar (mol/L): a concentration",
+    FRACTION: "a response as a fraction of the vehicle control's (1 = no effect, 0 = no signal left)",
+    GR_UNIT: "a GR value (Hafner 2016): 1 = growth as the control's, 0 = no growth (cytostatic), -1 = all cells die",
+    PG_UNIT: (
+        "NCI-60 percent growth divided by 100: 1 = growth as the control's, 0 = no net growth, -1 = all cells die "
+        "(responses.parquet holds the same quantity in percent, column percent_growth)"
+    ),
+    SLOPE: "a Hill slope: no unit (the steepness of the fitted curve per log10 of the molar concentration)",
+    AREA: (
+        "an area: the response (on the metric's scale, as a fraction) integrated over log10 dose, divided by the "
+        "width of the log10 dose window, so that it is the mean response over the window (1 = no effect "
+        "throughout for relative viability)"
+    ),
+    DIP_UNIT: "a DIP rate (doublings/h) divided by the control's DIP rate: 1 = as the control, 0 = no net growth",
+}
 _DIP = (
     "a time course: at least 3 reads after time zero per well, with the signal proportional to the cell number "
     "(no_time_course)",
@@ -567,6 +585,29 @@ def render_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| `{m.name}` | {m.label} | `{m.scale}` | {m.unit} | {m.reference} |" for m in METRICS]
+    lines += [
+        "",
+        "## Units",
+        "",
+        "The `unit` column holds one of these strings.",
+        "",
+        "| unit | meaning |",
+        "|---|---|",
+    ]
+    lines += [f"| `{unit}` | {meaning} |" for unit, meaning in UNIT_MEANING.items()]
+    lines += [
+        "",
+        "## `lower` and `upper`",
+        "",
+        "One rule on every row: `lower` and `upper` are the range the true value lies in, as far as the data tell. "
+        "`estimated`: the 95% interval of `value`; `right_censored` (not reached in the tested range, `value` "
+        "null): `lower` = the bound (the highest tested dose for a concentration), `upper` = inf; "
+        "`left_censored` (already past at the lowest dose, `value` null): `lower` = 0, `upper` = the bound; "
+        "`refused`: both null. The same statement without the rule, one meaning per column: `ci_lower` / "
+        "`ci_upper` (the 95% interval; estimated rows only) and `bound` with `bound_side` (`lower`: the true value "
+        "is above `bound`; `upper`: below it; censored rows only). The export's `log10_lower` / `log10_upper` "
+        "follow the same rule (-inf / +inf for the open side of a censored label; docs/export.md).",
+    ]
     lines += IC50_VS_EC50
     for m in METRICS:
         lines += [
