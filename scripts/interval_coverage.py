@@ -59,7 +59,9 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def coverage_table(*, seeds=(0, 1), cvs=NOISE_LEVELS, policies=POLICIES, n_cell_lines: int = 10) -> pd.DataFrame:
+def coverage_table(
+    *, seeds=(0, 1), cvs=NOISE_LEVELS, policies=POLICIES, n_cell_lines: int = 10
+) -> pd.DataFrame:
     """Coverage and mean width per (policy, noise, metric), pooled over ``seeds``."""
     parts = []
     for cv in cvs:

@@ -1,0 +1,110 @@
+"""Plate-control uncertainty in the metric intervals (issue 14; doseatlas.metrics.uncertainty)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from doseatlas import schemas as S
+from doseatlas.metrics import uncertainty as U
+from doseatlas.metrics.compute import crossing, pg_level, pg_to_gr_level
+
+RNG = np.random.default_rng(14)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "interval_coverage.py"
+
+
+def _gr(x, c, x0):
+    return 2.0 ** (np.log(x / x0) / np.log(c / x0)) - 1.0
+
+
+def _terms(n: int, *, var_c: float, var_0: float, r0: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {U.VAR_C: var_c, U.VAR_0: var_0, U.LOG_GROWTH: -np.log(r0), "_r0": r0}, index=range(n)
+    )
+
+
+@pytest.mark.parametrize("level", [-0.4, 0.0, 0.5, 0.8])
+def test_gr_level_variance_matches_monte_carlo_of_the_controls(level):
+    """Observed controls C', x0' move the GR level a fitted curve crosses; the delta method gives its variance."""
+    c, x0, var_c, var_0, n = 8.0, 1.0, 0.02**2, 0.03**2, 200_000
+    e_c, e_0 = RNG.normal(0, np.sqrt(var_c), n), RNG.normal(0, np.sqrt(var_0), n)
+    a = np.log2(level + 1.0)
+    x_level = np.exp((1 - a) * (np.log(x0) + e_0) + a * (np.log(c) + e_c))  # GR(x; C', x0') == level
+    true_level = _gr(x_level, c, x0)
+    got = U.level_variance(S.GR, np.array([level]), _terms(1, var_c=var_c, var_0=var_0, r0=x0 / c))
+    assert got[0] == pytest.approx(np.var(true_level), rel=0.05)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.0, -0.5])
+def test_percent_growth_level_variance_matches_monte_carlo(threshold):
+    c, x0, var_c, var_0, n = 6.0, 1.0, 0.03**2, 0.04**2, 200_000
+    e_c, e_0 = RNG.normal(0, np.sqrt(var_c), n), RNG.normal(0, np.sqrt(var_0), n)
+    c_obs, x0_obs = c * np.exp(e_c), x0 * np.exp(e_0)
+    x_level = (1 - threshold) * x0_obs + threshold * c_obs if threshold >= 0 else (1 + threshold) * x0_obs
+    true_level = _gr(x_level, c, x0)
+    r0 = np.array([x0 / c])
+    level = pg_to_gr_level(threshold, r0)
+    got = U.level_variance(
+        S.PERCENT_GROWTH, level, _terms(1, var_c=var_c, var_0=var_0, r0=x0 / c), threshold=threshold
+    )
+    assert pg_level(threshold, r0)[0] * c == pytest.approx(np.median(x_level), rel=0.01)
+    assert got[0] == pytest.approx(np.var(true_level), rel=0.06)
+
+
+def test_relative_viability_level_variance_is_the_vehicle_share():
+    got = U.level_variance(S.RELATIVE_VIABILITY, np.array([0.5]), _terms(1, var_c=1e-4, var_0=0.0, r0=0.2))
+    assert got[0] == pytest.approx(0.25e-4)
+
+
+def test_control_variance_widens_the_crossing_interval():
+    curves = pd.DataFrame(
+        {
+            "conc_min": [1e-9],
+            "conc_max": [1e-5],
+            "top": [1.0],
+            "bottom": [0.1],
+            "log10_ec50": [-7.0],
+            "hill": [1.0],
+            "selected": ["sigmoid"],
+            "flat_value": [np.nan],
+            "n_points": [9],
+            **{f"{k}_se": [0.0] for k in ("top", "bottom", "log10_ec50", "hill")},
+        }
+    )
+    plain = crossing(curves, 0.5)
+    wide = crossing(curves, 0.5, level_var=np.array([0.01**2]))
+    # d log10 root / d level at 0.5 for this curve: (1/0.5 + 1/0.4) / ln10; t quantile with 9 - 4 df
+    half = np.log10(wide[S.UPPER] / wide[S.LOWER]).iloc[0] / 2
+    assert plain[S.UPPER].iloc[0] == pytest.approx(plain[S.LOWER].iloc[0])
+    assert half / 0.01 == pytest.approx((1 / 0.5 + 1 / 0.4) / np.log(10) * stats.t.ppf(0.975, 5), rel=1e-6)
+
+
+def _coverage_module():
+    spec = importlib.util.spec_from_file_location("interval_coverage", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gi50_intervals_include_control_uncertainty_on_simulator_truth():
+    """5 % noise, one simulated set: the share of gi50 intervals holding the truth (0.84 without the controls)."""
+    table = _coverage_module().coverage_table(seeds=(0,), cvs=(0.05,), policies=("refuse",))
+    gi50 = table.set_index("metric").loc["gi50"]
+    assert gi50["n"] >= 80
+    assert gi50["coverage"] >= 0.86
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["refuse", "shrink"])
+def test_coverage_at_default_noise_across_seeds(policy):
+    """3 seeds at 5 % noise: ic50, tgi, lc50 reach the 93 % target; gi50 and gr50 above 85 % (issue 14
+    target 93 % not yet met for them: docs/uncertainty.md)."""
+    table = _coverage_module().coverage_table(seeds=(0, 1, 2), cvs=(0.05,), policies=(policy,))
+    coverage = table.set_index("metric")["coverage"]
+    assert (coverage[["ic50", "tgi", "lc50"]] >= 0.90).all(), coverage
+    assert (coverage[["gi50", "gr50"]] >= 0.85).all(), coverage
