@@ -108,3 +108,77 @@ def test_coverage_at_default_noise_across_seeds(policy):
     coverage = table.set_index("metric")["coverage"]
     assert (coverage[["ic50", "tgi", "lc50"]] >= 0.90).all(), coverage
     assert (coverage[["gi50", "gr50"]] >= 0.85).all(), coverage
+
+
+# ------------------------------------------------------------------------------ censoring at the edges of the data
+def _run(rows) -> pd.DataFrame:
+    from doseatlas.metrics import compute_metrics
+    from doseatlas.normalize import normalize
+    from doseatlas.pipeline import FitOptions, fit_all_scales
+    from doseatlas.validate import validate_wells
+
+    from wells import frame
+
+    responses = normalize(validate_wells(frame(rows)).clean)
+    return compute_metrics(responses, fit_all_scales(responses, options=FitOptions()))
+
+
+def test_flat_data_censor_the_ic50_instead_of_refusing_a_poor_fit():
+    """Viability 0.88-1.05 at every dose, a small real drop (F-test picks the sigmoid) under noise: R^2 0.47 < 0.5
+    refused ``poor_fit`` on main; every dose mean is above 0.5, so the data say "ic50 above the top dose"."""
+    from wells import plate
+
+    noise = [0.04, -0.04, 0.0, 0.05, -0.05, 0.02, -0.02, 0.03, -0.03]
+    doses = [0.01 * 3**i for i in range(8)]
+    rows = []
+    for rep in range(3):
+        level = [1.0 if i < 5 else 0.93 for i in range(8)]
+        treated = {d: 100.0 * (level[i] + noise[(i * 3 + rep * 5) % 9]) + 10.0 for i, d in enumerate(doses)}
+        rows += plate(treated=treated, vehicle=[109.0, 110.0, 111.0], plate_id=f"p{rep}")
+    ic50 = _run(rows).set_index(S.METRIC).loc["ic50"]
+    assert ic50[S.STATUS] == "right_censored", ic50[[S.STATUS, S.REASON]]
+    assert ic50[S.LOWER] == pytest.approx(doses[-1] * 1e-6) and ic50[S.UPPER] == np.inf
+
+
+def test_an_increasing_curve_never_reaches_its_ic50():
+    """A rising curve (CCLE drugid_LBW242_T24: 49, 100, 101, ... %) is not left-censored below the first dose."""
+    curves = pd.DataFrame(
+        {
+            "conc_min": [1e-9],
+            "conc_max": [1e-5],
+            "top": [0.3],
+            "bottom": [1.0],
+            "log10_ec50": [-8.7],
+            "hill": [3.0],
+            "selected": ["sigmoid"],
+            "flat_value": [np.nan],
+            "n_points": [8],
+            **{f"{k}_se": [0.1] for k in ("top", "bottom", "log10_ec50", "hill")},
+        }
+    )
+    got = crossing(curves, 0.5).iloc[0]
+    assert got[S.STATUS] == "right_censored"
+    assert got[S.LOWER] == pytest.approx(1e-5) and got[S.UPPER] == np.inf
+
+
+@pytest.mark.external
+def test_ccle_lbw242_t24_is_not_reached():
+    import os
+
+    from doseatlas.ingest import read_any
+    from doseatlas.metrics import compute_metrics
+    from doseatlas.normalize import from_response_table
+    from doseatlas.pipeline import FitOptions, fit_all_scales
+    from doseatlas.validate import validate_responses
+
+    path = Path(__file__).resolve().parents[1] / "../shared/data/external/pharmacogx_small_psets/CCLEsmall"
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} missing under CI")
+        pytest.skip(f"{path} not present")
+    raw = read_any(path / "raw_long.csv", format="pharmacogx")
+    raw = raw[raw[S.SERIES].astype(str).eq("drugid_LBW242_T24")]
+    responses = from_response_table(validate_responses(raw).clean)
+    metrics = compute_metrics(responses, fit_all_scales(responses, options=FitOptions()))
+    ic50 = metrics.set_index(S.METRIC).loc["ic50"]
+    assert ic50[S.STATUS] == "right_censored"  # main: left_censored below 0.0025 µM from one low first point

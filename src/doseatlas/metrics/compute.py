@@ -106,7 +106,10 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
     level_f = curves["flat_value"].to_numpy(float)
     f0 = np.where(flat, level_f, sigmoid(x0, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
     f1 = np.where(flat, level_f, sigmoid(x1, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
-    left = f0 <= level
+    # an increasing curve (response rising with dose) never brings the response down to the level: where it
+    # ends above the level, the crossing is "not reached" (right-censored), never a value or a left bound
+    rising = ~flat & ((p["top"] - p["bottom"]) * p["hill"] < 0) & (f1 > level)
+    left = (f0 <= level) & ~rising
     right = ~left & (f1 > level)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (p["top"] - level) / (level - p["bottom"])
@@ -454,6 +457,7 @@ def _scale_metrics(
         keys = keys.merge(controls, on=list(S.CURVE_KEY), how="left")
     gate = _gate(keys, options)
     means = dose_means(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG], scale)
+    keys = keys.merge(_mean_range(means, scale), on=list(S.CURVE_KEY), how="left")
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
@@ -492,7 +496,39 @@ def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: Metr
             got[S.REASON] = None
         body.loc[usable, got.columns] = got
         body = _not_identifiable(m, body, usable & keys["status"].eq(SINGULAR))
+    if m.kind == "threshold":
+        body = _censor_poor_fits(m, body, keys, gate)
     return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+
+
+def _mean_range(means: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Lowest and highest replicate-mean response of each curve key over its tested doses."""
+    grouped = means.groupby(list(S.CURVE_KEY), dropna=False)[scale]
+    return pd.DataFrame({"_mean_min": grouped.min(), "_mean_max": grouped.max()}).reset_index()
+
+
+def _censor_poor_fits(m: Metric, body: pd.DataFrame, keys: pd.DataFrame, gate: pd.Series) -> pd.DataFrame:
+    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3).
+
+    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
+    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
+    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
+    level stay refused ``poor_fit``.
+    """
+    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    poor = gate.eq(Why.POOR_FIT.value).to_numpy()
+    above = poor & (keys["_mean_min"] > level).to_numpy()
+    below = poor & (keys["_mean_max"] <= level).to_numpy()
+    body = body.copy()
+    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
+        body.loc[mask, S.STATUS] = status.value
+        body.loc[mask, S.VALUE] = np.nan
+        body.loc[mask, S.REASON] = None
+    body.loc[above, S.LOWER] = keys.loc[above, "conc_max"].to_numpy(float)
+    body.loc[above, S.UPPER] = np.inf
+    body.loc[below, S.LOWER] = 0.0
+    body.loc[below, S.UPPER] = keys.loc[below, "conc_min"].to_numpy(float)
+    return body
 
 
 def _not_identifiable(m: Metric, body: pd.DataFrame, singular: pd.Series) -> pd.DataFrame:
