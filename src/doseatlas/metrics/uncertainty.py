@@ -1,4 +1,4 @@
-"""Uncertainty of the plate controls carried into the metric intervals (issue 14, docs/uncertainty.md).
+"""Uncertainty of the plate controls carried into the metric intervals (issue 14, docs/fitting.md).
 
 Every response of a plate is divided by the same vehicle summary ``C`` (and, for GR and percent growth,
 referred to the same time-zero summary ``x0``). Their estimation errors shift all the curves of a plate
