@@ -13,8 +13,8 @@ crossing of the true curve at ``level + dL`` with
   ``dL = (L_GR + 1) ln2 / D d ln x``.
 
 The plateau (``einf``, ``grinf``) moves by the same ``dL`` at its own level. ``vC`` is the squared coefficient
-of variation of the vehicle wells pooled over the plates of a data set and readout (per-plate spreads from
-3-6 wells are too noisy to use alone), times the variance factor of the control summary (1.2 for the
+of variation of the vehicle wells pooled over the plates of a data set, perturbagen and readout (per-plate
+spreads from 3-6 wells are too noisy to use alone), times the variance factor of the control summary (1.2 for the
 trimmed mean of 4 or more wells), divided by the number of vehicle wells and by the number of plates of the
 curve. ``v0`` uses the same pooled coefficient of variation with the number of time-zero wells.
 """
@@ -42,9 +42,12 @@ def control_terms(responses: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         cv2 = (wells[S.VEHICLE_SPREAD].to_numpy(float) / c) ** 2
     wells = wells.assign(_cv2=np.where(np.isfinite(cv2), cv2, np.nan), _plate=wells[S.PLATE].astype(str))
-    plates = wells.drop_duplicates([S.DATASET, S.PLATE, S.CELL_LINE, S.DURATION_H, S.READOUT])
-    pooled = group_summary(plates.dropna(subset=["_cv2"]), [S.DATASET, S.READOUT], "_cv2", method="mean")
-    wells = wells.merge(pooled.rename("_pooled").reset_index(), on=[S.DATASET, S.READOUT], how="left")
+    # pooled over the plates of one perturbagen of a data set and readout: the scope that a partitioned run
+    # (scale.py: metrics per (data set, perturbagen) bucket) sees whole, so both engines give the same value
+    pool = [S.DATASET, S.PERTURBAGEN, S.READOUT]
+    plates = wells.drop_duplicates([*pool, S.PLATE, S.CELL_LINE, S.DURATION_H])
+    pooled = group_summary(plates.dropna(subset=["_cv2"]), pool, "_cv2", method="mean")
+    wells = wells.merge(pooled.rename("_pooled").reset_index(), on=pool, how="left")
     factor_c = np.where(wells[S.N_VEHICLE] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
     factor_0 = np.where(wells[S.N_TIME_ZERO] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
