@@ -56,12 +56,16 @@ def test_the_default_fit_differs_from_the_nlme_by_its_curve_family():
 def test_the_shrink_policy_gives_every_gdsc_curve_a_value_like_the_nlme():
     merged, rows = _rows("ll2", "shrink")
     refused, _ = _rows("ll2")
-    assert refused["ic50_status"].eq("refused").sum() > 0  # measured 12 poor_fit
+    # main refused 12 poor_fit curves; their replicate means never cross 0.5, so they are right-censored now
+    # (issue 14), as GDSC's value beyond the range says: the refusal policy refuses none of these 150
+    assert refused["ic50_status"].eq("refused").sum() == 0
     assert merged["ic50_status"].ne("refused").all() and merged["auc"].notna().all()
     status = "ic50 status (GDSC value beyond the range = censored)"
     _, refuse_rows = _rows("ll2")
-    assert rows[status]["status_agreement"] >= 0.95  # measured 0.96 (refusal policy: 0.88)
-    assert rows[status]["status_agreement"] > refuse_rows[status]["status_agreement"]
+    assert (
+        rows[status]["status_agreement"] >= 0.95
+    )  # measured 0.96 (refusal policy: 0.96; 0.88 before issue 14)
+    assert rows[status]["status_agreement"] >= refuse_rows[status]["status_agreement"]
     auc = "AUC (fraction of the tested range)"
     assert rows[auc]["n"] == 150
     assert rows[auc]["median_abs_diff"] < refuse_rows[auc]["median_abs_diff"]  # measured 0.017 vs 0.027

@@ -16,6 +16,7 @@ from scipy import stats
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
+from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics.registry import METRICS, Metric
 
 Why = S.RefusalReason
@@ -93,20 +94,30 @@ def sigmoid_area(x0, x1, top, bottom, x50, hill) -> np.ndarray:
     return np.where(flat_hill, (top + bottom) / 2.0, area)
 
 
-def crossing(curves: pd.DataFrame, level: float | np.ndarray) -> pd.DataFrame:
-    """Status, value and 95% interval of the concentration where a curve crosses ``level`` (per curve)."""
+def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None) -> pd.DataFrame:
+    """Status, value and 95% interval of the concentration where a curve crosses ``level`` (per curve).
+
+    ``level_var`` (optional, per curve) is the variance of the level itself, from the plate controls
+    (:mod:`doseatlas.metrics.uncertainty`); it widens the interval by the delta method.
+    """
     x0, x1 = np.log10(curves["conc_min"]), np.log10(curves["conc_max"])
     p = {k: curves[k].to_numpy(float) for k in ("top", "bottom", "log10_ec50", "hill")}
     flat = curves["selected"].eq("flat").to_numpy()
     level_f = curves["flat_value"].to_numpy(float)
     f0 = np.where(flat, level_f, sigmoid(x0, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
     f1 = np.where(flat, level_f, sigmoid(x1, p["top"], p["bottom"], p["log10_ec50"], p["hill"]))
-    left = f0 <= level
+    # an increasing curve (response rising with dose) never brings the response down to the level: where it
+    # ends above the level, the crossing is "not reached" (right-censored), never a value or a left bound
+    rising = ~flat & ((p["top"] - p["bottom"]) * p["hill"] < 0) & (f1 > level)
+    left = (f0 <= level) & ~rising
     right = ~left & (f1 > level)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (p["top"] - level) / (level - p["bottom"])
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
         se = _root_se(curves, ratio, level)
+        if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
+            slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
+            se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
     t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     # rounding at an asymptote equal to the level (e.g. top == 0.5) can pass the end-point test with a root at
     # -inf or beyond the range: the root decides then (never a value outside the tested range)
@@ -186,7 +197,7 @@ def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     if m.scale == S.PERCENT_GROWTH and R0 in curves:
         r0 = curves[R0].to_numpy(float)
         level = np.where(np.isfinite(r0), pg_to_gr_level(float(m.threshold), r0), level)
-    return crossing(curves, level)
+    return crossing(curves, level, level_var=U.level_variance(m.scale, level, curves, threshold=m.threshold))
 
 
 def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
@@ -211,16 +222,27 @@ def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     name = m.parameter
     flat = curves["selected"].eq("flat")
     value = curves[name].where(~flat, curves["flat_value"]) if name == "bottom" else curves[name]
+    lower, upper = curves[f"{name}_lower"].where(~flat), curves[f"{name}_upper"].where(~flat)
+    if name == "bottom":  # the plateau moves with the plate controls (uncertainty.level_variance)
+        lower, upper = _widened(value, lower, upper, U.level_variance(m.scale, value.to_numpy(float), curves))
     out = pd.DataFrame(
         {
             S.STATUS: St.ESTIMATED.value,
             S.VALUE: value,
-            S.LOWER: curves[f"{name}_lower"].where(~flat),
-            S.UPPER: curves[f"{name}_upper"].where(~flat),
+            S.LOWER: lower,
+            S.UPPER: upper,
         },
         index=curves.index,
     )
     return out if name == "bottom" else _refuse_where(out, flat, Why.FLAT_FIT)
+
+
+def _widened(value: pd.Series, lower: pd.Series, upper: pd.Series, extra_var: np.ndarray):
+    """Interval with ``extra_var`` added in quadrature to each half-width (normal quantile for the extra)."""
+    z = stats.norm.ppf(0.975)
+    lo_half = np.sqrt((value - lower) ** 2 + z**2 * extra_var)
+    hi_half = np.sqrt((upper - value) ** 2 + z**2 * extra_var)
+    return value - lo_half, value + hi_half
 
 
 def _area(m: Metric, curves: pd.DataFrame, *, window: tuple[float, float]) -> pd.DataFrame:
@@ -427,10 +449,15 @@ def _curves_for(
     return gr.where(use_gr, own)
 
 
-def _scale_metrics(responses: pd.DataFrame, curves: pd.DataFrame, scale: str, options: MetricOptions):
+def _scale_metrics(
+    responses: pd.DataFrame, curves: pd.DataFrame, scale: str, options: MetricOptions, *, controls=None
+):
     keys = _curves_for(scale, _scale_keys(responses, scale), curves, responses)
+    if controls is not None:
+        keys = keys.merge(controls, on=list(S.CURVE_KEY), how="left")
     gate = _gate(keys, options)
     means = dose_means(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG], scale)
+    keys = keys.merge(_mean_range(means, scale), on=list(S.CURVE_KEY), how="left")
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
@@ -469,7 +496,39 @@ def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: Metr
             got[S.REASON] = None
         body.loc[usable, got.columns] = got
         body = _not_identifiable(m, body, usable & keys["status"].eq(SINGULAR))
+    if m.kind == "threshold":
+        body = _censor_poor_fits(m, body, keys, gate)
     return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+
+
+def _mean_range(means: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Lowest and highest replicate-mean response of each curve key over its tested doses."""
+    grouped = means.groupby(list(S.CURVE_KEY), dropna=False)[scale]
+    return pd.DataFrame({"_mean_min": grouped.min(), "_mean_max": grouped.max()}).reset_index()
+
+
+def _censor_poor_fits(m: Metric, body: pd.DataFrame, keys: pd.DataFrame, gate: pd.Series) -> pd.DataFrame:
+    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3).
+
+    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
+    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
+    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
+    level stay refused ``poor_fit``.
+    """
+    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    poor = gate.eq(Why.POOR_FIT.value).to_numpy()
+    above = poor & (keys["_mean_min"] > level).to_numpy()
+    below = poor & (keys["_mean_max"] <= level).to_numpy()
+    body = body.copy()
+    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
+        body.loc[mask, S.STATUS] = status.value
+        body.loc[mask, S.VALUE] = np.nan
+        body.loc[mask, S.REASON] = None
+    body.loc[above, S.LOWER] = keys.loc[above, "conc_max"].to_numpy(float)
+    body.loc[above, S.UPPER] = np.inf
+    body.loc[below, S.LOWER] = 0.0
+    body.loc[below, S.UPPER] = keys.loc[below, "conc_min"].to_numpy(float)
+    return body
 
 
 def _not_identifiable(m: Metric, body: pd.DataFrame, singular: pd.Series) -> pd.DataFrame:
@@ -506,8 +565,9 @@ def compute_metrics(
     options = options or MetricOptions()
     responses, curves = S.with_series(responses), S.with_series(curves)
     frames = [_effects(responses)]
+    controls = U.control_terms(responses)
     for scale in S.RESPONSE_SCALES:
-        frames += _scale_metrics(responses, curves, scale, options)
+        frames += _scale_metrics(responses, curves, scale, options, controls=controls)
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)

@@ -1,0 +1,98 @@
+"""Uncertainty of the plate controls carried into the metric intervals (issue 14, docs/fitting.md).
+
+Every response of a plate is divided by the same vehicle summary ``C`` (and, for GR and percent growth,
+referred to the same time-zero summary ``x0``). Their estimation errors shift all the curves of a plate
+together, which a per-curve fit cannot see in its residuals. Delta method over these shared terms: with
+relative errors ``eC`` and ``e0`` (variances ``vC``, ``v0``), a crossing of ``level`` by the fitted curve is the
+crossing of the true curve at ``level + dL`` with
+
+* relative viability: ``dL = L eC``;
+* GR (Hafner 2016, ``a = log2(L + 1)``, ``D = ln(C / x0)``): ``dL = (L + 1) ln2 / D ((1 - a) e0 + a eC)``;
+* percent growth read on the GR curve (gi50, tgi, lc50): the level is the signal ``(1 - p) x0 + p C``
+  (``p >= 0``) or ``(1 + p) x0`` (``p < 0``), so ``d ln x = w0 e0 + wC eC`` with those weights, and
+  ``dL = (L_GR + 1) ln2 / D d ln x``.
+
+The plateau (``einf``, ``grinf``) moves by the same ``dL`` at its own level. ``vC`` is the squared coefficient
+of variation of the vehicle wells pooled over the plates of a data set, perturbagen and readout (per-plate
+spreads from 3-6 wells are too noisy to use alone), times the variance factor of the control summary (1.2 for the
+trimmed mean of 4 or more wells), divided by the number of vehicle wells and by the number of plates of the
+curve. ``v0`` uses the same pooled coefficient of variation with the number of time-zero wells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas._stats import group_summary
+
+VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
+VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
+LOG_GROWTH = "_ctrl_log_growth"  # D = ln(C / x0), natural log of the control's growth over the assay
+TERMS = (VAR_C, VAR_0, LOG_GROWTH)
+SUMMARY_VARIANCE_FACTOR = 1.2  # trimmed mean (interquartile mean) of normal data, relative to the mean
+LN2 = np.log(2.0)
+
+
+def control_terms(responses: pd.DataFrame) -> pd.DataFrame:
+    """Per curve key: ``VAR_C``, ``VAR_0`` and ``LOG_GROWTH`` (NaN where a control is absent)."""
+    wells = responses.rename(columns={S.TIME_H: S.DURATION_H})
+    c = wells[S.VEHICLE_SIGNAL].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv2 = (wells[S.VEHICLE_SPREAD].to_numpy(float) / c) ** 2
+    wells = wells.assign(_cv2=np.where(np.isfinite(cv2), cv2, np.nan), _plate=wells[S.PLATE].astype(str))
+    # pooled over the plates of one perturbagen of a data set and readout: the scope that a partitioned run
+    # (scale.py: metrics per (data set, perturbagen) bucket) sees whole, so both engines give the same value
+    pool = [S.DATASET, S.PERTURBAGEN, S.READOUT]
+    plates = wells.drop_duplicates([*pool, S.PLATE, S.CELL_LINE, S.DURATION_H])
+    pooled = group_summary(plates.dropna(subset=["_cv2"]), pool, "_cv2", method="mean")
+    wells = wells.merge(pooled.rename("_pooled").reset_index(), on=pool, how="left")
+    factor_c = np.where(wells[S.N_VEHICLE] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
+    factor_0 = np.where(wells[S.N_TIME_ZERO] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wells["_vc"] = wells["_pooled"] * factor_c / wells[S.N_VEHICLE].where(wells[S.N_VEHICLE] > 0)
+        wells["_v0"] = wells["_pooled"] * factor_0 / wells[S.N_TIME_ZERO].where(wells[S.N_TIME_ZERO] > 0)
+        wells["_d"] = np.log(c / wells[S.TIME_ZERO_SIGNAL].to_numpy(float))
+    key = list(S.CURVE_KEY)
+    n_plates = wells.groupby(key, dropna=False)["_plate"].nunique()
+    out = pd.DataFrame(
+        {
+            VAR_C: group_summary(wells, key, "_vc", method="mean") / n_plates,
+            VAR_0: group_summary(wells, key, "_v0", method="mean") / n_plates,
+            LOG_GROWTH: group_summary(wells, key, "_d", method="mean"),
+        }
+    )
+    return out.reset_index()
+
+
+def _gr_shift_variance(level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves: pd.DataFrame) -> np.ndarray:
+    """Variance of dL on the GR scale for a level whose signal moves by ``w0 e0 + wC eC`` (log)."""
+    v0, vc, d = (curves[k].to_numpy(float) for k in (VAR_0, VAR_C, LOG_GROWTH))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (level + 1.0) * LN2 / d
+        return slope**2 * (w0**2 * v0 + wc**2 * vc)
+
+
+def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, threshold=None) -> np.ndarray:
+    """Variance of the effective level ``dL`` (see module docstring); 0 where no control term applies."""
+    level = np.asarray(level, dtype=float)
+    if not all(k in curves for k in TERMS):
+        return np.zeros(len(curves))
+    if scale == S.RELATIVE_VIABILITY:
+        var = level**2 * curves[VAR_C].to_numpy(float)
+    elif scale == S.GR:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.log2(level + 1.0)
+        var = _gr_shift_variance(level, 1.0 - a, a, curves)
+    elif scale == S.PERCENT_GROWTH and threshold is not None and "_r0" in curves:
+        r0 = curves["_r0"].to_numpy(float)
+        p = float(threshold)
+        rv_level = r0 + p * (1.0 - r0) if p >= 0 else (1.0 + p) * r0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w0 = (1.0 - p) * r0 / rv_level if p >= 0 else np.ones_like(r0)
+            wc = p / rv_level if p >= 0 else np.zeros_like(r0)
+        var = _gr_shift_variance(level, w0, wc, curves)
+    else:
+        return np.zeros(len(curves))
+    return np.where(np.isfinite(var), var, 0.0)

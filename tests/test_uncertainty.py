@@ -1,0 +1,186 @@
+"""Plate-control uncertainty in the metric intervals (issue 14; doseatlas.metrics.uncertainty)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from doseatlas import schemas as S
+from doseatlas.metrics import uncertainty as U
+from doseatlas.metrics.compute import crossing, pg_level, pg_to_gr_level
+
+RNG = np.random.default_rng(14)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "interval_coverage.py"
+
+
+def _gr(x, c, x0):
+    return 2.0 ** (np.log(x / x0) / np.log(c / x0)) - 1.0
+
+
+def _terms(n: int, *, var_c: float, var_0: float, r0: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {U.VAR_C: var_c, U.VAR_0: var_0, U.LOG_GROWTH: -np.log(r0), "_r0": r0}, index=range(n)
+    )
+
+
+@pytest.mark.parametrize("level", [-0.4, 0.0, 0.5, 0.8])
+def test_gr_level_variance_matches_monte_carlo_of_the_controls(level):
+    """Observed controls C', x0' move the GR level a fitted curve crosses; the delta method gives its variance."""
+    c, x0, var_c, var_0, n = 8.0, 1.0, 0.02**2, 0.03**2, 200_000
+    e_c, e_0 = RNG.normal(0, np.sqrt(var_c), n), RNG.normal(0, np.sqrt(var_0), n)
+    a = np.log2(level + 1.0)
+    x_level = np.exp((1 - a) * (np.log(x0) + e_0) + a * (np.log(c) + e_c))  # GR(x; C', x0') == level
+    true_level = _gr(x_level, c, x0)
+    got = U.level_variance(S.GR, np.array([level]), _terms(1, var_c=var_c, var_0=var_0, r0=x0 / c))
+    assert got[0] == pytest.approx(np.var(true_level), rel=0.05)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.0, -0.5])
+def test_percent_growth_level_variance_matches_monte_carlo(threshold):
+    c, x0, var_c, var_0, n = 6.0, 1.0, 0.03**2, 0.04**2, 200_000
+    e_c, e_0 = RNG.normal(0, np.sqrt(var_c), n), RNG.normal(0, np.sqrt(var_0), n)
+    c_obs, x0_obs = c * np.exp(e_c), x0 * np.exp(e_0)
+    x_level = (1 - threshold) * x0_obs + threshold * c_obs if threshold >= 0 else (1 + threshold) * x0_obs
+    true_level = _gr(x_level, c, x0)
+    r0 = np.array([x0 / c])
+    level = pg_to_gr_level(threshold, r0)
+    got = U.level_variance(
+        S.PERCENT_GROWTH, level, _terms(1, var_c=var_c, var_0=var_0, r0=x0 / c), threshold=threshold
+    )
+    assert pg_level(threshold, r0)[0] * c == pytest.approx(np.median(x_level), rel=0.01)
+    assert got[0] == pytest.approx(np.var(true_level), rel=0.06)
+
+
+def test_relative_viability_level_variance_is_the_vehicle_share():
+    got = U.level_variance(S.RELATIVE_VIABILITY, np.array([0.5]), _terms(1, var_c=1e-4, var_0=0.0, r0=0.2))
+    assert got[0] == pytest.approx(0.25e-4)
+
+
+def test_control_variance_widens_the_crossing_interval():
+    curves = pd.DataFrame(
+        {
+            "conc_min": [1e-9],
+            "conc_max": [1e-5],
+            "top": [1.0],
+            "bottom": [0.1],
+            "log10_ec50": [-7.0],
+            "hill": [1.0],
+            "selected": ["sigmoid"],
+            "flat_value": [np.nan],
+            "n_points": [9],
+            **{f"{k}_se": [0.0] for k in ("top", "bottom", "log10_ec50", "hill")},
+        }
+    )
+    plain = crossing(curves, 0.5)
+    wide = crossing(curves, 0.5, level_var=np.array([0.01**2]))
+    # d log10 root / d level at 0.5 for this curve: (1/0.5 + 1/0.4) / ln10; t quantile with 9 - 4 df
+    half = np.log10(wide[S.UPPER] / wide[S.LOWER]).iloc[0] / 2
+    assert plain[S.UPPER].iloc[0] == pytest.approx(plain[S.LOWER].iloc[0])
+    assert half / 0.01 == pytest.approx((1 / 0.5 + 1 / 0.4) / np.log(10) * stats.t.ppf(0.975, 5), rel=1e-6)
+
+
+def _coverage_module():
+    spec = importlib.util.spec_from_file_location("interval_coverage", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gi50_intervals_include_control_uncertainty_on_simulator_truth():
+    """5 % noise, one simulated set: the share of gi50 intervals holding the truth (0.84 without the controls)."""
+    table = _coverage_module().coverage_table(seeds=(0,), cvs=(0.05,), policies=("refuse",))
+    gi50 = table.set_index("metric").loc["gi50"]
+    assert gi50["n"] >= 80
+    assert gi50["coverage"] >= 0.86
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["refuse", "shrink"])
+def test_coverage_at_default_noise_across_seeds(policy):
+    """3 seeds at 5 % noise (measured on seeds 0-1: ic50 0.94, lc50 0.91-0.94, gi50 0.88-0.89, tgi 0.87-0.88,
+    gr50 0.80-0.82; main: gi50 0.83-0.84, gr50 0.82-0.86 on seed 0). The issue's 93 % target is not met for
+    gi50, tgi and gr50 (docs/validation.md section 5): this guards what is reached."""
+    table = _coverage_module().coverage_table(seeds=(0, 1, 2), cvs=(0.05,), policies=(policy,))
+    coverage = table.set_index("metric")["coverage"]
+    assert (coverage[["ic50", "lc50"]] >= 0.89).all(), coverage
+    assert (coverage[["gi50", "tgi"]] >= 0.83).all(), coverage
+    assert coverage["gr50"] >= 0.76, coverage
+
+
+# ------------------------------------------------------------------------------ censoring at the edges of the data
+def _run(rows) -> pd.DataFrame:
+    from doseatlas.metrics import compute_metrics
+    from doseatlas.normalize import normalize
+    from doseatlas.pipeline import FitOptions, fit_all_scales
+    from doseatlas.validate import validate_wells
+
+    from wells import frame
+
+    responses = normalize(validate_wells(frame(rows)).clean)
+    return compute_metrics(responses, fit_all_scales(responses, options=FitOptions()))
+
+
+def test_flat_data_censor_the_ic50_instead_of_refusing_a_poor_fit():
+    """Viability 0.88-1.05 at every dose, a small real drop (F-test picks the sigmoid) under noise: R^2 0.47 < 0.5
+    refused ``poor_fit`` on main; every dose mean is above 0.5, so the data say "ic50 above the top dose"."""
+    from wells import plate
+
+    noise = [0.04, -0.04, 0.0, 0.05, -0.05, 0.02, -0.02, 0.03, -0.03]
+    doses = [0.01 * 3**i for i in range(8)]
+    rows = []
+    for rep in range(3):
+        level = [1.0 if i < 5 else 0.93 for i in range(8)]
+        treated = {d: 100.0 * (level[i] + noise[(i * 3 + rep * 5) % 9]) + 10.0 for i, d in enumerate(doses)}
+        rows += plate(treated=treated, vehicle=[109.0, 110.0, 111.0], plate_id=f"p{rep}")
+    ic50 = _run(rows).set_index(S.METRIC).loc["ic50"]
+    assert ic50[S.STATUS] == "right_censored", ic50[[S.STATUS, S.REASON]]
+    assert ic50[S.LOWER] == pytest.approx(doses[-1] * 1e-6) and ic50[S.UPPER] == np.inf
+
+
+def test_an_increasing_curve_never_reaches_its_ic50():
+    """A rising curve (CCLE drugid_LBW242_T24: 49, 100, 101, ... %) is not left-censored below the first dose."""
+    curves = pd.DataFrame(
+        {
+            "conc_min": [1e-9],
+            "conc_max": [1e-5],
+            "top": [0.3],
+            "bottom": [1.0],
+            "log10_ec50": [-8.7],
+            "hill": [3.0],
+            "selected": ["sigmoid"],
+            "flat_value": [np.nan],
+            "n_points": [8],
+            **{f"{k}_se": [0.1] for k in ("top", "bottom", "log10_ec50", "hill")},
+        }
+    )
+    got = crossing(curves, 0.5).iloc[0]
+    assert got[S.STATUS] == "right_censored"
+    assert got[S.LOWER] == pytest.approx(1e-5) and got[S.UPPER] == np.inf
+
+
+@pytest.mark.external
+def test_ccle_lbw242_t24_is_not_reached():
+    import os
+
+    from doseatlas.ingest import read_any
+    from doseatlas.metrics import compute_metrics
+    from doseatlas.normalize import from_response_table
+    from doseatlas.pipeline import FitOptions, fit_all_scales
+    from doseatlas.validate import validate_responses
+
+    path = Path(__file__).resolve().parents[1] / "../shared/data/external/pharmacogx_small_psets/CCLEsmall"
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} missing under CI")
+        pytest.skip(f"{path} not present")
+    raw = read_any(path / "raw_long.csv", format="pharmacogx")
+    raw = raw[raw[S.SERIES].astype(str).eq("drugid_LBW242_T24")]
+    responses = from_response_table(validate_responses(raw).clean)
+    metrics = compute_metrics(responses, fit_all_scales(responses, options=FitOptions()))
+    ic50 = metrics.set_index(S.METRIC).loc["ic50"]
+    assert ic50[S.STATUS] == "right_censored"  # main: left_censored below 0.0025 µM from one low first point
