@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from doseatlas.metrics.compute import dominant_reason
+from doseatlas.normalize import robust_spread
 
 NO_RESPONSES = "no_responses"
 
@@ -63,3 +65,38 @@ def test_dominant_reason_tie_goes_to_first_seen():
         {"a": ["x"] * 4, "b": [0] * 4, "reason": ["qc_failed", "masked", "masked", "qc_failed"]}
     )
     assert dominant_reason(table.groupby(["a", "b"]), "reason").iloc[0] == "qc_failed"
+
+
+def _spread_reference(values: pd.Series) -> float:
+    """The per-group Python function :func:`doseatlas.normalize.robust_spread` replaces."""
+    return float(stats.median_abs_deviation(values, scale="normal")) if len(values) > 1 else np.nan
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["p1", "p2", None]),
+            st.integers(0, 2),
+            st.one_of(st.sampled_from([1.0, 2.0, 2.0, 5.5]), st.floats(-1e6, 1e6, allow_nan=False)),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_robust_spread_bit_for_bit(rows):
+    """Odd and even groups, repeated values (ties), single-value groups, missing keys: identical bits."""
+    table = pd.DataFrame(rows, columns=["a", "b", "v"])
+    grouped = table.groupby(["a", "b"], dropna=False)["v"]
+    expected = grouped.agg(_spread_reference)
+    got = robust_spread(grouped)
+    np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+    assert got.index.equals(expected.index)
+
+
+def test_robust_spread_nan_in_group():
+    table = pd.DataFrame({"a": [0, 0, 0, 1, 1], "v": [1.0, np.nan, 3.0, 2.0, 4.0]})
+    grouped = table.groupby("a")["v"]
+    np.testing.assert_array_equal(
+        robust_spread(grouped).to_numpy(), grouped.agg(_spread_reference).to_numpy()
+    )
