@@ -10,6 +10,7 @@ from scipy import stats
 
 from doseatlas.metrics.compute import dominant_reason
 from doseatlas.normalize import robust_spread
+from doseatlas.qc import _formats_of, parse_wells
 
 NO_RESPONSES = "no_responses"
 
@@ -100,3 +101,37 @@ def test_robust_spread_nan_in_group():
     np.testing.assert_array_equal(
         robust_spread(grouped).to_numpy(), grouped.agg(_spread_reference).to_numpy()
     )
+
+
+def _well_reference(name: object) -> tuple[float, float]:
+    """Per-value parse of a well name (what :func:`doseatlas.qc.parse_wells` did row by row)."""
+    import re
+
+    m = re.match(r"^([A-Za-z]{1,2})0*(\d{1,2})$", str(name).strip())
+    if m is None:
+        return np.nan, np.nan
+    row = 0
+    for char in m.group(1).upper():
+        row = row * 26 + (ord(char) - ord("A") + 1)
+    return float(row), float(m.group(2))
+
+
+def test_parse_wells_parses_each_distinct_name_once_same_values():
+    rng = np.random.default_rng(1)
+    names = np.array(
+        ["A01", " b7 ", "AF48", "Z99", "x1", None, np.nan, "A001", "aa02", 5, "", "AG50"], dtype=object
+    )
+    wells = pd.Series(rng.choice(names, 3000), index=rng.permutation(3000))
+    got = parse_wells(wells)
+    expected = np.array([_well_reference(w) for w in wells])
+    np.testing.assert_array_equal(got[["row", "col"]].to_numpy(), expected)
+    assert got.index.equals(wells.index)
+
+
+def test_plate_formats_vectorized():
+    extent = pd.DataFrame(
+        {"rows": [1, 8, 9, 16, 17, 32, 33, np.nan, 8], "cols": [1, 12, 12, 24, 24, 48, 1, 1, 13]}
+    )
+    dims = _formats_of(extent)
+    np.testing.assert_array_equal(dims["nr"], [8, 8, 16, 16, 32, 32, np.nan, np.nan, 16])
+    np.testing.assert_array_equal(dims["nc"], [12, 12, 24, 24, 48, 48, np.nan, np.nan, 24])
