@@ -130,3 +130,23 @@ def test_any_doubling_time_file_exits_0_or_2_never_1(tmp_path_factory, wells_csv
     assert result.exit_code in (0, 2), (content, result.output, result.exception)
     if result.exit_code == 2:
         assert "td.csv" in _message(result)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_silences_the_live_progress_display(tmp_path, wells_csv, monkeypatch, quiet):
+    """The run's live display (rich) is built enabled, and disabled with --quiet; the run is the same."""
+    from doseatlas import cli
+
+    made = []
+    original = cli._progress
+
+    def spy(**kwargs):
+        made.append(original(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(cli, "_progress", spy)
+    out = tmp_path / "out"
+    result = _run(wells_csv, "--out", out, *(["--quiet"] if quiet else []))
+    assert result.exit_code == 0, result.output
+    assert [bar.disable for bar in made] == [quiet]
+    assert len(pd.read_parquet(out / "metrics.parquet"))

@@ -272,7 +272,7 @@ def _run_dask(
     return result, files
 
 
-def _progress() -> Progress:
+def _progress(*, quiet: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -280,6 +280,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=quiet,
     )
 
 
@@ -301,6 +302,7 @@ def run(
         Path | None, typer.Option(help="CSV with cell_line,doubling_time_h for GR without time-zero reads")
     ] = None,
     doubling_time_source: Annotated[str, typer.Option(help="Where the doubling times come from")] = "user",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress display")] = False,
     input_format: Annotated[
         str, typer.Option("--format", help="Input format: " + ", ".join(READERS))
     ] = "canonical",
@@ -428,7 +430,7 @@ def run(
     for note in recovered:
         console.print(f"note: {_show(note)}")
     try:
-        with _progress() as bar:
+        with _progress(quiet=quiet) as bar:
             if engine == "dask":
                 reading = {"format": input_format, "mapping": mapping}
                 if plate_map is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary
@@ -75,8 +75,32 @@ class NormalizationOptions:
                 raise ConfigError(f"doubling time of {line!r} must be a positive number of hours, got {td!r}")
 
 
-def _robust_spread(values: pd.Series) -> float:
-    return float(stats.median_abs_deviation(values, scale="normal")) if len(values) > 1 else np.nan
+def _grouped_median(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """``np.median`` of ``values`` per group id (0..n_groups-1), bit for bit; NaN for an empty group or one
+    holding a NaN (as ``np.median``)."""
+    order = np.lexsort((values, group))
+    v, g = values[order], group[order]
+    counts = np.bincount(g, minlength=n_groups)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo, hi = start + (counts - 1) // 2, start + counts // 2
+    ok = counts > 0
+    out = np.full(n_groups, np.nan)
+    out[ok] = (v[lo[ok]] + v[hi[ok]]) / 2.0  # the mean of the middle one or two, as np.median takes it
+    odd = ok & (counts % 2 == 1)
+    out[odd] = v[lo[odd]]
+    out[np.bincount(g, weights=np.isnan(v), minlength=n_groups) > 0] = np.nan
+    return out
+
+
+def robust_spread(grouped) -> pd.Series:
+    """``scipy.stats.median_abs_deviation(values, scale="normal")`` per group of ``grouped`` (a pandas
+    SeriesGroupBy), NaN for a group of fewer than two values; grouped numpy, no Python call per group."""
+    group = grouped.ngroup().to_numpy()
+    size = grouped.size()
+    values = grouped.obj.to_numpy(float)
+    median = _grouped_median(group, values, len(size))
+    mad = _grouped_median(group, np.abs(values - median[group]), len(size)) / special.ndtri(0.75)
+    return pd.Series(np.where(size.to_numpy() > 1, mad, np.nan), index=size.index, name=grouped.obj.name)
 
 
 def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> pd.DataFrame:
@@ -89,7 +113,7 @@ def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> 
     vehicle = pd.DataFrame(
         {
             "_vehicle_raw": group_summary(vehicle_rows, PLATE_KEY, S.SIGNAL, method=options.control_summary),
-            S.VEHICLE_SPREAD: veh.agg(_robust_spread),
+            S.VEHICLE_SPREAD: robust_spread(veh),
             S.N_VEHICLE: veh.size(),
         }
     )

@@ -168,7 +168,8 @@ def curve_grid(
     nrows = int(np.ceil(n / ncols))
     fig = Figure(figsize=(3.1 * ncols, 3.6 * nrows))  # room for the metric text below each panel
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    resp = responses.rename(columns={S.TIME_H: S.DURATION_H})
+    resp = _candidates(responses.rename(columns={S.TIME_H: S.DURATION_H}), picks)
+    metrics = _candidates(metrics, picks)
     for ax, (_, pick) in zip(axes.flat, picks.iterrows(), strict=False):
         scale = pick[S.SCALE]
         points = resp[_same_key(resp, pick) & resp[scale].notna()]
@@ -182,6 +183,13 @@ def curve_grid(
     with _no_glyph_warnings():
         fig.tight_layout()
     return fig
+
+
+def _candidates(table: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` whose cell line and perturbagen are those of some pick: one scan of the whole
+    table, so that each panel's exact key match (:func:`_same_key`) scans only these few rows."""
+    keep = table[S.CELL_LINE].isin(picks[S.CELL_LINE]) & table[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+    return table[keep]
 
 
 def _same_key(table: pd.DataFrame, pick: pd.Series) -> pd.Series:

@@ -24,11 +24,16 @@ Z_FACTOR = "z_factor"
 
 
 def parse_wells(wells: pd.Series) -> pd.DataFrame:
-    """Row and column numbers (1-based) of well names; NaN where a name does not parse."""
-    parts = wells.astype(str).str.strip().str.extract(_WELL)
+    """Row and column numbers (1-based) of well names; NaN where a name does not parse.
+
+    Each distinct name is parsed once (a plate has at most 1,536), then spread to the rows by its code.
+    """
+    codes, names = pd.factorize(wells.astype(str), use_na_sentinel=False)
+    parts = pd.Series(names, dtype=object).str.strip().str.extract(_WELL)
     letters = parts[0].str.upper()
-    row = letters.map(lambda s: np.nan if not isinstance(s, str) else _row_number(s))
-    return pd.DataFrame({"row": row.astype(float), "col": pd.to_numeric(parts[1], errors="coerce")})
+    row = letters.map(lambda s: np.nan if not isinstance(s, str) else _row_number(s)).astype(float)
+    col = pd.to_numeric(parts[1], errors="coerce").astype(float)
+    return pd.DataFrame({"row": row.to_numpy()[codes], "col": col.to_numpy()[codes]}, index=wells.index)
 
 
 def _row_number(letters: str) -> int:
@@ -43,7 +48,7 @@ def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
     extent = positions.groupby(plate.to_numpy()).agg(rows=("row", "max"), cols=("col", "max"))
     if extent.empty:  # no well at all (e.g. every row went to the ledger)
         return pd.Series(np.nan, index=plate.index)
-    dims = extent.apply(_format_of, axis=1, result_type="expand").rename(columns={0: "nr", 1: "nc"})
+    dims = _formats_of(extent)
     nr = plate.map(dims["nr"]).to_numpy(float)
     nc = plate.map(dims["nc"]).to_numpy(float)
     r, c = positions["row"].to_numpy(), positions["col"].to_numpy()
@@ -51,11 +56,12 @@ def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
     return pd.Series(np.where(np.isnan(r) | np.isnan(c) | np.isnan(nr), np.nan, edge), index=plate.index)
 
 
-def _format_of(extent: pd.Series) -> tuple[float, float]:
-    for _, rows, cols in FORMATS:
-        if extent["rows"] <= rows and extent["cols"] <= cols:
-            return float(rows), float(cols)
-    return np.nan, np.nan
+def _formats_of(extent: pd.DataFrame) -> pd.DataFrame:
+    """Rows and columns (``nr``, ``nc``) of the smallest standard format holding each plate's extent."""
+    fits = [(extent["rows"] <= rows) & (extent["cols"] <= cols) for _, rows, cols in FORMATS]
+    nr = np.select(fits, [float(rows) for _, rows, _ in FORMATS], default=np.nan)
+    nc = np.select(fits, [float(cols) for _, _, cols in FORMATS], default=np.nan)
+    return pd.DataFrame({"nr": nr, "nc": nc}, index=extent.index)
 
 
 def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:

@@ -325,7 +325,7 @@ def _effects(responses: pd.DataFrame) -> pd.DataFrame:
     for m in (m for m in METRICS if m.kind == "effect"):
         grouped = genetic.groupby(list(S.CURVE_KEY), dropna=False)
         stats_ = _mean_sd_count(genetic, m.scale, grouped[m.scale].count())
-        reason = grouped[S.reason_column(m.scale)].agg(_dominant_reason)
+        reason = dominant_reason(grouped, S.reason_column(m.scale))
         half = (
             stats.t.ppf(0.975, np.maximum(stats_["count"] - 1, 1)) * stats_["std"] / np.sqrt(stats_["count"])
         )
@@ -361,9 +361,24 @@ def _mean_sd_count(table: pd.DataFrame, column: str, count: pd.Series) -> pd.Dat
     return out
 
 
-def _dominant_reason(reasons: pd.Series) -> str:
-    counts = reasons.dropna().value_counts()
-    return str(counts.index[0]) if len(counts) else Why.NO_RESPONSES.value
+def dominant_reason(grouped, column: str) -> pd.Series:
+    """The most frequent non-missing value of ``column`` per group of ``grouped`` (a pandas GroupBy).
+
+    Ties go to the value seen first in the group (as ``Series.value_counts`` orders them); a group with no
+    value gets ``no_responses``. Vectorized: one pass of grouped counts, no Python call per group.
+    """
+    reasons = grouped.obj[column]
+    group = grouped.ngroup().to_numpy()
+    index = grouped[column].size().index
+    code, labels = pd.factorize(reasons, use_na_sentinel=True)
+    ok = code >= 0
+    pairs = pd.DataFrame({"g": group[ok], "r": code[ok], "pos": np.flatnonzero(ok)})
+    per = pairs.groupby(["g", "r"], sort=False)["pos"].agg(["size", "min"]).reset_index()
+    per = per.sort_values(["g", "size", "min"], ascending=[True, False, True], kind="stable")
+    best = per.drop_duplicates("g")
+    out = np.full(len(index), Why.NO_RESPONSES.value, dtype=object)
+    out[best["g"].to_numpy()] = np.asarray(labels, dtype=object)[best["r"].to_numpy()].astype(str)
+    return pd.Series(out, index=index, name=column, dtype=object)
 
 
 # ------------------------------------------------------------------------------ assembly
@@ -400,7 +415,7 @@ def _scale_keys(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
             "n_usable": grouped["_ok"].sum(),
             N_NON_FINITE: grouped["_bad"].sum(),
             "n_doses_usable": grouped["_dose"].nunique(),
-            "row_reason": grouped[S.reason_column(scale)].agg(_dominant_reason),
+            "row_reason": dominant_reason(grouped, S.reason_column(scale)),
         }
     ).reset_index()
 
