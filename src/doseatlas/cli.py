@@ -563,6 +563,13 @@ def export(
             "--target-duration (docs/time.md); default: every duration"
         ),
     ] = None,
+    exclude_flag: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave out source rows carrying this flag (repeatable; codes in docs/metrics.md, e.g. "
+            "edge_effect, readout_discordant)"
+        ),
+    ] = None,
 ) -> None:
     """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md)."""
     from doseatlas.harmonize.export import ExportOptions
@@ -570,7 +577,10 @@ def export(
 
     try:
         options = ExportOptions(
-            metrics=tuple(metric or ()), perturbation_type=perturbation_type, duration_h=duration
+            metrics=tuple(metric or ()),
+            perturbation_type=perturbation_type,
+            duration_h=duration,
+            exclude_flags=tuple(exclude_flag or ()),
         )
         result = export_run(run_dir, out, options=options)
     except DoseatlasError as exc:

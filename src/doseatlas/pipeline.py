@@ -25,6 +25,7 @@ from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
 from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
+from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
@@ -118,6 +119,7 @@ class RunOptions:
     durations: DurationOptions = field(default_factory=DurationOptions)
     pool_series: bool = False
     harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
+    flags: FlagOptions = field(default_factory=FlagOptions)
 
     def as_record(self) -> dict[str, Any]:
         """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
@@ -471,11 +473,15 @@ def whole_run_steps(
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
+    metrics = flag_metrics(
+        metrics, responses=responses, plates=plates, dependence=timed["time_dependence"], options=options.flags
+    )
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),
         "curves": len(curves),
         "metric_rows": len(metrics),
         "identities": identity_summary(identities),
+        "flags": flag_counts(metrics),
         **time_summary(timed),
     }
     out = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,

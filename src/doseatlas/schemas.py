@@ -183,6 +183,8 @@ UPPER = "upper"
 REASON = "reason"
 FIT_MODEL = "fit_model"
 FIT_POLICY = "fit_policy"
+#: codes raised on a metric row (doseatlas.metrics.flags.FLAGS), sorted and ";"-joined; "" when none
+FLAGS = "flags"
 METRIC_KEY: tuple[str, ...] = (*CURVE_KEY, METRIC)
 
 
