@@ -52,7 +52,9 @@ def row(dataset="a", readout="atp", status=St.ESTIMATED, value=1e-6, lower=5e-7,
 def test_every_code_is_declared_once_with_a_definition_and_documented():
     names = [f.name for f in FLAGS]
     assert len(names) == len(set(names)) == len(FLAG_CODES)
-    assert {"edge_effect", "low_z_factor", "signal_increase", "readout_discordant", "time_dependent"} <= set(names)
+    assert {"edge_effect", "low_z_factor", "signal_increase", "readout_discordant", "time_dependent"} <= set(
+        names
+    )
     doc = render_markdown()
     for flag in FLAGS:
         assert flag.definition and flag.raised_by
@@ -76,13 +78,17 @@ def test_readouts_disagreeing_beyond_their_intervals_flag_both_sides():
             row("lab_b", "resazurin", St.RIGHT_CENSORED, np.nan, 3e-5, INF),
             row("lab_a", "atp", value=3e-7, lower=2e-7, upper=4e-7, cell_line="C2"),  # overlapping intervals
             row("lab_b", "resazurin", value=5e-7, lower=3e-7, upper=9e-7, cell_line="C2"),
-            row("lab_a", "atp", value=1e-7, lower=5e-8, upper=2e-7, cell_line="C3"),  # same readout: not compared
+            row(
+                "lab_a", "atp", value=1e-7, lower=5e-8, upper=2e-7, cell_line="C3"
+            ),  # same readout: not compared
             row("lab_b", "atp", value=1e-5, lower=5e-6, upper=2e-5, cell_line="C3"),
             row("lab_a", "atp", value=1e-7, lower=np.nan, upper=np.nan, cell_line="C4"),  # no interval
             row("lab_b", "resazurin", value=1e-5, lower=5e-6, upper=2e-5, cell_line="C4"),
             row("lab_a", "atp", value=1e-7, lower=5e-8, upper=2e-7, cell_line="C5"),  # refused side
             row("lab_b", "resazurin", St.REFUSED, np.nan, np.nan, np.nan, cell_line="C5"),
-            row("lab_a", "atp", St.LEFT_CENSORED, np.nan, 0.0, 1e-8, cell_line="C6"),  # left bound below estimate
+            row(
+                "lab_a", "atp", St.LEFT_CENSORED, np.nan, 0.0, 1e-8, cell_line="C6"
+            ),  # left bound below estimate
             row("lab_b", "resazurin", value=1e-6, lower=5e-7, upper=2e-6, cell_line="C6"),
             row("lab_a", "atp", value=1e-7, lower=5e-8, upper=2e-7, cell_line="C7", duration_h=48.0),
             row("lab_b", "resazurin", value=1e-5, lower=5e-6, upper=2e-5, cell_line="C7"),  # other duration

@@ -99,5 +99,7 @@ def test_z_factor_uses_the_strongest_positive_control_only():
     expected = 1 - 3 * (veh.std(ddof=1) + top.std(ddof=1)) / abs(veh.mean() - top.mean())
     assert qc[Z_FACTOR] == pytest.approx(expected, rel=1e-12)
     assert qc[Z_FACTOR] > 0.7  # pooled over the series it would be far below 0
-    assert qc[SSMD] == pytest.approx(abs(veh.mean() - top.mean()) / np.hypot(veh.std(ddof=1), top.std(ddof=1)))
+    assert qc[SSMD] == pytest.approx(
+        abs(veh.mean() - top.mean()) / np.hypot(veh.std(ddof=1), top.std(ddof=1))
+    )
     assert qc[N_POSITIVE] == 4

@@ -474,7 +474,11 @@ def whole_run_steps(
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
     metrics = flag_metrics(
-        metrics, responses=responses, plates=plates, dependence=timed["time_dependence"], options=options.flags
+        metrics,
+        responses=responses,
+        plates=plates,
+        dependence=timed["time_dependence"],
+        options=options.flags,
     )
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),

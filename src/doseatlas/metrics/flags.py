@@ -188,7 +188,9 @@ def readout_discordant(metrics: pd.DataFrame) -> np.ndarray:
     lo, hi = _intervals(metrics)
     key = metrics[READOUT_PAIR_KEY].astype(object)
     codes = key.groupby(READOUT_PAIR_KEY, dropna=False, sort=False).ngroup().to_numpy()
-    rows = pd.DataFrame({"_g": codes, "_r": metrics[S.READOUT].astype(object).to_numpy(), "_lo": lo, "_hi": hi})
+    rows = pd.DataFrame(
+        {"_g": codes, "_r": metrics[S.READOUT].astype(object).to_numpy(), "_lo": lo, "_hi": hi}
+    )
     used = rows.dropna(subset=["_lo"])
     per = used.groupby(["_g", "_r"], sort=False).agg(_lo=("_lo", "max"), _hi=("_hi", "min")).reset_index()
     pairs = per.merge(per, on="_g", suffixes=("", "_o"))
@@ -213,8 +215,10 @@ def _curve_flags(
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
         bad = _bad_plates(plates, options=options)
         on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
-        per_well = wells[[*curve, S.PLATE]].astype(object).merge(
-            bad.rename(columns={S.TIME_H: S.DURATION_H}).astype(object), on=on, how="inner"
+        per_well = (
+            wells[[*curve, S.PLATE]]
+            .astype(object)
+            .merge(bad.rename(columns={S.TIME_H: S.DURATION_H}).astype(object), on=on, how="inner")
         )
         for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
             out[code] = _rows_of(metrics, per_well[per_well[code].astype(bool)], curve)

@@ -601,7 +601,7 @@ def _flag_lines() -> list[str]:
         "",
         "A flag keeps the value but says what to read it with. The `flags` column of `metrics.parquet` holds the "
         "codes raised on the row, sorted and joined by `;` (an empty string when none; "
-        "`flags.str.split(\";\")` gives the list). `doseatlas export` keeps the column (a consensus row carries "
+        '`flags.str.split(";")` gives the list). `doseatlas export` keeps the column (a consensus row carries '
         "the flags of its contributing source rows) and `--exclude-flag CODE` leaves flagged rows out. "
         "Thresholds are `FlagOptions` of the run (recorded in its provenance).",
         "",
