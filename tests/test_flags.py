@@ -20,7 +20,8 @@ from doseatlas.metrics.flags import (
     readout_discordant,
 )
 from doseatlas.metrics.registry import REGISTRY, render_markdown
-from doseatlas.qc import EDGE_RATIO, Z_FACTOR
+from doseatlas.qc import Z_FACTOR
+from doseatlas.spatial import EDGE_EFFECT, EDGE_EFFECT_SE
 
 St = S.MetricStatus
 INF = np.inf
@@ -123,7 +124,8 @@ def test_flag_metrics_marks_curves_from_their_plates_responses_and_time_dependen
             S.CELL_LINE: "C1",
             S.TIME_H: 72.0,
             S.READOUT: "atp",
-            EDGE_RATIO: [0.7, 0.98, np.nan],
+            EDGE_EFFECT: [0.7, 0.98, np.nan],
+            EDGE_EFFECT_SE: [0.03, 0.03, np.nan],
             Z_FACTOR: [0.7, 0.2, np.nan],
         }
     )
@@ -138,11 +140,11 @@ def test_flag_metrics_marks_curves_from_their_plates_responses_and_time_dependen
     assert by_drug["f"] == {FlagCode.SIGNAL_INCREASE}
     loose = flag_metrics(
         metrics, responses=responses, plates=plates, dependence=dependence.iloc[:0],
-        options=FlagOptions(min_z_factor=0.1, min_edge_ratio=0.5, signal_increase=0.5),
+        options=FlagOptions(min_z_factor=0.1, min_edge_effect=0.5, signal_increase=0.5),
     )  # fmt: skip
     assert set(loose[S.FLAGS]) == {""}
     with pytest.raises(ConfigError):
-        FlagOptions(min_edge_ratio=1.5)
+        FlagOptions(min_edge_effect=1.5)
 
 
 def test_export_keeps_flags_unions_them_on_consensus_and_filters_by_them():

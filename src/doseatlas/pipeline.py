@@ -29,6 +29,7 @@ from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
+from doseatlas.spatial import edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
@@ -228,7 +229,8 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     controls = responses[key + cols].drop_duplicates(subset=key)
     plates = counts.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
-    return plates.merge(plate_qc(clean), on=key, how="left")
+    plates = plates.merge(plate_qc(clean), on=key, how="left")
+    return plates.merge(edge_effects(well_positions(clean)), on=key, how="left")
 
 
 def _summary(

@@ -49,9 +49,10 @@ class FlagCode:
 FLAGS: tuple[Flag, ...] = (
     Flag(
         FlagCode.EDGE_EFFECT,
-        "a plate the curve's wells are on loses signal on its edge wells: the mean vehicle signal of its edge "
-        "wells is below `FlagOptions.min_edge_ratio` (0.85) times that of its interior wells",
-        "plate QC (`edge_vehicle_ratio` in plates.parquet)",
+        "a plate the curve's wells are on loses signal on its edge wells: its `edge_effect` (edge over interior "
+        "wells, from every well's deviation from its replicates: doseatlas.spatial) is below "
+        "`FlagOptions.min_edge_effect` (0.95) and `FlagOptions.edge_z` (3) standard errors below 1 on the log scale",
+        "plate position model (`edge_effect`, `edge_effect_se` in plates.parquet)",
     ),
     Flag(
         FlagCode.LOW_Z_FACTOR,
@@ -92,23 +93,25 @@ class FlagOptions:
     ----------
     min_z_factor
         ``low_z_factor`` below this Z'-factor (0.5: the conventional limit of an excellent assay).
-    min_edge_ratio
-        ``edge_effect`` below this edge / interior vehicle signal ratio.
+    min_edge_effect, edge_z
+        ``edge_effect`` when a plate's edge effect (edge / interior, :mod:`doseatlas.spatial`) is below
+        ``min_edge_effect`` and its log is more than ``edge_z`` standard errors below 0.
     signal_increase
         ``signal_increase`` when the median relative viability at the top dose exceeds 1 + this.
     """
 
     min_z_factor: float = 0.5
-    min_edge_ratio: float = 0.85
+    min_edge_effect: float = 0.95
+    edge_z: float = 3.0
     signal_increase: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("min_z_factor", "min_edge_ratio", "signal_increase"):
+        for name in ("min_z_factor", "min_edge_effect", "edge_z", "signal_increase"):
             value = getattr(self, name)
             if not np.isfinite(value):
                 raise ConfigError(f"flags: {name} must be a finite number, got {value}")
-        if not 0 < self.min_edge_ratio <= 1:
-            raise ConfigError(f"flags: min_edge_ratio must be in (0, 1], got {self.min_edge_ratio}")
+        if not 0 < self.min_edge_effect <= 1:
+            raise ConfigError(f"flags: min_edge_effect must be in (0, 1], got {self.min_edge_effect}")
         if self.signal_increase < 0:
             raise ConfigError(f"flags: signal_increase must be >= 0, got {self.signal_increase}")
 
@@ -213,7 +216,7 @@ def _curve_flags(
     wells = S.with_series(responses).rename(columns={S.TIME_H: S.DURATION_H})
     curve = list(S.CURVE_KEY)
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
-        bad = _bad_plates(plates, options=options)
+        bad = plate_flags(plates, options=options)
         on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
         per_well = (
             wells[[*curve, S.PLATE]]
@@ -226,14 +229,20 @@ def _curve_flags(
     return out
 
 
-def _bad_plates(plates: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
-    from doseatlas.qc import EDGE_RATIO, Z_FACTOR
+def plate_flags(plates: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
+    """The plates (``PLATE_KEY``) with ``edge_effect`` or ``low_z_factor`` raised, and which."""
+    from doseatlas.qc import Z_FACTOR
+    from doseatlas.spatial import EDGE_EFFECT, EDGE_EFFECT_SE
 
-    edge = plates[EDGE_RATIO].astype(float) if EDGE_RATIO in plates else pd.Series(np.nan, index=plates.index)
-    z = plates[Z_FACTOR].astype(float) if Z_FACTOR in plates else pd.Series(np.nan, index=plates.index)
+    def column(name: str) -> pd.Series:
+        return plates[name].astype(float) if name in plates else pd.Series(np.nan, index=plates.index)
+
+    edge, se, z = column(EDGE_EFFECT), column(EDGE_EFFECT_SE), column(Z_FACTOR)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        clear = np.log(edge) / se < -options.edge_z
     flagged = plates[PLATE_KEY].assign(
         **{
-            FlagCode.EDGE_EFFECT: (edge < options.min_edge_ratio).to_numpy(),
+            FlagCode.EDGE_EFFECT: ((edge < options.min_edge_effect) & clear).to_numpy(),
             FlagCode.LOW_Z_FACTOR: (z < options.min_z_factor).to_numpy(),
         }
     )
