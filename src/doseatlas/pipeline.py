@@ -29,7 +29,7 @@ from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
-from doseatlas.spatial import edge_effects, well_positions
+from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
@@ -230,7 +230,13 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     plates = counts.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
     plates = plates.merge(plate_qc(clean), on=key, how="left")
-    return plates.merge(edge_effects(well_positions(clean)), on=key, how="left")
+    edges = edge_effects(well_positions(clean))
+    if len(edges):
+        plates = plates.merge(edges, on=key, how="left")
+    else:  # no position to use (no well names, or no condition on both sides)
+        plates = plates.assign(**{c: np.nan for c in edges.columns if c not in key})
+    counts = {c: plates[c].astype("Float64").round().astype("Int64") for c in (N_EDGE, N_INTERIOR)}
+    return plates.assign(**counts)  # one dtype whether or not a plate (or a partition) has an estimate
 
 
 def _summary(
