@@ -676,7 +676,8 @@ def gdsc_run(*, subset: bool = False, model: str = "ll4", policy: str = "refuse"
         path = _parquet_subset(raw[raw["COSMIC_ID"].isin(gdsc_reference(subset=True)["COSMIC_ID"].unique())])
     table = read_any(path, format="gdsc-raw")
     fit = FitOptions(models={S.RELATIVE_VIABILITY: model} if model != "ll4" else {}, policy=policy)
-    return run_metrics(table, options=RunOptions(fit=fit))
+    # GDSC's own fits pool the seeding densities of a curve (its plates were seeded at several)
+    return run_metrics(table, options=RunOptions(fit=fit, pool_seeding=True))
 
 
 def gdsc_compare(

@@ -333,6 +333,14 @@ def run(
             "concentrations, PharmacoGx experiments) into one curve per cell line and perturbagen",
         ),
     ] = False,
+    pool_seeding: Annotated[
+        bool,
+        typer.Option(
+            "--pool-seeding",
+            help="Pool the seeding densities of a curve after normalization (each well normalized by its own "
+            "density's controls), as GDSC's own fits do; default: each density is its own curve",
+        ),
+    ] = False,
     intervals: Annotated[str, typer.Option(help="Parameter intervals: wald or bootstrap")] = "wald",
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
@@ -405,6 +413,7 @@ def run(
             conversion=ConversionOptions(targets=tuple(target_duration or ())),
             durations=DurationOptions(abs_h=time_tolerance_h, rel=time_tolerance_rel),
             pool_series=pool_series,
+            pool_seeding=pool_seeding,
             harmonize=_harmonize_options(*_identity_files(identities, cellosaurus, manifest)),
         )
         if engine not in ("memory", "dask"):

@@ -111,6 +111,9 @@ class RunOptions:
     ``pool_series``: False (default) keeps the source's dose series (``series`` column, e.g. a GDSC drug screened
     at two top concentrations, PharmacoGx experiments) as separate curves; True pools them into one curve per
     (dataset, cell line, perturbagen, readout, duration): the ``series`` of every response is emptied.
+    ``pool_seeding``: False (default) keeps each seeding density a separate curve; True pools the densities of a
+    curve after normalization (each well still normalized by the controls of its own density), as GDSC's own
+    fits do: the ``seeding_density`` of every response is emptied.
     """
 
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
@@ -119,6 +122,7 @@ class RunOptions:
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
     durations: DurationOptions = field(default_factory=DurationOptions)
     pool_series: bool = False
+    pool_seeding: bool = False
     harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
     flags: FlagOptions = field(default_factory=FlagOptions)
 
@@ -429,6 +433,8 @@ def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
     """With ``pool_series`` every source series of a curve is one curve (``series`` emptied)."""
     if options.pool_series and len(responses):
         responses[S.SERIES] = ""
+    if options.pool_seeding and len(responses):
+        responses[S.SEEDING_DENSITY] = np.nan
     return responses
 
 
