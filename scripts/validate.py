@@ -83,6 +83,8 @@ def run_metrics(raw: pd.DataFrame, *, options: RunOptions) -> SimpleNamespace:
         responses = from_response_table(validate_responses(raw).clean)
     else:
         responses = normalize(validate_wells(raw).clean, options=options.normalization)
+    if options.pool_seeding and len(responses):  # as run_pipeline does (RunOptions.pool_seeding)
+        responses[S.SEEDING_DENSITY] = np.nan
     curves = fit_all_scales(responses, options=options.fit)
     metrics = compute_metrics(responses, curves, options=options.metrics)
     return SimpleNamespace(responses=responses, curves=curves, metrics=metrics)
