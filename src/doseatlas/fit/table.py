@@ -181,8 +181,9 @@ def check_policy(policy: str, intervals: str) -> None:
 
 
 def _population_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
-    """Group code per curve: curves that share every key but the cell line share a population."""
-    by = [k for k in keys if k != S.CELL_LINE]
+    """Group code per curve: curves that share every key but the cell line (and its seeding density, which
+    differs by cell line) share a population."""
+    by = [k for k in keys if k not in (S.CELL_LINE, S.SEEDING_DENSITY)]
     if not by:
         return np.zeros(len(table), dtype=np.int64)
     return table.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
