@@ -85,6 +85,8 @@ def run_metrics(raw: pd.DataFrame, *, options: RunOptions) -> SimpleNamespace:
         responses = from_response_table(validate_responses(raw).clean)
     else:
         responses = normalize(validate_wells(raw).clean, options=options.normalization)
+    if options.pool_seeding and len(responses):  # as run_pipeline does (RunOptions.pool_seeding)
+        responses[S.SEEDING_DENSITY] = np.nan
     curves = fit_all_scales(responses, options=options.fit)
     metrics = compute_metrics(responses, curves, options=options.metrics)
     return SimpleNamespace(responses=responses, curves=curves, metrics=metrics)
@@ -789,7 +791,8 @@ def gdsc_run(*, subset: bool = False, model: str = "ll4", policy: str = "refuse"
         path = _parquet_subset(raw[raw["COSMIC_ID"].isin(gdsc_reference(subset=True)["COSMIC_ID"].unique())])
     table = read_any(path, format="gdsc-raw")
     fit = FitOptions(models={S.RELATIVE_VIABILITY: model} if model != "ll4" else {}, policy=policy)
-    return run_metrics(table, options=RunOptions(fit=fit))
+    # GDSC's own fits pool the seeding densities of a curve (its plates were seeded at several)
+    return run_metrics(table, options=RunOptions(fit=fit, pool_seeding=True))
 
 
 def gdsc_compare(

@@ -59,7 +59,9 @@ def test_pooling_series_is_an_option_recorded_in_the_provenance(tmp_path):
 def test_a_curve_without_series_keeps_the_id_it_had_before_series_joined_the_key(tmp_path):
     result = run_pipeline(read_any(_two_series_csv(tmp_path)), options=RunOptions(pool_series=True))
     curve = result.curves[result.curves[S.SCALE] == S.RELATIVE_VIABILITY].iloc[0]
-    old_key = tuple(curve[c] for c in S.CURVE_KEY if c != S.SERIES)
+    old_key = tuple(
+        curve[c] for c in S.CURVE_KEY if c not in (S.SERIES, S.SEEDING_DENSITY)
+    )  # no density given
     assert curve[S.CURVE_ID] == curve_id(old_key, S.RELATIVE_VIABILITY)
 
 

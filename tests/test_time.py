@@ -216,6 +216,9 @@ def test_planted_slow_drugs_are_flagged_time_dependent_and_not_converted():
     flagged = dep.loc[dep["time_dependent"], [S.CELL_LINE, S.PERTURBAGEN]]
     conv = result.converted.merge(flagged, on=[S.CELL_LINE, S.PERTURBAGEN])
     assert len(conv) and (conv[S.REASON] == S.RefusalReason.TIME_DEPENDENT.value).all()
+    # every metric row of a time-dependent pair carries the flag, and no other row does
+    marked = result.metrics.merge(flagged.assign(_td=True), on=[S.CELL_LINE, S.PERTURBAGEN], how="left")
+    assert (marked[S.FLAGS].str.contains("time_dependent") == marked["_td"].eq(True)).all()
     # the truth agrees that these drugs' GR50 falls with time (the model's exponential assumption fails)
     gr50 = sim.truth[(sim.truth[S.METRIC] == "gr50") & sim.truth[S.PERTURBAGEN].str.startswith("slow")]
     value = gr50[S.VALUE].fillna(gr50[S.LOWER])  # right-censored: at least the bound

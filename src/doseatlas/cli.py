@@ -346,6 +346,14 @@ def run(
             "concentrations, PharmacoGx experiments) into one curve per cell line and perturbagen",
         ),
     ] = False,
+    pool_seeding: Annotated[
+        bool,
+        typer.Option(
+            "--pool-seeding",
+            help="Pool the seeding densities of a curve after normalization (each well normalized by its own "
+            "density's controls), as GDSC's own fits do; default: each density is its own curve",
+        ),
+    ] = False,
     intervals: Annotated[str, typer.Option(help="Parameter intervals: wald or bootstrap")] = "wald",
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap refits per curve (with --intervals bootstrap)")
@@ -418,6 +426,7 @@ def run(
             conversion=ConversionOptions(targets=tuple(target_duration or ())),
             durations=DurationOptions(abs_h=time_tolerance_h, rel=time_tolerance_rel),
             pool_series=pool_series,
+            pool_seeding=pool_seeding,
             harmonize=_harmonize_options(*_identity_files(identities, cellosaurus, manifest)),
         )
         if engine not in ("memory", "dask"):
@@ -583,6 +592,13 @@ def export(
             "--target-duration (docs/time.md); default: every duration"
         ),
     ] = None,
+    exclude_flag: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave out source rows carrying this flag (repeatable; codes in docs/metrics.md, e.g. "
+            "edge_effect, readout_discordant)"
+        ),
+    ] = None,
 ) -> None:
     """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md)."""
     from doseatlas.harmonize.export import ExportOptions
@@ -590,7 +606,10 @@ def export(
 
     try:
         options = ExportOptions(
-            metrics=tuple(metric or ()), perturbation_type=perturbation_type, duration_h=duration
+            metrics=tuple(metric or ()),
+            perturbation_type=perturbation_type,
+            duration_h=duration,
+            exclude_flags=tuple(exclude_flag or ()),
         )
         result = export_run(run_dir, out, options=options)
     except DoseatlasError as exc:

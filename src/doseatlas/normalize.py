@@ -29,7 +29,10 @@ from doseatlas.errors import ConfigError
 
 Why = S.RefusalReason
 PLATE_KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
-T0_KEY = [S.DATASET, S.CELL_LINE, S.READOUT]
+#: controls are summarized per seeding density too: wells seeded at different densities are never pooled
+#: (blanks, cell-free, are not: they hold no cells)
+CONTROL_KEY = [*PLATE_KEY, S.SEEDING_DENSITY]
+T0_KEY = [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
 CONTROL_SUMMARIES = ("trimmed_mean", "median", "mean")
 T0_SCOPE = "time_zero_scope"
 
@@ -104,21 +107,25 @@ def robust_spread(grouped) -> pd.Series:
 
 
 def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> pd.DataFrame:
-    """Per plate key: blank mean, vehicle summary and spread, counts (background-subtracted)."""
-    keys = clean[PLATE_KEY].drop_duplicates()
+    """Per plate key and seeding density: blank mean (per plate key), vehicle summary and spread, counts
+    (background-subtracted)."""
+    clean = S.with_series(clean)
+    keys = clean[CONTROL_KEY].drop_duplicates()
     blank_rows = clean[clean[S.ROLE] == S.Role.BLANK]
     blanks = group_summary(blank_rows, PLATE_KEY, S.SIGNAL, method="mean").rename(S.BLANK_SIGNAL)
     vehicle_rows = clean[clean[S.ROLE] == S.Role.VEHICLE]
-    veh = vehicle_rows.groupby(PLATE_KEY, dropna=False)[S.SIGNAL]
+    veh = vehicle_rows.groupby(CONTROL_KEY, dropna=False)[S.SIGNAL]
     vehicle = pd.DataFrame(
         {
-            "_vehicle_raw": group_summary(vehicle_rows, PLATE_KEY, S.SIGNAL, method=options.control_summary),
+            "_vehicle_raw": group_summary(
+                vehicle_rows, CONTROL_KEY, S.SIGNAL, method=options.control_summary
+            ),
             S.VEHICLE_SPREAD: robust_spread(veh),
             S.N_VEHICLE: veh.size(),
         }
     )
     out = keys.merge(blanks.reset_index(), on=PLATE_KEY, how="left")
-    out = out.merge(vehicle.reset_index(), on=PLATE_KEY, how="left")
+    out = out.merge(vehicle.reset_index(), on=CONTROL_KEY, how="left")
     out[S.N_VEHICLE] = out[S.N_VEHICLE].fillna(0).astype("int64")
     out[S.VEHICLE_SIGNAL] = out["_vehicle_raw"] - out[S.BLANK_SIGNAL].fillna(0.0)
     return out.drop(columns="_vehicle_raw")
@@ -126,6 +133,7 @@ def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> 
 
 def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> tuple[pd.DataFrame, ...]:
     """Background-subtracted time-zero summaries, per plate and per (data set, cell line, readout)."""
+    clean = S.with_series(clean)
     t0 = clean[clean[S.ROLE] == S.Role.TIME_ZERO]
     blanks = clean[(clean[S.ROLE] == S.Role.BLANK) & (clean[S.TIME_H] == 0)]
     blank_by_plate = group_summary(blanks, [S.DATASET, S.PLATE, S.READOUT], S.SIGNAL, method="mean").rename(
@@ -133,7 +141,9 @@ def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -
     )
     t0 = t0.merge(blank_by_plate.reset_index(), on=[S.DATASET, S.PLATE, S.READOUT], how="left")
     t0 = t0.assign(_x=t0[S.SIGNAL] - t0["_b"].fillna(0.0))
-    per_plate = _t0_table(t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT], options, scope="plate")
+    per_plate = _t0_table(
+        t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY], options, scope="plate"
+    )
     per_line = _t0_table(t0, T0_KEY, options, scope="dataset")
     return per_plate, per_line
 
@@ -170,7 +180,7 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
     clean = S.with_series(clean)
     plates = control_summaries(clean, options=options)
     per_plate, per_line = time_zero_summaries(clean, options=options)
-    treated = clean[clean[S.ROLE] == S.Role.TREATED].merge(plates, on=PLATE_KEY, how="left")
+    treated = clean[clean[S.ROLE] == S.Role.TREATED].merge(plates, on=CONTROL_KEY, how="left")
     treated = _attach_time_zero(treated, per_plate, per_line)
     x = treated[S.SIGNAL] - treated[S.BLANK_SIGNAL].fillna(0.0)
     treated = treated.assign(**_relative_viability(x, treated))
@@ -180,7 +190,7 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
 
 
 def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: pd.DataFrame) -> pd.DataFrame:
-    plate_key = [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT]
+    plate_key = [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
     on_plate = treated.merge(per_plate, on=plate_key, how="left")
     by_line = treated.merge(per_line, on=T0_KEY, how="left")
     use_plate = on_plate[S.N_TIME_ZERO].notna().to_numpy()

@@ -27,9 +27,11 @@ from doseatlas.harmonize.identities import identity_notes, identity_summary
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.metrics.bounds import with_bound_columns
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
+from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
+from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
@@ -111,6 +113,9 @@ class RunOptions:
     ``pool_series``: False (default) keeps the source's dose series (``series`` column, e.g. a GDSC drug screened
     at two top concentrations, PharmacoGx experiments) as separate curves; True pools them into one curve per
     (dataset, cell line, perturbagen, readout, duration): the ``series`` of every response is emptied.
+    ``pool_seeding``: False (default) keeps each seeding density a separate curve; True pools the densities of a
+    curve after normalization (each well still normalized by the controls of its own density), as GDSC's own
+    fits do: the ``seeding_density`` of every response is emptied.
     """
 
     normalization: NormalizationOptions = field(default_factory=NormalizationOptions)
@@ -119,7 +124,9 @@ class RunOptions:
     conversion: ConversionOptions = field(default_factory=ConversionOptions)
     durations: DurationOptions = field(default_factory=DurationOptions)
     pool_series: bool = False
+    pool_seeding: bool = False
     harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
+    flags: FlagOptions = field(default_factory=FlagOptions)
 
     def as_record(self) -> dict[str, Any]:
         """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
@@ -228,7 +235,14 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     controls = responses[key + cols].drop_duplicates(subset=key)
     plates = counts.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
-    return plates.merge(plate_qc(clean), on=key, how="left")
+    plates = plates.merge(plate_qc(clean), on=key, how="left")
+    edges = edge_effects(well_positions(clean))
+    if len(edges):
+        plates = plates.merge(edges, on=key, how="left")
+    else:  # no position to use (no well names, or no condition on both sides)
+        plates = plates.assign(**{c: np.nan for c in edges.columns if c not in key})
+    counts = {c: plates[c].astype("Float64").round().astype("Int64") for c in (N_EDGE, N_INTERIOR)}
+    return plates.assign(**counts)  # one dtype whether or not a plate (or a partition) has an estimate
 
 
 def _summary(
@@ -421,6 +435,8 @@ def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
     """With ``pool_series`` every source series of a curve is one curve (``series`` emptied)."""
     if options.pool_series and len(responses):
         responses[S.SERIES] = ""
+    if options.pool_seeding and len(responses):
+        responses[S.SEEDING_DENSITY] = np.nan
     return responses
 
 
@@ -473,6 +489,13 @@ def whole_run_steps(
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
+    metrics = flag_metrics(
+        metrics,
+        responses=responses,
+        plates=plates,
+        dependence=timed["time_dependence"],
+        options=options.flags,
+    )
     metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
     curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
     added = {
@@ -480,6 +503,7 @@ def whole_run_steps(
         "curves": len(curves),
         "metric_rows": len(metrics),
         "identities": identity_summary(identities),
+        "flags": flag_counts(metrics),
         **time_summary(timed),
     }
     out = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,

@@ -21,6 +21,8 @@ _WELL = re.compile(r"^([A-Za-z]{1,2})0*(\d{1,2})$")
 PLATE_KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
 EDGE_RATIO = "edge_vehicle_ratio"
 Z_FACTOR = "z_factor"
+SSMD = "ssmd"  # strictly standardized mean difference |mean_v - mean_p| / sqrt(sd_v^2 + sd_p^2) (Zhang 2007)
+N_POSITIVE = "n_positive_used"  # wells of the strongest positive control that Z' and SSMD use
 
 
 def parse_wells(wells: pd.Series) -> pd.DataFrame:
@@ -69,7 +71,9 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
 
     ``edge_vehicle_ratio`` (null unless the plate has vehicle wells both on the edge and inside): a value
     well below 1 shows edge wells losing signal. ``z_factor`` = 1 - 3 (sd_vehicle + sd_positive) /
-    |mean_vehicle - mean_positive| (Zhang et al. 1999), null without positive-control wells.
+    |mean_vehicle - mean_positive| (Zhang et al. 1999) and ``ssmd`` = |mean_vehicle - mean_positive| /
+    sqrt(sd_vehicle^2 + sd_positive^2) (Zhang 2007), both from the vehicle wells and the strongest positive
+    control only (one perturbagen at one concentration: the lowest mean signal); null without positive controls.
     """
     plate_id = pd.Series(clean.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=clean.index)
     wells = clean.assign(_edge=_edge_flags(parse_wells(clean[S.WELL]), plate_id))
@@ -80,22 +84,38 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
         columns=[0.0, 1.0]
     )  # interior, edge (NaN where a plate has none or positions are unknown)
     if means.empty:
-        return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan})
+        return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     out = keys.merge(
         pd.DataFrame({EDGE_RATIO: means[1.0] / means[0.0]}).reset_index(), on=PLATE_KEY, how="left"
     )
     z = _z_factor(wells)
-    return out.merge(z, on=PLATE_KEY, how="left") if len(z) else out.assign(**{Z_FACTOR: np.nan})
+    if not len(z):
+        return out.assign(**{Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
+    return out.merge(z, on=PLATE_KEY, how="left")
 
 
 def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:
-    roles = wells[wells[S.ROLE].isin([S.Role.VEHICLE, S.Role.POSITIVE_CONTROL])]
-    key = [*PLATE_KEY, S.ROLE]
-    stats = pd.concat(
-        {m: group_summary(roles, key, S.SIGNAL, method=m) for m in ("mean", "std")}, axis=1
-    ).unstack(S.ROLE)
-    if stats.empty or S.Role.POSITIVE_CONTROL.value not in stats.columns.get_level_values(1):
-        return pd.DataFrame(columns=[*PLATE_KEY, Z_FACTOR])
-    v, p = S.Role.VEHICLE.value, S.Role.POSITIVE_CONTROL.value
-    z = 1 - 3 * (stats[("std", v)] + stats[("std", p)]) / (stats[("mean", v)] - stats[("mean", p)]).abs()
-    return pd.DataFrame({Z_FACTOR: z}).reset_index()
+    """Z'-factor and SSMD of each plate from its vehicle wells and its *strongest* positive control: of the
+    positive-control wells grouped by perturbagen and concentration, the group with the lowest mean signal (a
+    dose series of positive controls pooled into one group makes the spread, and Z', meaningless)."""
+    key = list(PLATE_KEY)
+    vehicle = wells[wells[S.ROLE] == S.Role.VEHICLE]
+    positive = wells[wells[S.ROLE] == S.Role.POSITIVE_CONTROL]
+    if not len(vehicle) or not len(positive):
+        return pd.DataFrame(columns=[*key, Z_FACTOR, SSMD, N_POSITIVE])
+    v = _mean_sd(vehicle, key)
+    dose = [c for c in (S.PERTURBAGEN, S.CONCENTRATION) if c in positive]
+    p = _mean_sd(positive.assign(**{c: positive[c].astype(str) for c in dose}), [*key, *dose]).reset_index()
+    p = p.sort_values([*key, "mean"], kind="stable", na_position="last").groupby(key, dropna=False).head(1)
+    both = v.reset_index().merge(p[[*key, "mean", "std", "n"]], on=key, suffixes=("_v", "_p"))
+    gap = (both["mean_v"] - both["mean_p"]).abs()
+    both[Z_FACTOR] = 1 - 3 * (both["std_v"] + both["std_p"]) / gap
+    both[SSMD] = gap / np.sqrt(both["std_v"] ** 2 + both["std_p"] ** 2)
+    return both.rename(columns={"n_p": N_POSITIVE})[[*key, Z_FACTOR, SSMD, N_POSITIVE]]
+
+
+def _mean_sd(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Mean, sample SD and count of the signal per group of ``key`` (deterministic, see group_summary)."""
+    stats = {m: group_summary(frame, key, S.SIGNAL, method=m) for m in ("mean", "std")}
+    stats["n"] = frame.groupby(key, dropna=False, sort=True).size()
+    return pd.DataFrame(stats)

@@ -160,6 +160,8 @@ def build_report(
         ("Glossary", glossary_section),
         ("Rejected input rows (ledger)", lambda: _ledger_section(result.ledger)),
         ("Plate quality", lambda: qc_section(result)),
+        ("Seeding density: metric shifts", lambda: density_section(result)),
+        ("Flags on metrics", lambda: flags_section(result)),
         ("Plates (flagged first)", lambda: plates_section(result.plates)),
         ("Provenance", lambda: _provenance(meta)),
     ]
@@ -324,6 +326,42 @@ def _policy_note(curves: pd.DataFrame) -> str:
 
 
 EDGE_FLAG = 0.85
+
+
+def density_section(result: Any) -> str:
+    """Where a pair was measured at several seeding densities: each metric's shift from the lowest to the
+    highest density (:func:`doseatlas.metrics.density.density_shifts`)."""
+    from doseatlas.metrics.density import SHIFT, density_shifts
+
+    shifts = density_shifts(result.metrics)
+    if shifts.empty:
+        return '<p class="sub">No curve was measured at more than one seeding density.</p>'
+    summary = (
+        shifts.groupby([S.DATASET, S.METRIC, "shift_scale"], sort=True)[SHIFT]
+        .agg(pairs="size", median_shift="median", max_abs_shift=lambda v: float(np.abs(v).max()))
+        .reset_index()
+    )
+    note = (
+        '<p class="sub">Seeding density is part of the curve key: each density is its own curve. shift = value at '
+        "the highest density minus value at the lowest (log10 for concentrations: 0.3 is a two-fold change); "
+        "estimated values on both sides only.</p>"
+    )
+    return _table(summary) + note
+
+
+def flags_section(result: Any) -> str:
+    """Metric rows carrying each flag code, per data set (docs/metrics.md defines the codes)."""
+    from doseatlas.metrics.flags import FLAG_CODES, has_flag
+
+    metrics = result.metrics
+    if metrics.empty or S.FLAGS not in metrics:
+        return '<p class="sub">No flags.</p>'
+    counts = pd.DataFrame({code: has_flag(metrics[S.FLAGS], code) for code in FLAG_CODES})
+    table = counts.groupby(metrics[S.DATASET].to_numpy()).sum().rename_axis(S.DATASET).reset_index()
+    return (
+        _table(table)
+        + '<p class="sub">Metric rows carrying each flag (codes defined in docs/metrics.md).</p>'
+    )
 
 
 def qc_section(result: Any) -> str:

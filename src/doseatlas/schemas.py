@@ -190,12 +190,21 @@ RESPONSE_TABLE_COLUMNS: tuple[str, ...] = (
 CURVE_ID = "curve_id"
 DURATION_H = "duration_h"
 SCALE = "scale"  # which response scale was fitted
-CURVE_KEY: tuple[str, ...] = (DATASET, CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, READOUT, DURATION_H, SERIES)
+#: seeding density (cells per well; null when the source does not say) is part of the key: wells seeded at
+#: different densities are never pooled into one curve (nor into one vehicle or time-zero summary)
+CURVE_KEY: tuple[str, ...] = (
+    DATASET, CELL_LINE, PERTURBATION_TYPE, PERTURBAGEN, READOUT, DURATION_H, SERIES, SEEDING_DENSITY
+)  # fmt: skip
 
 
 def with_series(table):
-    """``table`` (a DataFrame) with an empty ``series`` column added when it has none (one series per curve)."""
-    return table if SERIES in table.columns else table.assign(**{SERIES: ""})
+    """``table`` (a DataFrame) with an empty ``series`` column added when it has none (one series per curve) and
+    a null ``seeding_density`` when it has none (unknown density)."""
+    if SERIES not in table.columns:
+        table = table.assign(**{SERIES: ""})
+    if SEEDING_DENSITY not in table.columns:
+        table = table.assign(**{SEEDING_DENSITY: float("nan")})
+    return table
 
 
 # --------------------------------------------------------------------------- metrics table
@@ -208,6 +217,8 @@ UPPER = "upper"
 REASON = "reason"
 FIT_MODEL = "fit_model"
 FIT_POLICY = "fit_policy"
+#: codes raised on a metric row (doseatlas.metrics.flags.FLAGS), sorted and ";"-joined; "" when none
+FLAGS = "flags"
 METRIC_KEY: tuple[str, ...] = (*CURVE_KEY, METRIC)
 # One rule for ``lower`` / ``upper`` on every row: together they are the range the true value lies in, as far as
 # the data tell (estimated: its 95% interval; right_censored: [bound, inf); left_censored: [0, bound]; refused:

@@ -29,7 +29,8 @@ DIP_INTERCEPT = "dip_intercept"  # log2 cell count at t = 0 of the fitted line
 N_READS = "n_reads"
 _LAST_TIME = "last_time_h"
 CONTROL_ROLES = (S.Role.VEHICLE.value, S.Role.UNTREATED.value)
-DESCRIBE = [S.CELL_LINE, S.ROLE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES, S.CONCENTRATION, S.READOUT]
+DESCRIBE = [S.CELL_LINE, S.ROLE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES, S.CONCENTRATION, S.READOUT,
+            S.SEEDING_DENSITY]  # fmt: skip
 
 
 def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
@@ -119,14 +120,13 @@ def dip_responses(dip: pd.DataFrame) -> pd.DataFrame:
     :data:`doseatlas.schemas.DIP_RELATIVE`), with the control wells as dose-0 points of every drug curve of their
     cell line (as thunor enters them into its DIP fits; the fitted top is not fixed to 1).
 
-    The control rate is the mean DIP rate of the vehicle and untreated wells of the data set, cell line and
+    The control rate is the mean DIP rate of the vehicle and untreated wells of the data set, cell line, seeding density and
     readout. ``time_h`` is the end of the time course (the latest read of the curve's wells), so a curve's
     wells share it. Refusals: ``no_vehicle_control`` (no control well), ``no_growth_in_control`` (control rate
     <= 0), ``no_time_course`` (fewer than 3 reads).
     """
-    group = [S.DATASET, S.CELL_LINE, S.READOUT]
-    if S.SERIES not in dip:
-        dip = dip.assign(**{S.SERIES: ""})
+    group = [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]  # densities never pooled
+    dip = S.with_series(dip)
     controls = dip[dip[S.ROLE].isin(CONTROL_ROLES) & dip[DIP_RATE].notna()]
     ctrl = group_summary(controls, group, DIP_RATE, method="mean").rename("_ctrl").reset_index()
     treated = dip[dip[S.ROLE] == S.Role.TREATED.value].merge(ctrl, on=group, how="left")
@@ -139,7 +139,7 @@ def dip_responses(dip: pd.DataFrame) -> pd.DataFrame:
     points = pd.concat([treated, per_drug], ignore_index=True)
     points = points[points[S.PERTURBATION_TYPE].notna()].reset_index(drop=True)
     points[S.CONCENTRATION] = points[S.CONCENTRATION].where(points[S.ROLE] == S.Role.TREATED.value, 0.0)
-    curve = [*group, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES]
+    curve = [*group, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.SERIES]  # with the density
     points[S.TIME_H] = points.groupby(curve, dropna=False)[_LAST_TIME].transform("max")
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = points[DIP_RATE] / points["_ctrl"]

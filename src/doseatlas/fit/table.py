@@ -194,18 +194,31 @@ def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) ->
 
 
 def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
-    """:func:`curve_id` of every row; a curve without a series (empty) has the id it had before the series
-    joined the curve key."""
-    at = keys.index(S.SERIES) if S.SERIES in keys else None
+    """:func:`curve_id` of every row; a curve without a series (empty) or seeding density (null) has the id it had
+    before they joined the curve key."""
+    series = keys.index(S.SERIES) if S.SERIES in keys else None
+    seeding = keys.index(S.SEEDING_DENSITY) if S.SEEDING_DENSITY in keys else None
     rows = table[list(keys)].itertuples(index=False, name=None)
-    if at is None:
-        return [curve_id(k, scale) for k in rows]
-    return [curve_id(k[:at] + k[at + 1 :] if k[at] == "" else k, scale) for k in rows]
+    return [curve_id(_id_key(k, series, seeding), scale) for k in rows]
+
+
+def _id_key(key: tuple, series: int | None, seeding: int | None) -> tuple:
+    """The key values a curve id hashes: an empty series and an unknown seeding density are left out (the id a
+    curve had before they joined the curve key)."""
+    drop = {i for i, empty in ((series, ""), (seeding, None)) if i is not None and _empty(key[i], empty)}
+    return tuple(v for i, v in enumerate(key) if i not in drop)
+
+
+def _empty(value: object, empty: object) -> bool:
+    return bool(pd.isna(value)) if empty is None else value == empty
 
 
 def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
     """The curves table with no row, its columns typed as in a filled one (so it merges like one)."""
-    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED} - {S.DURATION_H}
+    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED} - {
+        S.DURATION_H,
+        S.SEEDING_DENSITY,
+    }
     counts = {N_POINTS, N_DOSES, N_REPLICATES, ITERATIONS}
     return pd.DataFrame(
         {
@@ -226,8 +239,9 @@ def check_policy(policy: str, intervals: str) -> None:
 
 
 def _population_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
-    """Group code per curve: curves that share every key but the cell line share a population."""
-    by = [k for k in keys if k != S.CELL_LINE]
+    """Group code per curve: curves that share every key but the cell line (and its seeding density, which
+    differs by cell line) share a population."""
+    by = [k for k in keys if k not in (S.CELL_LINE, S.SEEDING_DENSITY)]
     if not by:
         return np.zeros(len(table), dtype=np.int64)
     return table.groupby(by, sort=False, dropna=False).ngroup().to_numpy()

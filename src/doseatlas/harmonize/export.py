@@ -28,6 +28,7 @@ from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
+from doseatlas.metrics.flags import FLAG_CODES, SEPARATOR, has_flag
 from doseatlas.metrics.registry import MOLAR, REGISTRY
 
 St = S.MetricStatus
@@ -81,6 +82,7 @@ LABEL_COLUMNS: list[str] = [
     S.N_SOURCES,
     S.N_DISAGREEING,
     S.CONSENSUS_FLAG,
+    S.FLAGS,
 ]
 #: a consensus row takes these from its contributing source rows when they all share one value (else null)
 SHARED: tuple[str, ...] = (
@@ -110,13 +112,20 @@ class ExportOptions:
         Metric names; empty = every metric of the perturbation type that the run has.
     perturbation_type
         The one perturbation type of the export: drugs and genetic perturbations never share a matrix.
+    exclude_flags
+        Flag codes (:data:`doseatlas.metrics.flags.FLAGS`): source rows carrying any of them are left out
+        (they are neither labels nor part of a consensus).
     """
 
     metrics: tuple[str, ...] = ()
     perturbation_type: str = S.PerturbationType.DRUG.value
     duration_h: float | None = None
+    exclude_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown_flags = [f for f in self.exclude_flags if f not in FLAG_CODES]
+        if unknown_flags:
+            raise ConfigError(f"unknown flag {unknown_flags[0]!r}; flags: {', '.join(FLAG_CODES)}")
         if self.duration_h is not None and not (np.isfinite(self.duration_h) and self.duration_h > 0):
             raise ConfigError(f"--duration must be positive hours, got {self.duration_h}")
         types = [p.value for p in S.PerturbationType]
@@ -140,6 +149,7 @@ class ExportOptions:
             "metrics": list(self.metrics) or "all",
             "perturbation_type": self.perturbation_type,
             "duration_h": self.duration_h,
+            "exclude_flags": list(self.exclude_flags),
             "consensus_rule": CONSENSUS_RULE,
         }
 
@@ -167,6 +177,9 @@ def select_rows(metrics: pd.DataFrame, *, options: ExportOptions) -> pd.DataFram
         keep &= metrics[S.DURATION_H].astype(float).eq(options.duration_h)
     if options.metrics:
         keep &= metrics[S.METRIC].isin(options.metrics)
+    if options.exclude_flags and S.FLAGS in metrics:
+        for code in options.exclude_flags:
+            keep &= ~has_flag(metrics[S.FLAGS], code)
     return metrics[keep].reset_index(drop=True)
 
 
@@ -202,6 +215,8 @@ def source_labels(metrics: pd.DataFrame, *, seeding: pd.DataFrame | None = None)
     for name in OPTIONAL_TEXT:
         if name not in table:
             table[name] = pd.Series(np.nan, index=table.index, dtype="str")
+    flags = table[S.FLAGS] if S.FLAGS in table else pd.Series("", index=table.index)
+    table[S.FLAGS] = flags.fillna("").astype(object)  # rows a run did not flag (converted rows, older runs)
     if S.SEEDING_DENSITY not in table:
         if seeding is None:
             table[S.SEEDING_DENSITY] = np.nan
@@ -375,7 +390,19 @@ def _consensus_sorted(source: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     mask = w.contributing | (counts["n_src"][codes] == 0)
     for column in SHARED:
         rows[column] = _shared(source[column], g, mask)
+    rows[S.FLAGS] = _union_flags(source[S.FLAGS], codes, w.contributing, len(rows))
     return rows, disagrees
+
+
+def _union_flags(flags: pd.Series, codes: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Per consensus group: the flag codes of its contributing source rows (sorted, ``;``-joined)."""
+    one = pd.DataFrame({"g": codes[mask], "f": flags.to_numpy()[mask]})
+    one = one.assign(f=one["f"].str.split(SEPARATOR)).explode("f")
+    one = one[one["f"].astype(bool)].drop_duplicates().sort_values(["g", "f"], kind="stable")
+    out = np.full(n, "", dtype=object)
+    joined = one.groupby("g", sort=True)["f"].agg(SEPARATOR.join)
+    out[joined.index.to_numpy(int)] = joined.to_numpy()
+    return out
 
 
 def _labels_of_groups(

@@ -629,4 +629,24 @@ def render_markdown() -> str:
         lines.append(f"- **Citation:** {m.citation}")
     lines += ["", "## Refusal reasons", "", "| reason | meaning |", "|---|---|"]
     lines += [f"| `{r.value}` | {S.REFUSAL_MEANING[r]} |" for r in S.RefusalReason]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _flag_lines()) + "\n"
+
+
+def _flag_lines() -> list[str]:
+    """The flags section of ``docs/metrics.md``, from :data:`doseatlas.metrics.flags.FLAGS`."""
+    from doseatlas.metrics.flags import FLAGS
+
+    return [
+        "",
+        "## Flags",
+        "",
+        "A flag keeps the value but says what to read it with. The `flags` column of `metrics.parquet` holds the "
+        "codes raised on the row, sorted and joined by `;` (an empty string when none; "
+        '`flags.str.split(";")` gives the list). `doseatlas export` keeps the column (a consensus row carries '
+        "the flags of its contributing source rows) and `--exclude-flag CODE` leaves flagged rows out. "
+        "Thresholds are `FlagOptions` of the run (recorded in its provenance).",
+        "",
+        "| flag | meaning | raised by |",
+        "|---|---|---|",
+        *(f"| `{f.name}` | {f.definition} | {f.raised_by} |" for f in FLAGS),
+    ]

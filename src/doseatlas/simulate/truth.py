@@ -194,4 +194,6 @@ def dataset_truth(plan: DatasetPlan) -> pd.DataFrame:
     table[S.READOUT] = str(ds.readout)
     table[S.DURATION_H] = np.asarray(ds.read_times_h, dtype=float)[table["time"].to_numpy()]
     table[S.SERIES] = ""  # a simulated plate series is one dose series
+    density = {c.name: float(c.seeding_density) * ds.seeding_scale for c in plan.lines}  # as on the wells
+    table[S.SEEDING_DENSITY] = table[S.CELL_LINE].map(density).astype(float)
     return table[list(TRUTH_COLUMNS)].reset_index(drop=True)

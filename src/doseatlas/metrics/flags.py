@@ -1,0 +1,269 @@
+"""Flags on every number: what a metric row's value should be read with (it is kept, not refused).
+
+Every flag code is declared once here (:data:`FLAGS`: name, definition, what raises it); ``docs/metrics.md``
+lists them from these declarations. :func:`flag_metrics` adds the ``flags`` column to a run's metrics table:
+the codes raised on the row, sorted and joined by ``;`` (an empty string when none). A plain string column is
+what Parquet, pandas and the export all handle the same way; ``flags.str.split(";")`` gives the list and
+:func:`has_flag` tests one code.
+
+Pure functions of the run's tables (metrics, responses, plates, time dependence), vectorized (grouped pandas /
+numpy), so both engines give the same column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas.errors import ConfigError
+from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
+
+SEPARATOR = ";"
+PLATE_KEY: list[str] = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
+#: metric rows compared across readouts: the same cell line, perturbagen, duration and metric in any data set
+READOUT_PAIR_KEY: list[str] = [S.CELL_LINE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.DURATION_H, S.METRIC]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag code: its name (the code in the ``flags`` column), what it means and what raises it."""
+
+    name: str
+    definition: str
+    raised_by: str
+
+
+class FlagCode:
+    """The flag codes (spelled once)."""
+
+    EDGE_EFFECT = "edge_effect"
+    LOW_Z_FACTOR = "low_z_factor"
+    SIGNAL_INCREASE = "signal_increase"
+    READOUT_DISCORDANT = "readout_discordant"
+    TIME_DEPENDENT = TIME_DEPENDENT
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        FlagCode.EDGE_EFFECT,
+        "a plate the curve's wells are on loses signal on its edge wells: its `edge_effect` (edge over interior "
+        "wells, from every well's deviation from its replicates: doseatlas.spatial) is below "
+        "`FlagOptions.min_edge_effect` (0.95) and `FlagOptions.edge_z` (3) standard errors below 1 on the log scale",
+        "plate position model (`edge_effect`, `edge_effect_se` in plates.parquet)",
+    ),
+    Flag(
+        FlagCode.LOW_Z_FACTOR,
+        "a plate the curve's wells are on has a Z'-factor (vehicle against positive-control wells) below "
+        "`FlagOptions.min_z_factor` (0.5): its controls do not separate well",
+        "plate QC (`z_factor` in plates.parquet)",
+    ),
+    Flag(
+        FlagCode.SIGNAL_INCREASE,
+        "the signal at the highest tested dose rises above the vehicle's: the median relative viability of the "
+        "curve's wells at its highest concentration exceeds 1 + `FlagOptions.signal_increase` (0.2) "
+        "(hormesis, or a drug acting on the readout itself)",
+        "the curve's responses (relative viability)",
+    ),
+    Flag(
+        FlagCode.READOUT_DISCORDANT,
+        "the same cell line x perturbagen was measured at the same duration with two or more readouts (in one "
+        "or several data sets) and this metric's values disagree beyond their intervals: the 95% interval or "
+        "censoring bound of one readout does not meet that of another readout (estimates without an interval "
+        "never disagree; rows of the same readout are not compared); every side of the disagreement is flagged",
+        "metric rows of the same cell line, perturbation type, perturbagen, duration and metric",
+    ),
+    Flag(
+        FlagCode.TIME_DEPENDENT,
+        "the drug's effect grows with the duration beyond the exponential model (docs/time.md): every metric "
+        "row of the pair, at every duration, is flagged",
+        "the time step (`time_dependent` in time_dependence.parquet)",
+    ),
+)
+FLAG_CODES: dict[str, Flag] = {f.name: f for f in FLAGS}
+
+
+@dataclass(frozen=True)
+class FlagOptions:
+    """Thresholds of the flags (recorded in the run's provenance).
+
+    Parameters
+    ----------
+    min_z_factor
+        ``low_z_factor`` below this Z'-factor (0.5: the conventional limit of an excellent assay).
+    min_edge_effect, edge_z
+        ``edge_effect`` when a plate's edge effect (edge / interior, :mod:`doseatlas.spatial`) is below
+        ``min_edge_effect`` and its log is more than ``edge_z`` standard errors below 0.
+    signal_increase
+        ``signal_increase`` when the median relative viability at the top dose exceeds 1 + this.
+    """
+
+    min_z_factor: float = 0.5
+    min_edge_effect: float = 0.95
+    edge_z: float = 3.0
+    signal_increase: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("min_z_factor", "min_edge_effect", "edge_z", "signal_increase"):
+            value = getattr(self, name)
+            if not np.isfinite(value):
+                raise ConfigError(f"flags: {name} must be a finite number, got {value}")
+        if not 0 < self.min_edge_effect <= 1:
+            raise ConfigError(f"flags: min_edge_effect must be in (0, 1], got {self.min_edge_effect}")
+        if self.signal_increase < 0:
+            raise ConfigError(f"flags: signal_increase must be >= 0, got {self.signal_increase}")
+
+
+def has_flag(flags: pd.Series, code: str) -> pd.Series:
+    """True where the ``flags`` strings contain ``code`` (a whole code, not a prefix)."""
+    if code not in FLAG_CODES:
+        raise ConfigError(f"unknown flag {code!r}; flags: {', '.join(FLAG_CODES)}")
+    text = SEPARATOR + flags.fillna("").astype(str) + SEPARATOR
+    return text.str.contains(SEPARATOR + code + SEPARATOR, regex=False).astype(bool)
+
+
+def join_flags(raised: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The ``flags`` strings of ``n`` rows from a boolean array per code (codes sorted, ``;``-joined)."""
+    out = np.full(n, "", dtype=object)
+    for code in sorted(raised):
+        hit = np.asarray(raised[code], dtype=bool)
+        out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
+    return out
+
+
+def flag_metrics(
+    metrics: pd.DataFrame,
+    *,
+    responses: pd.DataFrame,
+    plates: pd.DataFrame,
+    dependence: pd.DataFrame,
+    options: FlagOptions | None = None,
+) -> pd.DataFrame:
+    """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`."""
+    options = options or FlagOptions()
+    metrics = S.with_series(metrics.drop(columns=[S.FLAGS], errors="ignore")).reset_index(drop=True)
+    n = len(metrics)
+    raised = {
+        FlagCode.TIME_DEPENDENT: _time_dependent(metrics, dependence),
+        FlagCode.READOUT_DISCORDANT: readout_discordant(metrics),
+        **_curve_flags(metrics, responses, plates, options=options),
+    }
+    metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
+    return metrics
+
+
+def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:
+    """True for the metric rows whose ``on`` columns match a row of ``keys``."""
+    if not len(keys) or not len(metrics):
+        return np.zeros(len(metrics), dtype=bool)
+    left = metrics[on].astype(object)
+    right = keys[on].drop_duplicates().astype(object).assign(_hit=True)
+    return left.merge(right, on=on, how="left")["_hit"].eq(True).to_numpy()
+
+
+def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarray:
+    if not len(dependence) or TIME_DEPENDENT not in dependence:
+        return np.zeros(len(metrics), dtype=bool)
+    dependent = S.with_series(dependence[dependence[TIME_DEPENDENT].astype(bool)])
+    return _rows_of(metrics, dependent, PAIR_KEY)
+
+
+def _intervals(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's interval: estimated [lower, upper] (everything without one), censored up to / from its bound."""
+    St = S.MetricStatus
+    status = metrics[S.STATUS].to_numpy()
+    lower, upper = metrics[S.LOWER].to_numpy(float), metrics[S.UPPER].to_numpy(float)
+    lo = np.where(np.isnan(lower), -np.inf, lower)
+    hi = np.where(np.isnan(upper), np.inf, upper)
+    right, left = status == St.RIGHT_CENSORED.value, status == St.LEFT_CENSORED.value
+    lo, hi = np.where(left, -np.inf, lo), np.where(right, np.inf, hi)
+    refused = (status == St.REFUSED.value) | ~(right | left | (status == St.ESTIMATED.value))
+    return np.where(refused, np.nan, lo), np.where(refused, np.nan, hi)
+
+
+def readout_discordant(metrics: pd.DataFrame) -> np.ndarray:
+    """True for metric rows whose interval does not meet that of the same metric by another readout (any data
+    set: :data:`READOUT_PAIR_KEY`); rows of the same readout are not compared with each other."""
+    if not len(metrics):
+        return np.zeros(0, dtype=bool)
+    lo, hi = _intervals(metrics)
+    key = metrics[READOUT_PAIR_KEY].astype(object)
+    codes = key.groupby(READOUT_PAIR_KEY, dropna=False, sort=False).ngroup().to_numpy()
+    rows = pd.DataFrame(
+        {"_g": codes, "_r": metrics[S.READOUT].astype(object).to_numpy(), "_lo": lo, "_hi": hi}
+    )
+    used = rows.dropna(subset=["_lo"])
+    per = used.groupby(["_g", "_r"], sort=False).agg(_lo=("_lo", "max"), _hi=("_hi", "min")).reset_index()
+    pairs = per.merge(per, on="_g", suffixes=("", "_o"))
+    pairs = pairs[pairs["_r"] != pairs["_r_o"]]
+    others = pairs.groupby(["_g", "_r"], sort=False).agg(o_lo=("_lo_o", "max"), o_hi=("_hi_o", "min"))
+    joined = rows.merge(others.reset_index(), on=["_g", "_r"], how="left")
+    with np.errstate(invalid="ignore"):
+        apart = (joined["o_lo"].to_numpy(float) > hi) | (joined["o_hi"].to_numpy(float) < lo)
+    return ~np.isnan(lo) & apart
+
+
+def _curve_flags(
+    metrics: pd.DataFrame, responses: pd.DataFrame, plates: pd.DataFrame, *, options: FlagOptions
+) -> dict[str, np.ndarray]:
+    """Flags raised on a curve (all its metric rows): from its plates and its responses."""
+    none = np.zeros(len(metrics), dtype=bool)
+    out = {FlagCode.EDGE_EFFECT: none, FlagCode.LOW_Z_FACTOR: none, FlagCode.SIGNAL_INCREASE: none}
+    if not len(responses) or not len(metrics):
+        return out
+    wells = S.with_series(responses).rename(columns={S.TIME_H: S.DURATION_H})
+    curve = list(S.CURVE_KEY)
+    if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
+        bad = plate_flags(plates, options=options)
+        on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
+        per_well = (
+            wells[[*curve, S.PLATE]]
+            .astype(object)
+            .merge(bad.rename(columns={S.TIME_H: S.DURATION_H}).astype(object), on=on, how="inner")
+        )
+        for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
+            out[code] = _rows_of(metrics, per_well[per_well[code].astype(bool)], curve)
+    out[FlagCode.SIGNAL_INCREASE] = _rows_of(metrics, _signal_increase(wells, options=options), curve)
+    return out
+
+
+def plate_flags(plates: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
+    """The plates (``PLATE_KEY``) with ``edge_effect`` or ``low_z_factor`` raised, and which."""
+    from doseatlas.qc import Z_FACTOR
+    from doseatlas.spatial import EDGE_EFFECT, EDGE_EFFECT_SE
+
+    def column(name: str) -> pd.Series:
+        return plates[name].astype(float) if name in plates else pd.Series(np.nan, index=plates.index)
+
+    edge, se, z = column(EDGE_EFFECT), column(EDGE_EFFECT_SE), column(Z_FACTOR)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        clear = np.log(edge) / se < -options.edge_z
+    flagged = plates[PLATE_KEY].assign(
+        **{
+            FlagCode.EDGE_EFFECT: ((edge < options.min_edge_effect) & clear).to_numpy(),
+            FlagCode.LOW_Z_FACTOR: (z < options.min_z_factor).to_numpy(),
+        }
+    )
+    return flagged[flagged[FlagCode.EDGE_EFFECT] | flagged[FlagCode.LOW_Z_FACTOR]]
+
+
+def _signal_increase(wells: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
+    """Curve keys whose median relative viability at the highest concentration exceeds 1 + the margin."""
+    curve = list(S.CURVE_KEY)
+    usable = wells[wells[S.RELATIVE_VIABILITY].notna()] if S.RELATIVE_VIABILITY in wells else wells.iloc[:0]
+    if not len(usable):
+        return pd.DataFrame(columns=curve)
+    top = usable.groupby(curve, dropna=False, sort=False)[S.CONCENTRATION].transform("max")
+    at_top = usable[usable[S.CONCENTRATION].to_numpy(float) == top.to_numpy(float)]
+    median = at_top.groupby(curve, dropna=False, sort=False)[S.RELATIVE_VIABILITY].median()
+    return median[median > 1.0 + options.signal_increase].reset_index()[curve]
+
+
+def flag_counts(metrics: pd.DataFrame) -> dict[str, int]:
+    """Metric rows carrying each flag code (``summary.json``; codes in declaration order, zeros left out)."""
+    if S.FLAGS not in metrics or not len(metrics):
+        return {}
+    counts = {code: int(has_flag(metrics[S.FLAGS], code).sum()) for code in FLAG_CODES}
+    return {code: n for code, n in counts.items() if n}
