@@ -210,3 +210,40 @@ def test_run_with_reviews_applies_them_and_records_them(run_dir, tmp_path):
     missing = CliRunner().invoke(cli, ["run", str(run_dir.parent / "wells.csv"), "--out", str(tmp_path / "o"),
                                        "--reviews", str(tmp_path / "absent.sqlite")])  # fmt: skip
     assert missing.exit_code == 2 and "no such review database" in " ".join(missing.output.split())
+
+
+def _with_flags(run_dir) -> pd.DataFrame:
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    flags = pd.Series(pd.NA, index=metrics.index, dtype="string")
+    flags[metrics[S.PERTURBAGEN].eq("flatinib")] = "edge_effect"
+    flags[metrics[S.DATASET].eq("lab_b")] = "high_cv|<b>odd</b>"
+    return metrics.assign(flags=flags)
+
+
+def test_flags_column_is_a_filter_when_present(run_dir):
+    from doseatlas.review.app import _curve_index, filter_curves
+
+    metrics = _with_flags(run_dir)
+    index = _curve_index(metrics.assign(review_id=review_ids(metrics)))
+    assert len(filter_curves(index, {"flag": "edge_effect"}, {})) == 1
+    assert list(filter_curves(index, {"flag": "high_cv"}, {})[S.DATASET]) == ["lab_b"]
+    assert len(filter_curves(index, {"flag": "nothing"}, {})) == 0
+
+
+def test_report_lists_every_flagged_curve_with_a_link(run_dir):
+    from types import SimpleNamespace
+
+    from doseatlas import report
+
+    metrics = _with_flags(run_dir)
+    section = report.review_section(SimpleNamespace(metrics=metrics))
+    for cid in review_ids(metrics[metrics["flags"].notna()]).unique():
+        assert f'href="{report.REVIEW_URL}/curve/{cid}"' in section
+    assert "<b>odd</b>" not in section and "&lt;b&gt;odd&lt;/b&gt;" in section
+    many = pd.concat([metrics.assign(**{S.CELL_LINE: f"c{i}"}) for i in range(300)], ignore_index=True)
+    big = report.review_section(SimpleNamespace(metrics=many))
+    assert big.count("/curve/") == 600  # every flagged curve, not a sample
+    assert len(big) < 600 * 1000  # each row bounded
+    assert "no <code>flags</code> column" in report.review_section(
+        SimpleNamespace(metrics=metrics.drop(columns="flags"))
+    )
