@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -163,7 +164,32 @@ def plot_png(run: Run, curve_id: str) -> bytes:
             picks.append(pick)
     responses = run.responses.rename(columns={S.DURATION_H: S.TIME_H})
     fig = curve_grid(pd.DataFrame(picks), responses, run.curves, metrics, ncols=max(len(picks), 1))
+    for ax, pick in zip(fig.axes, picks, strict=False):
+        _draw_intervals(ax, metrics[metrics[S.SCALE].eq(pick[S.SCALE])])
     return png_bytes(fig)
+
+
+def _draw_intervals(ax, metrics: pd.DataFrame) -> None:
+    """Each concentration metric's 95% interval (a bar) or censoring bound (a bar to the tested edge), drawn
+    below the curve: one row per metric, labelled."""
+    molar = metrics[metrics[S.UNIT].eq("M") & metrics[S.STATUS].ne(S.MetricStatus.REFUSED.value)]
+    lo, hi = ax.get_xlim()
+    for i, (_, m) in enumerate(molar.iterrows()):
+        y = -0.05 - 0.06 * i
+        status = m[S.STATUS]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if status == S.MetricStatus.RIGHT_CENSORED.value:
+                left, right = np.log10(m[S.LOWER]), hi
+            elif status == S.MetricStatus.LEFT_CENSORED.value:
+                left, right = lo, np.log10(m[S.UPPER])
+            else:
+                left, right = np.log10(m[S.LOWER]), np.log10(m[S.UPPER])
+        if not (np.isfinite(left) and np.isfinite(right)):
+            continue
+        ax.plot([left, right], [y, y], lw=2.5, color="#2b6cb0" if status == "estimated" else "#b7791f")
+        ax.text(right, y, f" {m[S.METRIC]}", fontsize=6, va="center", parse_math=False, clip_on=True)
+    if len(molar):
+        ax.set_ylim(min(ax.get_ylim()[0], -0.1 - 0.06 * len(molar)), ax.get_ylim()[1])
 
 
 def _finite(value: Any) -> bool:
