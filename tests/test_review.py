@@ -205,6 +205,8 @@ def test_run_with_reviews_applies_them_and_records_them(run_dir, tmp_path):
     assert metrics.loc[~ids.isin([rejected, accepted]), S.STATUS].ne("refused").any()
     record = read_metadata(again / "metrics.parquet")["parameters"]["reviews"]
     assert [a["review_id"] for a in record["applied"]] == sorted([rejected, accepted])
+    page = (again / "report.html").read_text()
+    assert f"/curve/{rejected}" in page and f"/curve/{accepted}" in page and "<script>alert" not in page
     summary = json.loads((again / "summary.json").read_text())
     assert summary["provenance"]["parameters"]["reviews"]["database"].endswith("reviews.sqlite")
     missing = CliRunner().invoke(cli, ["run", str(run_dir.parent / "wells.csv"), "--out", str(tmp_path / "o"),
