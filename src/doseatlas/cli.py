@@ -390,7 +390,9 @@ def run(
     ] = None,
     reviews: Annotated[
         Path | None,
-        typer.Option(help="Review database of doseatlas review: rejected curves refused, accepted ones marked"),
+        typer.Option(
+            help="Review database of doseatlas review: rejected curves refused, accepted ones marked"
+        ),
     ] = None,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
@@ -622,9 +624,9 @@ def export(
 @app.command()
 def review(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of doseatlas run")],
-    db: Annotated[Path, typer.Option(help="SQLite database of the review decisions (created when missing)")] = Path(
-        "reviews.sqlite"
-    ),
+    db: Annotated[
+        Path, typer.Option(help="SQLite database of the review decisions (created when missing)")
+    ] = Path("reviews.sqlite"),
     host: Annotated[str, typer.Option(help="Address to listen on (localhost only by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8765,
 ) -> None:
@@ -634,7 +636,9 @@ def review(
 
         web = make_app(run_dir, db=db)
     except ImportError as exc:
-        _fail(ConfigError(f"doseatlas review needs the review extra (pip install 'doseatlas[review]'): {exc}"))
+        _fail(
+            ConfigError(f"doseatlas review needs the review extra (pip install 'doseatlas[review]'): {exc}")
+        )
     except DoseatlasError as exc:
         _fail(exc)
     import uvicorn
