@@ -272,6 +272,27 @@ def _run_dask(
     return result, files
 
 
+def _review_store(path: Path | None):
+    if path is None:
+        return None
+    from doseatlas.review.store import open_existing
+
+    return open_existing(path)
+
+
+def _applied_reviews(result: pipeline.RunResult, store, path: Path) -> tuple[pipeline.RunResult, dict]:
+    """``result`` with the decisions of the review database applied to its metrics, and their record."""
+    import dataclasses
+
+    from doseatlas.review.apply import apply_reviews, review_record
+
+    decisions = store.decisions()
+    metrics = apply_reviews(result.metrics, decisions)
+    summary = {**result.summary, "metric_status": metrics[S.STATUS].value_counts().to_dict()}
+    record = review_record(result.metrics, decisions, database=str(path))
+    return dataclasses.replace(result, metrics=metrics, summary=summary), record
+
+
 def _progress(*, quiet: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -388,6 +409,12 @@ def run(
     cellosaurus: Annotated[
         Path | None, typer.Option(help="Cellosaurus flat file (cellosaurus.txt): names, synonyms, accessions")
     ] = None,
+    reviews: Annotated[
+        Path | None,
+        typer.Option(
+            help="Review database of doseatlas review: rejected curves refused, accepted ones marked"
+        ),
+    ] = None,
 ) -> None:
     """Validate, normalize, fit and compute metrics; write the output contract to OUT."""
     from doseatlas import io, report
@@ -433,6 +460,7 @@ def run(
             raise ConfigError(f"--engine must be memory or dask, not {engine!r}")
         evidence = [p for p in _identity_files(identities, cellosaurus, manifest) if p is not None]
         inputs = paths if manifest is None else manifest.files()
+        review_store = _review_store(reviews)
         target, recovered = io.prepare_output(out, inputs=[*inputs, *evidence])
     except DoseatlasError as exc:
         _fail(exc)
@@ -470,6 +498,8 @@ def run(
                 parameters = {**result.options.as_record(), "engine": {"name": "memory"}}
             if manifest is not None:
                 parameters["manifest"] = manifest.record()
+            if review_store is not None:
+                result, parameters["reviews"] = _applied_reviews(result, review_store, reviews)
             meta = io.provenance(
                 inputs=[*files, *[e for e in evidence if e not in files]], parameters=parameters
             )
@@ -628,6 +658,32 @@ def export(
         f"wrote {out}/ (labels.parquet, {len(summary['matrices'])} matrices x 4, "
         f"{len(summary['drevalpy_datasets'])} drevalpy data sets, export.json)"
     )
+
+
+@app.command()
+def review(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of doseatlas run")],
+    db: Annotated[
+        Path, typer.Option(help="SQLite database of the review decisions (created when missing)")
+    ] = Path("reviews.sqlite"),
+    host: Annotated[str, typer.Option(help="Address to listen on (localhost only by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8765,
+) -> None:
+    """Serve the curve review app of RUN_DIR: inspect any curve, accept or reject it (doseatlas run --reviews)."""
+    try:
+        from doseatlas.review.app import make_app
+
+        web = make_app(run_dir, db=db)
+    except ImportError as exc:
+        _fail(
+            ConfigError(f"doseatlas review needs the review extra (pip install 'doseatlas[review]'): {exc}")
+        )
+    except DoseatlasError as exc:
+        _fail(exc)
+    import uvicorn
+
+    console.print(f"doseatlas review: http://{host}:{port}/ (decisions in {_show(db)})")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 def _fail(exc: DoseatlasError) -> NoReturn:

@@ -63,3 +63,7 @@ class OutputDirectoryError(DoseatlasError):
 
     def __reduce__(self):
         return OutputDirectoryError, (self.path, self.message)
+
+
+class ReviewError(DoseatlasError):
+    """A run directory or a review database that the review app cannot use (missing, foreign, malformed)."""

@@ -155,6 +155,7 @@ def build_report(
         ("Responses computed and refused", lambda: _responses_section(result.responses)),
         ("Metrics computed and refused", lambda: metrics_section(result)),
         ("Dose-response curves", lambda: figures_section(result, problems=problems)),
+        ("Curves to review", lambda: review_section(result)),
         ("Consistency across data sets", lambda: consistency_section(result)),
         *((title, lambda content=content: content) for title, content in extra_sections),
         ("Glossary", glossary_section),
@@ -218,6 +219,45 @@ def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> list
     Path(path).write_text(page, encoding="utf-8")
     result.summary.setdefault("warnings", []).extend(problems)
     return problems
+
+
+#: where ``doseatlas review RUN_DIR`` serves by default (the report links each listed curve there)
+REVIEW_URL = "http://127.0.0.1:8765"
+#: the most flagged curves listed (each a short row with clipped names; the rest are in the review app)
+MAX_FLAGGED = 5000
+
+
+def review_section(result: Any) -> str:
+    """Every flagged curve (metrics column ``flags``, where the run has one) and every curve a review decided,
+    one row each with a link to it in the review app; names clipped, so each row is bounded."""
+    from doseatlas.review.apply import review_ids
+
+    metrics = result.metrics
+    lead = (f'<p>Open any curve in the review app: <code>doseatlas review RUN_DIR</code>, then '
+            f'<a href="{REVIEW_URL}/">{REVIEW_URL}/</a> (filters by data set, names, scale, status, reason, '
+            "flags).</p>")  # fmt: skip
+    marks = [c for c in ("flags", S.REVIEWED) if c in metrics]
+    if not len(metrics) or not marks:
+        return lead + "<p>No flagged or reviewed curves (this run has no <code>flags</code> column).</p>"
+    text = metrics[marks].astype("string").fillna("").agg(" ".join, axis=1).str.strip()
+    marked = metrics.assign(_mark=text, _id=review_ids(metrics))[text.ne("")]
+    if not len(marked):
+        return lead + '<p class="ok">No flagged or reviewed curve.</p>'
+    per_curve = marked.groupby("_id", sort=False).agg(
+        **{k: (k, "first") for k in S.CURVE_KEY}, mark=("_mark", lambda v: " ".join(sorted(set(v))))
+    )
+    per_curve = per_curve.sort_values(list(S.CURVE_KEY), kind="stable")
+    rows = "".join(
+        f'<tr><td><a href="{REVIEW_URL}/curve/{html.escape(i)}">{html.escape(i)}</a></td>'
+        + "".join(f"<td>{html.escape(plain(str(r[k]), limit=60))}</td>" for k in S.CURVE_KEY)
+        + f"<td>{html.escape(plain(r['mark'], limit=120))}</td></tr>"
+        for i, r in per_curve.head(MAX_FLAGGED).iterrows()
+    )
+    more = (f'<p class="sub">first {MAX_FLAGGED:,} of {len(per_curve):,} curves listed; all are in the review '
+            "app.</p>" if len(per_curve) > MAX_FLAGGED else "")  # fmt: skip
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("curve", *S.CURVE_KEY, "flags / review"))
+    return (f"{lead}<p>{len(per_curve):,} flagged or reviewed curves.</p>"
+            f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div>{more}')  # fmt: skip
 
 
 HEADLINE = (("ic50", S.RELATIVE_VIABILITY), ("gi50", S.PERCENT_GROWTH), ("gr50", S.GR))

@@ -513,6 +513,7 @@ class RefusalReason(StrEnum):
     NO_TIME_COURSE = "no_time_course"
     SOURCES_DISAGREE = "sources_disagree"  # consensus labels of doseatlas export
     ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
+    REJECTED_IN_REVIEW = "rejected_in_review"  # a reviewer rejected the curve (doseatlas run --reviews)
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -571,4 +572,12 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.ALL_SOURCES_REFUSED: (
         "consensus label (doseatlas export): every source refused this label (their reasons are on the source rows)"
     ),
+    RefusalReason.REJECTED_IN_REVIEW: (
+        "a reviewer rejected the curve in doseatlas review; the run applied the decision (doseatlas run "
+        "--reviews): the reviewer's reason is in the review database and the run's provenance"
+    ),
 }
+
+#: metrics column written by ``doseatlas run --reviews``: the review decision applied to the row's curve
+#: ("accepted", "rejected") or null where no reviewer decided
+REVIEWED = "reviewed"
