@@ -54,9 +54,7 @@ def test_list_filters_and_search(client):
     assert [c[S.DATASET] for c in by_reason] == ["lab_b"]
     assert client.get("/api/curves", params={S.SCALE: "gr"}).json()["total"] == 3
     assert client.get("/api/curves", params={S.DATASET: "nowhere"}).json()["total"] == 0
-    assert (
-        client.get("/api/curves", params={"flag": "anything"}).json()["total"] == 3
-    )  # no flags column: ignored
+    assert client.get("/api/curves", params={"flag": "no_such_flag"}).json()["total"] == 0
 
 
 def test_curve_detail_has_points_fits_metrics_and_plates(client):
@@ -218,7 +216,7 @@ def _with_flags(run_dir) -> pd.DataFrame:
     metrics = pd.read_parquet(run_dir / "metrics.parquet")
     flags = pd.Series(pd.NA, index=metrics.index, dtype="string")
     flags[metrics[S.PERTURBAGEN].eq("flatinib")] = "edge_effect"
-    flags[metrics[S.DATASET].eq("lab_b")] = "high_cv|<b>odd</b>"
+    flags[metrics[S.DATASET].eq("lab_b")] = "high_cv;<b>odd</b>"
     return metrics.assign(flags=flags)
 
 

@@ -74,7 +74,8 @@ def load_run(directory: str | Path) -> Run:
 
 
 def _joined(values: pd.Series) -> str:
-    return "|".join(sorted({str(v) for v in values.dropna() if str(v) != ""}))
+    """The distinct values, '|'-joined (a ';'-joined flags value contributes each of its codes)."""
+    return "|".join(sorted({p for v in values.dropna() for p in str(v).split(";") if p != ""}))
 
 
 def _curve_index(metrics: pd.DataFrame) -> pd.DataFrame:
