@@ -580,7 +580,7 @@ def compute_metrics(
     options = options or MetricOptions()
     responses, curves = S.with_series(responses), S.with_series(curves)
     frames = [_effects(responses)]
-    controls = U.control_terms(responses)
+    controls = U.control_terms(responses) if U.has_controls(responses) else None  # none: no control term
     for scale in S.RESPONSE_SCALES:
         frames += _scale_metrics(responses, curves, scale, options, controls=controls)
     frames = [f for f in frames if len(f)]

@@ -33,6 +33,13 @@ LOG_GROWTH = "_ctrl_log_growth"  # D = ln(C / x0), natural log of the control's 
 TERMS = (VAR_C, VAR_0, LOG_GROWTH)
 SUMMARY_VARIANCE_FACTOR = 1.2  # trimmed mean (interquartile mean) of normal data, relative to the mean
 LN2 = np.log(2.0)
+#: the columns of a normalized response row that the terms are made of (a table built by hand may lack them)
+CONTROL_COLUMNS = (S.PLATE, S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.N_VEHICLE, S.N_TIME_ZERO, S.TIME_ZERO_SIGNAL)
+
+
+def has_controls(responses: pd.DataFrame) -> bool:
+    """Whether ``responses`` carries the plate-control summaries (:data:`CONTROL_COLUMNS`)."""
+    return all(c in responses for c in CONTROL_COLUMNS)
 
 
 def control_terms(responses: pd.DataFrame) -> pd.DataFrame:
