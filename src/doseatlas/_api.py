@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from doseatlas._options import RunSettings, keyword_parameters, option_help
+from doseatlas._spelling import spell
 from doseatlas.errors import ConfigError, DoseatlasError
 
 EXAMPLE = "example_wells.parquet"
@@ -101,7 +102,7 @@ class Result:
     dip: pd.DataFrame
     summary: dict[str, Any]
     provenance: dict[str, Any]
-    _inputs: list[Path] = field(default_factory=list, repr=False)
+    _inputs: list[Path] = field(default_factory=list, repr=False, init=False)
 
     def __repr__(self) -> str:
         rows = ", ".join(f"{name}={len(getattr(self, name)):,}" for name in TABLES)
@@ -140,7 +141,9 @@ class Result:
 
 def _as_result(run: Any, provenance: dict[str, Any], inputs: list[Path]) -> Result:
     tables = {name: getattr(run, name) for name in TABLES}
-    return Result(**tables, summary=run.summary, provenance=provenance, _inputs=inputs)
+    result = Result(**tables, summary=run.summary, provenance=provenance)
+    result._inputs = list(inputs)
+    return result
 
 
 def _sources(data: Any, settings: RunSettings) -> tuple[list[Path], Any, list[pd.DataFrame] | None]:
@@ -243,7 +246,7 @@ def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = ()):
     try:
         import dask  # noqa: F401
     except ImportError:
-        raise ConfigError("--engine dask needs Dask: pip install -e '.[scale]'") from None
+        raise ConfigError(f"{spell('engine', 'dask')} needs Dask: pip install -e '.[scale]'") from None
     from doseatlas.ingest import read_one
     from doseatlas.ingest.partitioned import list_parts, read_part
     from doseatlas.scale import run_partitioned
@@ -354,7 +357,7 @@ run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None),
         *keyword_parameters(),
     ],
-    return_annotation=Result,
+    return_annotation="Result",
 )
 
 

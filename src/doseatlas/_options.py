@@ -15,30 +15,19 @@ map it in :meth:`RunSettings.run_options`.
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from doseatlas._spelling import spell
 from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError
 from doseatlas.ingest import READERS
 from doseatlas.metrics import MetricOptions
 from doseatlas.metrics.convert import ConversionOptions
 from doseatlas.normalize import NormalizationOptions
-
-#: how messages spell an option: "api" (``plate_map=``) or "cli" (``--plate-map``); the CLI sets "cli"
-SPELLING: contextvars.ContextVar[str] = contextvars.ContextVar("doseatlas_option_spelling", default="api")
-
-
-def spell(name: str, value: str | None = None) -> str:
-    """An option (with a value) as the caller writes it: ``--plate-map FILE`` or ``plate_map=FILE``."""
-    if SPELLING.get() == "cli":
-        flag = "--" + ("format" if name == "format" else name.replace("_", "-"))
-        return flag if value is None else f"{flag} {value}"
-    return name if value is None else f"{name}={value!r}" if value != "FILE" else f"{name}=FILE"
 
 
 def _default(cls: type, name: str) -> Any:
@@ -62,7 +51,8 @@ _READERS = ", ".join(READERS)
 
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
-    """Every option of a run, with its default (see the module docstring)."""
+    """Every option of a run with its default: the keywords of :func:`run` (listed there with their help), and
+    the options of ``doseatlas run``. ``RunSettings(**options).run_options()`` gives the pipeline's options."""
 
     format: str = field(default="canonical", metadata=_help("Input format: " + _READERS))
     mapping: str | Path | None = field(

@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from doseatlas import _api
 from doseatlas._api import example_path
-from doseatlas._options import SPELLING, RunSettings
+from doseatlas._options import RunSettings
+from doseatlas._spelling import SPELLING
 from doseatlas._text import names, plain
 from doseatlas._version import __version__
 from doseatlas.errors import ConfigError, DoseatlasError
@@ -204,35 +205,30 @@ def simulate(
     cv: Annotated[float, typer.Option(help="Multiplicative noise (coefficient of variation)")] = 0.05,
     concentration_unit: Annotated[str, typer.Option(help="Unit written in the well table")] = "uM",
 ) -> None:
-    """Simulate plates from a known cell-population model; write the wells and the exact truth."""
+    """Simulate plates from a known cell-population model; write the wells and the exact truth.
+
+    Writes OUT (the canonical well table, input of doseatlas run) and TRUTH (the exact value of every metric of
+    every simulated curve), each a new .parquet or .csv file.
+    """
     from doseatlas import io
-    from doseatlas.simulate import DatasetConfig, SimulationConfig, example_config
-    from doseatlas.simulate import simulate as run_simulation
 
     try:
         if out.resolve() == truth.resolve():
             raise ConfigError("--out and --truth name the same file")
         io.check_new_file(out)
         io.check_new_file(truth)
-        if example:
-            config = example_config()
-        else:
-            times = [float(t) for t in read_times.split(",") if t.strip()]
-            dataset = DatasetConfig(
-                name="sim",
-                readout=readout,
-                read_times_h=times,
-                plate_format=plate_format,
-                replicates=replicates,
-                time_zero=time_zero,
-                edge_loss=edge_loss,
-                cv=cv,
-                concentration_unit=concentration_unit,
+        times = [float(t) for t in read_times.split(",") if t.strip()]
+        dataset = {"readout": readout, "read_times_h": times, "plate_format": plate_format,
+                   "replicates": replicates, "time_zero": time_zero, "edge_loss": edge_loss, "cv": cv,
+                   "concentration_unit": concentration_unit}  # fmt: skip
+        config = (
+            None
+            if example
+            else _api.simulation_config(
+                n_cell_lines=n_cell_lines, n_drugs=n_drugs, n_genetic=n_genetic, **dataset
             )
-            config = SimulationConfig(
-                n_cell_lines=n_cell_lines, n_drugs=n_drugs, n_genetic=n_genetic, datasets=[dataset]
-            )
-        result = run_simulation(config, seed=seed)
+        )
+        result = _api.simulate(config, seed=seed)
     except (DoseatlasError, ValueError) as exc:
         console.print(f"[red]error:[/red] {_show(exc, limit=2000)}")
         raise typer.Exit(code=2) from None
@@ -281,17 +277,22 @@ def export(
         ),
     ] = None,
 ) -> None:
-    """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md)."""
-    from doseatlas.harmonize.export import ExportOptions
-    from doseatlas.io.export import export_run
+    """ML-ready labels: source labels, censoring-aware consensus, matrices and drevalpy data sets (docs/export.md).
 
-    try:
-        options = ExportOptions(
-            metrics=tuple(metric or ()), perturbation_type=perturbation_type, duration_h=duration
-        )
-        result = export_run(run_dir, out, options=options)
-    except DoseatlasError as exc:
-        _fail(exc)
+    Writes to OUT: labels.parquet, matrix_METRIC.parquet with _lower, _upper and _status, drevalpy/ data sets,
+    export.json and the marker .doseatlas-output.json.
+    """
+    from doseatlas.harmonize.export import ExportOptions
+
+    with _cli_spelling():
+        try:
+            result = _api.export(run_dir, out=out, metrics=metric, perturbation_type=perturbation_type,
+                                 duration=duration)  # fmt: skip
+        except DoseatlasError as exc:
+            _fail(exc)
+    options = ExportOptions(
+        metrics=tuple(metric or ()), perturbation_type=perturbation_type, duration_h=duration
+    )
     summary = result.summary
     absent = [m for m in options.metrics if m not in summary["metrics"]]
     if summary["source_rows"] == 0:
