@@ -27,7 +27,6 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._spelling import spell
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.registry import MOLAR, REGISTRY
 
@@ -119,11 +118,11 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.duration_h is not None and not (np.isfinite(self.duration_h) and self.duration_h > 0):
-            raise ConfigError(f"{spell('duration')} must be positive hours, got {self.duration_h}")
+            raise ConfigError(f"--duration must be positive hours, got {self.duration_h}")
         types = [p.value for p in S.PerturbationType]
         if self.perturbation_type not in types:
             raise ConfigError(
-                f"{spell('perturbation_type')} must be one of {', '.join(types)}, not {self.perturbation_type!r}"
+                f"--perturbation-type must be one of {', '.join(types)}, not {self.perturbation_type!r}"
             )
         unknown = [m for m in self.metrics if m not in REGISTRY]
         if unknown:
