@@ -159,3 +159,15 @@ def test_the_tutorial_runs(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "docs/tutorial.md", "exec"), namespace)
     assert (tmp_path / "results" / "metrics.parquet").is_file() and (tmp_path / "curve.png").is_file()
+
+
+def test_dataframes_run_on_both_engines_with_the_same_tables():
+    pytest.importorskip("dask")
+    wells = da.simulate(seed=1, n_cell_lines=2, n_drugs=2).wells
+    memory, dask = da.run(wells), da.run(wells, engine="dask", partitions=3)
+    for name in ("responses", "curves", "metrics", "ledger", "plates"):
+        pd.testing.assert_frame_equal(getattr(memory, name), getattr(dask, name))
+    assert (
+        len(memory.metrics)
+        and wells.columns.tolist() == da.simulate(seed=1, n_cell_lines=2, n_drugs=2).wells.columns.tolist()
+    )
