@@ -34,7 +34,14 @@ TERMS = (VAR_C, VAR_0, LOG_GROWTH)
 SUMMARY_VARIANCE_FACTOR = 1.2  # trimmed mean (interquartile mean) of normal data, relative to the mean
 LN2 = np.log(2.0)
 #: the columns of a normalized response row that the terms are made of (a table built by hand may lack them)
-CONTROL_COLUMNS = (S.PLATE, S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.N_VEHICLE, S.N_TIME_ZERO, S.TIME_ZERO_SIGNAL)
+CONTROL_COLUMNS = (
+    S.PLATE,
+    S.VEHICLE_SIGNAL,
+    S.VEHICLE_SPREAD,
+    S.N_VEHICLE,
+    S.N_TIME_ZERO,
+    S.TIME_ZERO_SIGNAL,
+)
 
 
 def has_controls(responses: pd.DataFrame) -> bool:

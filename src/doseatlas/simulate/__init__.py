@@ -36,3 +36,16 @@ __all__ = [
     "example_config",
     "simulate",
 ]
+
+
+class _CallableModule(type(__import__("sys"))):
+    """``doseatlas.simulate(...)`` is :func:`doseatlas._api.simulate` (the public API), while
+    ``doseatlas.simulate.SimulationConfig`` etc. stay the simulator's building blocks."""
+
+    def __call__(self, *args, **kwargs):
+        from doseatlas._api import simulate as api_simulate
+
+        return api_simulate(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
