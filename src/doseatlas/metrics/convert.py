@@ -176,7 +176,8 @@ def _converted(name: str, keys: pd.DataFrame, gate: pd.Series, *, target: float,
     no_growth = ~((r0_t > 0) & (r0_t < 1))
     ratio = target / t
     far = (ratio > options.max_ratio) | (ratio < 1.0 / options.max_ratio)
-    reason[reason.isna() & drugs["_time_dependent"].to_numpy()] = S.RefusalReason.TIME_DEPENDENT.value
+    # a time-dependent pair is never converted, whatever else its curve has: that is the reason to give
+    reason[drugs["_time_dependent"].to_numpy()] = S.RefusalReason.TIME_DEPENDENT.value
     reason[reason.isna() & drugs["_slowing"].to_numpy()] = S.RefusalReason.GROWTH_NOT_EXPONENTIAL.value
     reason[reason.isna() & far] = S.RefusalReason.TARGET_DURATION_OUT_OF_RANGE.value
     reason[reason.isna() & no_growth] = S.RefusalReason.NO_GROWTH_ESTIMATE.value
