@@ -247,3 +247,19 @@ def test_report_lists_every_flagged_curve_with_a_link(run_dir):
     assert "no <code>flags</code> column" in report.review_section(
         SimpleNamespace(metrics=metrics.drop(columns="flags"))
     )
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_review_command_serves_localhost_by_default_and_warns_otherwise(
+    run_dir, tmp_path, monkeypatch, host, warned
+):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    result = CliRunner().invoke(
+        cli, ["review", str(run_dir), "--db", str(tmp_path / "r.sqlite"), "--host", host]
+    )
+    assert result.exit_code == 0, result.output
+    assert served["host"] == host and served["port"] == 8765
+    assert ("no authentication" in " ".join(result.output.split())) is warned

@@ -331,6 +331,10 @@ def export(
     )
 
 
+#: addresses of this machine only (the review app's safe default)
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 @app.command()
 def review(
     run_dir: Annotated[Path, typer.Argument(help="Output directory of doseatlas run")],
@@ -356,6 +360,11 @@ def review(
         _fail(exc)
     import uvicorn
 
+    if host not in LOCAL_HOSTS:
+        console.print(
+            f"[yellow]warning:[/yellow] listening on {_show(host)}: anyone who can reach this address can read "
+            "the run and record decisions (no authentication)"
+        )
     console.print(f"doseatlas review: http://{host}:{port}/ (decisions in {_show(db)})")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
