@@ -420,8 +420,10 @@ def qc_section(result: Any) -> str:
         f'<p class="sub">edge_vehicle_ratio: mean vehicle signal of edge wells over interior wells of the same plate; '
         f"plates below {EDGE_FLAG} are counted as showing edge loss. Responses are normalized per plate to all its "
         "vehicle wells and this run corrects nothing for well position, so an edge effect shows up as extra spread "
-        "in the responses of such plates. To leave edge wells out, drop them from the input (or use a position "
-        "correction option if <code>doseatlas run --help</code> lists one).</p>"
+        "in the responses of such plates; the metrics of those plates carry the flag <code>edge_effect</code> "
+        "(estimated from every well: plates.parquet <code>edge_effect</code>, docs/plates.md), which "
+        "<code>doseatlas export --exclude-flag edge_effect</code> leaves out. To leave edge wells out of the fits, "
+        "drop them from the input.</p>"
     )
     return _table(table.reset_index()) + note
 
