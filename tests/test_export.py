@@ -293,7 +293,7 @@ def groups(draw):
     return rows
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(groups(), st.randoms(use_true_random=False))
 def test_consensus_invariants(rows, rnd):
     row = consensus_row(*rows)

@@ -308,7 +308,7 @@ def _toml_value(value) -> str:
     return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     top=st.dictionaries(_KEYS, _VALUES, max_size=2),
     sources=st.lists(st.dictionaries(_KEYS, _VALUES, max_size=5), max_size=3),

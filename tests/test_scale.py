@@ -82,6 +82,7 @@ def test_partitioned_run_equals_the_in_memory_run(split_input, policy, n_partiti
     assert ours.responses[S.ROW_ID].is_unique
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_tables(split_input):
     ours = run_partitioned(split_input, read=read_part, n_partitions=4, workers=2)
     _assert_same(ours, _in_memory(split_input, "refuse"))
