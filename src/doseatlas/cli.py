@@ -301,7 +301,6 @@ def export(
     Writes to OUT: labels.parquet, matrix_METRIC.parquet with _lower, _upper and _status, drevalpy/ data sets,
     export.json and the marker .doseatlas-output.json.
     """
-    from doseatlas.harmonize.export import ExportOptions
 
     with _cli_spelling():
         try:
@@ -309,21 +308,15 @@ def export(
                                  duration=duration, exclude_flags=exclude_flag)  # fmt: skip
         except DoseatlasError as exc:
             _fail(exc)
-    options = ExportOptions(
-        metrics=tuple(metric or ()),
-        perturbation_type=perturbation_type,
-        duration_h=duration,
-        exclude_flags=tuple(exclude_flag or ()),
-    )
-    summary = result.summary
-    absent = [m for m in options.metrics if m not in summary["metrics"]]
+    summary = result.summary  # the options were checked by the export itself
+    absent = [m for m in (metric or ()) if m not in summary["metrics"]]
     if summary["source_rows"] == 0:
-        console.print(f"note: the run has no {options.perturbation_type} labels to export")
+        console.print(f"note: the run has no {perturbation_type} labels to export")
     elif absent:
         console.print(f"note: the run has no rows of {', '.join(absent)}")
     console.print(
         f"{summary['source_rows']} source labels and {summary['consensus_rows']} consensus labels "
-        f"({options.perturbation_type}); consensus status: {summary['consensus_status']}"
+        f"({perturbation_type}); consensus status: {summary['consensus_status']}"
     )
     console.print(
         f"wrote {out}/ (labels.parquet, {len(summary['matrices'])} matrices x 4, "
