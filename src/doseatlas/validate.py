@@ -15,6 +15,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
+from doseatlas._text import clip
 from doseatlas.errors import DoseatlasError
 
 R = S.RowReason
@@ -56,13 +57,12 @@ QUOTE_LIMIT = 200
 
 
 def _clipped(values: pd.Series) -> pd.Series:
-    """``values`` cut to :data:`QUOTE_LIMIT` characters, a cut one followed by its full length."""
-    length = values.str.len()
-    long = length > QUOTE_LIMIT
+    """``values`` cut to :data:`QUOTE_LIMIT` characters, a cut one followed by its full length (the one form of a
+    cut text: :func:`doseatlas._text.clip`)."""
+    long = values.str.len() > QUOTE_LIMIT
     if not long.any():
         return values
-    cut = values[long].str.slice(0, QUOTE_LIMIT) + "… (" + length[long].map("{:,}".format) + " characters)"
-    return values.where(~long, cut)
+    return values.where(~long, values[long].map(lambda v: clip(v, limit=QUOTE_LIMIT)))  # only the long ones
 
 
 def _quoted(prefix: str, values: pd.Series, suffix: str) -> Callable[[pd.Series], pd.Series]:
