@@ -214,7 +214,7 @@ HOSTILE = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(dataset=HOSTILE, line=HOSTILE, drug=HOSTILE)
 @example(dataset="lab[/bold]", line="\x1b[31mA", drug=r"$\frac{1}{$statinib")
 def test_hostile_names_through_the_whole_run(tmp_path, dataset, line, drug):

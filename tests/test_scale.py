@@ -170,10 +170,9 @@ def test_a_manifest_of_three_formats_gives_the_in_memory_tables(tmp_path):
     manifest = load_manifest(write_study(tmp_path))
     check = functools.partial(check_part_datasets, manifest)
     theirs = run_pipeline(read_manifest(manifest))
-    for n_partitions in (1, 4):
-        ours = run_partitioned(manifest.parts, read=read_source_part, n_partitions=n_partitions,
-                               check_datasets=check)  # fmt: skip
-        _assert_same(ours, theirs)
+    # one partition is tested on the split input above; four put the sources in several buckets
+    ours = run_partitioned(manifest.parts, read=read_source_part, n_partitions=4, check_datasets=check)
+    _assert_same(ours, theirs)
     assert set(theirs.responses[S.DATASET]) == {"lab_a", "GDSC1", "GDSCsmall"}
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(manifest.path), "--engine", "dask", "--out", str(out)])
