@@ -13,7 +13,6 @@ metrics table to Parquet and reading it back with pyarrow. The last line is
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _options import size_options
 
 from doseatlas import schemas as S
 from doseatlas.harmonize.export import ExportOptions, build_labels, matrices
@@ -77,12 +77,7 @@ def metrics_table(*, n_cell_lines: int, n_drugs: int, n_datasets: int, seed: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cell-lines", type=int, default=250)
-    parser.add_argument("--drugs", type=int, default=84)
-    parser.add_argument("--datasets", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = size_options(__doc__, cell_lines=250, drugs=84, datasets=3)
     metrics = metrics_table(
         n_cell_lines=args.cell_lines, n_drugs=args.drugs, n_datasets=args.datasets, seed=args.seed
     )

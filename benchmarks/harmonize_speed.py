@@ -11,11 +11,11 @@ The last line is ``identities_s=<seconds> rows_per_s=<...> ratio_to_merge=<...>`
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import pandas as pd
+from _options import size_options
 
 from doseatlas import schemas as S
 from doseatlas.harmonize import harmonize
@@ -66,12 +66,7 @@ def time_merge_baseline(metrics: pd.DataFrame) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cell-lines", type=int, default=1000)
-    parser.add_argument("--drugs", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = size_options(__doc__, rows=1_000_000, cell_lines=1000, drugs=300)
     metrics = metrics_table(args.rows, cell_lines=args.cell_lines, drugs=args.drugs, seed=args.seed)
     seconds, identities = time_identities(metrics)
     merge = time_merge_baseline(metrics)

@@ -10,10 +10,10 @@ Times the well table alone (layout, population model, noise, DataFrame) and the 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
+from _options import size_options
 
 from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
 from doseatlas.simulate.plates import dataset_wells
@@ -21,12 +21,7 @@ from doseatlas.simulate.pool import plan_dataset, resolve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cell-lines", type=int, default=40)
-    parser.add_argument("--drugs", type=int, default=40)
-    parser.add_argument("--replicates", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = size_options(__doc__, cell_lines=40, drugs=40, replicates=3)
     dataset = DatasetConfig(
         name="bench", plate_format=384, read_times_h=[72.0, 96.0], time_zero=True, replicates=args.replicates
     )
