@@ -21,6 +21,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
+from doseatlas.readouts import ALIASES
 from doseatlas.ingest._common import (
     EXCLUDED_BY_SOURCE,
     finish,
@@ -33,13 +34,8 @@ from doseatlas.ingest._common import (
 
 REQUIRED = ("BARCODE", "POSITION", "TAG", "CELL_LINE_NAME", "DRUG_ID", "CONC", "INTENSITY")
 #: GDSC ``ASSAY`` values -> readout (Glo = CellTiter-Glo, ATP; Syto60 = nucleic-acid stain; resazurin)
-ASSAYS: dict[str, str] = {
-    "glo": S.Readout.ATP,
-    "celltiter-glo": S.Readout.ATP,
-    "syto60": S.Readout.DNA_DYE,
-    "resazurin": S.Readout.RESAZURIN,
-    "rez": S.Readout.RESAZURIN,
-}
+#: (the readout registry's aliases: doseatlas.readouts)
+ASSAYS: dict[str, str] = dict(ALIASES)
 _TREATED = r"^L\d+-D\d+-[A-Z]+$"
 PLATE_COLUMNS_1536 = 48
 
