@@ -43,6 +43,8 @@ class FlagCode:
     LOW_Z_FACTOR = "low_z_factor"
     SIGNAL_INCREASE = "signal_increase"
     READOUT_DISCORDANT = "readout_discordant"
+    READOUT_INTERFERENCE = "readout_interference"
+    READOUT_CAVEAT = "readout_caveat"
     TIME_DEPENDENT = TIME_DEPENDENT
 
 
@@ -74,6 +76,22 @@ FLAGS: tuple[Flag, ...] = (
         "censoring bound of one readout does not meet that of another readout (estimates without an interval "
         "never disagree; rows of the same readout are not compared); every side of the disagreement is flagged",
         "metric rows of the same cell line, perturbation type, perturbagen, duration and metric",
+    ),
+    Flag(
+        FlagCode.READOUT_INTERFERENCE,
+        "the compound gives the readout a signal of its own: at one or more tested concentrations its "
+        "compound-only wells (the drug in cell-free medium) read, over the plate's blank, more than "
+        "`InterferenceOptions.threshold` (0.1) of the vehicle signal of its treated wells, or less than minus it "
+        "(`interfering` in interference.parquet); every metric row of the compound in that data set, readout and "
+        "duration is flagged, whether or not `--interference-correction subtract` corrected its responses",
+        "compound-only wells (interference.parquet, doseatlas.interference)",
+    ),
+    Flag(
+        FlagCode.READOUT_CAVEAT,
+        "the readout supports the metric's response scale only with a caveat (the readout registry, "
+        "docs/readouts.md): GR values and percent growth of a metabolic readout (ATP, resazurin, tetrazolium) "
+        "treat its signal as a cell count",
+        "the readout registry (doseatlas.readouts)",
     ),
     Flag(
         FlagCode.TIME_DEPENDENT,
@@ -140,14 +158,24 @@ def flag_metrics(
     plates: pd.DataFrame,
     dependence: pd.DataFrame,
     options: FlagOptions | None = None,
+    interference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`."""
+    """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`. ``interference``: the
+    run's interference table (:mod:`doseatlas.interference`; none: no compound-only wells)."""
+    from doseatlas.interference import interfering_compounds
+    from doseatlas.readouts import caveat_rows
+
     options = options or FlagOptions()
     metrics = S.with_series(metrics.drop(columns=[S.FLAGS], errors="ignore")).reset_index(drop=True)
     n = len(metrics)
     raised = {
         FlagCode.TIME_DEPENDENT: _time_dependent(metrics, dependence),
         FlagCode.READOUT_DISCORDANT: readout_discordant(metrics),
+        FlagCode.READOUT_INTERFERENCE: _rows_of(
+            metrics, interfering_compounds(interference if interference is not None else pd.DataFrame()),
+            [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
+        ),
+        FlagCode.READOUT_CAVEAT: caveat_rows(metrics),
         **_curve_flags(metrics, responses, plates, options=options),
     }
     metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
