@@ -73,8 +73,10 @@ FLAGS: tuple[Flag, ...] = (
         FlagCode.READOUT_DISCORDANT,
         "the same cell line x perturbagen was measured at the same duration with two or more readouts (in one "
         "or several data sets) and this metric's values disagree beyond their intervals: the 95% interval or "
-        "censoring bound of one readout does not meet that of another readout (estimates without an interval "
-        "never disagree; rows of the same readout are not compared); every side of the disagreement is flagged",
+        "censoring bound of one readout does not meet that of another readout, concentrations widened by "
+        "`FlagOptions.discordant_fold` (2) on each side (readouts measure different things and differ by a little "
+        "for ordinary reasons, e.g. resazurin saturating; estimates without an interval never disagree; rows of "
+        "the same readout are not compared); every side of the disagreement is flagged",
         "metric rows of the same cell line, perturbation type, perturbagen, duration and metric",
     ),
     Flag(
@@ -116,14 +118,20 @@ class FlagOptions:
         ``min_edge_effect`` and its log is more than ``edge_z`` standard errors below 0.
     signal_increase
         ``signal_increase`` when the median relative viability at the top dose exceeds 1 + this.
+    discordant_fold
+        ``readout_discordant`` on concentrations only when the intervals of two readouts are more than this factor
+        apart (each widened by it: 2 = beyond a two-fold difference); other metrics compare their intervals.
     """
 
     min_z_factor: float = 0.5
     min_edge_effect: float = 0.95
     edge_z: float = 3.0
     signal_increase: float = 0.2
+    discordant_fold: float = 2.0
 
     def __post_init__(self) -> None:
+        if not self.discordant_fold >= 1:
+            raise ConfigError(f"flags: discordant_fold must be >= 1, got {self.discordant_fold}")
         for name in ("min_z_factor", "min_edge_effect", "edge_z", "signal_increase"):
             value = getattr(self, name)
             if not np.isfinite(value):
@@ -170,7 +178,7 @@ def flag_metrics(
     n = len(metrics)
     raised = {
         FlagCode.TIME_DEPENDENT: _time_dependent(metrics, dependence),
-        FlagCode.READOUT_DISCORDANT: readout_discordant(metrics),
+        FlagCode.READOUT_DISCORDANT: readout_discordant(metrics, fold=options.discordant_fold),
         FlagCode.READOUT_INTERFERENCE: _rows_of(
             metrics, interfering_compounds(interference if interference is not None else pd.DataFrame()),
             [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
@@ -211,12 +219,17 @@ def _intervals(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.where(refused, np.nan, lo), np.where(refused, np.nan, hi)
 
 
-def readout_discordant(metrics: pd.DataFrame) -> np.ndarray:
+def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarray:
     """True for metric rows whose interval does not meet that of the same metric by another readout (any data
-    set: :data:`READOUT_PAIR_KEY`); rows of the same readout are not compared with each other."""
+    set: :data:`READOUT_PAIR_KEY`); rows of the same readout are not compared with each other. ``fold``: the
+    intervals of concentration metrics are widened by this factor on each side first."""
+    from doseatlas.metrics.registry import MOLAR, REGISTRY
+
     if not len(metrics):
         return np.zeros(0, dtype=bool)
     lo, hi = _intervals(metrics)
+    molar = metrics[S.METRIC].map({m: REGISTRY[m].unit == MOLAR for m in REGISTRY}).eq(True).to_numpy()
+    lo, hi = np.where(molar, lo / fold, lo), np.where(molar, hi * fold, hi)
     key = metrics[READOUT_PAIR_KEY].astype(object)
     codes = key.groupby(READOUT_PAIR_KEY, dropna=False, sort=False).ngroup().to_numpy()
     rows = pd.DataFrame(
