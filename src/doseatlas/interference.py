@@ -36,7 +36,14 @@ CORRECTIONS = ("none", "subtract")
 KEY: list[str] = list(S.INTERFERENCE_KEY)
 #: the columns of the compound-only wells handed from normalization to the interference step
 WELL_COLUMNS: list[str] = [*KEY, S.PLATE, S.COMPOUND_SIGNAL]
-COLUMNS: list[str] = [*KEY, S.COMPOUND_SIGNAL, S.N_COMPOUND_ONLY, S.VEHICLE_SIGNAL, S.INTERFERENCE, S.INTERFERING]
+COLUMNS: list[str] = [
+    *KEY,
+    S.COMPOUND_SIGNAL,
+    S.N_COMPOUND_ONLY,
+    S.VEHICLE_SIGNAL,
+    S.INTERFERENCE,
+    S.INTERFERING,
+]
 _DTYPES = {S.CONCENTRATION: float, S.TIME_H: float, S.COMPOUND_SIGNAL: float, S.N_COMPOUND_ONLY: "int64",
            S.VEHICLE_SIGNAL: float, S.INTERFERENCE: float, S.INTERFERING: bool}  # fmt: skip
 
@@ -93,10 +100,14 @@ def interference_table(
     if not len(compound):
         return _empty(COLUMNS)
     grouped = compound.groupby(KEY, dropna=False, sort=True)[S.COMPOUND_SIGNAL]
-    table = pd.DataFrame({S.COMPOUND_SIGNAL: grouped.median(), S.N_COMPOUND_ONLY: grouped.size()}).reset_index()
+    table = pd.DataFrame(
+        {S.COMPOUND_SIGNAL: grouped.median(), S.N_COMPOUND_ONLY: grouped.size()}
+    ).reset_index()
     per_compound = [c for c in KEY if c != S.CONCENTRATION]
     if len(responses) and S.VEHICLE_SIGNAL in responses:
-        vehicle = responses.groupby(per_compound, dropna=False)[S.VEHICLE_SIGNAL].median().rename(S.VEHICLE_SIGNAL)
+        vehicle = (
+            responses.groupby(per_compound, dropna=False)[S.VEHICLE_SIGNAL].median().rename(S.VEHICLE_SIGNAL)
+        )
         table = table.merge(vehicle.reset_index(), on=per_compound, how="left")
     else:
         table[S.VEHICLE_SIGNAL] = np.nan

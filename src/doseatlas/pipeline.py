@@ -159,7 +159,7 @@ class RunResult:
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
     identities: pd.DataFrame = field(default_factory=pd.DataFrame)
     consistency: pd.DataFrame = field(default_factory=pd.DataFrame)
-    interference: pd.DataFrame = field(default_factory=pd.DataFrame)  # compound-only wells (doseatlas.interference)
+    interference: pd.DataFrame = field(default_factory=pd.DataFrame)  # doseatlas.interference
     options: RunOptions | None = None  # the options the run used (with the reader's metadata merged in)
 
 

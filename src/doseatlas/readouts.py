@@ -39,7 +39,9 @@ class Counts(StrEnum):
     """What a readout's signal counts."""
 
     LIVE_CELLS = "live_cells"  # the number of cells (live cells, or all attached cells of a fixed plate)
-    METABOLIC_ACTIVITY = "metabolic_activity"  # activity of live cells: per-cell signal may change under a drug
+    METABOLIC_ACTIVITY = (
+        "metabolic_activity"  # activity of live cells: per-cell signal may change under a drug
+    )
     BIOMASS = "biomass"  # protein or DNA mass of the cells fixed on the plate (dead attached cells included)
     DEAD_CELLS = "dead_cells"  # cells whose membrane is compromised: rises as cells die
     UNKNOWN = "unknown"
@@ -151,7 +153,14 @@ READOUTS: tuple[ReadoutSpec, ...] = (
         "ethidium homodimer): cells whose membrane is compromised; the signal rises as cells die",
         Counts.DEAD_CELLS,
         RIQ,
-        aliases=("celltox-green", "celltox", "sytox-green", "sytox", "propidium-iodide", "ethidium-homodimer"),
+        aliases=(
+            "celltox-green",
+            "celltox",
+            "sytox-green",
+            "sytox",
+            "propidium-iodide",
+            "ethidium-homodimer",
+        ),
         supports=(),
     ),
     ReadoutSpec(
@@ -283,6 +292,8 @@ def render_markdown() -> str:
         if refused:
             lines.append(f"- **Refused (`readout_not_supported`):** {', '.join(f'`{m}`' for m in refused)}")
         if caveat:
-            lines.append(f"- **Caveat (`readout_caveat`) on:** {', '.join(f'`{m}`' for m in caveat)}: {r.caveat}")
+            lines.append(
+                f"- **Caveat (`readout_caveat`) on:** {', '.join(f'`{m}`' for m in caveat)}: {r.caveat}"
+            )
         lines.append(f"- **Citation:** {r.citation}")
     return "\n".join(lines) + "\n"

@@ -594,7 +594,7 @@ COMPOUND_SIGNAL = "compound_signal"  # median background-subtracted signal of th
 N_COMPOUND_ONLY = "n_compound_only"  # compound-only wells used
 INTERFERENCE = "interference"  # compound_signal / vehicle_signal of the treated wells of the same compound
 INTERFERING = "interfering"  # |interference| above InterferenceOptions.threshold
-INTERFERENCE_SIGNAL = "interference_signal"  # responses: signal subtracted (--interference-correction subtract)
+INTERFERENCE_SIGNAL = "interference_signal"  # responses: the signal subtracted (--interference-correction)
 INTERFERENCE_KEY: tuple[str, ...] = (DATASET, READOUT, TIME_H, PERTURBATION_TYPE, PERTURBAGEN, CONCENTRATION)
 
 #: metrics column written by ``doseatlas run --reviews``: the review decision applied to the row's curve

@@ -21,7 +21,6 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import InputFileError
-from doseatlas.readouts import ALIASES
 from doseatlas.ingest._common import (
     EXCLUDED_BY_SOURCE,
     finish,
@@ -31,6 +30,7 @@ from doseatlas.ingest._common import (
     text_table,
     well_names,
 )
+from doseatlas.readouts import ALIASES
 
 REQUIRED = ("BARCODE", "POSITION", "TAG", "CELL_LINE_NAME", "DRUG_ID", "CONC", "INTENSITY")
 #: GDSC ``ASSAY`` values -> readout (Glo = CellTiter-Glo, ATP; Syto60 = nucleic-acid stain; resazurin)

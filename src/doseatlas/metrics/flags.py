@@ -180,7 +180,8 @@ def flag_metrics(
         FlagCode.TIME_DEPENDENT: _time_dependent(metrics, dependence),
         FlagCode.READOUT_DISCORDANT: readout_discordant(metrics, fold=options.discordant_fold),
         FlagCode.READOUT_INTERFERENCE: _rows_of(
-            metrics, interfering_compounds(interference if interference is not None else pd.DataFrame()),
+            metrics,
+            interfering_compounds(interference if interference is not None else pd.DataFrame()),
             [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
         ),
         FlagCode.READOUT_CAVEAT: caveat_rows(metrics),

@@ -50,8 +50,14 @@ def discordance_config(*, n_planted: int = 2, n_clean: int = 4, n_lines: int = 3
     """ATP and resazurin screens of the same drugs; ``n_planted`` drugs lower ATP per cell by 75% (EC50 0.2 µM)
     without killing and barely act on the cells (as the bundled example's ``atpzolid``)."""
     planted = [
-        Drug(name=f"atpdrop{i + 1}", emax_div=0.25, ec50_div_m=1e-6, hill=1.3, atp_interference=0.75,
-             atp_ec50_m=2e-7)  # fmt: skip
+        Drug(
+            name=f"atpdrop{i + 1}",
+            emax_div=0.25,
+            ec50_div_m=1e-6,
+            hill=1.3,
+            atp_interference=0.75,
+            atp_ec50_m=2e-7,
+        )
         for i in range(n_planted)
     ]
     drugs = planted + [_drug(i) for i in range(n_clean)]
@@ -94,7 +100,9 @@ def ic50_error(metrics: pd.DataFrame, truth: pd.DataFrame, perturbagens: list[st
     key = [S.DATASET, S.CELL_LINE, S.PERTURBAGEN, S.DURATION_H]
     ours = metrics[(metrics[S.METRIC] == "ic50") & metrics[S.PERTURBAGEN].isin(perturbagens)]
     true = truth[truth[S.METRIC] == "ic50"]
-    both = ours[[*key, S.VALUE, S.STATUS]].merge(true[[*key, S.VALUE, S.STATUS]], on=key, suffixes=("", "_true"))
+    both = ours[[*key, S.VALUE, S.STATUS]].merge(
+        true[[*key, S.VALUE, S.STATUS]], on=key, suffixes=("", "_true")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         both["log10_error"] = np.log10(both[S.VALUE].to_numpy(float) / both["value_true"].to_numpy(float))
     return both

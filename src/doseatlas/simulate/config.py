@@ -101,7 +101,9 @@ class Drug(_Model):
     def _finite(self) -> Drug:
         unknown = sorted(set(self.interference) - set(SIMULATED_READOUTS))
         if unknown:
-            raise ValueError(f"drug {self.name!r}: interference names unknown readout(s) {', '.join(unknown)}")
+            raise ValueError(
+                f"drug {self.name!r}: interference names unknown readout(s) {', '.join(unknown)}"
+            )
         if not all(math.isfinite(v) for v in self.interference.values()):
             raise ValueError(f"drug {self.name!r}: interference signals must be finite")
         values = [self.ec50_div_m, self.ec50_death_m, self.atp_ec50_m, *self.sensitivity.values()]

@@ -294,7 +294,7 @@ def _signals(
         capacity=np.array([c.capacity_cells or np.inf for c in plan.lines])[li],
     )
     mean = plan.readout.signal(live, dead, cond.atp[li, ci]) * noise["gain"] * noise["edge"] * noise["mult"]
-    mean = mean + background + cond.interference[ci] * noise["gain"]  # the compound's own signal, cells or not
+    mean = mean + background + cond.interference[ci] * noise["gain"]  # the compound's own signal
     if ds.readout == S.Readout.NUCLEI_COUNT and ds.counting_noise and not ds.noiseless:
         mean = rng.poisson(mean).astype(float)
     return mean + noise["add"], seeding
