@@ -96,7 +96,7 @@ READOUTS: tuple[ReadoutSpec, ...] = (
         "ATP of the cells in the well (luciferase light): metabolically active cells",
         Counts.METABOLIC_ACTIVITY,
         "Crouch SPM et al. J Immunol Methods 160:81-88 (1993); " + RIQ,
-        aliases=("celltiter-glo", "ctg", "glo", "cellTiter-glo 2.0", "atplite", "viacount-atp"),
+        aliases=("celltiter-glo", "ctg", "glo", "celltiter-glo 2.0", "atplite", "viacount-atp"),
         caveat_scales=GROWTH_SCALES,
         caveat=_METABOLIC_CAVEAT + "; drugs that lower ATP per cell without killing read as potent",
     ),
