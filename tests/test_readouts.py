@@ -92,12 +92,12 @@ def test_a_dead_cell_dye_run_refuses_every_viability_metric_and_atp_growth_value
         cell_lines=[CellLine(name="CL01", doubling_time_h=24.0)],
         drugs=[Drug(name="tox", ec50_div_m=1e-7, death_max_per_h=0.05, ec50_death_m=3e-7)],
         datasets=[
-            DatasetConfig(name="dye", readout="dna_dye", time_zero=True, replicates=2),
+            DatasetConfig(name="dye", readout="dead_cell_dye", time_zero=True, replicates=2),
             DatasetConfig(name="glo", readout="atp", time_zero=True, replicates=2),
         ],
     )
     wells = simulate(config, seed=1).wells
-    wells[S.READOUT] = wells[S.READOUT].replace({"dna_dye": "CellTox Green"})  # a dead-cell dye, as named
+    wells[S.READOUT] = wells[S.READOUT].replace({"dead_cell_dye": "CellTox Green"})  # as a source names it
     result = run_pipeline(canonical_columns(wells, source="sim"))
     metrics = result.metrics
     dye = metrics[metrics[S.READOUT] == "dead_cell_dye"]

@@ -22,6 +22,7 @@ SIMULATED_READOUTS: tuple[str, ...] = (
     S.Readout.SRB,
     S.Readout.NUCLEI_COUNT,
     S.Readout.DNA_DYE,
+    S.Readout.DEAD_CELL_DYE,
 )
 
 #: per readout: (signal_scale, background, additive_sd) used when the data set leaves them unset
@@ -31,6 +32,7 @@ READOUT_DEFAULTS: dict[str, tuple[float, float, float]] = {
     S.Readout.SRB: (2e-5, 0.05, 0.005),  # OD per cell-equivalent of protein
     S.Readout.NUCLEI_COUNT: (1.0, 0.0, 0.0),  # nuclei per live cell
     S.Readout.DNA_DYE: (5.0, 200.0, 50.0),  # RFU per dead cell
+    S.Readout.DEAD_CELL_DYE: (5.0, 200.0, 50.0),  # RFU per dead cell
 }
 
 
