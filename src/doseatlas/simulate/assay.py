@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas.errors import SimulationError
 from doseatlas.simulate.config import CellLine, DatasetConfig, Drug, SimulationConfig
 
 
@@ -37,7 +38,9 @@ def interference_config(
     """``n_interfering`` drugs (the 7th, 8th, ...) adding up to ``signal`` (signal units of ``readout``; 6000 is about 45% of a
     resazurin vehicle well) at high doses (EC50 of the interference 1 µM) and ``n_clean`` drugs without,
     screened on ``n_lines`` cell lines with compound-only wells."""
-    first = 6  # the interfering drugs have EC50s of 0.3-1 µM, where their own signal is already large
+    first = 6  # drugs 7, 8, ...: EC50s of 0.3-1 µM, where their own signal is already large
+    if n_interfering + n_clean < first + n_interfering:
+        raise SimulationError("interference_config needs n_clean >= 6 (the interfering drugs come after)")
     drugs = [
         _drug(i, interference={readout: signal} if first <= i < first + n_interfering else {})
         for i in range(n_interfering + n_clean)
