@@ -10,9 +10,10 @@ import pytest
 
 from doseatlas import schemas as S
 from doseatlas.ingest import canonical_columns
+from doseatlas.metrics.convert import ConversionOptions
 from doseatlas.metrics.flags import has_flag
 from doseatlas.metrics.registry import METRICS
-from doseatlas.pipeline import run_pipeline
+from doseatlas.pipeline import RunOptions, run_pipeline
 from doseatlas.readouts import (
     ALIASES,
     READOUTS,
@@ -98,11 +99,15 @@ def test_a_dead_cell_dye_run_refuses_every_viability_metric_and_atp_growth_value
     )
     wells = simulate(config, seed=1).wells
     wells[S.READOUT] = wells[S.READOUT].replace({"dead_cell_dye": "CellTox Green"})  # as a source names it
-    result = run_pipeline(canonical_columns(wells, source="sim"))
+    options = RunOptions(conversion=ConversionOptions(targets=(48.0,)))
+    result = run_pipeline(canonical_columns(wells, source="sim"), options=options)
     metrics = result.metrics
     dye = metrics[metrics[S.READOUT] == "dead_cell_dye"]
     assert len(dye) and (dye[S.STATUS] == "refused").all()
     assert dye[S.REASON].eq("readout_not_supported").all() and dye[S.VALUE].isna().all()
+    converted = result.converted[result.converted[S.READOUT] == "dead_cell_dye"]
+    assert len(converted) and converted[S.REASON].eq("readout_not_supported").all()
+    assert (result.converted.loc[result.converted[S.READOUT] == "atp", S.STATUS] != "refused").any()
     glo = metrics[metrics[S.READOUT] == "atp"]
     growth = glo[S.SCALE].isin([S.GR, S.PERCENT_GROWTH]).to_numpy()
     assert has_flag(glo[S.FLAGS], "readout_caveat").to_numpy().tolist() == growth.tolist()

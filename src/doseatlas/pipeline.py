@@ -324,6 +324,7 @@ def time_tables(
         dependence=dependence,
         metric_options=options.metrics,
     )
+    converted = refuse_unsupported(converted)  # as the metrics they convert (the readout registry)
     return {"growth": growth, "converted": converted, "time_dependence": dependence}
 
 
