@@ -394,7 +394,7 @@ def consistency_step(
     """
     from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 
-    metrics = with_auc_common(metrics, curves)
+    metrics = refuse_unsupported(with_auc_common(metrics, curves))  # auc_common of a readout too (registry)
     return metrics, consistency_table(metrics, published=published)
 
 
@@ -488,6 +488,7 @@ def whole_run_steps(
     interference = tables.get("interference", pd.DataFrame())
     curves, metrics = dip_step(dip, curves, metrics, options=options)
     metrics = refuse_unsupported(metrics)  # the readout registry: a metric its readout does not support
+    # (before the consistency step compares data sets, which refuses the auc_common rows it adds the same way)
     tick("harmonize")
     responses, curves, metrics, plates, identities = harmonize_tables(
         responses, curves, metrics, plates, options=options.harmonize
