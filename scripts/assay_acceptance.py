@@ -1,20 +1,38 @@
-"""Issue 13 acceptance figures: plate-position (edge effect) detection on simulated plates with known truth.
+"""Issue 13 acceptance figures on simulated plates with known truth.
 
-Prints, per plate format, the share of plates flagged ``edge_effect`` with a planted 20% edge loss (target
->= 95%) and without (target <= 5%), and the median estimated edge effect. ``--quick`` runs a smaller version
-(the default test suite runs the same measurement in tests/test_spatial.py).
+* ``edge``: per plate format, the share of plates flagged ``edge_effect`` with a planted 20% edge loss (target
+  >= 95%) and without (target <= 5%), and the median estimated edge effect;
+* ``interference``: drugs with a planted signal of their own on the readout (compound-only wells on cell-free
+  plates): the share of planted and of clean drugs flagged ``readout_interference`` (targets 100% and <= 5%), and
+  the IC50 of the planted drugs against the truth without and with ``--interference-correction subtract``;
+* ``discordance``: ATP and resazurin screens of the same drugs, some lowering ATP per cell without killing: the
+  share of IC50 rows flagged ``readout_discordant`` for planted and for clean drugs.
+
+``--quick`` runs a smaller version (the default test suite runs the same measurements in tests/test_spatial.py
+and tests/test_interference.py); ``--part`` runs one of them.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 
+from doseatlas import schemas as S
 from doseatlas.ingest import canonical_columns
+from doseatlas.interference import InterferenceOptions
 from doseatlas.metrics.flags import FlagCode, FlagOptions, plate_flags
+from doseatlas.pipeline import RunOptions, run_pipeline
 from doseatlas.qc import PLATE_KEY
 from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+from doseatlas.simulate.assay import (
+    discordance_config,
+    discordance_detection,
+    ic50_error,
+    interference_config,
+    interference_detection,
+)
 from doseatlas.spatial import EDGE_EFFECT, edge_effects, well_positions
 from doseatlas.validate import validate_wells
 
@@ -57,11 +75,69 @@ def measure(seeds: range) -> pd.DataFrame:
     )
 
 
+def interference(seeds: range) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(detection per seed and drug kind, IC50 of the planted drugs without and with the correction)."""
+    found, errors = [], []
+    subtract = RunOptions(interference=InterferenceOptions(correction="subtract"))
+    for seed in seeds:
+        sim = simulate(interference_config(n_interfering=3, n_clean=9), seed=seed)
+        raw = canonical_columns(sim.wells, source="sim")
+        planted = sorted(
+            sim.interference.loc[sim.interference[S.COMPOUND_SIGNAL] > 0, S.PERTURBAGEN].unique()
+        )
+        for correction, options in (("none", RunOptions()), ("subtract", subtract)):
+            metrics = run_pipeline(raw, options=options).metrics
+            found.append(interference_detection(sim.interference, metrics).assign(correction=correction))
+            errors.append(ic50_error(metrics, sim.truth, planted).assign(correction=correction))
+    found, errors = pd.concat(found, ignore_index=True), pd.concat(errors, ignore_index=True)
+    detection = found.groupby(["correction", "planted"]).agg(
+        drugs=("flagged", "size"), flagged=("flagged", "mean")
+    )
+    errors["same_status"] = errors[S.STATUS] == errors["status_true"]
+    errors["abs_log10_error"] = errors["log10_error"].abs()
+    accuracy = errors.groupby("correction").agg(
+        curves=("same_status", "size"),
+        same_status_as_truth=("same_status", "mean"),
+        median_abs_log10_error=("abs_log10_error", "median"),
+        within_2_fold=("abs_log10_error", lambda e: float(np.mean(e < np.log10(2)))),
+    )
+    return detection.reset_index(), accuracy.reset_index()
+
+
+def discordance(seeds: range) -> pd.DataFrame:
+    """Share of IC50 rows flagged ``readout_discordant`` for drugs lowering ATP per cell and for clean drugs."""
+    frames = []
+    for seed in seeds:
+        sim = simulate(discordance_config(n_planted=2, n_clean=6), seed=seed)
+        metrics = run_pipeline(canonical_columns(sim.wells, source="sim")).metrics
+        frames.append(discordance_detection(metrics, ["atpdrop1", "atpdrop2"]))
+    table = pd.concat(frames, ignore_index=True)
+    return (
+        table.groupby(["planted", S.READOUT])
+        .agg(rows=("flagged", "size"), flagged=("flagged", "mean"))
+        .reset_index()
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--part", choices=("edge", "interference", "discordance"), default=None)
     args = parser.parse_args()
-    print(measure(range(2) if args.quick else range(10)).to_string(index=False))
+    seeds = range(2) if args.quick else range(10)
+    if args.part in (None, "edge"):
+        print(measure(seeds).to_string(index=False))
+    if args.part in (None, "interference"):
+        detection, accuracy = interference(seeds)
+        print("\nreadout_interference (3 interfering + 9 clean drugs x 3 cell lines per seed, resazurin)")
+        print(detection.to_string(index=False))
+        print("\nIC50 of the interfering drugs against the truth")
+        print(accuracy.to_string(index=False))
+    if args.part in (None, "discordance"):
+        print(
+            "\nreadout_discordant on IC50 (ATP and resazurin; 2 drugs lowering ATP per cell + 6 clean per seed)"
+        )
+        print(discordance(seeds).to_string(index=False))
 
 
 if __name__ == "__main__":

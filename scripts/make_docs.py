@@ -1,4 +1,4 @@
-"""Regenerate docs/metrics.md (and its figure) and docs/reasons.md from the metric registry; a test checks that it is in sync."""
+"""Regenerate docs/metrics.md (and its figure), docs/reasons.md and docs/readouts.md from the registries; tests check that they are in sync."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from doseatlas.metrics import render_markdown
 from doseatlas.metrics.compute import sigmoid
+from doseatlas.readouts import render_markdown as render_readouts
 from doseatlas.reasons import render_markdown as render_reasons
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -37,7 +38,8 @@ def main() -> None:
     ic50_vs_ec50_figure(DOCS / "img" / "ic50_vs_ec50.png")
     (DOCS / "metrics.md").write_text(render_markdown(), encoding="utf-8")
     (DOCS / "reasons.md").write_text(render_reasons(), encoding="utf-8")
-    print(f"wrote {DOCS / 'metrics.md'}, {DOCS / 'reasons.md'} and docs/img/ic50_vs_ec50.png")
+    (DOCS / "readouts.md").write_text(render_readouts(), encoding="utf-8")
+    print(f"wrote {DOCS / 'metrics.md'}, {DOCS / 'reasons.md'}, {DOCS / 'readouts.md'} and docs/img/ic50_vs_ec50.png")
 
 
 if __name__ == "__main__":

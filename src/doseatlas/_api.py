@@ -19,7 +19,7 @@ from doseatlas.errors import ConfigError, DoseatlasError
 EXAMPLE = "example_wells.parquet"
 #: the tables of a run result, in the order they are written (``<name>.parquet``)
 TABLES = ("responses", "curves", "metrics", "ledger", "plates", "identities", "consistency", "growth",
-          "converted", "time_dependence", "dip")  # fmt: skip
+          "converted", "time_dependence", "dip", "interference")  # fmt: skip
 
 
 def example_path() -> Path:
@@ -80,9 +80,10 @@ class Result:
     responses, curves, metrics, ledger, plates
         Treated wells with their responses; fitted curves; metrics with status and bounds; rejected input rows
         with their reasons; per-plate QC.
-    identities, consistency, growth, converted, time_dependence, dip
+    identities, consistency, growth, converted, time_dependence, dip, interference
         Resolved names; agreement of data sets; control growth; metrics converted to target durations;
-        time-dependent drugs; DIP rates (empty tables when the run has none).
+        time-dependent drugs; DIP rates; compounds' own signal in compound-only wells (empty tables when the
+        run has none).
     summary
         Counts (rows read = rows used + rows in the ledger), warnings and notes (``summary.json``).
     provenance
@@ -100,6 +101,7 @@ class Result:
     converted: pd.DataFrame
     time_dependence: pd.DataFrame
     dip: pd.DataFrame
+    interference: pd.DataFrame
     summary: dict[str, Any]
     provenance: dict[str, Any]
     _inputs: list[Path] = field(default_factory=list, repr=False, init=False)

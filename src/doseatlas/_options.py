@@ -25,6 +25,7 @@ from doseatlas._spelling import spell
 from doseatlas.durations import DurationOptions
 from doseatlas.errors import ConfigError
 from doseatlas.ingest import READERS
+from doseatlas.interference import InterferenceOptions
 from doseatlas.metrics import MetricOptions
 from doseatlas.metrics.convert import ConversionOptions
 from doseatlas.normalize import NormalizationOptions
@@ -128,6 +129,20 @@ class RunSettings:
             "Pool the seeding densities of a curve after normalization (each well normalized by its own "
             "density's controls), as GDSC's own fits do; default: each density is its own curve",
             flag="--pool-seeding",
+        ),
+    )
+    interference_correction: str = field(
+        default=_default(InterferenceOptions, "correction"),
+        metadata=_help(
+            "none (compound-only wells give interference.parquet and the readout_interference flag) or "
+            "subtract (also subtract each compound's own signal in cell-free medium from its treated wells "
+            "before normalization; see docs/plates.md)"
+        ),
+    )
+    interference_threshold: float = field(
+        default=_default(InterferenceOptions, "threshold"),
+        metadata=_help(
+            "Flag readout_interference when a compound alone reads above this fraction of the vehicle signal"
         ),
     )
     reviews: str | Path | None = field(
@@ -244,6 +259,9 @@ class RunSettings:
             pool_series=bool(self.pool_series),
             pool_seeding=bool(self.pool_seeding),
             harmonize=harmonize_options(*self.identity_files(manifest)),
+            interference=InterferenceOptions(
+                correction=self.interference_correction, threshold=self.interference_threshold
+            ),
         )
 
     def identity_files(self, manifest: Any = None) -> tuple[Path | None, Path | None]:

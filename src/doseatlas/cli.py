@@ -208,7 +208,9 @@ def simulate(
     n_cell_lines: Annotated[int, typer.Option(help="Cell lines drawn from the seed (--no-example)")] = 4,
     n_drugs: Annotated[int, typer.Option(help="Drugs drawn from the seed (--no-example)")] = 4,
     n_genetic: Annotated[int, typer.Option(help="Genetic perturbations (--no-example)")] = 0,
-    readout: Annotated[str, typer.Option(help="atp, resazurin, srb, nuclei_count or dna_dye")] = "atp",
+    readout: Annotated[
+        str, typer.Option(help="atp, resazurin, srb, nuclei_count, dna_dye or dead_cell_dye")
+    ] = "atp",
     read_times: Annotated[str, typer.Option(help="Comma-separated read times in hours")] = "72",
     plate_format: Annotated[int, typer.Option(help="96 or 384 wells")] = 96,
     replicates: Annotated[int, typer.Option(help="Replicate wells per dose")] = 3,

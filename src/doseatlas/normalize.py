@@ -189,6 +189,20 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
     return treated.drop(columns=[S.ROLE]).reset_index(drop=True)
 
 
+def responses_from_signal(
+    x: pd.Series, treated: pd.DataFrame, *, options: NormalizationOptions | None = None
+) -> dict[str, pd.Series | np.ndarray]:
+    """The response columns (the three scales, their reasons, the GR source and doubling time) of treated rows
+    whose control summaries are attached (a responses table), from background-subtracted signals ``x`` (e.g.
+    less a compound's own signal: :mod:`doseatlas.interference`); the formulas of :func:`normalize`."""
+    options = options or NormalizationOptions()
+    return {
+        **_relative_viability(x, treated),
+        **_percent_growth(x, treated),
+        **_gr(x, treated, options=options),
+    }
+
+
 def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: pd.DataFrame) -> pd.DataFrame:
     plate_key = [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
     on_plate = treated.merge(per_plate, on=plate_key, how="left")

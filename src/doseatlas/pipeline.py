@@ -24,6 +24,7 @@ from doseatlas.fit.table import in_response_units
 from doseatlas.growth import growth_table
 from doseatlas.harmonize import HarmonizeOptions, apply_identities, harmonize
 from doseatlas.harmonize.identities import identity_notes, identity_summary
+from doseatlas.interference import InterferenceOptions, compound_wells, interference_step
 from doseatlas.metrics import MetricOptions, compute_metrics
 from doseatlas.metrics.bounds import with_bound_columns
 from doseatlas.metrics.convert import ConversionOptions, convert_metrics
@@ -31,6 +32,7 @@ from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.qc import plate_qc
+from doseatlas.readouts import refuse_unsupported
 from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
@@ -127,6 +129,7 @@ class RunOptions:
     pool_seeding: bool = False
     harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
     flags: FlagOptions = field(default_factory=FlagOptions)
+    interference: InterferenceOptions = field(default_factory=InterferenceOptions)
 
     def as_record(self) -> dict[str, Any]:
         """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
@@ -156,6 +159,7 @@ class RunResult:
     time_dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
     identities: pd.DataFrame = field(default_factory=pd.DataFrame)
     consistency: pd.DataFrame = field(default_factory=pd.DataFrame)
+    interference: pd.DataFrame = field(default_factory=pd.DataFrame)  # doseatlas.interference
     options: RunOptions | None = None  # the options the run used (with the reader's metadata merged in)
 
 
@@ -204,6 +208,7 @@ TABLE_ORDER: dict[str, tuple[str, ...]] = {
     "converted": (*S.CURVE_KEY, "source_duration_h", S.METRIC),
     "time_dependence": (*(k for k in S.CURVE_KEY if k != S.DURATION_H), S.METRIC),
     "dip": (S.DATASET, S.PLATE, S.WELL),
+    "interference": S.INTERFERENCE_KEY,
 }
 
 
@@ -319,6 +324,7 @@ def time_tables(
         dependence=dependence,
         metric_options=options.metrics,
     )
+    converted = refuse_unsupported(converted)  # as the metrics they convert (the readout registry)
     return {"growth": growth, "converted": converted, "time_dependence": dependence}
 
 
@@ -388,7 +394,7 @@ def consistency_step(
     """
     from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 
-    metrics = with_auc_common(metrics, curves)
+    metrics = refuse_unsupported(with_auc_common(metrics, curves))  # auc_common of a readout too (registry)
     return metrics, consistency_table(metrics, published=published)
 
 
@@ -479,12 +485,16 @@ def whole_run_steps(
     responses, curves, metrics, plates, dip = (
         tables[k] for k in ("responses", "curves", "metrics", "plates", "dip")
     )
+    interference = tables.get("interference", pd.DataFrame())
     curves, metrics = dip_step(dip, curves, metrics, options=options)
+    metrics = refuse_unsupported(metrics)  # the readout registry: a metric its readout does not support
+    # (before the consistency step compares data sets, which refuses the auc_common rows it adds the same way)
     tick("harmonize")
     responses, curves, metrics, plates, identities = harmonize_tables(
         responses, curves, metrics, plates, options=options.harmonize
     )
     dip = apply_identities(dip, identities) if len(dip) else dip
+    interference = apply_identities(interference, identities) if len(interference) else interference
     tick("consistency")
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
@@ -495,6 +505,7 @@ def whole_run_steps(
         plates=plates,
         dependence=timed["time_dependence"],
         options=options.flags,
+        interference=interference,
     )
     metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
     curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
@@ -504,11 +515,21 @@ def whole_run_steps(
         "metric_rows": len(metrics),
         "identities": identity_summary(identities),
         "flags": flag_counts(metrics),
+        "interfering_compounds": _interfering_count(interference),
         **time_summary(timed),
     }
     out = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,
-           "identities": identities, "consistency": consistency, **timed}  # fmt: skip
+           "identities": identities, "consistency": consistency, "interference": interference,
+           **timed}  # fmt: skip
     return out, added, identity_notes(identities)
+
+
+def _interfering_count(interference: pd.DataFrame) -> int:
+    """Compounds (data set, readout, time, perturbagen) with an interfering concentration."""
+    if not len(interference) or S.INTERFERING not in interference:
+        return 0
+    hit = interference[interference[S.INTERFERING].astype(bool)]
+    return len(hit[[S.DATASET, S.READOUT, S.TIME_H, S.PERTURBATION_TYPE, S.PERTURBAGEN]].drop_duplicates())
 
 
 def _merged_attrs(tables: Sequence[pd.DataFrame]) -> dict[str, Any]:
@@ -546,6 +567,10 @@ def run_pipeline(
     tick = progress or (lambda _step: None)
     tick("validate")
     checked, responses = _validate_and_normalize(raw, options=options, tick=tick)
+    responses, interference = interference_step(
+        responses, compound_wells(checked.clean), options=options.interference,
+        normalization=options.normalization,
+    )  # fmt: skip
     tick("fit")
     curves = fit_all_scales(responses, options=options.fit)
     tick("metrics")
@@ -557,7 +582,7 @@ def run_pipeline(
     dip = sort_table(dip_rates(checked.clean), "dip")
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": sort_table(plates, "plates"),
-              "dip": dip}  # fmt: skip
+              "dip": dip, "interference": sort_table(interference, "interference")}  # fmt: skip
     tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
     summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, tables["responses"])

@@ -40,6 +40,7 @@ from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
 from doseatlas.harmonize import HarmonizeOptions
 from doseatlas.ingest import merged_attrs
+from doseatlas.interference import compound_wells, interference_step
 from doseatlas.io import read_piece, spill_directory, write_piece
 from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import (
@@ -192,6 +193,9 @@ def _normalize_bucket(
     plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
     for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
+    compound = compound_wells(checked.clean)  # with the responses of their (dataset, perturbagen)
+    for target, piece in enumerate(_split_by(compound, _curve_buckets(compound, n), n)):
+        write_piece(piece, _piece(spill, "compound", target, bucket))
     return _Normalized(
         ledger=checked.ledger,
         plates=plates,
@@ -203,12 +207,17 @@ def _normalize_bucket(
 
 
 def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, *_after):
-    """Step 3: fit and compute the metrics of every curve of one bucket; returns (responses, curves, metrics)."""
+    """Step 3: the interference step, then fit and compute the metrics of every curve of one bucket; returns
+    (responses, curves, metrics, interference)."""
     responses = pd.concat(
         [read_piece(_piece(spill, "responses", bucket, j)) for j in range(n)], ignore_index=True
     )
+    compound = _concat([read_piece(_piece(spill, "compound", bucket, j)) for j in range(n)])
+    responses, interference = interference_step(
+        responses, compound, options=options.interference, normalization=options.normalization
+    )
     curves = fit_all_scales(responses, options=options.fit)
-    return responses, curves, compute_metrics(responses, curves, options=options.metrics)
+    return responses, curves, compute_metrics(responses, curves, options=options.metrics), interference
 
 
 def _graph(
@@ -313,7 +322,7 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning)."""
-    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], []]
+    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], []]
     fitted.clear()  # each table's pieces are released once it is concatenated
     # in the order of the output tables before the steps that work on the whole run (as the in-memory run)
     responses = sort_table(_concat(_drain(parts[0])), "responses")
@@ -325,7 +334,9 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
                        responses)  # fmt: skip
     dip = sort_table(_concat([n.dip for n in normalized]), "dip")
-    tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip}
+    interference = sort_table(_concat(_drain(parts[3])), "interference")
+    tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,
+              "interference": interference}  # fmt: skip
     tables, added, notes = whole_run_steps(tables, options=options)
     summary.update(added)
     if notes:

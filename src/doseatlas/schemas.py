@@ -70,6 +70,9 @@ class Role(StrEnum):
     BLANK = "blank"
     TIME_ZERO = "time_zero"
     POSITIVE_CONTROL = "positive_control"
+    #: the drug at its concentrations in cell-free medium (no cells): what the compound itself gives the readout
+    #: (doseatlas.interference); carries perturbation_type drug, perturbagen and concentration like a treated well
+    COMPOUND_ONLY = "compound_only"
 
 
 class PerturbationType(StrEnum):
@@ -94,6 +97,7 @@ class Readout(StrEnum):
     SRB = "srb"
     NUCLEI_COUNT = "nuclei_count"
     DNA_DYE = "dna_dye"
+    DEAD_CELL_DYE = "dead_cell_dye"  # a cell-impermeant DNA dye on live cultures: counts dead cells
     MTS = "mts"
     OTHER = "other"
     UNKNOWN = "unknown"  # the source does not say (recorded, never guessed)
@@ -514,6 +518,7 @@ class RefusalReason(StrEnum):
     SOURCES_DISAGREE = "sources_disagree"  # consensus labels of doseatlas export
     ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
     REJECTED_IN_REVIEW = "rejected_in_review"  # a reviewer rejected the curve (doseatlas run --reviews)
+    READOUT_NOT_SUPPORTED = "readout_not_supported"  # the readout does not measure what the metric reads
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -576,7 +581,21 @@ REFUSAL_MEANING: dict[str, str] = {
         "a reviewer rejected the curve in doseatlas review; the run applied the decision (doseatlas run "
         "--reviews): the reviewer's reason is in the review database and the run's provenance"
     ),
+    RefusalReason.READOUT_NOT_SUPPORTED: (
+        "the readout does not measure what the metric's response scale assumes (e.g. a dead-cell dye read as "
+        "viability): the readout registry (docs/readouts.md) lists the metrics each readout supports"
+    ),
 }
+
+# --------------------------------------------------------------------------- readout interference
+# interference.parquet: one row per (dataset, readout, time, perturbagen, concentration) with compound-only wells
+# (doseatlas.interference): what the compound gives the readout in cell-free medium, against the vehicle's signal
+COMPOUND_SIGNAL = "compound_signal"  # median background-subtracted signal of the compound-only wells
+N_COMPOUND_ONLY = "n_compound_only"  # compound-only wells used
+INTERFERENCE = "interference"  # compound_signal / vehicle_signal of the treated wells of the same compound
+INTERFERING = "interfering"  # |interference| above InterferenceOptions.threshold
+INTERFERENCE_SIGNAL = "interference_signal"  # responses: the signal subtracted (--interference-correction)
+INTERFERENCE_KEY: tuple[str, ...] = (DATASET, READOUT, TIME_H, PERTURBATION_TYPE, PERTURBAGEN, CONCENTRATION)
 
 #: metrics column written by ``doseatlas run --reviews``: the review decision applied to the row's curve
 #: ("accepted", "rejected") or null where no reviewer decided

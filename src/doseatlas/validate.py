@@ -17,6 +17,7 @@ from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
 from doseatlas._text import clip
 from doseatlas.errors import DoseatlasError
+from doseatlas.readouts import canonical_readouts
 
 R = S.RowReason
 
@@ -24,6 +25,8 @@ _ROLES = {r.value for r in S.Role}
 _READOUTS = {r.value for r in S.Readout}
 _PTYPES = {p.value for p in S.PerturbationType}
 _GENETIC = {p.value for p in S.GENETIC_PERTURBATIONS}
+#: roles whose rows carry a perturbation and its concentration (a compound-only well: the drug without cells)
+_DOSED = {S.Role.TREATED.value, S.Role.COMPOUND_ONLY.value}
 
 
 @dataclass(frozen=True)
@@ -179,8 +182,15 @@ def _check_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Se
 
 def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
     """Perturbation type, perturbagen, concentration and unit; returns concentration in molar."""
-    treated = t[S.ROLE] == S.Role.TREATED
+    treated = t[S.ROLE].isin(_DOSED)
     ptype = t[S.PERTURBATION_TYPE]
+    compound_only = t[S.ROLE] == S.Role.COMPOUND_ONLY
+    p.add(
+        compound_only & ptype.isin(_GENETIC),
+        S.PERTURBATION_TYPE,
+        R.INCONSISTENT_ROLE,
+        "a compound_only well holds a drug in cell-free medium, not a genetic perturbation",
+    )
     p.add(
         treated & ~ptype.isin(_PTYPES),
         S.PERTURBATION_TYPE,
@@ -288,6 +298,7 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
         c: stripped_text(raw[c]) if c in raw or c not in S.OPTIONAL_WELL_COLUMNS else empty
         for c in S.WELL_COLUMNS
     }
+    text[S.READOUT] = canonical_readouts(text[S.READOUT])  # a source's alias (CellTiter-Glo) is its readout
     problems = _Problems(raw.index)
     _check_record(raw, text, problems)
     _check_identifiers(text, problems)
@@ -317,7 +328,7 @@ def _result(raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems) -> Vali
 
 
 def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) -> pd.DataFrame:
-    treated = text[S.ROLE] == S.Role.TREATED
+    treated = text[S.ROLE].isin(_DOSED)
     out = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.ROLE, S.READOUT)})
     out[S.PERTURBATION_TYPE] = text[S.PERTURBATION_TYPE].where(treated, "")
     out[S.PERTURBAGEN] = text[S.PERTURBAGEN].where(treated, "")
@@ -387,6 +398,7 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
         for c in S.RESPONSE_TABLE_COLUMNS
     }
     text[S.ROLE] = pd.Series(S.Role.TREATED.value, index=raw.index, dtype=object)
+    text[S.READOUT] = canonical_readouts(text[S.READOUT])
     problems = _Problems(raw.index)
     _check_record(raw, text, problems)
     for column in (S.DATASET, S.CELL_LINE):

@@ -30,16 +30,12 @@ from doseatlas.ingest._common import (
     text_table,
     well_names,
 )
+from doseatlas.readouts import ALIASES
 
 REQUIRED = ("BARCODE", "POSITION", "TAG", "CELL_LINE_NAME", "DRUG_ID", "CONC", "INTENSITY")
 #: GDSC ``ASSAY`` values -> readout (Glo = CellTiter-Glo, ATP; Syto60 = nucleic-acid stain; resazurin)
-ASSAYS: dict[str, str] = {
-    "glo": S.Readout.ATP,
-    "celltiter-glo": S.Readout.ATP,
-    "syto60": S.Readout.DNA_DYE,
-    "resazurin": S.Readout.RESAZURIN,
-    "rez": S.Readout.RESAZURIN,
-}
+#: (the readout registry's aliases: doseatlas.readouts)
+ASSAYS: dict[str, str] = dict(ALIASES)
 _TREATED = r"^L\d+-D\d+-[A-Z]+$"
 PLATE_COLUMNS_1536 = 48
 

@@ -139,6 +139,7 @@ RUN_TABLES = (
     "converted",
     "time_dependence",
     "dip",
+    "interference",
 )
 
 

@@ -43,6 +43,8 @@ class FlagCode:
     LOW_Z_FACTOR = "low_z_factor"
     SIGNAL_INCREASE = "signal_increase"
     READOUT_DISCORDANT = "readout_discordant"
+    READOUT_INTERFERENCE = "readout_interference"
+    READOUT_CAVEAT = "readout_caveat"
     TIME_DEPENDENT = TIME_DEPENDENT
 
 
@@ -71,9 +73,27 @@ FLAGS: tuple[Flag, ...] = (
         FlagCode.READOUT_DISCORDANT,
         "the same cell line x perturbagen was measured at the same duration with two or more readouts (in one "
         "or several data sets) and this metric's values disagree beyond their intervals: the 95% interval or "
-        "censoring bound of one readout does not meet that of another readout (estimates without an interval "
-        "never disagree; rows of the same readout are not compared); every side of the disagreement is flagged",
+        "censoring bound of one readout does not meet that of another readout, concentrations widened by "
+        "`FlagOptions.discordant_fold` (2) on each side (readouts measure different things and differ by a little "
+        "for ordinary reasons, e.g. resazurin saturating; estimates without an interval never disagree; rows of "
+        "the same readout are not compared); every side of the disagreement is flagged",
         "metric rows of the same cell line, perturbation type, perturbagen, duration and metric",
+    ),
+    Flag(
+        FlagCode.READOUT_INTERFERENCE,
+        "the compound gives the readout a signal of its own: at one or more tested concentrations its "
+        "compound-only wells (the drug in cell-free medium) read, over the plate's blank, more than "
+        "`InterferenceOptions.threshold` (0.1) of the vehicle signal of its treated wells, or less than minus it "
+        "(`interfering` in interference.parquet); every metric row of the compound in that data set, readout and "
+        "duration is flagged, whether or not `--interference-correction subtract` corrected its responses",
+        "compound-only wells (interference.parquet, doseatlas.interference)",
+    ),
+    Flag(
+        FlagCode.READOUT_CAVEAT,
+        "the readout supports the metric's response scale only with a caveat (the readout registry, "
+        "docs/readouts.md): GR values and percent growth of a metabolic readout (ATP, resazurin, tetrazolium) "
+        "treat its signal as a cell count",
+        "the readout registry (doseatlas.readouts)",
     ),
     Flag(
         FlagCode.TIME_DEPENDENT,
@@ -98,14 +118,20 @@ class FlagOptions:
         ``min_edge_effect`` and its log is more than ``edge_z`` standard errors below 0.
     signal_increase
         ``signal_increase`` when the median relative viability at the top dose exceeds 1 + this.
+    discordant_fold
+        ``readout_discordant`` on concentrations only when the intervals of two readouts are more than this factor
+        apart (each widened by it: 2 = beyond a two-fold difference); other metrics compare their intervals.
     """
 
     min_z_factor: float = 0.5
     min_edge_effect: float = 0.95
     edge_z: float = 3.0
     signal_increase: float = 0.2
+    discordant_fold: float = 2.0
 
     def __post_init__(self) -> None:
+        if not self.discordant_fold >= 1:
+            raise ConfigError(f"flags: discordant_fold must be >= 1, got {self.discordant_fold}")
         for name in ("min_z_factor", "min_edge_effect", "edge_z", "signal_increase"):
             value = getattr(self, name)
             if not np.isfinite(value):
@@ -140,14 +166,25 @@ def flag_metrics(
     plates: pd.DataFrame,
     dependence: pd.DataFrame,
     options: FlagOptions | None = None,
+    interference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`."""
+    """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`. ``interference``: the
+    run's interference table (:mod:`doseatlas.interference`; none: no compound-only wells)."""
+    from doseatlas.interference import interfering_compounds
+    from doseatlas.readouts import caveat_rows
+
     options = options or FlagOptions()
     metrics = S.with_series(metrics.drop(columns=[S.FLAGS], errors="ignore")).reset_index(drop=True)
     n = len(metrics)
     raised = {
         FlagCode.TIME_DEPENDENT: _time_dependent(metrics, dependence),
-        FlagCode.READOUT_DISCORDANT: readout_discordant(metrics),
+        FlagCode.READOUT_DISCORDANT: readout_discordant(metrics, fold=options.discordant_fold),
+        FlagCode.READOUT_INTERFERENCE: _rows_of(
+            metrics,
+            interfering_compounds(interference if interference is not None else pd.DataFrame()),
+            [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
+        ),
+        FlagCode.READOUT_CAVEAT: caveat_rows(metrics),
         **_curve_flags(metrics, responses, plates, options=options),
     }
     metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
@@ -183,12 +220,17 @@ def _intervals(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.where(refused, np.nan, lo), np.where(refused, np.nan, hi)
 
 
-def readout_discordant(metrics: pd.DataFrame) -> np.ndarray:
+def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarray:
     """True for metric rows whose interval does not meet that of the same metric by another readout (any data
-    set: :data:`READOUT_PAIR_KEY`); rows of the same readout are not compared with each other."""
+    set: :data:`READOUT_PAIR_KEY`); rows of the same readout are not compared with each other. ``fold``: the
+    intervals of concentration metrics are widened by this factor on each side first."""
+    from doseatlas.metrics.registry import MOLAR, REGISTRY
+
     if not len(metrics):
         return np.zeros(0, dtype=bool)
     lo, hi = _intervals(metrics)
+    molar = metrics[S.METRIC].map({m: REGISTRY[m].unit == MOLAR for m in REGISTRY}).eq(True).to_numpy()
+    lo, hi = np.where(molar, lo / fold, lo), np.where(molar, hi * fold, hi)
     key = metrics[READOUT_PAIR_KEY].astype(object)
     codes = key.groupby(READOUT_PAIR_KEY, dropna=False, sort=False).ngroup().to_numpy()
     rows = pd.DataFrame(

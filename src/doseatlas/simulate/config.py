@@ -22,6 +22,7 @@ SIMULATED_READOUTS: tuple[str, ...] = (
     S.Readout.SRB,
     S.Readout.NUCLEI_COUNT,
     S.Readout.DNA_DYE,
+    S.Readout.DEAD_CELL_DYE,
 )
 
 #: per readout: (signal_scale, background, additive_sd) used when the data set leaves them unset
@@ -31,6 +32,7 @@ READOUT_DEFAULTS: dict[str, tuple[float, float, float]] = {
     S.Readout.SRB: (2e-5, 0.05, 0.005),  # OD per cell-equivalent of protein
     S.Readout.NUCLEI_COUNT: (1.0, 0.0, 0.0),  # nuclei per live cell
     S.Readout.DNA_DYE: (5.0, 200.0, 50.0),  # RFU per dead cell
+    S.Readout.DEAD_CELL_DYE: (5.0, 200.0, 50.0),  # RFU per dead cell
 }
 
 
@@ -76,6 +78,10 @@ class Drug(_Model):
     (positive = more resistant; cell lines not listed: 0). ``onset_h`` makes a slow-acting drug: its effects
     start ``onset_h`` hours after the cell line's lag (the cells grow untreated until then), so its effect
     grows with the duration beyond the exponential model (as DNA-damage response inhibitors that need days).
+    ``interference`` plants a compound that acts on the readout itself: ``{readout: signal}`` adds
+    ``signal h(c; interference_ec50_m, interference_hill)`` (in the readout's signal units, times the plate gain)
+    to every well holding the drug, with or without cells (compound-only wells show it alone); the truth is
+    the biology without it.
     """
 
     name: str = Field(min_length=1)
@@ -89,9 +95,19 @@ class Drug(_Model):
     atp_ec50_m: float | None = Field(default=None, gt=0)
     sensitivity: dict[str, float] = Field(default_factory=dict)
     onset_h: float = Field(default=0.0, ge=0, le=1e4)
+    interference: dict[str, float] = Field(default_factory=dict)
+    interference_ec50_m: float = Field(default=1e-6, gt=0)
+    interference_hill: float = Field(default=1.0, gt=0, le=20)
 
     @model_validator(mode="after")
     def _finite(self) -> Drug:
+        unknown = sorted(set(self.interference) - set(SIMULATED_READOUTS))
+        if unknown:
+            raise ValueError(
+                f"drug {self.name!r}: interference names unknown readout(s) {', '.join(unknown)}"
+            )
+        if not all(math.isfinite(v) for v in self.interference.values()):
+            raise ValueError(f"drug {self.name!r}: interference signals must be finite")
         values = [self.ec50_div_m, self.ec50_death_m, self.atp_ec50_m, *self.sensitivity.values()]
         if not all(math.isfinite(v) for v in values if v is not None):
             raise ValueError(f"drug {self.name!r}: EC50s and sensitivity shifts must be finite")
@@ -126,7 +142,9 @@ class DatasetConfig(_Model):
     (default 10 µM expressed in the unit) down by ``dilution_factor``. ``signal_scale``,
     ``background`` and ``additive_sd`` default per readout (:data:`READOUT_DEFAULTS`).
     ``noiseless=True`` switches off every random perturbation of the wells (gain, seeding,
-    edge, multiplicative, additive and counting noise). ``time_course=True`` reads the same plates at every
+    edge, multiplicative, additive and counting noise). ``compound_only=True`` adds cell-free plates (cell line
+    ``cell_free``) per read time and replicate: every drug at every dose in medium without cells
+    (role ``compound_only``) and blanks. ``time_course=True`` reads the same plates at every
     read time (imaging, non-destructive: one set of plates per cell line and replicate, the well's seeding and
     position shared by its reads, the measurement noise drawn per read), for DIP rates.
     """
@@ -153,6 +171,7 @@ class DatasetConfig(_Model):
     n_untreated: int = Field(default=2, ge=1)
     time_zero: bool = False
     n_time_zero: int = Field(default=8, ge=1)
+    compound_only: bool = False
     seeding_scale: float = Field(default=1.0, gt=0)
     edge_loss: float = Field(default=0.0, ge=0, lt=1)
     plate_gain_sd: float = Field(default=0.05, ge=0, le=2)

@@ -12,7 +12,7 @@ from doseatlas import schemas as S
 from doseatlas.errors import SimulationError
 from doseatlas.simulate.config import SimulationConfig
 from doseatlas.simulate.model import Curve
-from doseatlas.simulate.plates import dataset_wells
+from doseatlas.simulate.plates import dataset_wells, interference_truth
 from doseatlas.simulate.pool import plan_dataset, resolve
 from doseatlas.simulate.truth import TRUTH_COLUMNS, dataset_truth
 
@@ -32,12 +32,16 @@ class SimulationResult:
     curves
         ``(dataset, cell_line, perturbation_type, perturbagen) -> Curve``: the noise-free model
         of an interior well, for evaluating the true response at any concentration and time.
+    interference
+        The planted interference (``Drug.interference``): per data set, drug and dose (molar) the compound's own
+        noise-free signal on the data set's readout (``compound_signal``; 0 for a clean compound).
     """
 
     wells: pd.DataFrame
     truth: pd.DataFrame
     config: SimulationConfig
     curves: dict[tuple[str, str, str, str], Curve] = field(repr=False)
+    interference: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def response(
         self,
@@ -85,15 +89,17 @@ def simulate(config: SimulationConfig | None = None, *, seed: int = 0) -> Simula
     if config is not None and not isinstance(config, SimulationConfig):
         raise SimulationError(f"config must be a SimulationConfig, got {type(config).__name__}")
     pool = resolve(config or SimulationConfig(), seed=seed)
-    wells, truth, curves = [], [], {}
+    wells, truth, curves, planted = [], [], {}, []
     for i, ds in enumerate(pool.datasets or []):
         plan = plan_dataset(ds, pool)
         wells.append(dataset_wells(plan, rng=np.random.default_rng([seed, 1, i])))
         truth.append(dataset_truth(plan))
+        planted.append(interference_truth(plan))
         curves.update({(ds.name, *key): curve for key, curve in plan.curves.items()})
     return SimulationResult(
         wells=pd.concat(wells, ignore_index=True),
         truth=pd.concat(truth, ignore_index=True).reindex(columns=list(TRUTH_COLUMNS)),
         config=pool,
         curves=curves,
+        interference=pd.concat(planted, ignore_index=True),
     )

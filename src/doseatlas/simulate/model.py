@@ -76,7 +76,8 @@ class ReadoutModel:
     * ``resazurin``: ``scale * N / (N + saturation_cells)`` (saturates at high density);
     * ``srb``: ``scale * (N + dead_signal_fraction * D)`` (fixed protein of dead cells still counts);
     * ``nuclei_count``: ``scale * N`` (live nuclei; counting noise is added later);
-    * ``dna_dye``: ``scale * (D + live_stain_fraction * N)`` (dead-cell stain: rises as cells die).
+    * ``dna_dye``: ``scale * (D + live_stain_fraction * N)`` (dead-cell stain: rises as cells die);
+    * ``dead_cell_dye``: the same model (the readout registry's name for a dead-cell stain, doseatlas.readouts).
     """
 
     readout: str
@@ -96,7 +97,7 @@ class ReadoutModel:
             return self.scale * (live + self.dead_signal_fraction * dead)
         if r == S.Readout.NUCLEI_COUNT:
             return self.scale * live
-        if r == S.Readout.DNA_DYE:
+        if r in (S.Readout.DNA_DYE, S.Readout.DEAD_CELL_DYE):
             return self.scale * (dead + self.live_stain_fraction * live)
         raise ValueError(f"readout {r!r} is not simulated")  # pragma: no cover - config validates
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas.simulate.model import LN2, population
+from doseatlas.simulate.model import LN2, hill, population
 from doseatlas.simulate.pool import DatasetPlan
 
 ROLES = np.array(
@@ -25,10 +25,13 @@ ROLES = np.array(
         S.Role.UNTREATED.value,
         S.Role.BLANK.value,
         S.Role.TIME_ZERO.value,
+        S.Role.COMPOUND_ONLY.value,
     ],
     dtype=object,
 )
-TREATED, VEHICLE, UNTREATED, BLANK, TIME_ZERO = range(5)
+TREATED, VEHICLE, UNTREATED, BLANK, TIME_ZERO, COMPOUND_ONLY = range(6)
+#: cell line of the cell-free plates of compound-only wells
+CELL_FREE = "cell_free"
 SHAPES = {96: (8, 12), 384: (16, 24)}
 
 
@@ -59,6 +62,7 @@ class Conditions:
     death: np.ndarray
     atp: np.ndarray
     lag: np.ndarray  # (n_lines, n_conditions + 1): hours before the effects start (cell lag + drug onset)
+    interference: np.ndarray  # (n_conditions + 1,): the compound's own signal on the data set's readout
 
     @property
     def n(self) -> int:
@@ -89,6 +93,7 @@ def conditions(plan: DatasetPlan) -> Conditions:
             effects[:, i, sel] = curve.effects(molar[sel])
             lag[i, sel] = curve.lag_h
     return Conditions(
+        interference=_interference(plan, molar),
         ptype=np.array(ptype, dtype=object),
         name=np.array(name, dtype=object),
         conc=conc,
@@ -97,6 +102,32 @@ def conditions(plan: DatasetPlan) -> Conditions:
         death=effects[1],
         atp=effects[2],
         lag=lag,
+    )
+
+
+def _interference(plan: DatasetPlan, molar: np.ndarray) -> np.ndarray:
+    """The planted signal of each condition's compound on the data set's readout (0 for genetic and controls)."""
+    readout = str(plan.config.readout)
+    n_doses = len(plan.config.dose_series())
+    amax = np.repeat([d.interference.get(readout, 0.0) for d in plan.drugs], n_doses)
+    ec50 = np.repeat([d.interference_ec50_m for d in plan.drugs], n_doses)
+    slope = np.repeat([d.interference_hill for d in plan.drugs], n_doses)
+    drugs = amax * hill(molar[: len(amax)], ec50, slope) if len(amax) else np.zeros(0)
+    return np.concatenate([drugs, np.zeros(len(molar) - len(amax) + 1)])
+
+
+def interference_truth(plan: DatasetPlan) -> pd.DataFrame:
+    """The planted interference of every drug x dose of a data set (noise- and gain-free signal units)."""
+    cond = conditions(plan)
+    drug = cond.ptype == S.PerturbationType.DRUG.value
+    return pd.DataFrame(
+        {
+            S.DATASET: plan.config.name,
+            S.READOUT: str(plan.config.readout),
+            S.PERTURBAGEN: cond.name[drug],
+            S.CONCENTRATION: cond.conc[drug] * plan.factor,
+            S.COMPOUND_SIGNAL: cond.interference[drug],
+        }
     )
 
 
@@ -160,6 +191,8 @@ def _layout(plan: DatasetPlan, n_conditions: int) -> tuple[dict[str, np.ndarray]
             for r in range(reps)
             for k in range(n_pp)
         ]
+    if ds.compound_only and plan.drugs:
+        wells, names = _with_cell_free(plan, wells, names, times)
     if ds.time_zero:
         roles = np.array([TIME_ZERO] * ds.n_time_zero + [BLANK] * (ds.n_blank * ds.blanks), dtype=np.int64)
         t0 = {
@@ -179,6 +212,23 @@ def _layout(plan: DatasetPlan, n_conditions: int) -> tuple[dict[str, np.ndarray]
         ]
         wells = {k: np.concatenate([wells[k], zero[k]]) for k in wells}
     return wells, names
+
+
+def _with_cell_free(plan: DatasetPlan, wells: dict, names: list[str], times: np.ndarray) -> tuple[dict, list]:
+    """Cell-free plates per (read time, replicate): every drug x dose as a compound-only well, and blanks."""
+    ds = plan.config
+    n_drug = len(plan.drugs) * len(ds.dose_series())
+    blanks = np.array([BLANK] * (ds.n_blank * ds.blanks), dtype=np.int64)
+    tmpl = treated_template(n_drug, blanks, ds.plate_format - len(blanks))
+    tmpl["role"] = np.where(tmpl["role"] == TREATED, COMPOUND_ONLY, tmpl["role"])
+    free = _blocks(tmpl, len(times) * ds.replicates)
+    tix, rep = np.unravel_index(free.pop("block"), (len(times), ds.replicates))
+    free.update(line=np.full(len(tix), -1), time=times[tix], rep=rep, plate=free["plate"] + len(names),
+                uid=wells["uid"].max() + 1 + np.arange(len(tix)))  # fmt: skip
+    n_pp = int(tmpl["n_plates"])
+    names = names + [f"{ds.name}-{CELL_FREE}-{times[ti]:g}h-r{r + 1}-p{k + 1}" for ti in range(len(times))
+                     for r in range(ds.replicates) for k in range(n_pp)]  # fmt: skip
+    return {k: np.concatenate([wells[k], free[k]]) for k in wells}, names
 
 
 def _time_course_layout(plan: DatasetPlan, tmpl: dict, times: np.ndarray) -> tuple[dict, list[str]]:
@@ -228,11 +278,11 @@ def _signals(
     """Observed signal and nominal seeding density of every well."""
     ds = plan.config
     _, background, _ = ds.readout_defaults()
-    has_cells = wells["role"] != BLANK
+    has_cells = (wells["role"] != BLANK) & (wells["line"] >= 0)
     nominal = np.array([c.seeding_density for c in plan.lines]) * ds.seeding_scale
     seeding = np.where(has_cells, nominal[wells["line"]], 0.0)
-    k0 = np.array([LN2 / c.doubling_time_h for c in plan.lines])[wells["line"]]
-    li, ci = wells["line"], wells["cond"]
+    li, ci = np.maximum(wells["line"], 0), wells["cond"]  # cell-free wells (line -1): no cells seeded
+    k0 = np.array([LN2 / c.doubling_time_h for c in plan.lines])[li]
     lag = cond.lag[li, ci]
     live, dead = population(
         n0=seeding * noise["seeding"],
@@ -244,7 +294,7 @@ def _signals(
         capacity=np.array([c.capacity_cells or np.inf for c in plan.lines])[li],
     )
     mean = plan.readout.signal(live, dead, cond.atp[li, ci]) * noise["gain"] * noise["edge"] * noise["mult"]
-    mean = mean + background
+    mean = mean + background + cond.interference[ci] * noise["gain"]  # the compound's own signal
     if ds.readout == S.Readout.NUCLEI_COUNT and ds.counting_noise and not ds.noiseless:
         mean = rng.poisson(mean).astype(float)
     return mean + noise["add"], seeding
@@ -266,7 +316,7 @@ def dataset_wells(plan: DatasetPlan, *, rng: np.random.Generator) -> pd.DataFram
             S.DATASET: np.full(n, ds.name, dtype=object),
             S.PLATE: np.array(plate_names, dtype=object)[wells["plate"]],
             S.WELL: well_names(ds.plate_format)[noise["position"]],
-            S.CELL_LINE: np.array([c.name for c in plan.lines], dtype=object)[wells["line"]],
+            S.CELL_LINE: np.array([*(c.name for c in plan.lines), CELL_FREE], dtype=object)[wells["line"]],
             S.ROLE: ROLES[role],
             S.PERTURBATION_TYPE: cond.ptype[ci],
             S.PERTURBAGEN: cond.name[ci],
