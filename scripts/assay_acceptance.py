@@ -60,8 +60,9 @@ def measure(seeds: range) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=10, help="simulated data sets per row (default 10)")
     args = parser.parse_args()
-    print(measure(range(2) if args.quick else range(10)).to_string(index=False))
+    print(measure(range(2) if args.quick else range(args.seeds)).to_string(index=False))
 
 
 if __name__ == "__main__":
