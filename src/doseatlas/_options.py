@@ -130,6 +130,14 @@ class RunSettings:
             flag="--pool-seeding",
         ),
     )
+    position_correction: str = field(
+        default="none",
+        metadata=_help(
+            "Plate position correction before normalization: none, bscore (divide by the plate's row and column "
+            "effects, median polish of each well's deviation from its condition) or drop-edge (edge wells to "
+            "the ledger); the edge estimate and flag are always computed (docs/plates.md)"
+        ),
+    )
     reviews: str | Path | None = field(
         default=None,
         metadata=_help(
@@ -243,6 +251,7 @@ class RunSettings:
             durations=DurationOptions(abs_h=self.time_tolerance_h, rel=self.time_tolerance_rel),
             pool_series=bool(self.pool_series),
             pool_seeding=bool(self.pool_seeding),
+            position_correction=self.position_correction,
             harmonize=harmonize_options(*self.identity_files(manifest)),
         )
 
