@@ -142,14 +142,19 @@ def test_bscore_brings_ic50_of_edge_affected_plates_back_to_the_truth():
 @pytest.mark.parametrize("method", ["bscore", "drop-edge"])
 def test_both_engines_give_the_same_tables_with_a_correction(tmp_path: Path, method):
     pytest.importorskip("dask")
-    from doseatlas.cli import example_path
     from doseatlas.ingest.partitioned import list_parts, read_part
     from doseatlas.io import RUN_TABLES
     from doseatlas.scale import run_partitioned
 
-    wells = pd.read_parquet(example_path())
-    wells = wells[wells[S.CELL_LINE].isin(sorted(wells[S.CELL_LINE].unique())[:3])]
-    wells = wells.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    config = SimulationConfig(
+        n_cell_lines=3,
+        n_drugs=3,
+        datasets=[
+            DatasetConfig(name="a", edge_loss=0.2),
+            DatasetConfig(name="b", plate_format=384, edge_loss=0.1),
+        ],
+    )
+    wells = simulate(config, seed=5).wells.sample(frac=1.0, random_state=4).reset_index(drop=True)
     for dataset, block in wells.groupby(S.DATASET, sort=True):
         folder = tmp_path / f"dataset={dataset}"
         folder.mkdir()

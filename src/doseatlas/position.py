@@ -30,7 +30,9 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
 from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
-from doseatlas.spatial import COL_EFFECT, ROW_EFFECT, _blanks, well_positions
+from doseatlas.spatial import SHRUNK_COL, SHRUNK_ROW, _blanks, well_positions
+
+POSITION_EFFECT = "_position_effect"
 
 POSITION_CORRECTIONS: tuple[str, ...] = ("none", "bscore", "drop-edge")
 #: roles of the wells a correction touches: cells incubated with (or without) a treatment
@@ -103,16 +105,22 @@ def position_factors(clean: pd.DataFrame) -> np.ndarray:
     positions = well_positions(clean)
     if not len(positions):
         return np.ones(len(clean))
+    positions = positions.assign(_r=positions[SHRUNK_ROW], _c=positions[SHRUNK_COL])
     at = parse_wells(clean[S.WELL])
-    effects = [
-        positions.groupby([*PLATE_KEY, axis], dropna=False)[column].first().rename(column).reset_index()
-        for axis, column in (("row", ROW_EFFECT), ("col", COL_EFFECT))
-    ]
+    grid = _effect_grid(positions)
     key = clean[PLATE_KEY].assign(row=at["row"].to_numpy(), col=at["col"].to_numpy())
-    for axis, table in zip(("row", "col"), effects, strict=True):
-        key = key.merge(table, on=[*PLATE_KEY, axis], how="left")
-    total = key[ROW_EFFECT].fillna(0.0).to_numpy(float) + key[COL_EFFECT].fillna(0.0).to_numpy(float)
-    return np.where(_cell_wells(clean), np.exp(total), 1.0)
+    total = key.merge(grid, on=[*PLATE_KEY, "row", "col"], how="left")[POSITION_EFFECT].fillna(0.0)
+    return np.where(_cell_wells(clean), np.exp(total.to_numpy(float)), 1.0)
+
+
+def _effect_grid(positions: pd.DataFrame) -> pd.DataFrame:
+    """Every (plate, row, column) of the plates in ``positions`` with its shrunk row + column effect (a well
+    without cells, or unused by the model, still sits in a row and a column whose effects are known)."""
+    keys = [*PLATE_KEY]
+    rows = positions.groupby([*keys, "row"], dropna=False)["_r"].first().reset_index()
+    cols = positions.groupby([*keys, "col"], dropna=False)["_c"].first().reset_index()
+    grid = rows.merge(cols, on=keys, how="inner")
+    return grid.assign(**{POSITION_EFFECT: grid["_r"] + grid["_c"]})[[*keys, "row", "col", POSITION_EFFECT]]
 
 
 def bscore_corrected(clean: pd.DataFrame) -> pd.DataFrame:

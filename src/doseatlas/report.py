@@ -164,6 +164,7 @@ def build_report(
         ("Seeding density: metric shifts", lambda: density_section(result)),
         ("Flags on metrics", lambda: flags_section(result)),
         ("Plates (flagged first)", lambda: plates_section(result.plates)),
+        ("Plate maps", lambda: _plate_maps(result)),
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
@@ -452,6 +453,12 @@ def plates_section(plates: pd.DataFrame) -> str:
         + "; all are in plates.parquet.</p>"
     )
     return note + _table(shown, rest="plates.parquet")
+
+
+def _plate_maps(result: Any) -> str:
+    from doseatlas.plotting_plates import plate_maps_section
+
+    return plate_maps_section(result)
 
 
 def glossary_section() -> str:

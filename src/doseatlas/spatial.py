@@ -36,6 +36,9 @@ N_EDGE, N_INTERIOR = "n_edge_wells", "n_interior_wells"
 RESIDUAL = "position_residual"
 ROW_EFFECT, COL_EFFECT = "row_effect", "col_effect"
 B_SCORE = "b_score"
+#: log scale: the row and column effects shrunk by their reliability (:func:`_shrunk`); their sum is what
+#: ``--position-correction bscore`` divides a well by (:mod:`doseatlas.position`)
+SHRUNK_ROW, SHRUNK_COL = "row_effect_shrunk", "col_effect_shrunk"
 WEIGHT, LEVERAGE, CONDITION_ID = "position_weight", "position_leverage", "position_condition"
 MIN_FRACTION = 0.05
 N_PASSES = (
@@ -193,9 +196,15 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
 
 def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
     if not len(table):
-        return table.assign(**{ROW_EFFECT: np.nan, COL_EFFECT: np.nan, B_SCORE: np.nan}).drop(
-            columns="_plate"
-        )
+        return table.assign(
+            **{
+                ROW_EFFECT: np.nan,
+                COL_EFFECT: np.nan,
+                B_SCORE: np.nan,
+                SHRUNK_ROW: np.nan,
+                SHRUNK_COL: np.nan,
+            }
+        ).drop(columns="_plate")
     row_eff, col_eff, resid = median_polish(_grid(table))
     p, r, c = table["_plate"].to_numpy(int), table["row"].to_numpy(int) - 1, table["col"].to_numpy(int) - 1
     with np.errstate(all="ignore"):
@@ -206,7 +215,26 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]
+    present = ~np.isnan(_grid(table))
+    shrunk_rows = _shrunk(row_eff, present.sum(axis=2), mad)
+    shrunk_cols = _shrunk(col_eff, present.sum(axis=1), mad)
+    table[SHRUNK_ROW], table[SHRUNK_COL] = shrunk_rows[p, r], shrunk_cols[p, c]
     return table.drop(columns="_plate")
+
+
+def _shrunk(effects: np.ndarray, counts: np.ndarray, mad: np.ndarray) -> np.ndarray:
+    """Row (or column) effects of each plate shrunk towards 0 by their reliability (empirical Bayes): effect x
+    tau^2 / (tau^2 + se^2), with se^2 = (1.2533 MAD)^2 / n the sampling variance of a median of n residuals
+    and tau^2 the plate's spread of the effects beyond it (0 on a plate without position effects: no
+    correction adds noise there)."""
+    with np.errstate(all="ignore"):
+        se2 = np.where(counts > 0, (1.2533 * np.nan_to_num(mad)[:, None]) ** 2 / counts, np.inf)
+        seen = counts > 0
+        n_seen = np.maximum(seen.sum(axis=1), 1)
+        spread = (np.where(seen, effects**2, 0.0).sum(axis=1) - np.where(seen, se2, 0.0).sum(axis=1)) / n_seen
+        tau2 = np.clip(spread, 0.0, None)[:, None]
+        factor = np.where(seen & (tau2 + se2 > 0), tau2 / (tau2 + se2), 0.0)
+    return effects * factor
 
 
 def _edge_information(
