@@ -169,3 +169,26 @@ def test_both_engines_give_the_same_tables_with_a_correction(tmp_path: Path, met
     assert ours.summary == theirs.summary
     if method == "drop-edge":
         assert ours.summary["ledger_reasons"].get(S.RowReason.EDGE_WELL, 0) > 0
+
+
+def test_plate_maps_draw_flagged_plates_first_and_count_the_rest():
+    from doseatlas.plotting_plates import MAX_PLATE_MAPS, plate_maps_section, well_residuals
+
+    config = SimulationConfig(
+        n_cell_lines=3,
+        n_drugs=4,
+        datasets=[DatasetConfig(name="a", edge_loss=0.3), DatasetConfig(name="b", plate_format=384)],
+    )
+    result = run_pipeline(canonical_columns(simulate(config, seed=6).wells, source="sim"))
+    html = plate_maps_section(result)
+    captions = [c.split("</figcaption>")[0] for c in html.split("<figcaption>")[1:]]
+    assert len(captions) == MAX_PLATE_MAPS and len(result.plates) == 18
+    assert "; 6 not shown" in html
+    flagged = [c.startswith("flagged") for c in captions]
+    assert flagged == sorted(flagged, reverse=True) and sum(flagged) >= 8  # the 9 lossy plates come first
+    assert all(" a / " in c for c, f in zip(captions, flagged, strict=True) if f)
+    residuals = well_residuals(result.responses)
+    on_edge = residuals["row"].isin([1, 8]) | residuals["col"].isin([1, 12])
+    lossy = residuals[S.DATASET] == "a"
+    gap = residuals[lossy & on_edge]["residual"].median() - residuals[lossy & ~on_edge]["residual"].median()
+    assert gap < -0.1  # the blue ring (diluted: a well's replicates may sit on the edge too)
