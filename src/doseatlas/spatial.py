@@ -1,20 +1,25 @@
-"""Plate position: each well's deviation from its replicates, row and column effects, and the edge effect.
+"""Plate position: each well's deviation from its condition, row and column effects, and the edge effect.
 
 Pure functions: the validated well table in, tables out. A dose-response plate has few vehicle wells, so an edge
 estimate from them alone is noisy (or missing when no vehicle well sits on the edge). Here every well with cells
-counts: its **position residual** is ``log(signal / reference)``, the reference being the median signal of its
-condition (vehicle: the plate's vehicle wells; treated: the wells of the same data set, cell line, perturbagen,
-concentration, read time, readout and seeding density on any plate), less the plate's median residual (plate
-gain). Wells near background (reference below ``min_fraction`` of the plate's vehicle signal) are left out: their
-log ratio is noise.
+counts, in one model of the plates that share conditions (docs/plates.md)::
 
-Per plate (``qc.PLATE_KEY``):
+    log(signal - blank) = plate gain + condition + plate edge term x (well on the edge)
 
-- ``edge_effect``: exp(median residual of edge wells - median residual of interior wells); 0.8 means edge wells
-  read 20% low. ``edge_effect_se``: its standard error on the log scale (1.2533 x MAD-sigma / sqrt(n) per side);
-- row and column effects by Tukey's median polish of the residual grid (:func:`median_polish`), as in the
-  B-score of Brideau et al. (2003, J Biomol Screen 8:634): ``b_score`` = polished residual / MAD of the plate's
-  polished residuals, per well (:func:`well_positions`).
+a condition being the data set, cell line, perturbation, concentration, read time, readout and seeding density.
+It is fitted by weighted least squares (backfitting, a fixed number of passes, Huber weights; wells near
+background left out). A condition whose replicates sit all on the edge or all inside tells nothing about position,
+and the model gives it no say.
+
+Per plate (``qc.PLATE_KEY``, :func:`edge_effects`):
+
+- ``edge_effect``: exp(edge term); 0.8 means edge wells read 20% low. ``edge_effect_se``: its standard error on the
+  log scale, from the information about the edge term once the condition means and plate gain are projected out;
+- row and column effects by Tukey's median polish of the grid of **position residuals** (log signal less its
+  condition and its plate's gain; :func:`median_polish`), as in the B-score of Brideau et al. (2003, J Biomol
+  Screen 8:634): ``b_score`` = polished residual / MAD of the plate's polished residuals, per well
+  (:func:`well_positions`), and the effects shrunk by their reliability (what ``--position-correction bscore``
+  divides by, :mod:`doseatlas.position`).
 
 Grouped numpy/pandas throughout; the polish works on an array of shape (plates, rows, columns).
 """
