@@ -147,8 +147,8 @@ def test_both_engines_give_the_same_tables_with_a_correction(tmp_path: Path, met
     from doseatlas.scale import run_partitioned
 
     config = SimulationConfig(
-        n_cell_lines=3,
-        n_drugs=3,
+        n_cell_lines=2,
+        n_drugs=2,
         datasets=[
             DatasetConfig(name="a", edge_loss=0.2),
             DatasetConfig(name="b", plate_format=384, edge_loss=0.1),
