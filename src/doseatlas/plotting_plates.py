@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._text import plain
 from doseatlas.qc import parse_wells
 
 #: plates drawn in the report (flagged ones first); the others are counted
@@ -117,10 +118,10 @@ def plate_maps_section(result) -> str:
         plate = drawn.iloc[int(n)]
         n_rows, n_cols = (8, 12) if block["row"].max() <= 8 and block["col"].max() <= 12 else (16, 24)
         n_rows, n_cols = max(n_rows, int(block["row"].max())), max(n_cols, int(block["col"].max()))
-        edge = plate.get("edge_effect", np.nan)
-        caption = (
-            f"{'flagged · ' if plate['_flag'] else ''}{plate[S.DATASET]} / {plate[S.PLATE]} / {plate[S.CELL_LINE]}"
-            + (f" · edge_effect {edge:.2f}" if np.isfinite(edge) else "")
+        edge = pd.to_numeric(pd.Series([plate.get("edge_effect")]), errors="coerce").astype(float).iloc[0]
+        where = " / ".join(plain(plate[k], limit=60) for k in (S.DATASET, S.PLATE, S.CELL_LINE))
+        caption = f"{'flagged · ' if plate['_flag'] else ''}{where}" + (
+            f" · edge_effect {edge:.2f}" if np.isfinite(edge) else ""
         )
         figures.append(
             f"<figure>{_plate_table(block, n_rows, n_cols)}<figcaption>{html.escape(caption)}</figcaption></figure>"
