@@ -192,3 +192,12 @@ def test_plate_maps_draw_flagged_plates_first_and_count_the_rest():
     lossy = residuals[S.DATASET] == "a"
     gap = residuals[lossy & on_edge]["residual"].median() - residuals[lossy & ~on_edge]["residual"].median()
     assert gap < -0.1  # the blue ring (diluted: a well's replicates may sit on the edge too)
+
+
+def test_bscore_does_not_depend_on_the_order_of_the_rows():
+    clean = _clean(0.2, seed=7)
+    shuffled = clean.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    ours = correct_positions(clean, method="bscore").clean.sort_values(S.ROW_ID, ignore_index=True)
+    theirs = correct_positions(shuffled, method="bscore").clean.sort_values(S.ROW_ID, ignore_index=True)
+    np.testing.assert_array_equal(ours[S.SIGNAL].to_numpy(), theirs[S.SIGNAL].to_numpy())  # bit for bit
+    assert not np.array_equal(ours[S.SIGNAL].to_numpy(), clean.sort_values(S.ROW_ID)[S.SIGNAL].to_numpy())
