@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._spelling import spell
 from doseatlas.errors import ConfigError
 from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
 from doseatlas.spatial import SHRUNK_COL, SHRUNK_ROW, _blanks, well_positions
@@ -51,7 +52,7 @@ def check_position_correction(method: str) -> str:
     """``method`` when it is one of :data:`POSITION_CORRECTIONS`, else a ConfigError naming them."""
     if method not in POSITION_CORRECTIONS:
         raise ConfigError(
-            f"position correction must be one of {', '.join(POSITION_CORRECTIONS)}, not {method!r}"
+            f"{spell('position_correction')} must be one of {', '.join(POSITION_CORRECTIONS)}, not {method!r}"
         )
     return method
 
