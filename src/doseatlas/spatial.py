@@ -62,7 +62,7 @@ def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -
     wells = clean[clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED])]
     if S.WELL not in wells or not len(wells):
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
-                                     ROW_EFFECT, COL_EFFECT, B_SCORE])  # fmt: skip
+                                     CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     wells = _canonical_order(S.with_series(wells))
     positions = parse_wells(wells[S.WELL])
     plate = pd.Series(wells.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=wells.index)
