@@ -201,3 +201,15 @@ def test_bscore_does_not_depend_on_the_order_of_the_rows():
     theirs = correct_positions(shuffled, method="bscore").clean.sort_values(S.ROW_ID, ignore_index=True)
     np.testing.assert_array_equal(ours[S.SIGNAL].to_numpy(), theirs[S.SIGNAL].to_numpy())  # bit for bit
     assert not np.array_equal(ours[S.SIGNAL].to_numpy(), clean.sort_values(S.ROW_ID)[S.SIGNAL].to_numpy())
+
+
+def test_plate_qc_thresholds_are_run_options():
+    from doseatlas._options import RunSettings
+    from doseatlas.metrics.flags import FlagOptions
+
+    assert RunSettings().run_options().flags == FlagOptions()
+    flags = RunSettings(min_z_factor=0.3, min_edge_effect=0.9, edge_z=3.0).run_options().flags
+    assert (flags.min_z_factor, flags.min_edge_effect, flags.edge_z) == (0.3, 0.9, 3.0)
+    assert RunSettings(position_correction="bscore").run_options().position_correction == "bscore"
+    with pytest.raises(ConfigError):
+        RunSettings(min_edge_effect=1.5).run_options()
