@@ -8,8 +8,12 @@
 * ``discordance``: ATP and resazurin screens of the same drugs, some lowering ATP per cell without killing: the
   share of IC50 rows flagged ``readout_discordant`` for planted and for clean drugs.
 
-``--quick`` runs a smaller version (the default test suite runs the same measurements in tests/test_spatial.py
-and tests/test_interference.py); ``--part`` runs one of them.
+* ``ic50``: the IC50 error against the truth with each ``--position-correction`` (target: ``bscore`` within a
+  median 0.05 log10 on plates with a 20% edge loss; tests/test_position.py runs one seed).
+
+``--quick`` runs a smaller version (the default test suite runs the same measurements in tests/test_spatial.py,
+tests/test_interference.py and tests/test_position.py); ``--part`` runs one of them, ``--seeds`` sets the number
+of simulated data sets per row (default 10).
 """
 
 from __future__ import annotations
@@ -119,12 +123,51 @@ def discordance(seeds: range) -> pd.DataFrame:
     )
 
 
+def ic50_errors(*, edge_loss: float, plate_format: int, seed: int) -> list[dict]:
+    """Per position correction: the median absolute and signed log10 error of the IC50s estimated where the
+    truth lies inside the tested range (4 cell lines x 6 drugs, 5% noise, 10% seeding noise, 5% plate gain)."""
+    import numpy as np
+
+    from doseatlas import schemas as S
+    from doseatlas.pipeline import RunOptions, run_pipeline
+    from doseatlas.simulate.accuracy import join_truth, scoring_set
+
+    sim, wells = scoring_set(seed=seed, n_cell_lines=4, n_drugs=6, edge_loss=edge_loss, plate_format=plate_format,
+                             time_zero=False, seeding_cv=0.1, plate_gain_sd=0.05)  # fmt: skip
+    rows = []
+    for method in ("none", "bscore", "drop-edge"):
+        joined = join_truth(
+            run_pipeline(wells, options=RunOptions(position_correction=method)).metrics, sim.truth
+        )
+        ok = (
+            (joined[S.METRIC] == "ic50")
+            & (joined["status_true"] == "estimated")
+            & (joined[S.STATUS] == "estimated")
+        )
+        err = np.log10(joined.loc[ok, S.VALUE].astype(float)) - np.log10(
+            joined.loc[ok, "value_true"].astype(float)
+        )
+        rows.append({"plate_format": plate_format, "edge_loss": edge_loss, "correction": method, "curves": len(err),
+                     "median_abs": float(np.median(np.abs(err))), "median_signed": float(np.median(err))})  # fmt: skip
+    return rows
+
+
+def measure_ic50(seeds: range) -> pd.DataFrame:
+    rows = [r for seed in seeds for fmt in (96, 384) for loss in (0.0, 0.2)
+            for r in ic50_errors(edge_loss=loss, plate_format=fmt, seed=seed)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    return table.groupby(["plate_format", "edge_loss", "correction"])[
+        ["curves", "median_abs", "median_signed"]
+    ].mean()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--part", choices=("edge", "interference", "discordance"), default=None)
+    parser.add_argument("--part", choices=("edge", "interference", "discordance", "ic50"), default=None)
+    parser.add_argument("--seeds", type=int, default=10, help="simulated data sets per row (default 10)")
     args = parser.parse_args()
-    seeds = range(2) if args.quick else range(10)
+    seeds = range(2) if args.quick else range(args.seeds)
     if args.part in (None, "edge"):
         print(measure(seeds).to_string(index=False))
     if args.part in (None, "interference"):
@@ -138,6 +181,9 @@ def main() -> None:
             "\nreadout_discordant on IC50 (ATP and resazurin; 2 drugs lowering ATP per cell + 6 clean per seed)"
         )
         print(discordance(seeds).to_string(index=False))
+    if args.part in (None, "ic50"):
+        print("\nIC50 error against the truth per --position-correction")
+        print(measure_ic50(seeds).to_string())
 
 
 if __name__ == "__main__":

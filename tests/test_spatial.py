@@ -41,9 +41,9 @@ def test_planted_edge_loss_is_estimated_and_flagged(plate_format):
     module = _script()
     lossy = module.edge_table(edge_loss=0.2, plate_format=plate_format, seed=3)
     clean = module.edge_table(edge_loss=0.0, plate_format=plate_format, seed=3)
-    assert abs(lossy["edge_effect"].median() - 0.8) < 0.05
+    assert abs(lossy["edge_effect"].median() - 0.8) < 0.015  # 0.82-0.83 before the joint model
     assert abs(clean["edge_effect"].median() - 1.0) < 0.02
-    assert lossy["flagged"].mean() >= 0.8  # measured 0.83-0.94 per 18 plates; issue target 0.95 (not met)
+    assert lossy["flagged"].mean() >= 0.85  # 18 plates; 0.968-0.995 over 12 seeds (test below: >= 0.95)
     assert clean["flagged"].mean() <= 0.06
 
 
@@ -51,9 +51,9 @@ def test_planted_edge_loss_is_estimated_and_flagged(plate_format):
 def test_edge_detection_rates_over_many_plates():
     table = _script().measure(range(10)).set_index(["plate_format", "edge_loss"])
     assert (table.xs(0.0, level="edge_loss")["flagged"] <= 0.05).all()
-    assert (
-        table.xs(0.2, level="edge_loss")["flagged"] >= 0.85
-    ).all()  # measured 0.89-0.92; issue target 0.95
+    assert (table.xs(0.2, level="edge_loss")["flagged"] >= 0.95).all()
+    estimate = table.xs(0.2, level="edge_loss")["median_edge_effect"]
+    assert ((estimate - 0.8).abs() < 0.01).all()  # unbiased (0.83 with the median reference of before)
 
 
 def test_edge_columns_reach_the_plates_table():

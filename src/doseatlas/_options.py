@@ -28,6 +28,7 @@ from doseatlas.ingest import READERS
 from doseatlas.interference import InterferenceOptions
 from doseatlas.metrics import MetricOptions
 from doseatlas.metrics.convert import ConversionOptions
+from doseatlas.metrics.flags import FlagOptions
 from doseatlas.normalize import NormalizationOptions
 
 
@@ -145,6 +146,32 @@ class RunSettings:
             "Flag readout_interference when a compound alone reads above this fraction of the vehicle signal"
         ),
     )
+    position_correction: str = field(
+        default="none",
+        metadata=_help(
+            "Plate position correction before normalization: none, bscore (divide by the plate's row and column "
+            "effects, median polish of each well's deviation from its condition) or drop-edge (edge wells to "
+            "the ledger); the edge estimate and flag are always computed (docs/plates.md)"
+        ),
+    )
+    min_z_factor: float = field(
+        default=_default(FlagOptions, "min_z_factor"),
+        metadata=_help(
+            "Flag low_z_factor on the metrics of plates with a lower Z'-factor (vehicle vs strongest positive control)"
+        ),
+    )
+    min_edge_effect: float = field(
+        default=_default(FlagOptions, "min_edge_effect"),
+        metadata=_help(
+            "Flag edge_effect on plates whose edge over interior signal is below this ratio (and --edge-z)"
+        ),
+    )
+    edge_z: float = field(
+        default=_default(FlagOptions, "edge_z"),
+        metadata=_help(
+            "Flag edge_effect only where the log edge effect is this many standard errors below 0"
+        ),
+    )
     reviews: str | Path | None = field(
         default=None,
         metadata=_help(
@@ -258,6 +285,10 @@ class RunSettings:
             durations=DurationOptions(abs_h=self.time_tolerance_h, rel=self.time_tolerance_rel),
             pool_series=bool(self.pool_series),
             pool_seeding=bool(self.pool_seeding),
+            position_correction=self.position_correction,
+            flags=FlagOptions(
+                min_z_factor=self.min_z_factor, min_edge_effect=self.min_edge_effect, edge_z=self.edge_z
+            ),
             harmonize=harmonize_options(*self.identity_files(manifest)),
             interference=InterferenceOptions(
                 correction=self.interference_correction, threshold=self.interference_threshold

@@ -31,6 +31,7 @@ from doseatlas.metrics.convert import ConversionOptions, convert_metrics
 from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
+from doseatlas.position import check_position_correction, correct_positions
 from doseatlas.qc import plate_qc
 from doseatlas.readouts import refuse_unsupported
 from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
@@ -130,6 +131,10 @@ class RunOptions:
     harmonize: HarmonizeOptions = field(default_factory=HarmonizeOptions)
     flags: FlagOptions = field(default_factory=FlagOptions)
     interference: InterferenceOptions = field(default_factory=InterferenceOptions)
+    position_correction: str = "none"  # none, bscore or drop-edge (doseatlas.position, docs/plates.md)
+
+    def __post_init__(self) -> None:
+        check_position_correction(self.position_correction)
 
     def as_record(self) -> dict[str, Any]:
         """The options as a record (the identity table and Cellosaurus records summarized, not copied)."""
@@ -421,6 +426,7 @@ def _validate_and_normalize(
         if nominal is None:
             nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
         checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
+        checked = _positioned(checked, options)
         done.append((checked, lambda c=checked: normalize(c.clean, options=options.normalization)))
     if tables is not None:
         checked = validate_responses(tables)
@@ -432,9 +438,23 @@ def _validate_and_normalize(
     ledger = pd.concat([w.ledger, r.ledger], ignore_index=True)
     ledger = ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable", ignore_index=True)
     checked = ValidationResult(
-        clean=pd.concat([w.clean, r.clean], ignore_index=True), ledger=ledger, n_read=w.n_read + r.n_read
-    )
+        clean=pd.concat([w.clean, r.clean], ignore_index=True), ledger=ledger, n_read=w.n_read + r.n_read,
+        as_read=None if w.as_read is None else pd.concat([w.as_read, r.clean], ignore_index=True),
+    )  # fmt: skip
     return checked, _pooled(pd.concat([w_norm(), r_norm()], ignore_index=True), options)
+
+
+def _positioned(checked: ValidationResult, options: RunOptions) -> ValidationResult:
+    """The position correction of the run (:mod:`doseatlas.position`): the wells it drops join the ledger; the
+    wells as read stay for the plate table (``as_read``: the edge estimate and plate QC describe the plate)."""
+    if options.position_correction == "none":
+        return checked
+    moved = correct_positions(checked.clean, method=options.position_correction)
+    ledger = pd.concat(
+        [f for f in (checked.ledger, moved.ledger) if len(f)] or [checked.ledger], ignore_index=True
+    )
+    ledger = ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable", ignore_index=True)
+    return replace(checked, clean=moved.clean, ledger=ledger, as_read=checked.clean)
 
 
 def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
@@ -580,7 +600,7 @@ def run_pipeline(
         sort_table(t, n) for t, n in ((responses, "responses"), (curves, "curves"), (metrics, "metrics"))
     )
     dip = sort_table(dip_rates(checked.clean), "dip")
-    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": sort_table(plates, "plates"),
               "dip": dip, "interference": sort_table(interference, "interference")}  # fmt: skip
     tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)

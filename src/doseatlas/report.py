@@ -164,6 +164,7 @@ def build_report(
         ("Seeding density: metric shifts", lambda: density_section(result)),
         ("Flags on metrics", lambda: flags_section(result)),
         ("Plates (flagged first)", lambda: plates_section(result.plates)),
+        ("Plate maps", lambda: _plate_maps(result)),
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
@@ -419,11 +420,11 @@ def qc_section(result: Any) -> str:
     note = (
         f'<p class="sub">edge_vehicle_ratio: mean vehicle signal of edge wells over interior wells of the same plate; '
         f"plates below {EDGE_FLAG} are counted as showing edge loss. Responses are normalized per plate to all its "
-        "vehicle wells and this run corrects nothing for well position, so an edge effect shows up as extra spread "
-        "in the responses of such plates; the metrics of those plates carry the flag <code>edge_effect</code> "
-        "(estimated from every well: plates.parquet <code>edge_effect</code>, docs/plates.md), which "
-        "<code>doseatlas export --exclude-flag edge_effect</code> leaves out. To leave edge wells out of the fits, "
-        "drop them from the input.</p>"
+        f"vehicle wells; position correction of this run: <code>{html.escape(_correction(result))}</code> "
+        "(<code>--position-correction none|bscore|drop-edge</code>; without one an edge effect shows up as extra "
+        "spread in the responses of such plates). The metrics of those plates carry the flag <code>edge_effect</code> "
+        "(estimated from every well as read: plates.parquet <code>edge_effect</code>, docs/plates.md), which "
+        "<code>doseatlas export --exclude-flag edge_effect</code> leaves out; the plate maps below show them.</p>"
     )
     return _table(table.reset_index()) + note
 
@@ -452,6 +453,17 @@ def plates_section(plates: pd.DataFrame) -> str:
         + "; all are in plates.parquet.</p>"
     )
     return note + _table(shown, rest="plates.parquet")
+
+
+def _correction(result: Any) -> str:
+    options = getattr(result, "options", None)
+    return str(getattr(options, "position_correction", "none"))
+
+
+def _plate_maps(result: Any) -> str:
+    from doseatlas.plotting_plates import plate_maps_section
+
+    return plate_maps_section(result)
 
 
 def glossary_section() -> str:

@@ -190,7 +190,7 @@ def _normalize_bucket(
         pieces, options=options, tick=lambda _step: None, nominal=nominal
     )
     del pieces
-    plates = _plates_table(checked.clean, responses) if S.ROLE in checked.clean else pd.DataFrame()
+    plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
     for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
     compound = compound_wells(checked.clean)  # with the responses of their (dataset, perturbagen)

@@ -421,6 +421,7 @@ class RowReason(StrEnum):
     CONFLICTING_READS = "conflicting_reads"
     BLANK_LINE = "blank_line"
     WRONG_FIELD_COUNT = "wrong_field_count"
+    EDGE_WELL = "edge_well"  # an edge well left out by --position-correction drop-edge
 
 
 #: one sentence per ledger reason (the table of docs/formats.md and docs/reasons.md; tests check that they agree)
@@ -462,6 +463,10 @@ ROW_REASON_MEANING: dict[str, str] = {
     ),
     RowReason.WRONG_FIELD_COUNT: (
         "the line has more or fewer fields than the header: its values cannot be assigned to columns"
+    ),
+    RowReason.EDGE_WELL: (
+        "a well with cells on the outer rows or columns of its plate, left out because the run was asked to "
+        "(--position-correction drop-edge; docs/plates.md)"
     ),
 }
 

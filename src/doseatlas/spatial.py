@@ -1,20 +1,25 @@
-"""Plate position: each well's deviation from its replicates, row and column effects, and the edge effect.
+"""Plate position: each well's deviation from its condition, row and column effects, and the edge effect.
 
 Pure functions: the validated well table in, tables out. A dose-response plate has few vehicle wells, so an edge
 estimate from them alone is noisy (or missing when no vehicle well sits on the edge). Here every well with cells
-counts: its **position residual** is ``log(signal / reference)``, the reference being the median signal of its
-condition (vehicle: the plate's vehicle wells; treated: the wells of the same data set, cell line, perturbagen,
-concentration, read time, readout and seeding density on any plate), less the plate's median residual (plate
-gain). Wells near background (reference below ``min_fraction`` of the plate's vehicle signal) are left out: their
-log ratio is noise.
+counts, in one model of the plates that share conditions (docs/plates.md)::
 
-Per plate (``qc.PLATE_KEY``):
+    log(signal - blank) = plate gain + condition + plate edge term x (well on the edge)
 
-- ``edge_effect``: exp(median residual of edge wells - median residual of interior wells); 0.8 means edge wells
-  read 20% low. ``edge_effect_se``: its standard error on the log scale (1.2533 x MAD-sigma / sqrt(n) per side);
-- row and column effects by Tukey's median polish of the residual grid (:func:`median_polish`), as in the
-  B-score of Brideau et al. (2003, J Biomol Screen 8:634): ``b_score`` = polished residual / MAD of the plate's
-  polished residuals, per well (:func:`well_positions`).
+a condition being the data set, cell line, perturbation, concentration, read time, readout and seeding density.
+It is fitted by weighted least squares (backfitting, a fixed number of passes, Huber weights; wells near
+background left out). A condition whose replicates sit all on the edge or all inside tells nothing about position,
+and the model gives it no say.
+
+Per plate (``qc.PLATE_KEY``, :func:`edge_effects`):
+
+- ``edge_effect``: exp(edge term); 0.8 means edge wells read 20% low. ``edge_effect_se``: its standard error on the
+  log scale, from the information about the edge term once the condition means and plate gain are projected out;
+- row and column effects by Tukey's median polish of the grid of **position residuals** (log signal less its
+  condition and its plate's gain; :func:`median_polish`), as in the B-score of Brideau et al. (2003, J Biomol
+  Screen 8:634): ``b_score`` = polished residual / MAD of the plate's polished residuals, per well
+  (:func:`well_positions`), and the effects shrunk by their reliability (what ``--position-correction bscore``
+  divides by, :mod:`doseatlas.position`).
 
 Grouped numpy/pandas throughout; the polish works on an array of shape (plates, rows, columns).
 """
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._stats import group_summary
 from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
 
 EDGE_EFFECT = "edge_effect"
@@ -35,65 +41,131 @@ N_EDGE, N_INTERIOR = "n_edge_wells", "n_interior_wells"
 RESIDUAL = "position_residual"
 ROW_EFFECT, COL_EFFECT = "row_effect", "col_effect"
 B_SCORE = "b_score"
-MIN_FRACTION = 0.2
-N_REFINE = 4  # passes of the reference refinement (the edge estimate converges in 3 on the simulator)
+#: log scale: the row and column effects shrunk by their reliability (:func:`_shrunk`); their sum is what
+#: ``--position-correction bscore`` divides a well by (:mod:`doseatlas.position`)
+SHRUNK_ROW, SHRUNK_COL = "row_effect_shrunk", "col_effect_shrunk"
+WEIGHT, LEVERAGE, CONDITION_ID = "position_weight", "position_leverage", "position_condition"
+MIN_FRACTION = 0.05
+N_PASSES = (
+    30  # backfitting passes (fixed: the same sums in every engine; converged to ~1e-6 on the simulator)
+)
+HUBER_K = 2.0  # robust SDs beyond which a well's weight falls (Huber)
 _CONDITION = [S.DATASET, S.CELL_LINE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.CONCENTRATION, S.TIME_H,
               S.READOUT, S.SEEDING_DENSITY]  # fmt: skip
 
 
 def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -> pd.DataFrame:
     """One row per well with cells (vehicle, untreated, treated) whose position parses: plate key, ``row``,
-    ``col``, ``edge``, ``position_residual`` (NaN near background), row / column effects and ``b_score``."""
+    ``col``, ``edge``, ``position_residual`` (NaN where unused), ``position_weight`` (the well's robust weight,
+    0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
+    ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``."""
     wells = clean[clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED])]
     if S.WELL not in wells or not len(wells):
-        return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, B_SCORE])
-    wells = S.with_series(wells).reset_index(drop=True)
+        return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
+                                     CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
+    wells = _canonical_order(S.with_series(wells))
     positions = parse_wells(wells[S.WELL])
     plate = pd.Series(wells.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=wells.index)
     out = wells[[*PLATE_KEY, S.WELL]].assign(
         row=positions["row"], col=positions["col"], edge=_edge_flags(positions, plate), _plate=plate
     )
-    edge = out["edge"].to_numpy(float) == 1.0
-    adjust = np.ones(len(wells))
-    for _ in range(
-        N_REFINE
-    ):  # the reference of a condition whose replicates sit on edges reads low: refine it
-        out[RESIDUAL] = _residuals(wells, plate, edge, adjust=adjust, min_fraction=min_fraction)
-        shift = _edge_shift(out[RESIDUAL].to_numpy(float), edge, out["_plate"].to_numpy(), len(out))
-        adjust = np.where(edge, np.exp(shift), 1.0)
+    model = _edge_model(
+        wells,
+        plate.to_numpy(),
+        out["edge"].to_numpy(float),
+        blank=_blanks(clean, wells),
+        min_fraction=min_fraction,
+    )
+    out = out.assign(**dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True)))
     out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
     return _with_polish(out)
 
 
-def _edge_shift(resid: np.ndarray, edge: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray:
-    """Per well: its plate's median edge residual minus median interior residual (0 where either is missing)."""
-    frame = pd.DataFrame({"r": resid, "e": edge, "p": plate})
-    med = frame.dropna().groupby(["p", "e"])["r"].median().unstack("e")
-    med = med.reindex(columns=[False, True])
-    diff = (med[True] - med[False]).fillna(0.0)
-    return pd.Series(plate).map(diff).fillna(0.0).to_numpy(float)
+def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
+    """Per well: the mean blank signal of its plate (as normalization subtracts it), 0 where it has none."""
+    blank_rows = clean[clean[S.ROLE] == S.Role.BLANK]
+    if not len(blank_rows):
+        return np.zeros(len(wells))
+    blanks = group_summary(blank_rows, PLATE_KEY, S.SIGNAL, method="mean").rename("_blank").reset_index()
+    merged = wells[PLATE_KEY].merge(blanks, on=PLATE_KEY, how="left")
+    return merged["_blank"].fillna(0.0).to_numpy(float)
 
 
-def _residuals(
-    wells: pd.DataFrame, plate: pd.Series, edge: np.ndarray, *, adjust: np.ndarray, min_fraction: float
+def _canonical_order(wells: pd.DataFrame) -> pd.DataFrame:
+    """The wells sorted by plate key, well and signal: the model's sums then run in one order in every engine."""
+    by = [*PLATE_KEY, S.WELL, S.SIGNAL]
+    return wells.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+
+
+def _usable(
+    signal: np.ndarray, wells: pd.DataFrame, plate: np.ndarray, cond: np.ndarray, *, min_fraction: float
 ) -> np.ndarray:
-    signal = wells[S.SIGNAL].to_numpy(float)
+    """Wells whose log signal (above the blank) is informative: positive, of a condition whose median is at
+    least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
+    wells."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    key = wells[_CONDITION].astype(object).assign(_p=np.where(treated, -1, plate.to_numpy()))
-    groups = [key[c] for c in key.columns]
-    reference = pd.Series(signal / adjust).groupby(groups, dropna=False).transform("median")
-    # only conditions with wells on the edge and inside tell position from condition (replicate plates of one
-    # layout put every replicate of a condition at the same position)
-    side = pd.Series(edge.astype(float)).groupby(groups, dropna=False).transform("mean").to_numpy()
-    informative = (side > 0) & (side < 1)
-    control = (
-        pd.Series(np.where(treated, np.nan, signal / adjust)).groupby(plate.to_numpy()).transform("median")
-    )
-    usable = informative & (signal > 0) & (reference.to_numpy() > min_fraction * control.to_numpy())
+    reference = pd.Series(signal).groupby(cond).transform("median").to_numpy()
+    control = pd.Series(np.where(treated, np.nan, signal)).groupby(plate).transform("median").to_numpy()
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(signal) & (signal > 0) & (reference > min_fraction * control)
+    return usable & (np.bincount(cond, weights=usable)[cond] >= 2)
+
+
+def _edge_model(
+    wells: pd.DataFrame, plate: np.ndarray, edge: np.ndarray, *, blank: np.ndarray, min_fraction: float
+) -> tuple[np.ndarray, ...]:
+    """Per well: residual of ``log(signal - blank) = plate gain + condition + plate edge effect x edge`` less
+    the plate gain (NaN where unused), its robust weight, its leverage in its condition (see :func:`_backfit`)
+    and its condition's number."""
+    cond = wells[_CONDITION].astype(object).groupby(_CONDITION, dropna=False, sort=True).ngroup().to_numpy()
+    signal = wells[S.SIGNAL].to_numpy(float) - blank
+    use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
+    resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
+    if use.any():
+        codes = [pd.factorize(v[use], sort=True)[0] for v in (plate, cond)]
+        resid[use], weight[use], leverage[use] = _backfit(np.log(signal[use]), *codes, edge[use] == 1.0)
+    return resid, np.where(use, weight, 0.0), leverage, cond
+
+
+def _means(group: np.ndarray, values: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(usable, np.log(signal / reference.to_numpy()), np.nan)
-    gain = pd.Series(raw).groupby(plate.to_numpy()).transform("median").to_numpy()
-    return raw - gain
+        return np.bincount(group, weights=weights * values, minlength=n) / np.bincount(
+            group, weights=weights, minlength=n
+        )
+
+
+def _backfit(
+    y: np.ndarray, plate: np.ndarray, cond: np.ndarray, edge: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of ``y = a[plate] + b[cond] + e[plate] * edge`` by backfitting (a fixed number of
+    passes, so the sums are the same in every engine), Huber weights from the third of the passes on.
+
+    Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
+    leverage in its condition (its weight over the condition's: the share of its own deviation the condition
+    mean absorbs)."""
+    n_p, n_c = int(plate.max()) + 1, int(cond.max()) + 1
+    a, e, w = np.zeros(n_p), np.zeros(n_p), np.ones(len(y))
+    inside, out = (~edge).astype(float), edge.astype(float)
+    for i in range(N_PASSES):
+        b = _means(cond, y - a[plate] - e[plate] * out, w, n_c)
+        r = y - b[cond]
+        a_in, a_out = _means(plate, r, w * inside, n_p), _means(plate, r, w * out, n_p)
+        a = np.where(np.isnan(a_in), np.nan_to_num(a_out), a_in)
+        e = np.nan_to_num(a_out - a_in)  # no edge effect where a side is empty
+        if i >= N_PASSES // 3:
+            w = _huber(r - a[plate] - e[plate] * out, plate, w, cond, n_c)
+    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
+    return r - a[plate], w, leverage
+
+
+def _huber(resid: np.ndarray, plate: np.ndarray, w: np.ndarray, cond: np.ndarray, n_c: int) -> np.ndarray:
+    """Huber weights (k = :data:`HUBER_K` robust SDs of the plate's standardized residuals)."""
+    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(resid) / np.sqrt(np.clip(1.0 - leverage, 1e-12, None))
+    scale = 1.4826 * pd.Series(z).groupby(plate).transform("median").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > HUBER_K * scale, HUBER_K * scale / z, 1.0)
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
@@ -129,9 +201,15 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
 
 def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
     if not len(table):
-        return table.assign(**{ROW_EFFECT: np.nan, COL_EFFECT: np.nan, B_SCORE: np.nan}).drop(
-            columns="_plate"
-        )
+        return table.assign(
+            **{
+                ROW_EFFECT: np.nan,
+                COL_EFFECT: np.nan,
+                B_SCORE: np.nan,
+                SHRUNK_ROW: np.nan,
+                SHRUNK_COL: np.nan,
+            }
+        ).drop(columns="_plate")
     row_eff, col_eff, resid = median_polish(_grid(table))
     p, r, c = table["_plate"].to_numpy(int), table["row"].to_numpy(int) - 1, table["col"].to_numpy(int) - 1
     with np.errstate(all="ignore"):
@@ -142,29 +220,84 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]
+    present = ~np.isnan(_grid(table))
+    shrunk_rows = _shrunk(row_eff, present.sum(axis=2), mad)
+    shrunk_cols = _shrunk(col_eff, present.sum(axis=1), mad)
+    table[SHRUNK_ROW], table[SHRUNK_COL] = shrunk_rows[p, r], shrunk_cols[p, c]
     return table.drop(columns="_plate")
 
 
+def _shrunk(effects: np.ndarray, counts: np.ndarray, mad: np.ndarray) -> np.ndarray:
+    """Row (or column) effects of each plate shrunk towards 0 by their reliability (empirical Bayes): effect x
+    tau^2 / (tau^2 + se^2), with se^2 = (1.2533 MAD)^2 / n the sampling variance of a median of n residuals
+    and tau^2 the plate's spread of the effects beyond it (0 on a plate without position effects: no
+    correction adds noise there)."""
+    with np.errstate(all="ignore"):
+        se2 = np.where(counts > 0, (1.2533 * np.nan_to_num(mad)[:, None]) ** 2 / counts, np.inf)
+        seen = counts > 0
+        n_seen = np.maximum(seen.sum(axis=1), 1)
+        spread = (np.where(seen, effects**2, 0.0).sum(axis=1) - np.where(seen, se2, 0.0).sum(axis=1)) / n_seen
+        tau2 = np.clip(spread, 0.0, None)[:, None]
+        factor = np.where(seen & (tau2 + se2 > 0), tau2 / (tau2 + se2), 0.0)
+    return effects * factor
+
+
+def _edge_information(
+    plate: np.ndarray, cond: np.ndarray, w: np.ndarray, edge: np.ndarray, n: int
+) -> np.ndarray:
+    """Per plate: the information (1 / variance, in units of the residual variance) of its edge term once the
+    condition means and the plate gain are taken out: the Schur complement ``vv - uv^2 / uu`` of the weighted
+    cross-products of the plate's columns (u: on the plate, v: on its edge) projected off the condition
+    columns (per condition: ``sum x y - sum x sum y / W``)."""
+    cp = pd.factorize(plate.astype(np.int64) * (int(cond.max()) + 1) + cond, sort=True)[0]
+    n_cp = np.bincount(cp, weights=w)
+    m_cp = np.bincount(cp, weights=w * edge)
+    first = np.zeros(len(n_cp), dtype=np.int64)
+    first[cp[::-1]] = np.arange(len(cp))[::-1]
+    w_c = np.bincount(cond, weights=w)[cond[first]]
+    p = plate[first]
+    uu = np.bincount(p, weights=n_cp - n_cp**2 / w_c, minlength=n)
+    uv = np.bincount(p, weights=m_cp - n_cp * m_cp / w_c, minlength=n)
+    vv = np.bincount(p, weights=m_cp - m_cp**2 / w_c, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return vv - uv**2 / uu
+
+
 def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
-    """Per plate: ``edge_effect`` (edge over interior, a ratio), its log-scale SE and the wells on each side."""
-    usable = positions[positions[RESIDUAL].notna() & positions["edge"].notna()]
-    if not len(usable):
+    """Per plate: ``edge_effect`` (edge over interior, a ratio), its log-scale SE and the wells on each side.
+
+    ``log edge_effect`` is the weighted mean residual of the edge wells less that of the interior wells (the
+    backfitted edge term of :func:`well_positions`); its SE is ``s sqrt(1/I_edge + 1/I_interior)``, ``I`` the
+    sum of weight x (1 - leverage) of a side (what a well tells about position once its condition's mean is
+    taken out) and ``s`` the plate's residual SD (weighted squares over that sum)."""
+    used = positions[positions[WEIGHT].astype(float) > 0] if WEIGHT in positions else positions.iloc[:0]
+    if not len(used):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
-    side = np.where(usable["edge"].astype(bool), "e", "i")
-    key = [*PLATE_KEY, "_side"]
-    usable = usable.assign(_side=side)
-    grouped = usable.groupby(key, dropna=False)[RESIDUAL]
-    deviation = (usable[RESIDUAL] - grouped.transform("median")).abs()
-    mad = 1.4826 * usable.assign(_d=deviation).groupby(key, dropna=False)["_d"].median()
-    stats = pd.DataFrame({"med": grouped.median(), "n": grouped.size(), "mad": mad}).unstack("_side")
-    stats = stats.reindex(columns=pd.MultiIndex.from_product([["med", "n", "mad"], ["e", "i"]]))
-    se = np.sqrt(sum((1.2533 * stats[("mad", s)]) ** 2 / stats[("n", s)] for s in ("e", "i")))
-    out = pd.DataFrame(
-        {
-            EDGE_EFFECT: np.exp(stats[("med", "e")] - stats[("med", "i")]),
-            EDGE_EFFECT_SE: se,
-            N_EDGE: stats[("n", "e")].fillna(0).astype("int64"),
-            N_INTERIOR: stats[("n", "i")].fillna(0).astype("int64"),
+    grouped = used.groupby(PLATE_KEY, dropna=False, sort=True)
+    plate = grouped.ngroup().to_numpy()
+    n = int(plate.max()) + 1
+    r, w = used[RESIDUAL].to_numpy(float), used[WEIGHT].to_numpy(float)
+    info = w * (1.0 - used[LEVERAGE].to_numpy(float))
+    edge = used["edge"].to_numpy(float) == 1.0
+    means = {side: _means(plate, r, np.where(edge == side, w, 0.0), n) for side in (0, 1)}
+    log_edge = means[True] - means[False]
+    rest = r - np.where(edge, means[True][plate], means[False][plate])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.bincount(plate, weights=w * rest**2, minlength=n) / np.bincount(
+            plate, weights=info, minlength=n
+        )
+        i_side = {
+            side: np.bincount(plate, weights=np.where(edge == side, info, 0.0), minlength=n)
+            for side in (0, 1)
+        }
+        se = np.sqrt(s2 * (1.0 / i_side[True] + 1.0 / i_side[False]))
+    counts = {side: np.bincount(plate, weights=(edge == side).astype(float), minlength=n) for side in (0, 1)}
+    keys = grouped.size().index.to_frame(index=False)
+    return keys.assign(
+        **{
+            EDGE_EFFECT: np.exp(log_edge),
+            EDGE_EFFECT_SE: np.where(np.isfinite(se), se, np.nan),
+            N_EDGE: counts[True].astype("int64"),
+            N_INTERIOR: counts[False].astype("int64"),
         }
     )
-    return out.reset_index()

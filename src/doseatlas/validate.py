@@ -36,6 +36,12 @@ class ValidationResult:
     clean: pd.DataFrame
     ledger: pd.DataFrame
     n_read: int
+    as_read: pd.DataFrame | None = None  # the clean rows before a position correction (docs/plates.md)
+
+    @property
+    def plate_rows(self) -> pd.DataFrame:
+        """The rows the plate table describes: the wells as read (before a position correction)."""
+        return self.clean if self.as_read is None else self.as_read
 
     @property
     def n_used(self) -> int:

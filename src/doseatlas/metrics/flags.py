@@ -52,8 +52,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         FlagCode.EDGE_EFFECT,
         "a plate the curve's wells are on loses signal on its edge wells: its `edge_effect` (edge over interior "
-        "wells, from every well's deviation from its replicates: doseatlas.spatial) is below "
-        "`FlagOptions.min_edge_effect` (0.95) and `FlagOptions.edge_z` (3) standard errors below 1 on the log scale",
+        "wells, from a model of every well's log signal: plate gain + condition + edge term, doseatlas.spatial) is "
+        "below `FlagOptions.min_edge_effect` (0.95) and `FlagOptions.edge_z` (2.5) standard errors below 1 on the "
+        "log scale",
         "plate position model (`edge_effect`, `edge_effect_se` in plates.parquet)",
     ),
     Flag(
@@ -125,7 +126,7 @@ class FlagOptions:
 
     min_z_factor: float = 0.5
     min_edge_effect: float = 0.95
-    edge_z: float = 3.0
+    edge_z: float = 2.5
     signal_increase: float = 0.2
     discordant_fold: float = 2.0
 

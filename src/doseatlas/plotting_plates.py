@@ -1,0 +1,136 @@
+"""Plate maps for the report: one small heatmap per plate (rows x columns), flagged plates first.
+
+Drawn as inline HTML tables coloured by value (no figure to render: a few thousand cells cost milliseconds).
+The value of a well is its **position residual** on the responses table: log2 of its signal over the median
+signal of its condition (same curve key and concentration, any plate), less its plate's median; blue reads low,
+red high, white as its replicates. Only treated wells are in the responses; other wells are grey.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from doseatlas import schemas as S
+from doseatlas._text import plain
+from doseatlas.qc import parse_wells
+
+#: plates drawn in the report (flagged ones first); the others are counted
+MAX_PLATE_MAPS = 12
+LIMIT = 0.5  # |log2 residual| at which the colour saturates (a 1.41-fold deviation)
+_KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
+_CONDITION = [S.TIME_H if c == S.DURATION_H else c for c in (*S.CURVE_KEY, S.CONCENTRATION)]
+
+
+def well_residuals(responses: pd.DataFrame) -> pd.DataFrame:
+    """Per treated well with a position: plate key, ``row``, ``col`` and ``residual`` (log2, see the module)."""
+    need = {*_KEY, *_CONDITION, S.WELL, S.SIGNAL}
+    if not len(responses) or not need <= set(responses.columns):
+        return pd.DataFrame(columns=[*_KEY, "row", "col", "residual"])
+    wells = responses[[*dict.fromkeys([*_KEY, *_CONDITION, S.WELL, S.SIGNAL])]]
+    signal = wells[S.SIGNAL].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log = np.where(signal > 0, np.log2(signal), np.nan)
+    frame = wells[_KEY].assign(_log=log)
+    condition = wells[_CONDITION].astype(object).groupby(_CONDITION, dropna=False, sort=False).ngroup()
+    raw = log - frame["_log"].groupby(condition.to_numpy()).transform("median").to_numpy()
+    plate = wells[_KEY].astype(object).groupby(_KEY, dropna=False, sort=False).ngroup().to_numpy()
+    centred = raw - pd.Series(raw).groupby(plate).transform("median").to_numpy()
+    at = parse_wells(wells[S.WELL])
+    out = wells[_KEY].assign(row=at["row"].to_numpy(), col=at["col"].to_numpy(), residual=centred)
+    return out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
+
+
+def _colour(value: float) -> str:
+    if not np.isfinite(value):
+        return "#e2e8f0"
+    t = float(np.clip(value / LIMIT, -1.0, 1.0))
+    if t < 0:  # white to blue
+        r, g, b = 255 + t * (255 - 49), 255 + t * (255 - 130), 255 + t * (255 - 189)
+    else:  # white to red
+        r, g, b = 255 - t * (255 - 197), 255 - t * (255 - 48), 255 - t * (255 - 48)
+    return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
+
+
+def _plate_table(cells: pd.DataFrame, n_rows: int, n_cols: int) -> str:
+    grid = np.full((n_rows, n_cols), np.nan)
+    grid[cells["row"].to_numpy(int) - 1, cells["col"].to_numpy(int) - 1] = cells["residual"].to_numpy(float)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="background:{_colour(v)}" title="{_well(r, c)}: {v:+.2f}"></td>'
+            if np.isfinite(v)
+            else f'<td style="background:{_colour(v)}"></td>'
+            for c, v in enumerate(row)
+        )
+        + "</tr>"
+        for r, row in enumerate(grid)
+    )
+    return f'<table class="platemap">{body}</table>'
+
+
+def _well(r: int, c: int) -> str:
+    letters = ""
+    n = r + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return f"{letters}{c + 1:02d}"
+
+
+def _order(plates: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
+    """The plates to draw, flagged ones first, then by edge effect (lowest first), at most MAX_PLATE_MAPS."""
+    table, marks = plates, flagged[_KEY].assign(_flag=True)
+    table = table.merge(marks.drop_duplicates(_KEY), on=_KEY, how="left")
+    table["_flag"] = table["_flag"].eq(True)
+    edge = table["edge_effect"] if "edge_effect" in table else pd.Series(np.nan, index=table.index)
+    table = table.assign(_edge=edge.astype(float).fillna(np.inf))
+    return table.sort_values(["_flag", "_edge"], ascending=[False, True], kind="stable")
+
+
+PLATE_MAP_CSS = (
+    ".platemaps{display:flex;flex-wrap:wrap;gap:10px}.platemaps figure{margin:0}"
+    ".platemap{border-collapse:collapse}.platemap td{width:7px;height:7px;padding:0;border:1px solid #fff}"
+    ".platemaps figcaption{font-size:11px;max-width:220px}"
+)
+
+
+def plate_maps_section(result) -> str:
+    """The report's plate maps: at most :data:`MAX_PLATE_MAPS` plates, flagged (``edge_effect`` or
+    ``low_z_factor``) first, then by edge effect; says how many are not shown."""
+    from doseatlas.metrics.flags import FlagOptions, plate_flags
+
+    plates, responses = result.plates, result.responses
+    if plates is None or plates.empty or S.WELL not in responses:
+        return '<p class="sub">No plate with well positions.</p>'
+    options = result.options.flags if getattr(result, "options", None) is not None else FlagOptions()
+    flagged = plate_flags(plates, options=options)
+    residuals = well_residuals(responses)
+    if not len(residuals):
+        return '<p class="sub">No treated well with a position.</p>'
+    ordered = _order(plates, flagged)
+    drawn = ordered.merge(residuals[_KEY].drop_duplicates(), on=_KEY, how="inner").head(MAX_PLATE_MAPS)
+    cells = residuals.merge(drawn[_KEY].assign(_n=np.arange(len(drawn))), on=_KEY, how="inner")
+    figures = []
+    for n, block in cells.groupby("_n", sort=True):  # at most MAX_PLATE_MAPS plates: a short loop
+        plate = drawn.iloc[int(n)]
+        n_rows, n_cols = (8, 12) if block["row"].max() <= 8 and block["col"].max() <= 12 else (16, 24)
+        n_rows, n_cols = max(n_rows, int(block["row"].max())), max(n_cols, int(block["col"].max()))
+        edge = pd.to_numeric(pd.Series([plate.get("edge_effect")]), errors="coerce").astype(float).iloc[0]
+        where = " / ".join(plain(plate[k], limit=60) for k in (S.DATASET, S.PLATE, S.CELL_LINE))
+        caption = f"{'flagged · ' if plate['_flag'] else ''}{where}" + (
+            f" · edge_effect {edge:.2f}" if np.isfinite(edge) else ""
+        )
+        figures.append(
+            f"<figure>{_plate_table(block, n_rows, n_cols)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    n_plates, n_flagged = len(ordered), int(ordered["_flag"].sum())
+    note = (
+        f'<p class="sub">{len(figures):,} of {n_plates:,} plates drawn ({n_flagged:,} flagged, drawn first)'
+        + (f"; {n_plates - len(figures):,} not shown" if n_plates > len(figures) else "")
+        + f". Each cell: log2 of a treated well's signal over its replicates' median, less the plate's median "
+        f"(blue low, red high, saturating at ±{LIMIT}; grey: no treated well). Edge loss shows as a blue ring.</p>"
+    )
+    return f"<style>{PLATE_MAP_CSS}</style>" + note + '<div class="platemaps">' + "".join(figures) + "</div>"
