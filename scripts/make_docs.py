@@ -39,7 +39,9 @@ def main() -> None:
     (DOCS / "metrics.md").write_text(render_markdown(), encoding="utf-8")
     (DOCS / "reasons.md").write_text(render_reasons(), encoding="utf-8")
     (DOCS / "readouts.md").write_text(render_readouts(), encoding="utf-8")
-    print(f"wrote {DOCS / 'metrics.md'}, {DOCS / 'reasons.md'}, {DOCS / 'readouts.md'} and docs/img/ic50_vs_ec50.png")
+    print(
+        f"wrote {DOCS / 'metrics.md'}, {DOCS / 'reasons.md'}, {DOCS / 'readouts.md'} and docs/img/ic50_vs_ec50.png"
+    )
 
 
 if __name__ == "__main__":
