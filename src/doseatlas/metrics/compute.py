@@ -581,6 +581,7 @@ def compute_metrics(
     responses, curves = S.with_series(responses), S.with_series(curves)
     frames = [_effects(responses)]
     controls = U.control_terms(responses) if U.has_controls(responses) else None  # none: no control term
+    curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
     for scale in S.RESPONSE_SCALES:
         frames += _scale_metrics(responses, curves, scale, options, controls=controls)
     frames = [f for f in frames if len(f)]

@@ -110,3 +110,86 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
     else:
         return np.zeros(len(curves))
     return np.where(np.isfinite(var), var, 0.0)
+
+
+# ------------------------------------------------------------------------------ model misfit (lack of fit)
+MISFIT = "_misfit_factor"  # variance factor of a curve's intervals for model misfit (>= 1)
+
+
+def _pure_error(responses: pd.DataFrame, scale: str, divisor: float) -> pd.DataFrame:
+    """Per curve key: pure-error sum of squares (replicate wells about their dose mean), wells and doses."""
+    drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
+    drugs = drugs.rename(columns={S.TIME_H: S.DURATION_H})
+    y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
+    wells = drugs.assign(_y=y)[np.isfinite(y)]
+    dose_key = [*S.CURVE_KEY, S.CONCENTRATION]
+    sd = group_summary(wells, dose_key, "_y", method="std")
+    count = wells.groupby(dose_key, dropna=False, sort=True).size()
+    doses = pd.DataFrame({"_ss": (sd.fillna(0.0) ** 2 * (count - 1)).to_numpy(), "_n": count.to_numpy()})
+    doses = pd.concat([sd.index.to_frame(index=False), doses], axis=1)
+    key = list(S.CURVE_KEY)
+    out = pd.DataFrame(
+        {
+            "_ss_pe": group_summary(doses, key, "_ss", method="sum"),
+            "_n_wells": group_summary(doses, key, "_n", method="sum"),
+            "_n_doses": doses.groupby(key, dropna=False, sort=True).size(),
+        }
+    )
+    return out.reset_index().assign(**{S.SCALE: scale})
+
+
+def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per ``curve_id``: :data:`MISFIT`, the lack-of-fit variance factor of the curve's intervals.
+
+    A fitted curve's covariance ``s^2 (J'J)^-1`` takes every well as an independent error. When the curve does
+    not have the true shape (the 4-parameter sigmoid against a population model), the replicate wells of a dose
+    share the misfit, so the dose means scatter about the curve more than the wells scatter about their means.
+    The lack-of-fit mean square ``MS_LOF = (RSS - SS_PE) / (k - p)`` (``SS_PE``: replicate wells about their dose
+    means, ``k`` doses, ``p`` free parameters) is then the residual variance of a fit that takes the dose as the
+    unit of replication (the pure-error vs lack-of-fit F test, e.g. Draper & Smith, Applied Regression Analysis,
+    ch. 2.1). The factor ``max(1, MS_LOF / (RSS / (n - p)))`` scales the covariance so: never narrower than the
+    fit's own interval, wider by the misfit the replicates reveal. 1 where a curve has no replicate or no
+    degree of freedom for lack of fit (``k <= p``).
+    """
+    from doseatlas.fit.models import MODELS
+    from doseatlas.fit.table import SCALE_DIVISOR
+
+    parts = [_pure_error(responses, s, d) for s, d in SCALE_DIVISOR.items() if s in responses]
+    pe = pd.concat(parts, ignore_index=True) if parts else None
+    if pe is None or not len(curves) or "rss" not in curves:
+        return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
+    joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
+    n_free = joined["model"].map({k: m.n_free for k, m in MODELS.items()}).fillna(4).to_numpy(float)
+    rss, ss_pe = joined["rss"].to_numpy(float), joined["_ss_pe"].to_numpy(float)
+    n, k = joined["_n_wells"].to_numpy(float), joined["_n_doses"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (np.maximum(rss - ss_pe, 0.0) / (k - n_free)) / (rss / (n - n_free))
+    usable = np.isfinite(ratio) & (k > n_free) & (n > k) & (joined["selected"].to_numpy() != "flat")
+    return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: np.where(usable, np.maximum(ratio, 1.0), 1.0)})
+
+
+def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` with every covariance and standard error scaled by the :func:`misfit_factors` of its curve
+    and the parameter and EC50 intervals widened about their estimates by the factor's square root."""
+    if S.CURVE_ID not in curves or not len(curves):
+        return curves
+    factors = misfit_factors(responses, curves).dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
+    f = curves[S.CURVE_ID].map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
+    root = np.sqrt(f)
+    out = curves.copy()
+    for column in [c for c in out.columns if c.startswith("cov_")]:
+        out[column] = out[column].to_numpy(float) * f
+    for name in ("top", "bottom", "log10_ec50", "hill", "ec50"):
+        if f"{name}_se" in out:
+            out[f"{name}_se"] = out[f"{name}_se"].to_numpy(float) * root
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for name in ("top", "bottom", "hill"):
+            if {name, f"{name}_lower", f"{name}_upper"} <= set(out.columns):
+                v = out[name].to_numpy(float)
+                out[f"{name}_lower"] = v - (v - out[f"{name}_lower"].to_numpy(float)) * root
+                out[f"{name}_upper"] = v + (out[f"{name}_upper"].to_numpy(float) - v) * root
+        if {"log10_ec50", "ec50_lower", "ec50_upper"} <= set(out.columns):
+            x = out["log10_ec50"].to_numpy(float)
+            out["ec50_lower"] = 10.0 ** (x - (x - np.log10(out["ec50_lower"].to_numpy(float))) * root)
+            out["ec50_upper"] = 10.0 ** (x + (np.log10(out["ec50_upper"].to_numpy(float)) - x) * root)
+    return out
