@@ -112,6 +112,56 @@ def test_coverage_at_default_noise_across_seeds(policy):
     assert coverage["gr50"] >= 0.76, coverage
 
 
+def test_low_noise_intervals_cover_the_model_misfit():
+    """1 % noise, one simulated set: the 4-parameter curve's misfit to the population model dominates the error.
+    Without the lack-of-fit factor (main) coverage was ic50 0.89, gi50 0.73, tgi 0.63, lc50 0.76, gr50 0.64."""
+    table = _coverage_module().coverage_table(seeds=(0,), cvs=(0.01,), policies=("refuse",))
+    table = table.set_index("metric")
+    names = ["ic50", "gi50", "tgi", "lc50", "gr50"]
+    assert (table.loc[names, "coverage"] >= 0.92).all(), table
+    assert (table.loc[names, "mean_width"] < 0.1).all(), table  # log10 units: honest, not infinitely wide
+
+
+def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
+    """Replicate wells about a true sigmoid: a factor within chance of 1; a bump the sigmoid cannot follow: large."""
+    from doseatlas.metrics.uncertainty import MISFIT, misfit_factors
+
+    doses = 1e-9 * 3.0 ** np.arange(9)
+    x = np.log10(doses)
+    truth = 0.1 + 0.9 / (1 + 10 ** (1.2 * (x + 7.0)))
+    bump = truth + 0.08 * np.sin(3.0 * x)
+    rng = np.random.default_rng(3)
+    rows, curves = [], []
+    for name, mean in (("clean", truth), ("misfit", bump)):
+        y = mean[:, None] + rng.normal(0, 0.01, (9, 3))
+        rows.append(
+            pd.DataFrame({S.CONCENTRATION: np.repeat(doses, 3), S.RELATIVE_VIABILITY: y.ravel(), "c": name})
+        )
+        fitted = 0.1 + 0.9 / (1 + 10 ** (1.2 * (x + 7.0)))
+        rss = float(((y - fitted[:, None]) ** 2).sum())
+        curves.append({"c": name, "rss": rss, "model": "ll4", "selected": "sigmoid"})
+    responses = pd.concat(rows, ignore_index=True)
+    key = {k: "a" for k in S.CURVE_KEY if k not in (S.CELL_LINE, S.DURATION_H, S.PERTURBATION_TYPE)}
+    responses = responses.assign(**key, **{S.PERTURBATION_TYPE: "drug", S.TIME_H: 72.0})
+    responses[S.CELL_LINE] = responses.pop("c")
+    table = pd.DataFrame(curves).assign(**key, **{S.DURATION_H: 72.0, S.SCALE: S.RELATIVE_VIABILITY})
+    table[S.PERTURBATION_TYPE] = "drug"
+    table[S.CELL_LINE] = table.pop("c")
+    table[S.CURVE_ID] = table[S.CELL_LINE]
+    got = misfit_factors(responses, table).set_index(S.CURVE_ID)[MISFIT]
+    assert got["clean"] < 4.5  # F(5, 18) 95 % quantile 2.77 times (t(5) / t(23))^2 = 1.54
+    assert got["misfit"] > 10.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["refuse", "shrink"])
+def test_coverage_across_noise_levels(policy):
+    """1, 2, 4 and 8 % noise, 2 seeds (docs/validation.md section 5): every concentration metric >= 0.9."""
+    table = _coverage_module().coverage_table(seeds=(0, 1), cvs=(0.01, 0.02, 0.04, 0.08), policies=(policy,))
+    conc = table[table["metric"].isin(["ic50", "gi50", "tgi", "lc50", "gr50"])]
+    assert (conc["coverage"] >= 0.9).all(), conc
+
+
 # ------------------------------------------------------------------------------ censoring at the edges of the data
 def _run(rows) -> pd.DataFrame:
     from doseatlas.metrics import compute_metrics

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary
@@ -147,9 +148,11 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
     The lack-of-fit mean square ``MS_LOF = (RSS - SS_PE) / (k - p)`` (``SS_PE``: replicate wells about their dose
     means, ``k`` doses, ``p`` free parameters) is then the residual variance of a fit that takes the dose as the
     unit of replication (the pure-error vs lack-of-fit F test, e.g. Draper & Smith, Applied Regression Analysis,
-    ch. 2.1). The factor ``max(1, MS_LOF / (RSS / (n - p)))`` scales the covariance so: never narrower than the
-    fit's own interval, wider by the misfit the replicates reveal. 1 where a curve has no replicate or no
-    degree of freedom for lack of fit (``k <= p``).
+    ch. 2.1). Where ``MS_LOF`` exceeds the pooled ``RSS / (n - p)``, the covariance is scaled by
+    ``MS_LOF / (RSS / (n - p))`` times ``(t(k - p) / t(n - p))^2``: the variance is then estimated from ``k - p``
+    degrees of freedom, and the interval's t quantile (taken with ``n - p`` downstream) is the one of that
+    estimate. Never narrower than the fit's own interval; 1 where the dose means scatter no more than the wells
+    predict, where a curve has no replicate, or no degree of freedom for lack of fit (``k <= p``).
     """
     from doseatlas.fit.models import MODELS
     from doseatlas.fit.table import SCALE_DIVISOR
@@ -165,7 +168,12 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (np.maximum(rss - ss_pe, 0.0) / (k - n_free)) / (rss / (n - n_free))
     usable = np.isfinite(ratio) & (k > n_free) & (n > k) & (joined["selected"].to_numpy() != "flat")
-    return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: np.where(usable, np.maximum(ratio, 1.0), 1.0)})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tq = (
+            stats.t.ppf(0.975, np.maximum(k - n_free, 1)) / stats.t.ppf(0.975, np.maximum(n - n_free, 1))
+        ) ** 2
+    factor = np.where(usable & (ratio > 1.0), ratio * tq, 1.0)
+    return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
 
 
 def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
