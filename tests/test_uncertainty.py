@@ -129,7 +129,7 @@ def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
     doses = 1e-9 * 3.0 ** np.arange(9)
     x = np.log10(doses)
     truth = 0.1 + 0.9 / (1 + 10 ** (1.2 * (x + 7.0)))
-    bump = truth + 0.08 * np.sin(3.0 * x)
+    bump = truth + 0.1 * np.sin(3.0 * x)
     rng = np.random.default_rng(3)
     rows, curves = [], []
     for name, mean in (("clean", truth), ("misfit", bump)):
@@ -150,7 +150,9 @@ def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
     table[S.CURVE_ID] = table[S.CELL_LINE]
     got = misfit_factors(responses, table).set_index(S.CURVE_ID)[MISFIT]
     assert got["clean"] < 4.5  # F(5, 18) 95 % quantile 2.77 times (t(5) / t(23))^2 = 1.54
-    assert got["misfit"] > 10.0
+    # RSS almost all lack of fit: MS_LOF / MS_residual reaches its ceiling (n - p) / (k - p) = 23 / 5
+    ceiling = 23 / 5 * (stats.t.ppf(0.975, 5) / stats.t.ppf(0.975, 23)) ** 2
+    assert got["misfit"] == pytest.approx(ceiling, rel=0.05), got
 
 
 @pytest.mark.slow
