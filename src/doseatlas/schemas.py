@@ -514,6 +514,7 @@ class RefusalReason(StrEnum):
     SOURCES_DISAGREE = "sources_disagree"  # consensus labels of doseatlas export
     ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
     REJECTED_IN_REVIEW = "rejected_in_review"  # a reviewer rejected the curve (doseatlas run --reviews)
+    PLATEAU_NOT_REACHED = "plateau_not_reached"  # grinf / dip_einf of a curve still falling (issue 14)
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -575,6 +576,11 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.REJECTED_IN_REVIEW: (
         "a reviewer rejected the curve in doseatlas review; the run applied the decision (doseatlas run "
         "--reviews): the reviewer's reason is in the review database and the run's provenance"
+    ),
+    RefusalReason.PLATEAU_NOT_REACHED: (
+        "grinf or dip_einf: the fitted curve is still falling at the highest tested dose (less than 90% of its transition "
+        "done), so its plateau is an extrapolation; the data only say it is at most the response there "
+        "(docs/metrics.md, plateau metrics)"
     ),
 }
 

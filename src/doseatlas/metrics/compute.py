@@ -17,6 +17,7 @@ from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.metrics import uncertainty as U
+from doseatlas.metrics.plateau import censor_unreached
 from doseatlas.metrics.registry import METRICS, Metric
 
 Why = S.RefusalReason
@@ -234,7 +235,9 @@ def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
         },
         index=curves.index,
     )
-    return out if name == "bottom" else _refuse_where(out, flat, Why.FLAT_FIT)
+    if name == "bottom":  # einf / grinf: censored where the data do not reach the plateau (plateau.py)
+        return censor_unreached(m.name, out, curves)
+    return _refuse_where(out, flat, Why.FLAT_FIT)
 
 
 def _widened(value: pd.Series, lower: pd.Series, upper: pd.Series, extra_var: np.ndarray):

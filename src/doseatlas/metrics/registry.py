@@ -150,6 +150,13 @@ _MIDPOINT = (
     "estimated when the fitted midpoint lies inside the tested range; otherwise censored at the range "
     "bound it lies beyond; refused (flat_fit) when the flat model is selected."
 )
+_PLATEAU = (
+    "estimated when the fitted curve completes at least 90% of its transition by the highest tested dose; "
+    "otherwise the plateau is an extrapolation: a falling curve's einf is left_censored (lower = 0, upper = the "
+    "fitted response at the highest dose), a falling curve's grinf / dip_einf refused (plateau_not_reached: "
+    "they range below 0), a rising curve's right_censored (lower = the fitted response at the highest dose); "
+    "a flat fit keeps its level (metrics/plateau.py)"
+)
 _VEHICLE = ("vehicle wells on the plate (no_vehicle_control)",)
 _T0 = ("time-zero read (no_time_zero)", "vehicle wells on the plate (no_vehicle_control)")
 _GR_INPUT = (
@@ -227,6 +234,7 @@ METRICS: tuple[Metric, ...] = (
         unit=FRACTION,
         kind="parameter",
         parameter="bottom",
+        censoring=_PLATEAU,
         aliases=("GRmetrics Einf",),
         citation=FALLAHI_2017,
     ),
@@ -392,6 +400,7 @@ METRICS: tuple[Metric, ...] = (
         unit=GR_UNIT,
         kind="parameter",
         parameter="bottom",
+        censoring=_PLATEAU,
         aliases=("GRmetrics GRinf",),
         citation=HAFNER_2016,
     ),
@@ -513,6 +522,7 @@ METRICS: tuple[Metric, ...] = (
             unit=DIP_UNIT,
             kind="parameter",
             parameter="bottom",
+            censoring=_PLATEAU,
             aliases=("thunor einf / control DIP rate (its einf is in doublings per hour)",),
             citation=HARRIS_2016,
         ),
