@@ -494,6 +494,7 @@ def whole_run_steps(
         responses=responses,
         plates=plates,
         dependence=timed["time_dependence"],
+        curves=curves,
         options=options.flags,
     )
     metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
