@@ -1,8 +1,10 @@
 """Coverage of the 95 % intervals against simulator truth (issue 14), per metric, fit policy and noise level.
 
 For every concentration metric (and the plateau metrics einf, grinf) whose true and reported status are both
-``estimated``: the share of intervals that contain the truth and the mean interval width (log10 units for
-concentrations, response units for plateaus). Printed as a markdown table; ``--seeds`` sets the repeats.
+``estimated``: the share of intervals that contain the truth, the mean interval width (log10 units for
+concentrations, response units for plateaus) over the closed intervals and the share of open-ended intervals
+(an infinite side: a crossing near its plateau, docs/metrics.md). Printed as a markdown table; ``--seeds`` sets
+the repeats.
 
     PYTHONPATH=src python scripts/interval_coverage.py [--seeds 0 1] [--cvs 0.01 0.02 0.05 0.08]
 """
@@ -54,6 +56,7 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
                 "covered": int(inside.sum()),
                 "width_sum": float(np.nansum(np.where(np.isfinite(width), width, np.nan))),
                 "n_finite_width": int(np.isfinite(width).sum()),
+                "n_open": int((np.isinf(lo) | np.isinf(hi) | (lo == 0)).sum()),
             }
         )
     return pd.DataFrame(rows)
@@ -76,16 +79,21 @@ def coverage_table(
             "n": table["n"],
             "coverage": table["covered"] / table["n"],
             "mean_width": table["width_sum"] / table["n_finite_width"],
+            "open": table["n_open"] / table["n"],
         }
     )
     return out.reset_index()
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| policy | noise | metric | n | coverage | mean width |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| policy | noise | metric | n | coverage | mean width | open-ended |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples(index=False):
         lines.append(
-            f"| {r.policy} | {r.noise:.0%} | {r.metric} | {r.n} | {r.coverage:.3f} | {r.mean_width:.3f} |"
+            f"| {r.policy} | {r.noise:.0%} | {r.metric} | {r.n} | {r.coverage:.3f} | {r.mean_width:.3f} "
+            f"| {r.open:.3f} |"
         )
     return "\n".join(lines)
 

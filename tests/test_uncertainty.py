@@ -301,3 +301,54 @@ def test_plateaus_on_simulator_truth_are_data_supported():
     assert err.quantile(0.9) < 0.1
     left = plateau[plateau[S.STATUS] == "left_censored"]
     assert len(left) and (left["value_true"] <= left[S.UPPER]).all()
+
+
+# ------------------------------------------------------------------------------ crossings near a plateau
+def _near_curve(bottom: float, mean_min: float) -> pd.DataFrame:
+    names = ("top", "bottom", "log10_ec50", "hill")
+    cov = {f"cov_{a}_{b}": 0.0 for a in names for b in names}
+    cov.update({"cov_bottom_bottom": 0.03**2, "cov_log10_ec50_log10_ec50": 0.05**2, "cov_hill_hill": 0.1**2})
+    return pd.DataFrame(
+        [
+            {
+                "conc_min": 1e-9,
+                "conc_max": 1e-5,
+                "top": 1.0,
+                "bottom": bottom,
+                "log10_ec50": -7.0,
+                "hill": 1.0,
+                "selected": "sigmoid",
+                "flat_value": np.nan,
+                "n_points": 27,
+                "_mean_min": mean_min,
+                **cov,
+            }
+        ]
+    )
+
+
+def test_a_crossing_near_the_plateau_is_open_ended():
+    """Plateau 0.47 +- 0.03 against the level 0.5: a plateau 0.03 higher never crosses (main: a closed interval
+    around a value the curve reaches only by 0.03)."""
+    from doseatlas.metrics.compute import _threshold
+    from doseatlas.metrics.registry import METRICS
+
+    ic50 = next(m for m in METRICS if m.name == "ic50")
+    got = _threshold(ic50, _near_curve(0.47, 0.46)).iloc[0]
+    assert got[S.STATUS] == "estimated" and np.isfinite(got[S.VALUE])
+    assert got[S.UPPER] == np.inf and got[S.LOWER] < got[S.VALUE]
+    far = _threshold(ic50, _near_curve(0.1, 0.1)).iloc[0]  # a plateau far below the level: a closed interval
+    assert far[S.STATUS] == "estimated" and np.isfinite(far[S.UPPER])
+
+
+def test_a_level_the_data_reach_but_the_fitted_plateau_misses_is_at_most_the_top_dose():
+    """Fitted plateau 0.52, the dose means reach 0.476 (issue: truth 2.07 µM reported > 10 µM)."""
+    from doseatlas.metrics.compute import _threshold
+    from doseatlas.metrics.registry import METRICS
+
+    ic50 = next(m for m in METRICS if m.name == "ic50")
+    got = _threshold(ic50, _near_curve(0.52, 0.476)).iloc[0]
+    assert got[S.STATUS] == "left_censored"
+    assert (got[S.LOWER], got[S.UPPER]) == (0.0, pytest.approx(1e-5))
+    kept = _threshold(ic50, _near_curve(0.52, 0.55)).iloc[0]  # the data stay above: not reached
+    assert kept[S.STATUS] == "right_censored"

@@ -17,7 +17,7 @@ from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.metrics import uncertainty as U
-from doseatlas.metrics.plateau import censor_unreached
+from doseatlas.metrics.plateau import censor_unreached, near_plateau
 from doseatlas.metrics.registry import METRICS, Metric
 
 Why = S.RefusalReason
@@ -198,7 +198,10 @@ def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     if m.scale == S.PERCENT_GROWTH and R0 in curves:
         r0 = curves[R0].to_numpy(float)
         level = np.where(np.isfinite(r0), pg_to_gr_level(float(m.threshold), r0), level)
-    return crossing(curves, level, level_var=U.level_variance(m.scale, level, curves, threshold=m.threshold))
+    level_var = U.level_variance(m.scale, level, curves, threshold=m.threshold)
+    got = crossing(curves, level, level_var=level_var)
+    observed = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    return near_plateau(observed, got, curves, level, level_var=level_var)  # issue 14 item 4 (plateau.py)
 
 
 def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:

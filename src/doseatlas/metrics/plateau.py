@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from doseatlas import schemas as S
 
@@ -95,4 +96,45 @@ def censor_unreached(name: str, out: pd.DataFrame, curves: pd.DataFrame) -> pd.D
     out.loc[refuse, [S.LOWER, S.UPPER]] = np.nan
     out.loc[refuse, S.STATUS] = St.REFUSED.value
     out.loc[refuse, S.REASON] = S.RefusalReason.PLATEAU_NOT_REACHED.value
+    return out
+
+
+# ------------------------------------------------------------------------------ crossings near a plateau (item 4)
+def near_plateau(
+    observed_level: float, got: pd.DataFrame, curves: pd.DataFrame, level: np.ndarray, *, level_var=None
+) -> pd.DataFrame:
+    """Crossings of a level that lies within the uncertainty of the plateau the curve approaches (item 4).
+
+    Where the fitted ``bottom`` of a falling curve is within ``t`` standard errors of the level (``t`` of the
+    crossing's interval, the standard error from the curve's covariance and the level's own control variance),
+    the crossing is hypersensitive: a plateau a little higher never reaches the level, a little lower crosses it
+    far earlier, and the delta-method interval (a linearization) does not hold. The rule:
+
+    * an estimated crossing keeps its value, and its interval is opened on the side the plateau makes
+      uncertain: ``upper = inf`` (the true curve may level off before the level is reached);
+    * a right-censored crossing ("not reached") whose replicate dose means did reach the level
+      (``observed_level``: the level on the metric's own scale, e.g. percent growth) is ``left_censored`` at the
+      highest tested dose instead: the data say "at most the highest dose", the fit's plateau only that it
+      levels off just above.
+    """
+    top, bottom, hill = (curves[k].to_numpy(float) for k in ("top", "bottom", "hill"))
+    var = (
+        curves["cov_bottom_bottom"].to_numpy(float)
+        if "cov_bottom_bottom" in curves
+        else np.full(len(top), np.nan)
+    )
+    var = var + (np.nan_to_num(level_var) if level_var is not None else 0.0)
+    t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    falling = curves["selected"].eq("sigmoid").to_numpy() & ((top - bottom) * hill > 0)
+    with np.errstate(invalid="ignore"):
+        near = falling & (np.abs(np.asarray(level, dtype=float) - bottom) <= t * np.sqrt(var))
+    status = got[S.STATUS].astype(str).to_numpy()
+    widen = near & (status == St.ESTIMATED.value)
+    reached = curves["_mean_min"].to_numpy(float) <= observed_level if "_mean_min" in curves else False
+    recensor = near & (status == St.RIGHT_CENSORED.value) & reached
+    out = got.copy()
+    out.loc[widen, S.UPPER] = np.inf
+    out.loc[recensor, S.STATUS] = St.LEFT_CENSORED.value
+    out.loc[recensor, S.LOWER] = 0.0
+    out.loc[recensor, S.UPPER] = curves["conc_max"].to_numpy(float)[recensor]
     return out
