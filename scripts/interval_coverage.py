@@ -56,7 +56,7 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
                 "covered": int(inside.sum()),
                 "width_sum": float(np.nansum(np.where(np.isfinite(width), width, np.nan))),
                 "n_finite_width": int(np.isfinite(width).sum()),
-                "n_open": int((np.isinf(lo) | np.isinf(hi) | (lo == 0)).sum()),
+                "n_open": int((np.isinf(lo) | np.isinf(hi) | ((lo == 0) & (name in CONCENTRATIONS))).sum()),
             }
         )
     return pd.DataFrame(rows)
