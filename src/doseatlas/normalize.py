@@ -2,7 +2,9 @@
 
 Per plate, per cell line, per read time (and readout):
 
-* background = mean of blank wells on the plate (absent -> 0, recorded as null);
+* background = mean of blank wells on the plate (absent -> 0, recorded as null); a time-zero plate without
+  blanks takes the blanks of its plate set (same data set, cell line and readout), else of the data set and
+  readout (:func:`time_zero_background`);
 * relative viability ``RV = (x - blank) / (vehicle - blank)``: needs vehicle wells;
 * NCI-60 percent growth ``PG = 100 (Ti - Tz)/(C - Tz)`` if ``Ti >= Tz`` else ``100 (Ti - Tz)/Tz``:
   needs time-zero reads;
