@@ -3,8 +3,7 @@
 Per plate, per cell line, per read time (and readout):
 
 * background = mean of blank wells on the plate (absent -> 0, recorded as null); a time-zero plate without
-  blanks takes the blanks of its plate set (same data set, cell line and readout), else of the data set and
-  readout (:func:`time_zero_background`);
+  blanks takes the blanks of its plate set (same data set, cell line and readout: :func:`time_zero_background`);
 * relative viability ``RV = (x - blank) / (vehicle - blank)``: needs vehicle wells;
 * NCI-60 percent growth ``PG = 100 (Ti - Tz)/(C - Tz)`` if ``Ti >= Tz`` else ``100 (Ti - Tz)/Tz``:
   needs time-zero reads;
@@ -148,11 +147,7 @@ def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -
 #: where a time-zero read's background comes from, first match wins (docs/plates.md, issue 14 item 7)
 T0_BLANK_SCOPES: tuple[tuple[list[str], bool], ...] = (
     ([S.DATASET, S.PLATE, S.READOUT], True),  # blanks read at time zero on the same plate
-    (
-        [S.DATASET, S.CELL_LINE, S.READOUT],
-        False,
-    ),  # the plate set: blanks of this cell line's plates, any read
-    ([S.DATASET, S.READOUT], False),  # the data set's blanks of the same readout
+    ([S.DATASET, S.CELL_LINE, S.READOUT], False),  # the plate set: this cell line's plates' blanks, any read
 )
 
 
@@ -161,7 +156,8 @@ def time_zero_background(clean: pd.DataFrame, t0: pd.DataFrame) -> pd.Series:
 
     The blank mean of the same plate read at time zero; a time-zero plate without blanks takes the blanks of
     its plate set (the plates of the same data set, cell line and readout: the mean of their per-plate blank
-    means, any read time), else those of the data set and readout. Blanks hold no cells, so the same readout's
+    means, any read time). Not wider: a partitioned run (scale.py) keeps a cell line's plates together, not a
+    data set's, and both engines must give the same numbers. Blanks hold no cells, so the same readout's
     blanks measure the same medium-and-reagent background at any time: without them the time-zero signal keeps
     its background while the treated wells lose theirs, which biases percent growth and GR near zero growth.
     """
