@@ -117,26 +117,42 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
 MISFIT = "_misfit_factor"  # variance factor of a curve's intervals for model misfit (>= 1)
 
 
-def _pure_error(responses: pd.DataFrame, scale: str, divisor: float) -> pd.DataFrame:
-    """Per curve key: pure-error sum of squares (replicate wells about their dose mean), wells and doses."""
+def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataFrame:
+    """Per curve key and scale: pure-error sum of squares (replicate wells about their dose mean), wells and
+    doses. One grouping of the drug rows for every scale; the sums run over each dose's values in sorted
+    order (as :func:`doseatlas._stats.group_summary`), so they do not depend on the order of the rows."""
     drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
     drugs = drugs.rename(columns={S.TIME_H: S.DURATION_H})
-    y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
-    wells = drugs.assign(_y=y)[np.isfinite(y)]
-    dose_key = [*S.CURVE_KEY, S.CONCENTRATION]
-    sd = group_summary(wells, dose_key, "_y", method="std")
-    count = wells.groupby(dose_key, dropna=False, sort=True).size()
-    doses = pd.DataFrame({"_ss": (sd.fillna(0.0) ** 2 * (count - 1)).to_numpy(), "_n": count.to_numpy()})
-    doses = pd.concat([sd.index.to_frame(index=False), doses], axis=1)
     key = list(S.CURVE_KEY)
-    out = pd.DataFrame(
-        {
-            "_ss_pe": group_summary(doses, key, "_ss", method="sum"),
-            "_n_wells": group_summary(doses, key, "_n", method="sum"),
-            "_n_doses": doses.groupby(key, dropna=False, sort=True).size(),
-        }
-    )
-    return out.reset_index().assign(**{S.SCALE: scale})
+    grouped = drugs.groupby([*key, S.CONCENTRATION], dropna=False, sort=True)
+    dose = grouped.ngroup().to_numpy()
+    doses = grouped.size().index.to_frame(index=False)
+    per_curve = doses.groupby(key, dropna=False, sort=True)
+    curve_of_dose = per_curve.ngroup().to_numpy()
+    curves = per_curve.size().index.to_frame(index=False)
+    n_dose, n_curve = len(doses), len(curves)
+    parts = []
+    for scale, divisor in divisors.items():
+        if scale not in drugs:
+            continue
+        y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
+        ok = np.isfinite(y)
+        order = np.lexsort((y[ok], dose[ok]))
+        d, v = dose[ok][order], y[ok][order]
+        count = np.bincount(d, minlength=n_dose)
+        mean = np.bincount(d, weights=v, minlength=n_dose) / np.maximum(count, 1)
+        ss = np.bincount(d, weights=(v - mean[d]) ** 2, minlength=n_dose)
+        parts.append(
+            curves.assign(
+                **{
+                    S.SCALE: scale,
+                    "_ss_pe": np.bincount(curve_of_dose, weights=ss, minlength=n_curve),
+                    "_n_wells": np.bincount(curve_of_dose, weights=count, minlength=n_curve),
+                    "_n_doses": np.bincount(curve_of_dose, weights=count > 0, minlength=n_curve),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
@@ -157,8 +173,7 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
     from doseatlas.fit.models import MODELS
     from doseatlas.fit.table import SCALE_DIVISOR
 
-    parts = [_pure_error(responses, s, d) for s, d in SCALE_DIVISOR.items() if s in responses]
-    pe = pd.concat(parts, ignore_index=True) if parts else None
+    pe = _pure_error(responses, SCALE_DIVISOR) if len(responses) else None
     if pe is None or not len(curves) or "rss" not in curves:
         return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
     joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
