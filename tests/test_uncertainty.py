@@ -321,6 +321,8 @@ def _near_curve(bottom: float, mean_min: float) -> pd.DataFrame:
                 "flat_value": np.nan,
                 "n_points": 27,
                 "_mean_min": mean_min,
+                "replicate_sd": 0.01,
+                "n_replicates": 3,
                 **cov,
             }
         ]
@@ -328,15 +330,17 @@ def _near_curve(bottom: float, mean_min: float) -> pd.DataFrame:
 
 
 def test_a_crossing_near_the_plateau_is_open_ended():
-    """Plateau 0.47 +- 0.03 against the level 0.5: a plateau 0.03 higher never crosses (main: a closed interval
-    around a value the curve reaches only by 0.03)."""
+    """Plateau 0.47 +- 0.03 against the level 0.5, no dose mean below 0.5: a plateau 0.03 higher never crosses
+    (main: a closed interval around a value the curve reaches only by 0.03)."""
     from doseatlas.metrics.compute import _threshold
     from doseatlas.metrics.registry import METRICS
 
     ic50 = next(m for m in METRICS if m.name == "ic50")
-    got = _threshold(ic50, _near_curve(0.47, 0.46)).iloc[0]
+    got = _threshold(ic50, _near_curve(0.47, 0.51)).iloc[0]
     assert got[S.STATUS] == "estimated" and np.isfinite(got[S.VALUE])
     assert got[S.UPPER] == np.inf and got[S.LOWER] < got[S.VALUE]
+    passed = _threshold(ic50, _near_curve(0.47, 0.46)).iloc[0]  # the dose means pass 0.5: the data decide
+    assert passed[S.STATUS] == "estimated" and np.isfinite(passed[S.UPPER])
     far = _threshold(ic50, _near_curve(0.1, 0.1)).iloc[0]  # a plateau far below the level: a closed interval
     assert far[S.STATUS] == "estimated" and np.isfinite(far[S.UPPER])
 

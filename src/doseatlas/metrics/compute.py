@@ -201,7 +201,10 @@ def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     level_var = U.level_variance(m.scale, level, curves, threshold=m.threshold)
     got = crossing(curves, level, level_var=level_var)
     observed = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
-    return near_plateau(observed, got, curves, level, level_var=level_var)  # issue 14 item 4 (plateau.py)
+    same = m.scale != S.PERCENT_GROWTH or R0 not in curves  # percent growth reads the GR curve
+    return near_plateau(
+        observed, got, curves, level, level_var=level_var, same_scale=same
+    )  # item 4, plateau.py
 
 
 def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:

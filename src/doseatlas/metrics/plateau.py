@@ -101,7 +101,13 @@ def censor_unreached(name: str, out: pd.DataFrame, curves: pd.DataFrame) -> pd.D
 
 # ------------------------------------------------------------------------------ crossings near a plateau (item 4)
 def near_plateau(
-    observed_level: float, got: pd.DataFrame, curves: pd.DataFrame, level: np.ndarray, *, level_var=None
+    observed_level: float,
+    got: pd.DataFrame,
+    curves: pd.DataFrame,
+    level: np.ndarray,
+    *,
+    level_var=None,
+    same_scale: bool = True,
 ) -> pd.DataFrame:
     """Crossings of a level that lies within the uncertainty of the plateau the curve approaches (item 4).
 
@@ -110,12 +116,14 @@ def near_plateau(
     the crossing is hypersensitive: a plateau a little higher never reaches the level, a little lower crosses it
     far earlier, and the delta-method interval (a linearization) does not hold. The rule:
 
-    * an estimated crossing keeps its value, and its interval is opened on the side the plateau makes
-      uncertain: ``upper = inf`` (the true curve may level off before the level is reached);
-    * a right-censored crossing ("not reached") whose replicate dose means did reach the level
-      (``observed_level``: the level on the metric's own scale, e.g. percent growth) is ``left_censored`` at the
-      highest tested dose instead: the data say "at most the highest dose", the fit's plateau only that it
-      levels off just above.
+    * an estimated crossing that no replicate dose mean reaches (every mean above ``observed_level``, the level
+      on the metric's own scale, e.g. percent growth) rests on the fitted plateau alone: it keeps its value and
+      its interval is opened above, ``upper = inf`` (the true curve may level off before the level);
+      a crossing the dose means pass is determined by the data and keeps its interval;
+    * a right-censored crossing ("not reached") whose dose means clearly pass the level (the lowest mean below
+      it by more than 2 replicate standard errors, ``replicate_sd / sqrt(n_replicates)`` of the curve; only
+      where the curve is on the metric's scale, ``same_scale``) is ``left_censored`` at the highest tested dose
+      instead: the data say "at most the highest dose", the fit's plateau only that it levels off just above.
     """
     top, bottom, hill = (curves[k].to_numpy(float) for k in ("top", "bottom", "hill"))
     var = (
@@ -129,9 +137,13 @@ def near_plateau(
     with np.errstate(invalid="ignore"):
         near = falling & (np.abs(np.asarray(level, dtype=float) - bottom) <= t * np.sqrt(var))
     status = got[S.STATUS].astype(str).to_numpy()
-    widen = near & (status == St.ESTIMATED.value)
-    reached = curves["_mean_min"].to_numpy(float) <= observed_level if "_mean_min" in curves else False
-    recensor = near & (status == St.RIGHT_CENSORED.value) & reached
+    mean_min = curves["_mean_min"].to_numpy(float) if "_mean_min" in curves else np.full(len(top), np.nan)
+    widen = near & (status == St.ESTIMATED.value) & (mean_min > observed_level)
+    sd = curves["replicate_sd"].to_numpy(float) if "replicate_sd" in curves else np.full(len(top), np.nan)
+    reps = curves["n_replicates"].to_numpy(float) if "n_replicates" in curves else np.full(len(top), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        clearly = mean_min < observed_level - 2.0 * sd / np.sqrt(reps)
+    recensor = near & (status == St.RIGHT_CENSORED.value) & clearly & same_scale
     out = got.copy()
     out.loc[widen, S.UPPER] = np.inf
     out.loc[recensor, S.STATUS] = St.LEFT_CENSORED.value
