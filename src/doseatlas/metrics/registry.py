@@ -621,7 +621,7 @@ def render_markdown() -> str:
         "The 95% interval of a fitted metric carries three sources of error: the curve's fit (its covariance), "
         "the plate controls shared by every curve of a plate, and model misfit measured by the replicate wells "
         "(the lack-of-fit factor); an estimated crossing whose level lies within the uncertainty of the curve's "
-        "plateau is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
+        "plateau and that no dose mean reaches is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
         'plateau (docs/fitting.md, "Model misfit" and "Censoring at the edges of the data"). Coverage of the '
         "truth on the simulator: docs/validation.md section 5.",
     ]
