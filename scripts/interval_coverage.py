@@ -1,10 +1,13 @@
 """Coverage of the 95 % intervals against simulator truth (issue 14), per metric, fit policy and noise level.
 
 For every concentration metric (and the plateau metrics einf, grinf) whose true and reported status are both
-``estimated``: the share of intervals that contain the truth and the mean interval width (log10 units for
-concentrations, response units for plateaus). Printed as a markdown table; ``--seeds`` sets the repeats.
+``estimated``: the share of intervals that contain the truth, the mean interval width (log10 units for
+concentrations, response units for plateaus) over the closed intervals and the share of open-ended intervals
+(an infinite side: a crossing near its plateau, docs/metrics.md). Printed as a markdown table; ``--seeds`` sets
+the repeats. Beside it, the status agreement: the share of all curves (any status) whose reported status
+(estimated / right_censored / left_censored / refused) equals the truth's.
 
-    PYTHONPATH=src python scripts/interval_coverage.py [--seeds 0 1] [--cvs 0.01 0.02 0.05 0.08]
+    PYTHONPATH=src python scripts/interval_coverage.py [--seeds 0 1] [--cvs 0.01 0.02 0.04 0.08]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from doseatlas.validate import validate_wells
 
 CONCENTRATIONS = ("ic50", "gi50", "tgi", "lc50", "gr50")
 PLATEAUS = ("einf", "grinf")
-NOISE_LEVELS = (0.01, 0.02, 0.05, 0.08)
+NOISE_LEVELS = (0.01, 0.02, 0.04, 0.08)
 POLICIES = ("refuse", "shrink")
 
 
@@ -42,6 +45,7 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     both = joined[(joined[S.STATUS] == est) & (joined["status_true"] == est)]
     rows = []
     for name in (*CONCENTRATIONS, *PLATEAUS):
+        every = joined[joined[S.METRIC] == name]
         block = both[both[S.METRIC] == name]
         lo, hi, truth_value = (block[c].to_numpy(float) for c in (S.LOWER, S.UPPER, "value_true"))
         inside = (lo <= truth_value) & (truth_value <= hi)
@@ -54,6 +58,9 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
                 "covered": int(inside.sum()),
                 "width_sum": float(np.nansum(np.where(np.isfinite(width), width, np.nan))),
                 "n_finite_width": int(np.isfinite(width).sum()),
+                "n_all": len(every),
+                "n_agree": int((every[S.STATUS] == every["status_true"]).sum()),
+                "n_open": int((np.isinf(lo) | np.isinf(hi) | ((lo == 0) & (name in CONCENTRATIONS))).sum()),
             }
         )
     return pd.DataFrame(rows)
@@ -76,16 +83,22 @@ def coverage_table(
             "n": table["n"],
             "coverage": table["covered"] / table["n"],
             "mean_width": table["width_sum"] / table["n_finite_width"],
+            "open": table["n_open"] / table["n"],
+            "status_agreement": table["n_agree"] / table["n_all"],
         }
     )
     return out.reset_index()
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| policy | noise | metric | n | coverage | mean width |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| policy | noise | metric | n | coverage | mean width | open-ended | status agreement |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples(index=False):
         lines.append(
-            f"| {r.policy} | {r.noise:.0%} | {r.metric} | {r.n} | {r.coverage:.3f} | {r.mean_width:.3f} |"
+            f"| {r.policy} | {r.noise:.0%} | {r.metric} | {r.n} | {r.coverage:.3f} | {r.mean_width:.3f} "
+            f"| {r.open:.3f} | {r.status_agreement:.3f} |"
         )
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 
 Per plate, per cell line, per read time (and readout):
 
-* background = mean of blank wells on the plate (absent -> 0, recorded as null);
+* background = mean of blank wells on the plate (absent -> 0, recorded as null); a time-zero plate without
+  blanks takes the blanks of its plate set (same data set, cell line and readout: :func:`time_zero_background`);
 * relative viability ``RV = (x - blank) / (vehicle - blank)``: needs vehicle wells;
 * NCI-60 percent growth ``PG = 100 (Ti - Tz)/(C - Tz)`` if ``Ti >= Tz`` else ``100 (Ti - Tz)/Tz``:
   needs time-zero reads;
@@ -135,17 +136,43 @@ def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -
     """Background-subtracted time-zero summaries, per plate and per (data set, cell line, readout)."""
     clean = S.with_series(clean)
     t0 = clean[clean[S.ROLE] == S.Role.TIME_ZERO]
-    blanks = clean[(clean[S.ROLE] == S.Role.BLANK) & (clean[S.TIME_H] == 0)]
-    blank_by_plate = group_summary(blanks, [S.DATASET, S.PLATE, S.READOUT], S.SIGNAL, method="mean").rename(
-        "_b"
-    )
-    t0 = t0.merge(blank_by_plate.reset_index(), on=[S.DATASET, S.PLATE, S.READOUT], how="left")
-    t0 = t0.assign(_x=t0[S.SIGNAL] - t0["_b"].fillna(0.0))
+    t0 = t0.assign(_x=t0[S.SIGNAL] - time_zero_background(clean, t0).fillna(0.0).to_numpy())
     per_plate = _t0_table(
         t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY], options, scope="plate"
     )
     per_line = _t0_table(t0, T0_KEY, options, scope="dataset")
     return per_plate, per_line
+
+
+#: where a time-zero read's background comes from, first match wins (docs/plates.md, issue 14 item 7)
+T0_BLANK_SCOPES: tuple[tuple[list[str], bool], ...] = (
+    ([S.DATASET, S.PLATE, S.READOUT], True),  # blanks read at time zero on the same plate
+    ([S.DATASET, S.CELL_LINE, S.READOUT], False),  # the plate set: this cell line's plates' blanks, any read
+)
+
+
+def time_zero_background(clean: pd.DataFrame, t0: pd.DataFrame) -> pd.Series:
+    """Background of each time-zero row (index of ``t0``; NaN where no blank applies: 0 is subtracted then).
+
+    The blank mean of the same plate read at time zero; a time-zero plate without blanks takes the blanks of
+    its plate set (the plates of the same data set, cell line and readout: the mean of their per-plate blank
+    means, any read time). Not wider: a partitioned run (scale.py) keeps a cell line's plates together, not a
+    data set's, and both engines must give the same numbers. Blanks hold no cells, so the same readout's
+    blanks measure the same medium-and-reagent background at any time: without them the time-zero signal keeps
+    its background while the treated wells lose theirs, which biases percent growth and GR near zero growth.
+    """
+    blanks = clean[clean[S.ROLE] == S.Role.BLANK]
+    background = pd.Series(np.nan, index=t0.index)
+    per_plate = group_summary(blanks, PLATE_KEY, S.SIGNAL, method="mean").rename("_b").reset_index()
+    for key, at_zero in T0_BLANK_SCOPES:
+        source = blanks[blanks[S.TIME_H] == 0] if at_zero else per_plate
+        column = S.SIGNAL if at_zero else "_b"
+        if not len(source):
+            continue
+        means = group_summary(source, key, column, method="mean").rename("_m").reset_index()
+        got = t0[key].merge(means, on=key, how="left")["_m"].to_numpy()
+        background = background.fillna(pd.Series(got, index=t0.index))
+    return background
 
 
 def _t0_table(t0: pd.DataFrame, key: list[str], options: NormalizationOptions, *, scope: str) -> pd.DataFrame:

@@ -524,6 +524,7 @@ def whole_run_steps(
         responses=responses,
         plates=plates,
         dependence=timed["time_dependence"],
+        curves=curves,
         options=options.flags,
         interference=interference,
     )

@@ -47,9 +47,15 @@ def _fmt_metric(row: pd.Series) -> str:
     if status == "estimated":
         return f"{name} = {row[S.VALUE] * 1e6:.3g} µM" if molar else f"{name} = {row[S.VALUE]:.3g}"
     if status == "right_censored":
-        return f"{name} > {row[S.LOWER] * 1e6:.3g} µM (not reached)"
+        return (
+            f"{name} > {row[S.LOWER] * 1e6:.3g} µM (not reached)" if molar else f"{name} > {row[S.LOWER]:.3g}"
+        )
     if status == "left_censored":
-        return f"{name} < {row[S.UPPER] * 1e6:.3g} µM (already past)"
+        return (
+            f"{name} < {row[S.UPPER] * 1e6:.3g} µM (already past)"
+            if molar
+            else f"{name} < {row[S.UPPER]:.3g}"
+        )
     return f"{name}: refused ({plain(row[S.REASON], limit=60)})"
 
 
@@ -106,6 +112,22 @@ def _draw_metric(ax, row: pd.Series, *, unit: float) -> float | None:
     return y
 
 
+def _draw_plateau_bound(ax, row: pd.Series, *, x: float, unit: float) -> list[float]:
+    """The arrow of a censored plateau (einf beyond the tested range): vertical, right of the highest dose, from
+    the bound towards where the plateau lies; returns the heights it spans."""
+    right = row[S.STATUS] == "right_censored"
+    bound = (row[S.LOWER] if right else row[S.UPPER]) * unit
+    tip = bound + (0.25 if right else -0.25) * unit
+    ax.annotate(
+        "",
+        xy=(x, tip),
+        xytext=(x, bound),
+        arrowprops={"arrowstyle": "-|>", "color": COLORS[row[S.STATUS]], "lw": 1.4, "mutation_scale": 9},
+        annotation_clip=False,
+    )
+    return [bound, tip]
+
+
 def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.DataFrame, scale: str) -> None:
     unit = Y_UNIT[scale]
     x = np.log10(points[S.CONCENTRATION].to_numpy(float))
@@ -129,6 +151,8 @@ def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.D
             ax.axhline(m.threshold * unit, color="#a0aec0", lw=0.8, ls=":")
         if not row.empty and m.unit == "M":
             heights.append(_draw_metric(ax, row.iloc[0], unit=unit))
+        elif not row.empty and m.kind == "parameter" and row.iloc[0][S.STATUS].endswith("censored"):
+            heights += _draw_plateau_bound(ax, row.iloc[0], x=hi + X_MARGIN / 2, unit=unit)
     heights = [h for h in heights if h is not None]
     _metric_text(ax, metrics[metrics[S.METRIC].isin(PANEL_METRICS[scale])])
     ax.set_xlim(lo - X_MARGIN, hi + X_MARGIN)

@@ -250,7 +250,10 @@ def review_section(result: Any) -> str:
     per_curve = per_curve.sort_values(list(S.CURVE_KEY), kind="stable")
     rows = "".join(
         f'<tr><td><a href="{REVIEW_URL}/curve/{html.escape(i)}">{html.escape(i)}</a></td>'
-        + "".join(f"<td>{html.escape(plain(str(r[k]), limit=60))}</td>" for k in S.CURVE_KEY)
+        + "".join(
+            f"<td>{html.escape(plain('' if pd.isna(r[k]) else str(r[k]), limit=60))}</td>"
+            for k in S.CURVE_KEY
+        )
         + f"<td>{html.escape(plain(r['mark'], limit=120))}</td></tr>"
         for i, r in per_curve.head(MAX_FLAGGED).iterrows()
     )

@@ -524,6 +524,7 @@ class RefusalReason(StrEnum):
     ALL_SOURCES_REFUSED = "all_sources_refused"  # consensus labels of doseatlas export
     REJECTED_IN_REVIEW = "rejected_in_review"  # a reviewer rejected the curve (doseatlas run --reviews)
     READOUT_NOT_SUPPORTED = "readout_not_supported"  # the readout does not measure what the metric reads
+    PLATEAU_NOT_REACHED = "plateau_not_reached"  # grinf / dip_einf of a curve still falling (issue 14)
 
 
 #: one sentence per refusal reason (rendered into docs/metrics.md)
@@ -589,6 +590,11 @@ REFUSAL_MEANING: dict[str, str] = {
     RefusalReason.READOUT_NOT_SUPPORTED: (
         "the readout does not measure what the metric's response scale assumes (e.g. a dead-cell dye read as "
         "viability): the readout registry (docs/readouts.md) lists the metrics each readout supports"
+    ),
+    RefusalReason.PLATEAU_NOT_REACHED: (
+        "grinf or dip_einf: the fitted curve is still falling at the highest tested dose (less than 90% of its transition "
+        "done), so its plateau is an extrapolation; the data only say it is at most the response there "
+        "(docs/metrics.md, plateau metrics)"
     ),
 }
 

@@ -12,8 +12,8 @@ from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
-from doseatlas.fit.engine import STATUS_CODES, BatchFit, fit_batch
-from doseatlas.fit.models import PARAMS
+from doseatlas.fit.engine import STATUS_CODES, BatchFit, _extremes, _prepare, fit_batch
+from doseatlas.fit.models import PARAMS, get_model, resolve_bounds
 from doseatlas.fit.shrink import Population, ShrinkOptions, shrink_batch
 
 # Curves-table column names not (yet) in doseatlas.schemas; candidates to move there.
@@ -31,6 +31,7 @@ F_PVALUE = "f_pvalue"
 FLAT_VALUE = "flat_value"
 ITERATIONS = "iterations"
 REPLICATE_SD = "replicate_sd"
+AT_BOUND = "at_bound"  # free parameters that ended on a bound (";"-joined, "" for none): issue 14 item 6
 SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX = "_se", "_lower", "_upper"
 #: population of a curve's group under the shrink policy (NaN under the refusal policy)
 POPULATION_COLUMNS: dict[str, str] = {
@@ -106,7 +107,7 @@ def curves_columns(keys: tuple[str, ...] = S.CURVE_KEY) -> list[str]:
     per_param = [f"{p}{sfx}" for p in params for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
     stats = [RSS, R2, N_POINTS, N_DOSES, N_REPLICATES, CONC_MIN, CONC_MAX, F_PVALUE, FLAT_VALUE, ITERATIONS]
     return [S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED, *per_param, *stats,
-            REPLICATE_SD, *POPULATION_COLUMNS, *cov_columns()]  # fmt: skip
+            REPLICATE_SD, AT_BOUND, *POPULATION_COLUMNS, *cov_columns()]  # fmt: skip
 
 
 def cov_columns() -> list[str]:
@@ -168,9 +169,31 @@ def fit_curves(
     table[S.REASON] = np.where(fit.status == STATUS_CODES["non_finite"], Why.NON_FINITE_RESPONSE.value, None)
     table[S.REASON] = _no_response_reason(points, scale, table[S.REASON].to_numpy(dtype=object))
     table[SELECTED] = fit.selected_names()
+    table[AT_BOUND] = at_bound(x, y, fit.params, model=model, overrides=options.get("bounds"))
     parts = [table, _param_columns(fit), _stat_columns(fit, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
+
+
+def at_bound(x: np.ndarray, y: np.ndarray, params: np.ndarray, *, model: str, overrides=None) -> np.ndarray:
+    """Per curve: the free parameters whose fitted value lies on the bound the fit was held to (within
+    1e-6 of the bound's magnitude, at least 1e-6), ``;``-joined in parameter order, ``""`` for none.
+
+    A binding bound (hill at 10 for a step between two doses, an EC50 held at the edge of its allowed range, a
+    GR plateau at -1) means the fit is the best one within the bounds, not the unconstrained least-squares fit:
+    its residual sum of squares can exceed a reference fit's and its interval ignores the bound (issue 14).
+    """
+    spec = get_model(model)
+    xs, ys, code, _, _ = _prepare(x, y)
+    lo, hi = resolve_bounds(spec, *_extremes(xs, ys, code), overrides=overrides)
+    tol_lo, tol_hi = 1e-6 * np.maximum(1.0, np.abs(lo)), 1e-6 * np.maximum(1.0, np.abs(hi))
+    free = np.array([p not in spec.fixed for p in PARAMS])
+    with np.errstate(invalid="ignore"):
+        hit = free & np.isfinite(params) & ((params - lo <= tol_lo) | (hi - params <= tol_hi))
+    out = np.full(len(params), "", dtype=object)
+    for j, name in enumerate(PARAMS):  # 4 parameters, vectorized over curves
+        out[hit[:, j]] = np.where(out[hit[:, j]] == "", name, out[hit[:, j]] + ";" + name)
+    return out
 
 
 def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) -> np.ndarray:
@@ -215,7 +238,7 @@ def _empty(value: object, empty: object) -> bool:
 
 def _empty_curves(keys: tuple[str, ...]) -> pd.DataFrame:
     """The curves table with no row, its columns typed as in a filled one (so it merges like one)."""
-    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED} - {
+    text = {S.CURVE_ID, *keys, S.SCALE, MODEL, S.FIT_POLICY, S.STATUS, S.REASON, SELECTED, AT_BOUND} - {
         S.DURATION_H,
         S.SEEDING_DENSITY,
     }

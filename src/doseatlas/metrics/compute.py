@@ -17,6 +17,7 @@ from doseatlas import schemas as S
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.metrics import uncertainty as U
+from doseatlas.metrics.plateau import censor_unreached, near_plateau
 from doseatlas.metrics.registry import METRICS, Metric
 
 Why = S.RefusalReason
@@ -197,7 +198,13 @@ def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     if m.scale == S.PERCENT_GROWTH and R0 in curves:
         r0 = curves[R0].to_numpy(float)
         level = np.where(np.isfinite(r0), pg_to_gr_level(float(m.threshold), r0), level)
-    return crossing(curves, level, level_var=U.level_variance(m.scale, level, curves, threshold=m.threshold))
+    level_var = U.level_variance(m.scale, level, curves, threshold=m.threshold)
+    got = crossing(curves, level, level_var=level_var)
+    observed = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    same = m.scale != S.PERCENT_GROWTH or R0 not in curves  # percent growth reads the GR curve
+    return near_plateau(
+        observed, got, curves, level, level_var=level_var, same_scale=same
+    )  # item 4, plateau.py
 
 
 def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +241,9 @@ def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
         },
         index=curves.index,
     )
-    return out if name == "bottom" else _refuse_where(out, flat, Why.FLAT_FIT)
+    if name == "bottom":  # einf / grinf: censored where the data do not reach the plateau (plateau.py)
+        return censor_unreached(m.name, out, curves)
+    return _refuse_where(out, flat, Why.FLAT_FIT)
 
 
 def _widened(value: pd.Series, lower: pd.Series, upper: pd.Series, extra_var: np.ndarray):
@@ -581,6 +590,7 @@ def compute_metrics(
     responses, curves = S.with_series(responses), S.with_series(curves)
     frames = [_effects(responses)]
     controls = U.control_terms(responses) if U.has_controls(responses) else None  # none: no control term
+    curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
     for scale in S.RESPONSE_SCALES:
         frames += _scale_metrics(responses, curves, scale, options, controls=controls)
     frames = [f for f in frames if len(f)]

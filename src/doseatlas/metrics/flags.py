@@ -46,6 +46,7 @@ class FlagCode:
     READOUT_INTERFERENCE = "readout_interference"
     READOUT_CAVEAT = "readout_caveat"
     TIME_DEPENDENT = TIME_DEPENDENT
+    BOUND_LIMITED = "bound_limited"
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -101,6 +102,15 @@ FLAGS: tuple[Flag, ...] = (
         "the drug's effect grows with the duration beyond the exponential model (docs/time.md): every metric "
         "row of the pair, at every duration, is flagged",
         "the time step (`time_dependent` in time_dependence.parquet)",
+    ),
+    Flag(
+        FlagCode.BOUND_LIMITED,
+        "a free parameter of the curve's fit ended on the bound it was held to (`at_bound` in curves.parquet: "
+        "e.g. hill at 10 for a step between two doses, the EC50 at the edge of its allowed range, a GR plateau "
+        "at -1): the fit is the best one within the bounds, not the unconstrained least-squares fit, and its 95% "
+        "interval does not account for the bound; raised on the curve's estimated fitted metrics (crossings, "
+        "midpoint, plateau, area), not on observed ones",
+        "the fit (`at_bound` in curves.parquet)",
     ),
 )
 FLAG_CODES: dict[str, Flag] = {f.name: f for f in FLAGS}
@@ -166,11 +176,13 @@ def flag_metrics(
     responses: pd.DataFrame,
     plates: pd.DataFrame,
     dependence: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
     options: FlagOptions | None = None,
     interference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``metrics`` with the ``flags`` column (replaced when present); see :data:`FLAGS`. ``interference``: the
-    run's interference table (:mod:`doseatlas.interference`; none: no compound-only wells)."""
+    run's interference table (:mod:`doseatlas.interference`; none: no compound-only wells). Without ``curves``
+    (the run's curves table) ``bound_limited`` is not raised."""
     from doseatlas.interference import interfering_compounds
     from doseatlas.readouts import caveat_rows
 
@@ -187,9 +199,29 @@ def flag_metrics(
         ),
         FlagCode.READOUT_CAVEAT: caveat_rows(metrics),
         **_curve_flags(metrics, responses, plates, options=options),
+        FlagCode.BOUND_LIMITED: bound_limited(metrics, curves),
     }
     metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
     return metrics
+
+
+def bound_limited(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> np.ndarray:
+    """True for estimated metric rows of a fitted kind whose curve (``curve_id``) has a parameter on a bound."""
+    from doseatlas.fit.table import AT_BOUND
+    from doseatlas.metrics.registry import METRICS
+
+    none = np.zeros(len(metrics), dtype=bool)
+    if curves is None or AT_BOUND not in curves or S.CURVE_ID not in metrics or not len(metrics):
+        return none
+    bound = curves.loc[curves[AT_BOUND].fillna("").astype(str).ne(""), S.CURVE_ID]
+    fitted = {m.name for m in METRICS if m.kind in ("threshold", "midpoint", "parameter", "area")} - {
+        "gr_aoc"
+    }
+    return (
+        metrics[S.CURVE_ID].isin(set(bound)).to_numpy()
+        & metrics[S.METRIC].isin(fitted).to_numpy()
+        & metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy()
+    )
 
 
 def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:

@@ -150,6 +150,13 @@ _MIDPOINT = (
     "estimated when the fitted midpoint lies inside the tested range; otherwise censored at the range "
     "bound it lies beyond; refused (flat_fit) when the flat model is selected."
 )
+_PLATEAU = (
+    "estimated when the fitted curve completes at least 90% of its transition by the highest tested dose; "
+    "otherwise the plateau is an extrapolation: a falling curve's einf is left_censored (lower = 0, upper = the "
+    "fitted response at the highest dose), a falling curve's grinf / dip_einf refused (plateau_not_reached: "
+    "they range below 0), a rising curve's right_censored (lower = the fitted response at the highest dose); "
+    "a flat fit keeps its level (metrics/plateau.py)"
+)
 _VEHICLE = ("vehicle wells on the plate (no_vehicle_control)",)
 _T0 = ("time-zero read (no_time_zero)", "vehicle wells on the plate (no_vehicle_control)")
 _GR_INPUT = (
@@ -227,6 +234,7 @@ METRICS: tuple[Metric, ...] = (
         unit=FRACTION,
         kind="parameter",
         parameter="bottom",
+        censoring=_PLATEAU,
         aliases=("GRmetrics Einf",),
         citation=FALLAHI_2017,
     ),
@@ -392,6 +400,7 @@ METRICS: tuple[Metric, ...] = (
         unit=GR_UNIT,
         kind="parameter",
         parameter="bottom",
+        censoring=_PLATEAU,
         aliases=("GRmetrics GRinf",),
         citation=HAFNER_2016,
     ),
@@ -513,6 +522,7 @@ METRICS: tuple[Metric, ...] = (
             unit=DIP_UNIT,
             kind="parameter",
             parameter="bottom",
+            censoring=_PLATEAU,
             aliases=("thunor einf / control DIP rate (its einf is in doublings per hour)",),
             citation=HARRIS_2016,
         ),
@@ -607,6 +617,13 @@ def render_markdown() -> str:
         "`ci_upper` (the 95% interval; estimated rows only) and `bound` with `bound_side` (`lower`: the true value "
         "is above `bound`; `upper`: below it; censored rows only). The export's `log10_lower` / `log10_upper` "
         "follow the same rule (-inf / +inf for the open side of a censored label; docs/export.md).",
+        "",
+        "The 95% interval of a fitted metric carries three sources of error: the curve's fit (its covariance), "
+        "the plate controls shared by every curve of a plate, and model misfit measured by the replicate wells "
+        "(the lack-of-fit factor); an estimated crossing whose level lies within the uncertainty of the curve's "
+        "plateau and that no dose mean reaches is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
+        'plateau (docs/fitting.md, "Model misfit" and "Censoring at the edges of the data"). Coverage of the '
+        "truth on the simulator: docs/validation.md section 5.",
     ]
     lines += IC50_VS_EC50
     for m in METRICS:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary
@@ -110,3 +111,108 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
     else:
         return np.zeros(len(curves))
     return np.where(np.isfinite(var), var, 0.0)
+
+
+# ------------------------------------------------------------------------------ model misfit (lack of fit)
+MISFIT = "_misfit_factor"  # variance factor of a curve's intervals for model misfit (>= 1)
+
+
+def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataFrame:
+    """Per curve key and scale: pure-error sum of squares (replicate wells about their dose mean), wells and
+    doses. One grouping of the drug rows for every scale; the sums run over each dose's values in sorted
+    order (as :func:`doseatlas._stats.group_summary`), so they do not depend on the order of the rows."""
+    drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
+    drugs = drugs.rename(columns={S.TIME_H: S.DURATION_H})
+    key = list(S.CURVE_KEY)
+    grouped = drugs.groupby([*key, S.CONCENTRATION], dropna=False, sort=True)
+    dose = grouped.ngroup().to_numpy()
+    doses = grouped.size().index.to_frame(index=False)
+    per_curve = doses.groupby(key, dropna=False, sort=True)
+    curve_of_dose = per_curve.ngroup().to_numpy()
+    curves = per_curve.size().index.to_frame(index=False)
+    n_dose, n_curve = len(doses), len(curves)
+    parts = []
+    for scale, divisor in divisors.items():
+        if scale not in drugs:
+            continue
+        y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
+        ok = np.isfinite(y)
+        order = np.lexsort((y[ok], dose[ok]))
+        d, v = dose[ok][order], y[ok][order]
+        count = np.bincount(d, minlength=n_dose)
+        mean = np.bincount(d, weights=v, minlength=n_dose) / np.maximum(count, 1)
+        ss = np.bincount(d, weights=(v - mean[d]) ** 2, minlength=n_dose)
+        parts.append(
+            curves.assign(
+                **{
+                    S.SCALE: scale,
+                    "_ss_pe": np.bincount(curve_of_dose, weights=ss, minlength=n_curve),
+                    "_n_wells": np.bincount(curve_of_dose, weights=count, minlength=n_curve),
+                    "_n_doses": np.bincount(curve_of_dose, weights=count > 0, minlength=n_curve),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per ``curve_id``: :data:`MISFIT`, the lack-of-fit variance factor of the curve's intervals.
+
+    A fitted curve's covariance ``s^2 (J'J)^-1`` takes every well as an independent error. When the curve does
+    not have the true shape (the 4-parameter sigmoid against a population model), the replicate wells of a dose
+    share the misfit, so the dose means scatter about the curve more than the wells scatter about their means.
+    The lack-of-fit mean square ``MS_LOF = (RSS - SS_PE) / (k - p)`` (``SS_PE``: replicate wells about their dose
+    means, ``k`` doses, ``p`` free parameters) is then the residual variance of a fit that takes the dose as the
+    unit of replication (the pure-error vs lack-of-fit F test, e.g. Draper & Smith, Applied Regression Analysis,
+    ch. 2.1). Where ``MS_LOF`` exceeds the pooled ``RSS / (n - p)``, the covariance is scaled by
+    ``MS_LOF / (RSS / (n - p))`` times ``(t(k - p) / t(n - p))^2``: the variance is then estimated from ``k - p``
+    degrees of freedom, and the interval's t quantile (taken with ``n - p`` downstream) is the one of that
+    estimate. Never narrower than the fit's own interval; 1 where the dose means scatter no more than the wells
+    predict, where a curve has no replicate, or no degree of freedom for lack of fit (``k <= p``).
+    """
+    from doseatlas.fit.models import MODELS
+    from doseatlas.fit.table import SCALE_DIVISOR
+
+    pe = _pure_error(responses, SCALE_DIVISOR) if len(responses) else None
+    if pe is None or not len(curves) or "rss" not in curves:
+        return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
+    joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
+    n_free = joined["model"].map({k: m.n_free for k, m in MODELS.items()}).fillna(4).to_numpy(float)
+    rss, ss_pe = joined["rss"].to_numpy(float), joined["_ss_pe"].to_numpy(float)
+    n, k = joined["_n_wells"].to_numpy(float), joined["_n_doses"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (np.maximum(rss - ss_pe, 0.0) / (k - n_free)) / (rss / (n - n_free))
+    usable = np.isfinite(ratio) & (k > n_free) & (n > k) & (joined["selected"].to_numpy() != "flat")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tq = (
+            stats.t.ppf(0.975, np.maximum(k - n_free, 1)) / stats.t.ppf(0.975, np.maximum(n - n_free, 1))
+        ) ** 2
+    factor = np.where(usable & (ratio > 1.0), ratio * tq, 1.0)
+    return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
+
+
+def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` with every covariance and standard error scaled by the :func:`misfit_factors` of its curve
+    and the parameter and EC50 intervals widened about their estimates by the factor's square root."""
+    if S.CURVE_ID not in curves or not len(curves):
+        return curves
+    factors = misfit_factors(responses, curves).dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
+    f = curves[S.CURVE_ID].map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
+    root = np.sqrt(f)
+    out = curves.copy()
+    for column in [c for c in out.columns if c.startswith("cov_")]:
+        out[column] = out[column].to_numpy(float) * f
+    for name in ("top", "bottom", "log10_ec50", "hill", "ec50"):
+        if f"{name}_se" in out:
+            out[f"{name}_se"] = out[f"{name}_se"].to_numpy(float) * root
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for name in ("top", "bottom", "hill"):
+            if {name, f"{name}_lower", f"{name}_upper"} <= set(out.columns):
+                v = out[name].to_numpy(float)
+                out[f"{name}_lower"] = v - (v - out[f"{name}_lower"].to_numpy(float)) * root
+                out[f"{name}_upper"] = v + (out[f"{name}_upper"].to_numpy(float) - v) * root
+        if {"log10_ec50", "ec50_lower", "ec50_upper"} <= set(out.columns):
+            x = out["log10_ec50"].to_numpy(float)
+            out["ec50_lower"] = 10.0 ** (x - (x - np.log10(out["ec50_lower"].to_numpy(float))) * root)
+            out["ec50_upper"] = 10.0 ** (x + (np.log10(out["ec50_upper"].to_numpy(float)) - x) * root)
+    return out
