@@ -195,11 +195,22 @@ def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) ->
 
 def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
     """:func:`curve_id` of every row; a curve without a series (empty) or seeding density (null) has the id it had
-    before they joined the curve key."""
-    series = keys.index(S.SERIES) if S.SERIES in keys else None
-    seeding = keys.index(S.SEEDING_DENSITY) if S.SEEDING_DENSITY in keys else None
-    rows = table[list(keys)].itertuples(index=False, name=None)
-    return [curve_id(_id_key(k, series, seeding), scale) for k in rows]
+    before they joined the curve key. The hashed texts are built column by column (each distinct value written
+    once), the same texts as :func:`curve_id` of :func:`_id_key`."""
+    text = np.full(len(table), "", dtype=object)
+    started = np.zeros(len(table), dtype=bool)
+    for column in keys:
+        codes, uniques = pd.factorize(table[column], use_na_sentinel=True)
+        written = np.array([*("" if pd.isna(v) else str(v) for v in uniques), ""], dtype=object)  # -1: missing
+        part = written[codes]
+        if column == S.SERIES:  # left out where the series is the empty text
+            kept = ~np.array([*(bool(_empty(v, "")) for v in uniques), False], dtype=bool)[codes]
+        else:  # the seeding density left out where missing
+            kept = codes >= 0 if column == S.SEEDING_DENSITY else np.ones(len(codes), dtype=bool)
+        text = np.where(kept, np.where(started, text + "\x1f" + part, part), text)
+        started |= kept
+    text = np.where(started, text + ("\x1f" + scale), scale)
+    return [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in text]
 
 
 def _id_key(key: tuple, series: int | None, seeding: int | None) -> tuple:
