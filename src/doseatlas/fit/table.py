@@ -201,7 +201,9 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
     started = np.zeros(len(table), dtype=bool)
     for column in keys:
         codes, uniques = pd.factorize(table[column], use_na_sentinel=True)
-        written = np.array([*("" if pd.isna(v) else str(v) for v in uniques), ""], dtype=object)  # -1: missing
+        written = np.array(
+            [*("" if pd.isna(v) else str(v) for v in uniques), ""], dtype=object
+        )  # -1: missing
         part = written[codes]
         if column == S.SERIES:  # left out where the series is the empty text
             kept = ~np.array([*(bool(_empty(v, "")) for v in uniques), False], dtype=bool)[codes]
