@@ -283,7 +283,9 @@ def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
 def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
     """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept), sorted by
     curve, x and y."""
-    drug = S.with_series(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
+    used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, scale, S.reason_column(scale)]
+    narrow = responses[[c for c in dict.fromkeys(used) if c in responses.columns]]  # not every column's copy
+    drug = S.with_series(narrow[narrow[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
