@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import STATUS_CODES, BatchFit, fit_batch
@@ -336,10 +335,22 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
 
 def _dose_spread(used: pd.DataFrame) -> pd.DataFrame:
     """Points and sample SD of the response per (curve, dose); each group summed in sorted order, so the SD
-    does not depend on the row order or the rest of the table."""
-    key = [_CURVE, S.CONCENTRATION]
-    std = group_summary(used, key, _Y, method="std").to_numpy()
-    return used.groupby(key, sort=True).size().rename("count").reset_index().assign(std=std)
+    does not depend on the row order or the rest of the table (the arithmetic of
+    :func:`doseatlas._stats.group_summary`, on one numpy sort by curve, dose and response)."""
+    curve = used[_CURVE].to_numpy()
+    dose = used[S.CONCENTRATION].to_numpy(dtype=float)
+    order = np.lexsort((used[_Y].to_numpy(dtype=float), dose, curve))
+    c, d, v = curve[order], dose[order], used[_Y].to_numpy(dtype=float)[order]
+    first = np.ones(len(c), dtype=bool)
+    first[1:] = (c[1:] != c[:-1]) | (d[1:] != d[:-1])
+    group = np.cumsum(first) - 1
+    n_groups = int(first.sum())
+    count = np.bincount(group, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, weights=v, minlength=n_groups) / count
+        squares = np.bincount(group, weights=(v - mean[group]) ** 2, minlength=n_groups)
+        std = np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
+    return pd.DataFrame({_CURVE: c[first], S.CONCENTRATION: d[first], "count": count, "std": std})
 
 
 def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:
