@@ -81,8 +81,16 @@ def _condition_codes(wells: pd.DataFrame, plate: pd.Series) -> np.ndarray:
     """One integer per well naming its condition (treated: :data:`_CONDITION` on any plate; controls: also their
     plate); missing key values form their own group."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    key = wells[_CONDITION].astype(object).assign(_p=np.where(treated, -1, plate.to_numpy()))
+    key = pd.DataFrame({c: _key_values(wells[c]) for c in _CONDITION}, index=wells.index)
+    key["_p"] = np.where(treated, -1, plate.to_numpy())
     return key.groupby(list(key.columns), dropna=False, sort=False).ngroup().to_numpy()
+
+
+def _key_values(values: pd.Series) -> pd.Series | np.ndarray:
+    """A key column as objects, a float one as floats (-0.0 as 0.0; the same groups as its objects, faster)."""
+    if values.dtype.kind == "f":
+        return values.to_numpy(dtype=float, na_value=np.nan) + 0.0
+    return values.astype(object)
 
 
 def _residuals(
