@@ -298,7 +298,8 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the
     # order of the input rows (a partitioned run gathers them in another order than an in-memory one)
-    return out.sort_values([_CURVE, _X, _Y], kind="stable").reset_index(drop=True)
+    order = np.lexsort((out[_Y].to_numpy(), out[_X].to_numpy(), out[_CURVE].to_numpy()))  # stable, NaN last
+    return out.take(order).reset_index(drop=True)
 
 
 def _padded(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
