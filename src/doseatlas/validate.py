@@ -362,7 +362,7 @@ def _result(raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems) -> Vali
     rejected = problems.per_row()
     bad = np.zeros(len(raw), dtype=bool)
     bad[rejected["row"].to_numpy(dtype=int)] = True
-    clean = typed[~bad].reset_index(drop=True)
+    clean = (typed[~bad] if bad.any() else typed).reset_index(drop=True)  # no copy when every row is used
     result = ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))
     if result.n_used + result.n_rejected != result.n_read:  # pragma: no cover - invariant guard
         raise DoseatlasError("validation lost rows: read != used + rejected")
