@@ -46,6 +46,10 @@ def value_text(value: object) -> str:
 
 def stripped_text(series: pd.Series) -> pd.Series:
     """Values as canonical text (:func:`value_text`), missing as empty string; vectorized where the dtype allows."""
+    if isinstance(series.dtype, pd.StringDtype):  # text as such: strip each distinct value once, no copy
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        stripped = np.array([u.strip() for u in uniques] + [""], dtype=object)  # code -1 (missing) -> ""
+        return pd.Series(stripped[codes], index=series.index, dtype=object)
     missing = series.isna()
     kind = series.dtype.kind
     if kind == "f":  # numbers repeat (plate ids, doses): each distinct value formatted once

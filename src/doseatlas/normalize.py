@@ -232,8 +232,9 @@ def responses_from_signal(
 
 def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: pd.DataFrame) -> pd.DataFrame:
     plate_key = [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
-    on_plate = treated.merge(per_plate, on=plate_key, how="left")
-    by_line = treated.merge(per_line, on=T0_KEY, how="left")
+    # only the keys go into each merge (one row per treated row: the summaries are unique per key)
+    on_plate = treated[plate_key].merge(per_plate, on=plate_key, how="left")
+    by_line = treated[T0_KEY].merge(per_line, on=T0_KEY, how="left")
     use_plate = on_plate[S.N_TIME_ZERO].notna().to_numpy()
     for column in (S.TIME_ZERO_SIGNAL, S.N_TIME_ZERO, T0_SCOPE):
         treated[column] = np.where(use_plate, on_plate[column], by_line[column])

@@ -7,7 +7,7 @@ ledger`` holds by construction and is checked by :func:`validate_wells`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +59,60 @@ def _number(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     unparsable = values.isna() & ~missing & ~text.str.lower().isin({"nan", "na"})
     missing = missing | (values.isna() & ~unparsable)
     return values, missing, unparsable
+
+
+class _Text(Mapping[str, pd.Series]):
+    """The ``columns`` of ``raw`` as canonical text (:func:`stripped_text`), each made when first read (a
+    column of ``optional`` the table lacks reads as empty text; another missing column raises ``KeyError`` at
+    once). A float column read as a number (:meth:`number`) or tested for blanks (:meth:`blank`) needs no text:
+    its text would only be parsed back to the same float (:func:`doseatlas._canon.float_text` round-trips)."""
+
+    def __init__(
+        self, raw: pd.DataFrame, columns: tuple[str, ...], *, optional: set[str], empty_dtype: object = None
+    ):
+        self.raw, self.columns, self.empty_dtype = raw, list(columns), empty_dtype
+        for column in self.columns:
+            if column not in raw and column not in optional:
+                raw[column]  # the KeyError of a required column, as the eager text raised it
+        self._text: dict[str, pd.Series] = {}
+
+    def __getitem__(self, column: str) -> pd.Series:
+        if column not in self._text:
+            raw = self.raw
+            self._text[column] = (
+                stripped_text(raw[column])
+                if column in raw
+                else pd.Series("", index=raw.index, dtype=self.empty_dtype)
+            )
+        return self._text[column]
+
+    def __setitem__(self, column: str, values: pd.Series) -> None:
+        if column not in self.columns:
+            self.columns.append(column)
+        self._text[column] = values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def _floats(self, column: str) -> pd.Series | None:
+        values = self.raw[column] if column in self.raw and column not in self._text else None
+        return values if values is not None and values.dtype.kind == "f" else None
+
+    def number(self, column: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+        """:func:`_number` of the column's text (a float column as read: -0.0 as 0.0, as its text reads)."""
+        given = self._floats(column)
+        if given is None:
+            return _number(self[column])
+        values = pd.Series(given.to_numpy(dtype=float, na_value=np.nan) + 0.0, index=given.index)
+        return values, values.isna(), pd.Series(False, index=given.index)
+
+    def blank(self, column: str) -> np.ndarray:
+        """Where the column's text is empty."""
+        given = self._floats(column)
+        return self[column].to_numpy() == "" if given is None else given.isna().to_numpy()
 
 
 #: longest value quoted in a ledger message (a longer one is cut and its length given)
@@ -136,7 +190,7 @@ class _Problems:
         return first.drop(columns="msg").reset_index()
 
 
-def _check_record(raw: pd.DataFrame, t: dict[str, pd.Series], p: _Problems) -> None:
+def _check_record(raw: pd.DataFrame, t: _Text, p: _Problems) -> None:
     """Lines that are not well-formed records (noted by the text readers) and rows without any value."""
     note = stripped_text(raw[S.RECORD_PROBLEM]) if S.RECORD_PROBLEM in raw else pd.Series("", index=raw.index)
     if note.ne("").any():  # "<reason>: <message>"
@@ -144,11 +198,11 @@ def _check_record(raw: pd.DataFrame, t: dict[str, pd.Series], p: _Problems) -> N
         reason, message = parts[0].str.strip(), parts[2].str.strip()
         for code in (R.BLANK_LINE, R.WRONG_FIELD_COUNT):
             p.add(reason == code, "*", code, lambda mask: message[mask], exclusive=True)
-    empty = np.logical_and.reduce([v.to_numpy() == "" for c, v in t.items() if c in raw]) & (note == "")
+    empty = np.logical_and.reduce([t.blank(c) for c in t if c in raw]) & (note == "")
     p.add(pd.Series(empty, index=raw.index), "*", R.BLANK_LINE, "no value in any column", exclusive=True)
 
 
-def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
+def _check_identifiers(t: _Text, p: _Problems) -> None:
     for column in (S.DATASET, S.PLATE, S.CELL_LINE):
         p.add(t[column] == "", column, R.MISSING_VALUE, f"{column} is empty")
     role = t[S.ROLE]
@@ -159,10 +213,11 @@ def _check_identifiers(t: dict[str, pd.Series], p: _Problems) -> None:
     p.add(~readout.isin(_READOUTS), S.READOUT, R.UNKNOWN_READOUT, _quoted("unknown readout '", readout, "'"))
 
 
-def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Series]:
-    signal, s_missing, s_bad = _number(t[S.SIGNAL])
+def _check_signal_time(t: _Text, p: _Problems) -> tuple[pd.Series, pd.Series]:
+    signal, s_missing, s_bad = t.number(S.SIGNAL)
     p.add(s_missing, S.SIGNAL, R.MISSING_SIGNAL, "signal is missing")
-    p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, _quoted("signal '", t[S.SIGNAL], "' is not a number"))
+    if s_bad.any():  # (the text is read only to quote it)
+        p.add(s_bad, S.SIGNAL, R.NOT_A_NUMBER, _quoted("signal '", t[S.SIGNAL], "' is not a number"))
     p.add(np.isinf(signal), S.SIGNAL, R.NON_FINITE, "signal is infinite")
     t0 = t[S.ROLE] == S.Role.TIME_ZERO
     time, t_missing = _check_time(t, p)
@@ -177,16 +232,17 @@ def _check_signal_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series
     return signal, time
 
 
-def _check_time(t: dict[str, pd.Series], p: _Problems) -> tuple[pd.Series, pd.Series]:
+def _check_time(t: _Text, p: _Problems) -> tuple[pd.Series, pd.Series]:
     """Read time in hours (NaN when missing) and where it is missing; bad values to the ledger."""
-    time, t_missing, t_bad = _number(t[S.TIME_H])
-    p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", t[S.TIME_H], "' is not a number"))
+    time, t_missing, t_bad = t.number(S.TIME_H)
+    if t_bad.any():
+        p.add(t_bad, S.TIME_H, R.NOT_A_NUMBER, _quoted("time_h '", t[S.TIME_H], "' is not a number"))
     p.add(np.isinf(time), S.TIME_H, R.NON_FINITE, "time_h is infinite")
     p.add((time < 0) & ~np.isinf(time), S.TIME_H, R.NEGATIVE_TIME, "time_h is negative")
     return time, t_missing
 
 
-def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
+def _check_treatment(t: _Text, p: _Problems) -> pd.Series:
     """Perturbation type, perturbagen, concentration and unit; returns concentration in molar."""
     treated = t[S.ROLE].isin(_DOSED)
     ptype = t[S.PERTURBATION_TYPE]
@@ -206,7 +262,7 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
     p.add(
         treated & (t[S.PERTURBAGEN] == ""), S.PERTURBAGEN, R.MISSING_VALUE, "treated row without perturbagen"
     )
-    conc, c_missing, c_bad = _number(t[S.CONCENTRATION])
+    conc, c_missing, c_bad = t.number(S.CONCENTRATION)
     unit = t[S.CONCENTRATION_UNIT]
     factor = unit.map(S.CONCENTRATION_UNITS).astype(float)
     needs_dose = treated & (ptype == S.PerturbationType.DRUG)
@@ -216,12 +272,13 @@ def _check_treatment(t: dict[str, pd.Series], p: _Problems) -> pd.Series:
         R.MISSING_CONCENTRATION,
         "treated drug row has no concentration",
     )
-    p.add(
-        c_bad,
-        S.CONCENTRATION,
-        R.NOT_A_NUMBER,
-        _quoted("concentration '", t[S.CONCENTRATION], "' is not a number"),
-    )
+    if c_bad.any():
+        p.add(
+            c_bad,
+            S.CONCENTRATION,
+            R.NOT_A_NUMBER,
+            _quoted("concentration '", t[S.CONCENTRATION], "' is not a number"),
+        )
     p.add(needs_dose & np.isinf(conc), S.CONCENTRATION, R.NON_FINITE, "concentration is infinite")
     p.add(conc < 0, S.CONCENTRATION, R.NEGATIVE_CONCENTRATION, "concentration is negative")
     p.add(
@@ -299,11 +356,7 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
         per rejected input row with ``source_file, source_line, column, reason, message``.
     """
     raw = raw.reset_index(drop=True)
-    empty = pd.Series("", index=raw.index, dtype=object)  # an optional column the table lacks
-    text = {
-        c: stripped_text(raw[c]) if c in raw or c not in S.OPTIONAL_WELL_COLUMNS else empty
-        for c in S.WELL_COLUMNS
-    }
+    text = _Text(raw, S.WELL_COLUMNS, optional=set(S.OPTIONAL_WELL_COLUMNS), empty_dtype=object)
     text[S.READOUT] = canonical_readouts(text[S.READOUT])  # a source's alias (CellTiter-Glo) is its readout
     problems = _Problems(raw.index)
     _check_record(raw, text, problems)
@@ -326,14 +379,14 @@ def _result(raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems) -> Vali
     rejected = problems.per_row()
     bad = np.zeros(len(raw), dtype=bool)
     bad[rejected["row"].to_numpy(dtype=int)] = True
-    clean = typed[~bad].reset_index(drop=True)
+    clean = (typed[~bad] if bad.any() else typed).reset_index(drop=True)  # no copy when every row is used
     result = ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))
     if result.n_used + result.n_rejected != result.n_read:  # pragma: no cover - invariant guard
         raise DoseatlasError("validation lost rows: read != used + rejected")
     return result
 
 
-def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) -> pd.DataFrame:
+def _typed(raw: pd.DataFrame, text: _Text, **numbers: pd.Series) -> pd.DataFrame:
     treated = text[S.ROLE].isin(_DOSED)
     out = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.ROLE, S.READOUT)})
     out[S.PERTURBATION_TYPE] = text[S.PERTURBATION_TYPE].where(treated, "")
@@ -343,7 +396,7 @@ def _typed(raw: pd.DataFrame, text: dict[str, pd.Series], **numbers: pd.Series) 
     out[S.SIGNAL] = numbers["signal"].to_numpy()
     out[S.REPLICATE] = text[S.REPLICATE]
     out[S.SERIES] = text[S.SERIES]
-    seeding, _, _ = _number(text[S.SEEDING_DENSITY])
+    seeding, _, _ = text.number(S.SEEDING_DENSITY)
     out[S.SEEDING_DENSITY] = seeding.to_numpy()
     out[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()
     out[S.SOURCE_LINE] = raw[S.SOURCE_LINE].astype("int64").to_numpy()
@@ -399,10 +452,7 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
         molar); ``ledger`` as for :func:`validate_wells`.
     """
     raw = raw.reset_index(drop=True)
-    text = {
-        c: stripped_text(raw[c]) if c in raw else pd.Series("", index=raw.index)
-        for c in S.RESPONSE_TABLE_COLUMNS
-    }
+    text = _Text(raw, S.RESPONSE_TABLE_COLUMNS, optional=set(S.RESPONSE_TABLE_COLUMNS))
     text[S.ROLE] = pd.Series(S.Role.TREATED.value, index=raw.index, dtype=object)
     text[S.READOUT] = canonical_readouts(text[S.READOUT])
     problems = _Problems(raw.index)
@@ -420,11 +470,12 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
         R.UNKNOWN_SCALE,
         _quoted("unknown scale '", scale, "'"),
     )
-    response, r_missing, r_bad = _number(text[S.RESPONSE])
+    response, r_missing, r_bad = text.number(S.RESPONSE)
     problems.add(r_missing, S.RESPONSE, R.MISSING_SIGNAL, "response is missing")
-    problems.add(
-        r_bad, S.RESPONSE, R.NOT_A_NUMBER, _quoted("response '", text[S.RESPONSE], "' is not a number")
-    )
+    if r_bad.any():
+        problems.add(
+            r_bad, S.RESPONSE, R.NOT_A_NUMBER, _quoted("response '", text[S.RESPONSE], "' is not a number")
+        )
     problems.add(np.isinf(response), S.RESPONSE, R.NON_FINITE, "response is infinite")
     time, _ = _check_time(text, problems)
     molar = _check_treatment(text, problems)
@@ -435,7 +486,7 @@ def validate_responses(raw: pd.DataFrame) -> ValidationResult:
     clean[S.TIME_H] = time.to_numpy()
     clean[S.REPLICATE] = text[S.REPLICATE]
     clean[S.SERIES] = text[S.SERIES]
-    clean[S.SEEDING_DENSITY] = _number(text[S.SEEDING_DENSITY])[0].to_numpy()
+    clean[S.SEEDING_DENSITY] = text.number(S.SEEDING_DENSITY)[0].to_numpy()
     clean[S.RESPONSE] = response.to_numpy()
     clean[S.RESPONSE_SCALE] = scale
     clean[S.SOURCE_FILE] = raw[S.SOURCE_FILE].astype(str).to_numpy()

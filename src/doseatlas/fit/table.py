@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import STATUS_CODES, BatchFit, _extremes, _prepare, fit_batch
@@ -218,11 +217,24 @@ def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) ->
 
 def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:
     """:func:`curve_id` of every row; a curve without a series (empty) or seeding density (null) has the id it had
-    before they joined the curve key."""
-    series = keys.index(S.SERIES) if S.SERIES in keys else None
-    seeding = keys.index(S.SEEDING_DENSITY) if S.SEEDING_DENSITY in keys else None
-    rows = table[list(keys)].itertuples(index=False, name=None)
-    return [curve_id(_id_key(k, series, seeding), scale) for k in rows]
+    before they joined the curve key. The hashed texts are built column by column (each distinct value written
+    once), the same texts as :func:`curve_id` of :func:`_id_key`."""
+    text = np.full(len(table), "", dtype=object)
+    started = np.zeros(len(table), dtype=bool)
+    for column in keys:
+        codes, uniques = pd.factorize(table[column], use_na_sentinel=True)
+        written = np.array(
+            [*("" if pd.isna(v) else str(v) for v in uniques), ""], dtype=object
+        )  # -1: missing
+        part = written[codes]
+        if column == S.SERIES:  # left out where the series is the empty text
+            kept = ~np.array([*(bool(_empty(v, "")) for v in uniques), False], dtype=bool)[codes]
+        else:  # the seeding density left out where missing
+            kept = codes >= 0 if column == S.SEEDING_DENSITY else np.ones(len(codes), dtype=bool)
+        text = np.where(kept, np.where(started, text + "\x1f" + part, part), text)
+        started |= kept
+    text = np.where(started, text + ("\x1f" + scale), scale)
+    return [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in text]
 
 
 def _id_key(key: tuple, series: int | None, seeding: int | None) -> tuple:
@@ -293,7 +305,9 @@ def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
 def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
     """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept), sorted by
     curve, x and y."""
-    drug = S.with_series(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
+    used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, scale, S.reason_column(scale)]
+    narrow = responses[[c for c in dict.fromkeys(used) if c in responses.columns]]  # not every column's copy
+    drug = S.with_series(narrow[narrow[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -307,7 +321,8 @@ def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd
     out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the
     # order of the input rows (a partitioned run gathers them in another order than an in-memory one)
-    return out.sort_values([_CURVE, _X, _Y], kind="stable").reset_index(drop=True)
+    order = np.lexsort((out[_Y].to_numpy(), out[_X].to_numpy(), out[_CURVE].to_numpy()))  # stable, NaN last
+    return out.take(order).reset_index(drop=True)
 
 
 def _padded(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -344,10 +359,22 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
 
 def _dose_spread(used: pd.DataFrame) -> pd.DataFrame:
     """Points and sample SD of the response per (curve, dose); each group summed in sorted order, so the SD
-    does not depend on the row order or the rest of the table."""
-    key = [_CURVE, S.CONCENTRATION]
-    std = group_summary(used, key, _Y, method="std").to_numpy()
-    return used.groupby(key, sort=True).size().rename("count").reset_index().assign(std=std)
+    does not depend on the row order or the rest of the table (the arithmetic of
+    :func:`doseatlas._stats.group_summary`, on one numpy sort by curve, dose and response)."""
+    curve = used[_CURVE].to_numpy()
+    dose = used[S.CONCENTRATION].to_numpy(dtype=float)
+    order = np.lexsort((used[_Y].to_numpy(dtype=float), dose, curve))
+    c, d, v = curve[order], dose[order], used[_Y].to_numpy(dtype=float)[order]
+    first = np.ones(len(c), dtype=bool)
+    first[1:] = (c[1:] != c[:-1]) | (d[1:] != d[:-1])
+    group = np.cumsum(first) - 1
+    n_groups = int(first.sum())
+    count = np.bincount(group, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, weights=v, minlength=n_groups) / count
+        squares = np.bincount(group, weights=(v - mean[group]) ** 2, minlength=n_groups)
+        std = np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
+    return pd.DataFrame({_CURVE: c[first], S.CONCENTRATION: d[first], "count": count, "std": std})
 
 
 def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:

@@ -276,6 +276,8 @@ def consistency_table(metrics: pd.DataFrame, *, published: pd.DataFrame | None =
     datasets = sorted(metrics[S.DATASET].dropna().astype(str).unique())
     rows: list[dict] = []
     for stage, table in stages:
+        if len(datasets) < 2:  # no pair of data sets: nothing to summarize per source
+            break
         agg = per_source(table.assign(**{S.DATASET: table[S.DATASET].astype(str)}))
         present = _present(agg)
         for a, b in combinations(datasets, 2):

@@ -484,8 +484,11 @@ def source_names(*tables: pd.DataFrame) -> pd.DataFrame:
     names = pd.concat(frames, ignore_index=True).drop_duplicates()
     names = names.sort_values([*key, S.SOURCE_ID], kind="stable", na_position="last")
     with_id = names.dropna(subset=[S.SOURCE_ID])
-    several = with_id.groupby(key)[S.SOURCE_ID].agg(lambda v: ", ".join(sorted(set(v))))
-    several = several[with_id.groupby(key)[S.SOURCE_ID].nunique() > 1].rename("source_ids")
+    counts = with_id.groupby(key)[S.SOURCE_ID].nunique()
+    several = with_id.merge(counts[counts > 1].rename("_n").reset_index(), on=key)  # only names with several
+    several = several.groupby(key)[S.SOURCE_ID].agg(lambda v: ", ".join(sorted(set(v)))).rename("source_ids")
+    if len(with_id):  # the text dtype pandas infers for the joined ids, also when no name has several
+        several = several.astype("str")
     names = names.drop_duplicates(key).merge(several.reset_index(), on=key, how="left")
     names.loc[names["source_ids"].notna(), S.SOURCE_ID] = None
     return names.reset_index(drop=True)
@@ -522,7 +525,7 @@ def _lookup(table: pd.DataFrame, identities: pd.DataFrame, kind: S.IdentityKind)
 def apply_identities(table: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose ``cell_line`` / ``perturbagen`` are the canonical names, with the source's
     names in ``cell_line_source`` / ``perturbagen_source`` and the ids in ``cell_line_id`` / ``perturbagen_id``."""
-    out = table.copy()
+    out = table.copy(deep=False)  # new columns only: the values of ``table`` are not written (copy on write)
     for kind, name, source, ident in ((K.CELL_LINE, S.CELL_LINE, S.CELL_LINE_SOURCE, S.CELL_LINE_ID),
                                       (K.PERTURBAGEN, S.PERTURBAGEN, S.PERTURBAGEN_SOURCE, S.PERTURBAGEN_ID)):  # fmt: skip
         if name not in out:
