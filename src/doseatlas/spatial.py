@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._groups import key_codes
 from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
 
 EDGE_EFFECT = "edge_effect"
@@ -55,10 +56,13 @@ def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -
     )
     edge = out["edge"].to_numpy(float) == 1.0
     adjust = np.ones(len(wells))
+    condition = _condition_codes(wells, plate)  # grouped once, read by every pass
     for _ in range(
         N_REFINE
     ):  # the reference of a condition whose replicates sit on edges reads low: refine it
-        out[RESIDUAL] = _residuals(wells, plate, edge, adjust=adjust, min_fraction=min_fraction)
+        out[RESIDUAL] = _residuals(
+            wells, plate, edge, adjust=adjust, min_fraction=min_fraction, condition=condition
+        )
         shift = _edge_shift(out[RESIDUAL].to_numpy(float), edge, out["_plate"].to_numpy(), len(out))
         adjust = np.where(edge, np.exp(shift), 1.0)
     out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
@@ -74,17 +78,30 @@ def _edge_shift(resid: np.ndarray, edge: np.ndarray, plate: np.ndarray, n: int) 
     return pd.Series(plate).map(diff).fillna(0.0).to_numpy(float)
 
 
+def _condition_codes(wells: pd.DataFrame, plate: pd.Series) -> np.ndarray:
+    """The reference group of each well: its condition (:data:`_CONDITION`; a control well: its plate too)."""
+    treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
+    key = wells[_CONDITION].assign(_p=np.where(treated, -1, plate.to_numpy()))
+    return key.groupby(list(key.columns), dropna=False, sort=False).ngroup().to_numpy()
+
+
 def _residuals(
-    wells: pd.DataFrame, plate: pd.Series, edge: np.ndarray, *, adjust: np.ndarray, min_fraction: float
+    wells: pd.DataFrame,
+    plate: pd.Series,
+    edge: np.ndarray,
+    *,
+    adjust: np.ndarray,
+    min_fraction: float,
+    condition: np.ndarray | None = None,
 ) -> np.ndarray:
+    """``condition``: :func:`_condition_codes` of ``wells`` (computed when absent)."""
     signal = wells[S.SIGNAL].to_numpy(float)
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    key = wells[_CONDITION].astype(object).assign(_p=np.where(treated, -1, plate.to_numpy()))
-    groups = [key[c] for c in key.columns]
-    reference = pd.Series(signal / adjust).groupby(groups, dropna=False).transform("median")
+    condition = _condition_codes(wells, plate) if condition is None else condition
+    reference = pd.Series(signal / adjust).groupby(condition).transform("median")
     # only conditions with wells on the edge and inside tell position from condition (replicate plates of one
     # layout put every replicate of a condition at the same position)
-    side = pd.Series(edge.astype(float)).groupby(groups, dropna=False).transform("mean").to_numpy()
+    side = pd.Series(edge.astype(float)).groupby(condition).transform("mean").to_numpy()
     informative = (side > 0) & (side < 1)
     control = (
         pd.Series(np.where(treated, np.nan, signal / adjust)).groupby(plate.to_numpy()).transform("median")
@@ -118,13 +135,30 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows / columns: no effect
             for _ in range(n_iter):
-                r = np.nan_to_num(np.nanmedian(resid, axis=2))
+                r = np.nan_to_num(nanmedian(resid, axis=2))
                 resid -= r[:, :, None]
                 row_eff += r
-                c = np.nan_to_num(np.nanmedian(resid, axis=1))
+                c = np.nan_to_num(nanmedian(resid, axis=1))
                 resid -= c[:, None, :]
                 col_eff += c
     return row_eff, col_eff, resid
+
+
+def nanmedian(values: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
+    """``numpy.nanmedian`` along ``axis`` (the same numbers: the two middle values of the sorted non-NaN ones
+    added and halved; NaN for an all-NaN slice, without a warning), by one sort instead of numpy's masked-array
+    path for short slices."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % values.ndim for a in axes)
+    kept = [a for a in range(values.ndim) if a not in axes]
+    flat = np.transpose(values, [*kept, *axes]).reshape([values.shape[a] for a in kept] + [-1])
+    ordered = np.sort(flat, axis=-1)  # NaN last
+    n = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
+    high = np.minimum(n // 2, max(ordered.shape[-1] - 1, 0))
+    low = np.where(n % 2 == 1, high, np.maximum(high - 1, 0))
+    with np.errstate(invalid="ignore"):
+        middle = (np.take_along_axis(ordered, low, -1) + np.take_along_axis(ordered, high, -1)) / 2.0
+    return np.where(n == 0, np.nan, middle)[..., 0]
 
 
 def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
@@ -137,8 +171,8 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(all="ignore"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            centre = np.nanmedian(resid, axis=(1, 2))
-            mad = 1.4826 * np.nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
+            centre = nanmedian(resid, axis=(1, 2))
+            mad = 1.4826 * nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]
@@ -150,21 +184,22 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
     usable = positions[positions[RESIDUAL].notna() & positions["edge"].notna()]
     if not len(usable):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
-    side = np.where(usable["edge"].astype(bool), "e", "i")
-    key = [*PLATE_KEY, "_side"]
-    usable = usable.assign(_side=side)
-    grouped = usable.groupby(key, dropna=False)[RESIDUAL]
-    deviation = (usable[RESIDUAL] - grouped.transform("median")).abs()
-    mad = 1.4826 * usable.assign(_d=deviation).groupby(key, dropna=False)["_d"].median()
-    stats = pd.DataFrame({"med": grouped.median(), "n": grouped.size(), "mad": mad}).unstack("_side")
-    stats = stats.reindex(columns=pd.MultiIndex.from_product([["med", "n", "mad"], ["e", "i"]]))
-    se = np.sqrt(sum((1.2533 * stats[("mad", s)]) ** 2 / stats[("n", s)] for s in ("e", "i")))
-    out = pd.DataFrame(
-        {
-            EDGE_EFFECT: np.exp(stats[("med", "e")] - stats[("med", "i")]),
+    codes, plates = key_codes(usable, PLATE_KEY)  # the plates grouped once; each side of a plate a group
+    interior = ~usable["edge"].astype(bool).to_numpy()
+    group = codes * 2 + interior
+    resid = usable[RESIDUAL].to_numpy(float)
+    grouped = pd.Series(resid).groupby(group)
+    deviation = np.abs(resid - grouped.transform("median").to_numpy())
+    mad = 1.4826 * pd.Series(deviation).groupby(group).median()
+    stats = pd.DataFrame({"med": grouped.median(), "n": grouped.size(), "mad": mad})
+    every = np.arange(len(plates)) * 2
+    side = {s: stats.reindex(every + i).set_axis(plates.index) for s, i in (("e", 0), ("i", 1))}
+    se = np.sqrt(sum((1.2533 * side[s]["mad"]) ** 2 / side[s]["n"] for s in ("e", "i")))
+    return plates.assign(
+        **{
+            EDGE_EFFECT: np.exp(side["e"]["med"] - side["i"]["med"]),
             EDGE_EFFECT_SE: se,
-            N_EDGE: stats[("n", "e")].fillna(0).astype("int64"),
-            N_INTERIOR: stats[("n", "i")].fillna(0).astype("int64"),
+            N_EDGE: side["e"]["n"].fillna(0).astype("int64"),
+            N_INTERIOR: side["i"]["n"].fillna(0).astype("int64"),
         }
     )
-    return out.reset_index()
