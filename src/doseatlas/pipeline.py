@@ -185,7 +185,7 @@ def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     pieces). Returns ``table``."""
     for column in table.columns[table.dtypes.eq(object)]:
         values = table[column]
-        if values.notna().any() and pd.api.types.infer_dtype(values, skipna=True) == "string":
+        if pd.api.types.infer_dtype(values, skipna=True) == "string":  # ("empty" when every value is missing)
             table[column] = values.astype(pd.StringDtype(na_value=np.nan))
     return table
 

@@ -520,7 +520,18 @@ def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
     return reason
 
 
-def _growth_ratio(drugs: DrugCurves) -> np.ndarray:
+def _growth_ratio(responses: pd.DataFrame) -> pd.DataFrame:
+    """``r0 = Tz / C`` per curve key (mean over its wells with a percent growth)."""
+    rows = responses[responses[S.PERCENT_GROWTH].notna()].rename(columns={S.TIME_H: S.DURATION_H})
+    ratio = rows[S.TIME_ZERO_SIGNAL] / rows[S.VEHICLE_SIGNAL]
+    return (
+        group_summary(rows.assign(**{R0: ratio}), list(S.CURVE_KEY), R0, method="mean")
+        .rename(R0)
+        .reset_index()
+    )
+
+
+def _drug_growth_ratio(drugs: DrugCurves) -> np.ndarray:
     """``r0 = Tz / C`` per drug curve key (mean over its wells with a percent growth; NaN without any)."""
     with_pg = ~np.isnan(drugs.values(S.PERCENT_GROWTH))
     codes, n = drugs.codes[with_pg], len(drugs.keys)
@@ -542,7 +553,7 @@ def _curves_for(
     if scale != S.PERCENT_GROWTH:
         return own
     gr = _one_per_key(keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left"), keys)
-    gr[R0] = _growth_ratio(drugs)
+    gr[R0] = _drug_growth_ratio(drugs)
     use_gr = gr[S.CURVE_ID].notna() & (gr[R0] > 0) & (gr[R0] < 1)
     gr["model"] = gr["model"].astype(object) + f"({S.GR})"
     own[R0] = np.nan
