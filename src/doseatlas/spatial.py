@@ -50,13 +50,14 @@ def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, B_SCORE])
     wells = S.with_series(wells).reset_index(drop=True)
     positions = parse_wells(wells[S.WELL])
-    plate = pd.Series(wells.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=wells.index)
+    plate_codes, plates = key_codes(wells, PLATE_KEY)
+    plate = pd.Series(plate_codes, index=wells.index)
     out = wells[[*PLATE_KEY, S.WELL]].assign(
         row=positions["row"], col=positions["col"], edge=_edge_flags(positions, plate), _plate=plate
     )
     edge = out["edge"].to_numpy(float) == 1.0
     adjust = np.ones(len(wells))
-    condition = _condition_codes(wells, plate)  # grouped once, read by every pass
+    condition = _condition_codes(wells, plate, plates=plates)  # grouped once, read by every pass
     for _ in range(
         N_REFINE
     ):  # the reference of a condition whose replicates sit on edges reads low: refine it
@@ -78,10 +79,20 @@ def _edge_shift(resid: np.ndarray, edge: np.ndarray, plate: np.ndarray, n: int) 
     return pd.Series(plate).map(diff).fillna(0.0).to_numpy(float)
 
 
-def _condition_codes(wells: pd.DataFrame, plate: pd.Series) -> np.ndarray:
-    """The reference group of each well: its condition (:data:`_CONDITION`; a control well: its plate too)."""
+def _condition_codes(
+    wells: pd.DataFrame, plate: pd.Series, *, plates: pd.DataFrame | None = None
+) -> np.ndarray:
+    """The reference group of each well: its condition (:data:`_CONDITION`; a control well: its plate too).
+
+    ``plates``: the plate key table of the codes ``plate`` (:func:`doseatlas._groups.key_codes`); the columns of
+    the condition that are part of the plate key are then read from the plate's code (the same groups)."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    key = wells[_CONDITION].assign(_p=np.where(treated, -1, plate.to_numpy()))
+    columns = list(_CONDITION)
+    key = wells[columns].assign(_p=np.where(treated, -1, plate.to_numpy()))
+    if plates is not None:
+        on_plate = [c for c in columns if c in PLATE_KEY]
+        per_plate, _ = key_codes(plates, on_plate)
+        key = key.drop(columns=on_plate).assign(_on_plate=per_plate[plate.to_numpy()])
     return key.groupby(list(key.columns), dropna=False, sort=False).ngroup().to_numpy()
 
 

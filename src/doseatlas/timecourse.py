@@ -46,8 +46,9 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
     if not {S.ROLE, S.WELL, S.SIGNAL, S.TIME_H} <= set(reads.columns):
         return _empty()
     roles = (S.Role.TREATED.value, *CONTROL_ROLES)
-    use = reads[reads[S.ROLE].isin(roles) & (reads[S.TIME_H] > 0) & (reads[S.SIGNAL] > 0)]
-    use = use[use[S.WELL].notna()]
+    keep = reads[S.ROLE].isin(roles) & (reads[S.TIME_H] > 0) & (reads[S.SIGNAL] > 0) & reads[S.WELL].notna()
+    needed = [*WELL_KEY, *DESCRIBE, S.TIME_H, S.SIGNAL, S.READ_TIME_H]
+    use = reads.loc[keep, [c for c in reads.columns if c in needed]]  # the columns read below, copied once
     if not len(use):
         return _empty()
     if S.READ_TIME_H in use:  # the actual read times (time_h is the nominal duration once validated)

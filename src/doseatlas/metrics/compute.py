@@ -585,6 +585,7 @@ def _scale_metrics(
         keys = _with_controls(keys, controls, drugs)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
+    usable_keys = keys[gate.isna()]  # what every fitted metric of the scale reads
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
@@ -597,7 +598,7 @@ def _scale_metrics(
             body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
             body = _refuse_where(body, keys[N_NON_FINITE].gt(0), Why.NON_FINITE_RESPONSE)
         else:
-            body = _fitted_metric(m, keys, gate, options)
+            body = _fitted_metric(m, keys, gate, options, part=usable_keys)
         body[S.CURVE_ID] = keys[S.CURVE_ID]
         frames.append(_finish(body, m, fit_model=model, fit_policy=policy))
     return frames
@@ -615,14 +616,22 @@ def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves
     return keys.merge(controls, on=key, how="left")
 
 
-def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: MetricOptions) -> pd.DataFrame:
+def _fitted_metric(
+    m: Metric,
+    keys: pd.DataFrame,
+    gate: pd.Series,
+    options: MetricOptions,
+    *,
+    part: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``part``: ``keys[gate.isna()]`` when the caller has it (the same for every metric of a scale)."""
     usable = gate.isna()
     body = pd.DataFrame(
         {S.STATUS: St.REFUSED.value, S.VALUE: np.nan, S.LOWER: np.nan, S.UPPER: np.nan, S.REASON: gate},
         index=keys.index,
     )
     if usable.any():
-        part = keys[usable]
+        part = keys[usable] if part is None else part
         if m.kind == "threshold":
             got = _threshold(m, part)
         elif m.kind == "midpoint":
