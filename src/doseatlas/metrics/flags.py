@@ -272,5 +272,7 @@ def flag_counts(metrics: pd.DataFrame) -> dict[str, int]:
     """Metric rows carrying each flag code (``summary.json``; codes in declaration order, zeros left out)."""
     if S.FLAGS not in metrics or not len(metrics):
         return {}
-    counts = {code: int(has_flag(metrics[S.FLAGS], code).sum()) for code in FLAG_CODES}
+    distinct = metrics[S.FLAGS].value_counts(dropna=False)  # each distinct flags string tested once
+    texts = pd.Series(distinct.index, dtype=object)
+    counts = {code: int(distinct.to_numpy()[has_flag(texts, code).to_numpy()].sum()) for code in FLAG_CODES}
     return {code: n for code, n in counts.items() if n}
