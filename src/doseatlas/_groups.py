@@ -24,7 +24,11 @@ def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.D
     values and dtypes of that groupby's index) is the group of the rows whose code is ``i``."""
     grouped = frame.groupby(list(key), dropna=False, sort=True)
     codes = grouped.ngroup().to_numpy(dtype=np.int64)
-    return codes, grouped.size().index.to_frame(index=False)
+    keys = grouped.size().index.to_frame(index=False)
+    keys.columns = pd.Index(
+        list(keys.columns), dtype=object
+    )  # as a reset_index of the grouped result names them
+    return codes, keys
 
 
 def pair_codes(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
