@@ -31,7 +31,7 @@ def _table(rows) -> pd.DataFrame:
     return table
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=ROWS)
 def test_key_codes_are_pandas_sorted_grouping(rows):
     table = _table(rows)
@@ -41,7 +41,7 @@ def test_key_codes_are_pandas_sorted_grouping(rows):
     pd.testing.assert_frame_equal(keys, grouped.size().reset_index()[["a", "b"]])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=ROWS, method=st.sampled_from(["mean", "median", "trimmed_mean", "std", "sum"]))
 def test_summary_by_code_is_group_summary_to_the_bit(rows, method):
     table = _table(rows).dropna(subset=["v"])
@@ -55,7 +55,7 @@ def test_summary_by_code_is_group_summary_to_the_bit(rows, method):
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=ROWS)
 def test_pair_codes_n_distinct_and_first_rows(rows):
     table = _table(rows)
@@ -72,7 +72,7 @@ def test_pair_codes_n_distinct_and_first_rows(rows):
     np.testing.assert_array_equal(first_code_rows(codes), first)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 5), st.integers(1, 6), st.integers(1, 7)),
     seed=st.integers(0, 2**16),
