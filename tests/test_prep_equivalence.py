@@ -16,7 +16,7 @@ from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
 from doseatlas._stats import group_summary
 from doseatlas.fit import table as T
-from doseatlas.spatial import _nanmedian
+from doseatlas.spatial import nanmedian
 from doseatlas.validate import validate_wells
 
 
@@ -33,7 +33,7 @@ def test_nanmedian_is_numpys(shape):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanmedian(grid, axis=axis)
-        np.testing.assert_array_equal(_nanmedian(grid, axis=axis), expected)
+        np.testing.assert_array_equal(nanmedian(grid, axis=axis), expected)
 
 
 def _reference_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[str]:

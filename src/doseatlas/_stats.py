@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_summary"]
+__all__ = ["group_summary", "summary_by_code"]
 
 
 def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: str) -> pd.Series:
@@ -28,9 +28,24 @@ def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: s
     grouped = frame.groupby(key, dropna=False, sort=True)
     codes = grouped.ngroup().to_numpy()
     values = frame[column].to_numpy(dtype=float)
+    return pd.Series(
+        summary_by_code(codes, values, grouped.ngroups, method=method), index=grouped.size().index
+    )
+
+
+def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, method: str) -> np.ndarray:
+    """:func:`group_summary` on integer group codes (``0 <= codes < n_groups``, one per value; NaN values must
+    be dropped by the caller): an array of ``n_groups`` results, bit for bit the same as ``group_summary``
+    gives for the same groups. A group without a value gets NaN (``sum``: 0). For callers that code their
+    key once and summarize several columns, or subsets of rows, with it.
+    """
+    if method not in ("mean", "median", "trimmed_mean", "std", "sum"):
+        raise ValueError(f"unknown group summary {method!r}")
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
     order = np.lexsort((values, codes))
     v, c = values[order], codes[order]
-    n = np.bincount(c, minlength=grouped.ngroups)
+    n = np.bincount(c, minlength=n_groups)
     rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
     if method in ("mean", "std", "sum"):
         keep = np.ones(len(c), dtype=bool)
@@ -39,14 +54,13 @@ def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: s
     else:
         cut = (0.25 * n).astype(np.int64)[c]
         keep = (rank >= cut) & (rank < n[c] - cut)
-    total = np.bincount(c[keep], weights=v[keep], minlength=grouped.ngroups)
-    count = np.bincount(c[keep], minlength=grouped.ngroups)
-    index = grouped.size().index
+    total = np.bincount(c[keep], weights=v[keep], minlength=n_groups)
+    count = np.bincount(c[keep], minlength=n_groups)
     if method == "sum":
-        return pd.Series(total, index=index)
+        return total
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         if method != "std":
-            return pd.Series(mean, index=index)
-        squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=grouped.ngroups)
-        return pd.Series(np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan), index=index)
+            return mean
+        squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=n_groups)
+        return np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)

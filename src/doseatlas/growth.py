@@ -69,12 +69,18 @@ def _plate_rates(responses: pd.DataFrame) -> pd.DataFrame:
     cols = [S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.N_VEHICLE, S.TIME_ZERO_SIGNAL, S.N_TIME_ZERO]
     if S.TIME_ZERO_SIGNAL not in responses or not len(responses):
         return pd.DataFrame()
-    rows = responses[responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()]
-    rows = rows[rows[S.TIME_H] > 0]
-    if not len(rows):
+    keep = (
+        responses[S.TIME_ZERO_SIGNAL].notna()
+        & responses[S.VEHICLE_SIGNAL].notna()
+        & (responses[S.TIME_H] > 0)
+    )
+    if not keep.any():
         return pd.DataFrame()
+    extra = [S.READ_TIME_H] if S.READ_TIME_H in responses else []
+    seeding_column = [S.SEEDING_DENSITY] if S.SEEDING_DENSITY in responses else []
+    read = [*plate_key, *extra, *cols, *seeding_column]
+    rows = responses.loc[keep, list(dict.fromkeys(read))]  # the columns read below, copied once
     seeding = rows[S.SEEDING_DENSITY] if S.SEEDING_DENSITY in rows else np.nan
-    extra = [S.READ_TIME_H] if S.READ_TIME_H in rows else []
     plates = rows.assign(**{S.SEEDING_DENSITY: seeding}).drop_duplicates(plate_key)[
         [*plate_key, *extra, S.SEEDING_DENSITY, *cols]
     ]

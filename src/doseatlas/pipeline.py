@@ -222,7 +222,11 @@ def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
     by = [c for c in TABLE_ORDER[name] if c in table.columns]
     if not by or len(table) < 2:
         return table.reset_index(drop=True)
-    return table.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+    # the order from the key columns alone; a table already in order (often) is not copied
+    order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
+    if order.equals(pd.RangeIndex(len(table))):
+        return table.reset_index(drop=True)
+    return table.take(order.to_numpy()).reset_index(drop=True)
 
 
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -190,24 +190,30 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows / columns: no effect
             for _ in range(n_iter):
-                r = np.nan_to_num(_nanmedian(resid, axis=2))
+                r = np.nan_to_num(nanmedian(resid, axis=2))
                 resid -= r[:, :, None]
                 row_eff += r
-                c = np.nan_to_num(_nanmedian(resid, axis=1))
+                c = np.nan_to_num(nanmedian(resid, axis=1))
                 resid -= c[:, None, :]
                 col_eff += c
     return row_eff, col_eff, resid
 
 
-def _nanmedian(values: np.ndarray, *, axis: int) -> np.ndarray:
-    """``np.nanmedian(values, axis=axis)`` (same numbers: the mean of the two middle values of the sorted
-    non-NaN ones) by one sort of the whole array instead of numpy's masked-array path per call."""
-    ordered = np.sort(values, axis=axis)  # NaN last
-    n = np.sum(~np.isnan(values), axis=axis, keepdims=True)
-    low = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0), axis=axis)
-    high = np.take_along_axis(ordered, n // 2 - (n == 0), axis=axis)
-    out = (low + high) / 2.0
-    return np.squeeze(np.where(n > 0, out, np.nan), axis=axis)
+def nanmedian(values: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
+    """``numpy.nanmedian`` along ``axis`` (the same numbers: the two middle values of the sorted non-NaN ones
+    added and halved; NaN for an all-NaN slice, without a warning), by one sort instead of numpy's masked-array
+    path for short slices."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % values.ndim for a in axes)
+    kept = [a for a in range(values.ndim) if a not in axes]
+    flat = np.transpose(values, [*kept, *axes]).reshape([values.shape[a] for a in kept] + [-1])
+    ordered = np.sort(flat, axis=-1)  # NaN last
+    n = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
+    high = np.minimum(n // 2, max(ordered.shape[-1] - 1, 0))
+    low = np.where(n % 2 == 1, high, np.maximum(high - 1, 0))
+    with np.errstate(invalid="ignore"):
+        middle = (np.take_along_axis(ordered, low, -1) + np.take_along_axis(ordered, high, -1)) / 2.0
+    return np.where(n == 0, np.nan, middle)[..., 0]
 
 
 def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
@@ -226,8 +232,8 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(all="ignore"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            centre = np.nanmedian(resid, axis=(1, 2))
-            mad = 1.4826 * np.nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
+            centre = nanmedian(resid, axis=(1, 2))
+            mad = 1.4826 * nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]

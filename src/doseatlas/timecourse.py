@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._groups import key_codes
 from doseatlas._stats import group_summary
 
 WELL_KEY = [S.DATASET, S.PLATE, S.WELL]
@@ -45,22 +46,25 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
     if not {S.ROLE, S.WELL, S.SIGNAL, S.TIME_H} <= set(reads.columns):
         return _empty()
     roles = (S.Role.TREATED.value, *CONTROL_ROLES)
-    use = reads[reads[S.ROLE].isin(roles) & (reads[S.TIME_H] > 0) & (reads[S.SIGNAL] > 0)]
-    use = use[use[S.WELL].notna()]
+    keep = reads[S.ROLE].isin(roles) & (reads[S.TIME_H] > 0) & (reads[S.SIGNAL] > 0) & reads[S.WELL].notna()
+    needed = [*WELL_KEY, *DESCRIBE, S.TIME_H, S.SIGNAL, S.READ_TIME_H]
+    use = reads.loc[keep, [c for c in reads.columns if c in needed]]  # the columns read below, copied once
     if not len(use):
         return _empty()
     if S.READ_TIME_H in use:  # the actual read times (time_h is the nominal duration once validated)
         use = use.assign(**{S.TIME_H: use[S.READ_TIME_H]})
-    ordered = use.sort_values([*WELL_KEY, S.TIME_H], kind="stable")
-    well = ordered.groupby(WELL_KEY, sort=False, dropna=False).ngroup().to_numpy()
-    position = ordered.groupby(WELL_KEY, sort=False, dropna=False).cumcount().to_numpy()
+    codes, _ = key_codes(use, WELL_KEY)  # wells in sorted order: by well, then read time (a stable sort)
+    order = np.lexsort((use[S.TIME_H].to_numpy(float), codes))
+    ordered, well = use.take(order), codes[order]
+    starts = np.flatnonzero(np.r_[True, well[1:] != well[:-1]])
+    position = np.arange(len(well)) - np.repeat(starts, np.diff(np.r_[starts, len(well)]))
     n_wells, width = well.max() + 1, position.max() + 1
     t = np.full((n_wells, width), np.nan)
     y = np.full((n_wells, width), np.nan)
     t[well, position] = ordered[S.TIME_H].to_numpy(float)
     y[well, position] = np.log2(ordered[S.SIGNAL].to_numpy(float))
     n = np.bincount(well, minlength=n_wells)
-    first = ordered.drop_duplicates(WELL_KEY)
+    first = ordered.take(starts)
     control = first[S.ROLE].isin(CONTROL_ROLES).to_numpy()
     fit = _window_fits(t, y, n, whole=control)
     out = first[[*WELL_KEY, *[c for c in DESCRIBE if c in first]]].reset_index(drop=True)

@@ -14,8 +14,9 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
-from doseatlas.errors import ConfigError
+from doseatlas._groups import key_codes, pair_codes
+from doseatlas._stats import group_summary, summary_by_code
+from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics.plateau import censor_unreached, near_plateau
 from doseatlas.metrics.registry import METRICS, Metric
@@ -298,37 +299,62 @@ def dose_means(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
     )
 
 
-def _observed(m: Metric, means: pd.DataFrame) -> pd.DataFrame:
-    """emax (mean at the top dose), grmax (min of the two top dose means), gr_aoc (trapezoid)."""
-    key = list(S.CURVE_KEY)
-    ordered = means.sort_values([*key, S.CONCENTRATION], kind="stable")
-    grouped = ordered.groupby(key, dropna=False, sort=False)
+@dataclass(frozen=True)
+class DoseMeans:
+    """Replicate means per (curve key, tested concentration), as :func:`dose_means` gives them, on codes: one
+    entry per pair, sorted by curve key then concentration (missing last). ``codes``: the curve key's position
+    in :attr:`DrugCurves.keys`."""
+
+    codes: np.ndarray
+    concentration: np.ndarray
+    mean: np.ndarray
+
+    @classmethod
+    def of(cls, drugs: DrugCurves, scale: str) -> DoseMeans:
+        """The means of ``scale`` over the drug rows where it is not missing."""
+        values = drugs.values(scale)
+        ok = ~np.isnan(values)
+        pair, codes, concentration = pair_codes(drugs.codes[ok], drugs.values(S.CONCENTRATION)[ok])
+        return cls(codes, concentration, summary_by_code(pair, values[ok], len(codes), method="mean"))
+
+
+def _observed(m: Metric, means: DoseMeans) -> pd.DataFrame:
+    """emax (mean at the top dose), grmax (min of the two top dose means), gr_aoc (trapezoid); indexed by the
+    curve key's code (keys without a mean absent)."""
+    grouped = pd.Series(means.mean).groupby(means.codes, sort=True)
     if m.name in ("emax", "dip_emax"):
-        value = grouped[m.scale].last()
+        value = grouped.last()
     elif m.name == "grmax":
-        value = grouped.tail(2).groupby(key, dropna=False, sort=False)[m.scale].min()
+        top2 = grouped.tail(2)
+        value = top2.groupby(means.codes[top2.index.to_numpy()], sort=True).min()
     else:
-        value = _trapezoid_aoc(ordered, grouped, m.scale)
+        value = _trapezoid_aoc(means)
     return pd.DataFrame({S.STATUS: St.ESTIMATED.value, S.VALUE: value, S.LOWER: np.nan, S.UPPER: np.nan})
 
 
-def _trapezoid_aoc(ordered: pd.DataFrame, grouped, scale: str) -> pd.Series:
+def _trapezoid_aoc(means: DoseMeans) -> pd.Series:
     """Trapezoid of (1 - mean response) over log10 c, divided by the log10 range, per curve."""
-    x = np.log10(ordered[S.CONCENTRATION].to_numpy(float))
-    above = 1.0 - ordered[scale].to_numpy(float)
-    first = grouped.cumcount().to_numpy() == 0
+    codes = means.codes
+    x = np.log10(means.concentration.astype(float))
+    above = 1.0 - means.mean
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
     dx = np.where(first, 0.0, x - np.roll(x, 1))
     mid = np.where(first, 0.0, (above + np.roll(above, 1)) / 2.0)
-    parts = ordered.assign(_area=dx * mid, _x=x)[[*S.CURVE_KEY, "_area", "_x"]]
-    per = parts.groupby(list(S.CURVE_KEY), dropna=False, sort=True)
-    width = per["_x"].max() - per["_x"].min()
-    area = group_summary(parts, list(S.CURVE_KEY), "_area", method="sum")
+    per = pd.Series(x).groupby(codes, sort=True)
+    width = per.max() - per.min()
+    n = int(codes.max()) + 1 if len(codes) else 0
+    area = pd.Series(
+        summary_by_code(codes, dx * mid, n, method="sum")[width.index.to_numpy()], index=width.index
+    )
     return (area / width).where(width > 0)
 
 
 def _effects(responses: pd.DataFrame) -> pd.DataFrame:
     """rv_effect / gr_effect rows for genetic perturbations: mean and t interval."""
     genetic = responses[responses[S.PERTURBATION_TYPE].isin([p.value for p in S.GENETIC_PERTURBATIONS])]
+    if not len(genetic):  # (a drug screen) no row: what the empty groupings below give, without them
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
     genetic = genetic.rename(columns={S.TIME_H: S.DURATION_H})
     frames = []
     for m in (m for m in METRICS if m.kind == "effect"):
@@ -376,18 +402,27 @@ def dominant_reason(grouped, column: str) -> pd.Series:
     Ties go to the value seen first in the group (as ``Series.value_counts`` orders them); a group with no
     value gets ``no_responses``. Vectorized: one pass of grouped counts, no Python call per group.
     """
-    reasons = grouped.obj[column]
-    group = grouped.ngroup().to_numpy()
     index = grouped[column].size().index
-    code, labels = pd.factorize(reasons, use_na_sentinel=True)
-    ok = code >= 0
-    pairs = pd.DataFrame({"g": group[ok], "r": code[ok], "pos": np.flatnonzero(ok)})
-    per = pairs.groupby(["g", "r"], sort=False)["pos"].agg(["size", "min"]).reset_index()
-    per = per.sort_values(["g", "size", "min"], ascending=[True, False, True], kind="stable")
-    best = per.drop_duplicates("g")
-    out = np.full(len(index), Why.NO_RESPONSES.value, dtype=object)
-    out[best["g"].to_numpy()] = np.asarray(labels, dtype=object)[best["r"].to_numpy()].astype(str)
+    group = grouped.ngroup().to_numpy(dtype=float)
+    group = np.where(np.isnan(group), -1, group).astype(np.int64)  # rows of a dropped (missing) key: -1
+    out = _dominant_by_code(group, len(index), grouped.obj[column])
     return pd.Series(out, index=index, name=column, dtype=object)
+
+
+def _dominant_by_code(codes: np.ndarray, n_groups: int, reasons: pd.Series | np.ndarray) -> np.ndarray:
+    """:func:`dominant_reason` on group codes (``-1``: no group): an object array of ``n_groups`` reasons."""
+    code, labels = pd.factorize(reasons, use_na_sentinel=True)
+    ok = (code >= 0) & (codes >= 0)
+    out = np.full(n_groups, Why.NO_RESPONSES.value, dtype=object)
+    if not ok.any():
+        return out
+    width = len(labels)
+    pair, first, size = np.unique(codes[ok] * width + code[ok], return_index=True, return_counts=True)
+    group = pair // width
+    order = np.lexsort((first, -size, group))  # per group: most frequent, then first seen
+    best = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    out[group[best]] = np.asarray(labels, dtype=object)[pair[best] % width].astype(str)
+    return out
 
 
 # ------------------------------------------------------------------------------ assembly
@@ -410,23 +445,73 @@ def _finish(
     return table[OUTPUT_COLUMNS]
 
 
-def _scale_keys(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """Every drug curve key with its count of usable responses, distinct doses and dominant refusal."""
-    drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG].rename(
-        columns={S.TIME_H: S.DURATION_H}
-    )
-    usable = drugs[scale].notna()
-    grouped = drugs.assign(
-        _ok=usable, _dose=drugs[S.CONCENTRATION].where(usable), _bad=_non_finite(drugs[scale])
-    ).groupby(list(S.CURVE_KEY), dropna=False)
-    return pd.DataFrame(
-        {
-            "n_usable": grouped["_ok"].sum(),
-            N_NON_FINITE: grouped["_bad"].sum(),
-            "n_doses_usable": grouped["_dose"].nunique(),
-            "row_reason": dominant_reason(grouped, S.reason_column(scale)),
+@dataclass(frozen=True)
+class DrugCurves:
+    """The drug rows of a responses table coded once by curve key: every grouped step of the metrics reads
+    these codes instead of grouping the text key columns again.
+
+    ``rows``: positions of the drug rows in ``responses``; ``codes``: per drug row, the position of its curve
+    key in ``keys`` (the :data:`~doseatlas.schemas.CURVE_KEY` columns, ``duration_h`` for ``time_h``, one row per
+    key in the order and with the values of a sorted pandas groupby of the drug rows).
+    """
+
+    responses: pd.DataFrame
+    rows: np.ndarray
+    codes: np.ndarray
+    keys: pd.DataFrame
+    of_all: np.ndarray  # each drug curve key's position among the curve keys of all the rows
+
+    @classmethod
+    def of(
+        cls, responses: pd.DataFrame, *, coded: tuple[np.ndarray, pd.DataFrame] | None = None
+    ) -> DrugCurves:
+        """The drug rows of ``responses``; ``coded``: the curve keys of all its rows (:func:`curve_codes`),
+        computed when absent."""
+        codes, keys = coded if coded is not None else curve_codes(responses)
+        drug = (responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG).to_numpy(dtype=bool)
+        rows = np.flatnonzero(drug)
+        present = np.bincount(codes[rows], minlength=len(keys)) > 0
+        of_all = np.flatnonzero(present)
+        if len(of_all) < len(keys):  # keys of other perturbation types: renumber the drug keys
+            codes, keys = (np.cumsum(present) - 1)[codes], keys.take(of_all).reset_index(drop=True)
+        return cls(responses, rows, codes[rows], keys, of_all)
+
+    def values(self, column: str) -> np.ndarray:
+        """``column`` of the drug rows as floats (missing: NaN)."""
+        return self.responses[column].to_numpy(dtype=np.float64, na_value=np.nan)[self.rows]
+
+    def column(self, column: str) -> pd.Series:
+        """``column`` of the drug rows, in its own dtype."""
+        values = self.responses[column]
+        return values if len(self.rows) == len(values) else values.take(self.rows)
+
+
+def curve_codes(responses: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """The curve key (:data:`~doseatlas.schemas.CURVE_KEY`, ``time_h`` as ``duration_h``) of every row of
+    ``responses`` coded once (:func:`doseatlas._groups.key_codes`)."""
+    columns = [S.TIME_H if k == S.DURATION_H else k for k in S.CURVE_KEY]
+    return key_codes(responses[columns].rename(columns={S.TIME_H: S.DURATION_H}), S.CURVE_KEY)
+
+
+def _scale_keys(
+    responses: pd.DataFrame, scale: str, *, drugs: DrugCurves | None = None, means: DoseMeans | None = None
+) -> pd.DataFrame:
+    """Every drug curve key with its count of usable responses, distinct doses and dominant refusal
+    (``drugs``, ``means``: :meth:`DrugCurves.of` the responses and :meth:`DoseMeans.of` them, when known)."""
+    drugs = drugs if drugs is not None else DrugCurves.of(responses)
+    means = means if means is not None else DoseMeans.of(drugs, scale)
+    codes, n = drugs.codes, len(drugs.keys)
+    values = drugs.values(scale)
+    usable = ~np.isnan(values)
+    tested = means.codes[~np.isnan(means.concentration.astype(float))]  # one mean per distinct usable dose
+    return drugs.keys.assign(
+        **{
+            "n_usable": np.bincount(codes[usable], minlength=n),
+            N_NON_FINITE: np.bincount(codes[np.abs(values) > S.MAX_ABS_RESPONSE], minlength=n),
+            "n_doses_usable": np.bincount(tested, minlength=n),
+            "row_reason": _dominant_by_code(codes, n, drugs.column(S.reason_column(scale))),
         }
-    ).reset_index()
+    )
 
 
 def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
@@ -455,59 +540,107 @@ def _growth_ratio(responses: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _drug_growth_ratio(drugs: DrugCurves) -> np.ndarray:
+    """``r0 = Tz / C`` per drug curve key (mean over its wells with a percent growth; NaN without any)."""
+    with_pg = ~np.isnan(drugs.values(S.PERCENT_GROWTH))
+    codes, n = drugs.codes[with_pg], len(drugs.keys)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = drugs.values(S.TIME_ZERO_SIGNAL)[with_pg] / drugs.values(S.VEHICLE_SIGNAL)[with_pg]
+    mean = summary_by_code(codes, ratio, n, method="mean")
+    return np.where(np.bincount(codes, minlength=n) > 0, mean, np.nan)
+
+
 def _curves_for(
-    scale: str, keys: pd.DataFrame, curves: pd.DataFrame, responses: pd.DataFrame
+    scale: str, keys: pd.DataFrame, curves: pd.DataFrame, responses: pd.DataFrame, *, drugs: DrugCurves
 ) -> pd.DataFrame:
     """Fitted curve per key; percent growth reads the GR curve with levels from time zero (see pg_to_gr_level).
 
-    A source that publishes only percent growth has no GR curve: its own PG fit is used then.
+    A source that publishes only percent growth has no GR curve: its own PG fit is used then. ``keys``: one
+    row per curve key of ``drugs``, in its order (so is the result).
     """
-    own = keys.merge(curves[curves[S.SCALE] == scale], on=list(S.CURVE_KEY), how="left")
+    own = _one_per_key(keys.merge(curves[curves[S.SCALE] == scale], on=list(S.CURVE_KEY), how="left"), keys)
     if scale != S.PERCENT_GROWTH:
         return own
-    gr = keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left")
-    gr = gr.merge(_growth_ratio(responses), on=list(S.CURVE_KEY), how="left")
+    gr = _one_per_key(keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left"), keys)
+    gr[R0] = _drug_growth_ratio(drugs)
     use_gr = gr[S.CURVE_ID].notna() & (gr[R0] > 0) & (gr[R0] < 1)
     gr["model"] = gr["model"].astype(object) + f"({S.GR})"
     own[R0] = np.nan
     return gr.where(use_gr, own)
 
 
+def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    if len(merged) != len(keys):
+        raise DoseatlasError("the curves table has more than one curve of a scale for a curve key")
+    return merged
+
+
 def _scale_metrics(
-    responses: pd.DataFrame, curves: pd.DataFrame, scale: str, options: MetricOptions, *, controls=None
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    scale: str,
+    options: MetricOptions,
+    *,
+    controls=None,
+    drugs: DrugCurves | None = None,
 ):
-    keys = _curves_for(scale, _scale_keys(responses, scale), curves, responses)
+    """The metric frames of ``scale``, each with one row per drug curve key in the order of ``drugs.keys``
+    (``drugs``: :meth:`DrugCurves.of` the responses, computed when absent)."""
+    drugs = drugs if drugs is not None else DrugCurves.of(responses)
+    means = DoseMeans.of(drugs, scale)
+    keys = _scale_keys(responses, scale, drugs=drugs, means=means)
+    keys = _curves_for(scale, keys, curves, responses, drugs=drugs)
     if controls is not None:
-        keys = keys.merge(controls, on=list(S.CURVE_KEY), how="left")
+        keys = _with_controls(keys, controls, drugs)
     gate = _gate(keys, options)
-    means = dose_means(responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG], scale)
-    keys = keys.merge(_mean_range(means, scale), on=list(S.CURVE_KEY), how="left")
+    keys = keys.assign(**_mean_range(means, len(keys)))
+    usable_keys = keys[gate.isna()]  # what every fitted metric of the scale reads
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     frames = []
     for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
         if m.kind == "observed" or m.name == "gr_aoc":
-            body = keys[list(S.CURVE_KEY)].join(_observed(m, means), on=list(S.CURVE_KEY))
+            body = keys[list(S.CURVE_KEY)].join(_observed(m, means))
             body[S.REASON] = None
             no_data = keys["n_usable"].eq(0).to_numpy()
             body = _refuse_where(body, no_data, Why.NO_RESPONSES)
             body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
             body = _refuse_where(body, keys[N_NON_FINITE].gt(0), Why.NON_FINITE_RESPONSE)
         else:
-            body = _fitted_metric(m, keys, gate, options)
+            body = _fitted_metric(m, keys, gate, options, part=usable_keys)
         body[S.CURVE_ID] = keys[S.CURVE_ID]
         frames.append(_finish(body, m, fit_model=model, fit_policy=policy))
     return frames
 
 
-def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: MetricOptions) -> pd.DataFrame:
+def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:
+    """``keys`` with the control terms (:func:`doseatlas.metrics.uncertainty.control_terms`, one row per curve
+    key): taken by position when ``controls`` has the rows of ``drugs.keys`` at ``drugs.of_all`` (as
+    compute_metrics computes it), merged on the curve key otherwise."""
+    key = list(S.CURVE_KEY)
+    if len(controls) > int(drugs.of_all.max(initial=-1)):
+        taken = controls.take(drugs.of_all).reset_index(drop=True)
+        if taken[key].equals(drugs.keys[key]):
+            return keys.assign(**{c: taken[c].to_numpy() for c in controls.columns if c not in key})
+    return keys.merge(controls, on=key, how="left")
+
+
+def _fitted_metric(
+    m: Metric,
+    keys: pd.DataFrame,
+    gate: pd.Series,
+    options: MetricOptions,
+    *,
+    part: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``part``: ``keys[gate.isna()]`` when the caller has it (the same for every metric of a scale)."""
     usable = gate.isna()
     body = pd.DataFrame(
         {S.STATUS: St.REFUSED.value, S.VALUE: np.nan, S.LOWER: np.nan, S.UPPER: np.nan, S.REASON: gate},
         index=keys.index,
     )
     if usable.any():
-        part = keys[usable]
+        part = keys[usable] if part is None else part
         if m.kind == "threshold":
             got = _threshold(m, part)
         elif m.kind == "midpoint":
@@ -525,10 +658,14 @@ def _fitted_metric(m: Metric, keys: pd.DataFrame, gate: pd.Series, options: Metr
     return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
 
 
-def _mean_range(means: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """Lowest and highest replicate-mean response of each curve key over its tested doses."""
-    grouped = means.groupby(list(S.CURVE_KEY), dropna=False)[scale]
-    return pd.DataFrame({"_mean_min": grouped.min(), "_mean_max": grouped.max()}).reset_index()
+def _mean_range(means: DoseMeans, n_keys: int) -> dict[str, np.ndarray]:
+    """Lowest and highest replicate-mean response of each curve key over its tested doses (NaN without)."""
+    grouped = pd.Series(means.mean).groupby(means.codes, sort=True)
+    every = np.arange(n_keys)
+    return {
+        "_mean_min": grouped.min().reindex(every).to_numpy(),
+        "_mean_max": grouped.max().reindex(every).to_numpy(),
+    }
 
 
 def _censor_poor_fits(m: Metric, body: pd.DataFrame, keys: pd.DataFrame, gate: pd.Series) -> pd.DataFrame:
@@ -588,17 +725,40 @@ def compute_metrics(
     """
     options = options or MetricOptions()
     responses, curves = S.with_series(responses), S.with_series(curves)
-    frames = [_effects(responses)]
-    controls = U.control_terms(responses) if U.has_controls(responses) else None  # none: no control term
+    effects = _effects(responses)
+    coded = curve_codes(responses)  # the curve key of every row, coded once for every grouped step
+    drugs = DrugCurves.of(responses, coded=coded)
+    controls = U.control_terms(responses, coded=coded) if U.has_controls(responses) else None  # none: no term
     curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
+    frames = []
     for scale in S.RESPONSE_SCALES:
-        frames += _scale_metrics(responses, curves, scale, options, controls=controls)
-    frames = [f for f in frames if len(f)]
+        frames += _scale_metrics(responses, curves, scale, options, controls=controls, drugs=drugs)
+    frames = [f for f in [effects, *frames] if len(f)]
     if not frames:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    order = _metric_order(effects, frames[1:] if len(effects) else frames, drugs.keys)
     table = pd.concat(frames, ignore_index=True)
     table[S.VALUE] = table[S.VALUE].astype(float)
     table[S.LOWER] = table[S.LOWER].astype(float)
     table[S.UPPER] = table[S.UPPER].astype(float)
     table[S.STATUS] = table[S.STATUS].astype(str)
-    return table.sort_values([*S.CURVE_KEY, S.METRIC], kind="stable").reset_index(drop=True)
+    if order is None:
+        return table.sort_values([*S.CURVE_KEY, S.METRIC], kind="stable").reset_index(drop=True)
+    return table.take(order).reset_index(drop=True)
+
+
+def _metric_order(effects: pd.DataFrame, frames: list[pd.DataFrame], keys: pd.DataFrame) -> np.ndarray | None:
+    """The row order of ``sort_values([*CURVE_KEY, metric], kind="stable")`` on the concatenation of
+    ``effects`` and ``frames`` (each one metric, one row per row of ``keys``, in its order), from the ranks of
+    the curve keys and the metric names instead of sorting the text columns of every row. None when a frame
+    does not have that shape."""
+    if any(len(f) != len(keys) or f[S.METRIC].nunique() > 1 for f in frames):
+        return None
+    ranked = pd.concat([effects[list(S.CURVE_KEY)], keys], ignore_index=True)
+    rank, _ = key_codes(ranked, S.CURVE_KEY)
+    curve = np.concatenate([rank[: len(effects)], *[rank[len(effects) :]] * len(frames)])
+    names = np.concatenate(
+        [effects[S.METRIC].to_numpy(dtype=object), *[np.repeat(f[S.METRIC].iloc[0], len(f)) for f in frames]]
+    )
+    metric, _ = pd.factorize(names, sort=True)
+    return np.lexsort((metric, curve))

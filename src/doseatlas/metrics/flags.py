@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._groups import key_codes
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -228,9 +229,12 @@ def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.nda
     """True for the metric rows whose ``on`` columns match a row of ``keys``."""
     if not len(keys) or not len(metrics):
         return np.zeros(len(metrics), dtype=bool)
-    left = metrics[on].astype(object)
-    right = keys[on].drop_duplicates().astype(object).assign(_hit=True)
-    return left.merge(right, on=on, how="left")["_hit"].eq(True).to_numpy()
+    # one grouping of both sides (missing values match, as in a merge) instead of an object copy and a merge
+    both = pd.concat([metrics[on].astype(object), keys[on].astype(object)], ignore_index=True)
+    codes = both.groupby(on, dropna=False, sort=False).ngroup().to_numpy()
+    hit = np.zeros(int(codes.max()) + 1, dtype=bool)
+    hit[codes[len(metrics) :]] = True
+    return hit[codes[: len(metrics)]]
 
 
 def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarray:
@@ -330,15 +334,20 @@ def _signal_increase(wells: pd.DataFrame, *, options: FlagOptions) -> pd.DataFra
     usable = wells[wells[S.RELATIVE_VIABILITY].notna()] if S.RELATIVE_VIABILITY in wells else wells.iloc[:0]
     if not len(usable):
         return pd.DataFrame(columns=curve)
-    top = usable.groupby(curve, dropna=False, sort=False)[S.CONCENTRATION].transform("max")
-    at_top = usable[usable[S.CONCENTRATION].to_numpy(float) == top.to_numpy(float)]
-    median = at_top.groupby(curve, dropna=False, sort=False)[S.RELATIVE_VIABILITY].median()
-    return median[median > 1.0 + options.signal_increase].reset_index()[curve]
+    codes, keys = key_codes(usable, curve)  # the curve keys grouped once
+    dose = usable[S.CONCENTRATION].to_numpy(float)
+    top = pd.Series(dose).groupby(codes).transform("max").to_numpy(float)
+    at_top = dose == top
+    viability = usable[S.RELATIVE_VIABILITY].to_numpy(float)[at_top]
+    median = pd.Series(viability).groupby(codes[at_top]).median()
+    return keys.take(median.index[median > 1.0 + options.signal_increase].to_numpy())[curve]
 
 
 def flag_counts(metrics: pd.DataFrame) -> dict[str, int]:
     """Metric rows carrying each flag code (``summary.json``; codes in declaration order, zeros left out)."""
     if S.FLAGS not in metrics or not len(metrics):
         return {}
-    counts = {code: int(has_flag(metrics[S.FLAGS], code).sum()) for code in FLAG_CODES}
+    distinct = metrics[S.FLAGS].value_counts(dropna=False)  # each distinct flags string tested once
+    texts = pd.Series(distinct.index, dtype=object)
+    counts = {code: int(distinct.to_numpy()[has_flag(texts, code).to_numpy()].sum()) for code in FLAG_CODES}
     return {code: n for code, n in counts.items() if n}

@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
+from doseatlas._groups import first_code_rows, key_codes, n_distinct
+from doseatlas._stats import summary_by_code
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -50,35 +51,63 @@ def has_controls(responses: pd.DataFrame) -> bool:
     return all(c in responses for c in CONTROL_COLUMNS)
 
 
-def control_terms(responses: pd.DataFrame) -> pd.DataFrame:
-    """Per curve key: ``VAR_C``, ``VAR_0`` and ``LOG_GROWTH`` (NaN where a control is absent)."""
+def control_terms(
+    responses: pd.DataFrame, *, coded: tuple[np.ndarray, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """Per curve key: ``VAR_C``, ``VAR_0`` and ``LOG_GROWTH`` (NaN where a control is absent).
+
+    ``coded``: the responses' curve keys as :func:`doseatlas._groups.key_codes` gives them (code per row, key
+    table), when the caller has them already; the rows of the result are then those of the key table.
+    """
     wells = responses.rename(columns={S.TIME_H: S.DURATION_H})
-    c = wells[S.VEHICLE_SIGNAL].to_numpy(float)
+    key = list(S.CURVE_KEY)
+    codes, keys = coded if coded is not None else key_codes(wells, key)
+    c = _floats(wells, S.VEHICLE_SIGNAL)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cv2 = (wells[S.VEHICLE_SPREAD].to_numpy(float) / c) ** 2
-    wells = wells.assign(_cv2=np.where(np.isfinite(cv2), cv2, np.nan), _plate=wells[S.PLATE].astype(str))
+        cv2 = (_floats(wells, S.VEHICLE_SPREAD) / c) ** 2
+    cv2 = np.where(np.isfinite(cv2), cv2, np.nan)
+    plate = _plate_codes(wells[S.PLATE])
     # pooled over the plates of one perturbagen of a data set and readout: the scope that a partitioned run
     # (scale.py: metrics per (data set, perturbagen) bucket) sees whole, so both engines give the same value
     pool = [S.DATASET, S.PERTURBAGEN, S.READOUT]
-    plates = wells.drop_duplicates([*pool, S.PLATE, S.CELL_LINE, S.DURATION_H])
-    pooled = group_summary(plates.dropna(subset=["_cv2"]), pool, "_cv2", method="mean")
-    wells = wells.merge(pooled.rename("_pooled").reset_index(), on=pool, how="left")
-    factor_c = np.where(wells[S.N_VEHICLE] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
-    factor_0 = np.where(wells[S.N_TIME_ZERO] >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
+    pool_of_key, pools = key_codes(keys, pool)  # each curve key lies in one pool (pool is part of the key)
+    plate_scope, _ = key_codes(keys, [*pool, S.CELL_LINE, S.DURATION_H])
+    first = first_code_rows(plate_scope[codes] * (int(plate.max()) + 1) + plate) if len(plate) else plate
+    first = first[~np.isnan(cv2[first])]  # one row per plate of a cell line and duration with a spread
+    pooled = _mean_where_any(pool_of_key[codes[first]], cv2[first], len(pools))[pool_of_key[codes]]
+    n_vehicle, n_zero = _floats(wells, S.N_VEHICLE), _floats(wells, S.N_TIME_ZERO)
+    factor_c = np.where(n_vehicle >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
+    factor_0 = np.where(n_zero >= 4, SUMMARY_VARIANCE_FACTOR, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        wells["_vc"] = wells["_pooled"] * factor_c / wells[S.N_VEHICLE].where(wells[S.N_VEHICLE] > 0)
-        wells["_v0"] = wells["_pooled"] * factor_0 / wells[S.N_TIME_ZERO].where(wells[S.N_TIME_ZERO] > 0)
-        wells["_d"] = np.log(c / wells[S.TIME_ZERO_SIGNAL].to_numpy(float))
-    key = list(S.CURVE_KEY)
-    n_plates = wells.groupby(key, dropna=False)["_plate"].nunique()
-    out = pd.DataFrame(
-        {
-            VAR_C: group_summary(wells, key, "_vc", method="mean") / n_plates,
-            VAR_0: group_summary(wells, key, "_v0", method="mean") / n_plates,
-            LOG_GROWTH: group_summary(wells, key, "_d", method="mean"),
+        vc = pooled * factor_c / np.where(n_vehicle > 0, n_vehicle, np.nan)
+        v0 = pooled * factor_0 / np.where(n_zero > 0, n_zero, np.nan)
+        d = np.log(c / _floats(wells, S.TIME_ZERO_SIGNAL))
+    n = len(keys)
+    n_plates = n_distinct(codes, plate, n)
+    return keys.assign(
+        **{
+            VAR_C: summary_by_code(codes, vc, n, method="mean") / n_plates,
+            VAR_0: summary_by_code(codes, v0, n, method="mean") / n_plates,
+            LOG_GROWTH: summary_by_code(codes, d, n, method="mean"),
         }
     )
-    return out.reset_index()
+
+
+def _floats(table: pd.DataFrame, column: str) -> np.ndarray:
+    return table[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _plate_codes(plate: pd.Series) -> np.ndarray:
+    """One code per distinct plate name (a missing name is a plate of its own, as its text ``nan`` was)."""
+    text = plate if pd.api.types.infer_dtype(plate, skipna=True) == "string" else plate.astype(str)
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes).astype(np.int64)
+
+
+def _mean_where_any(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """:func:`doseatlas._stats.summary_by_code` mean, NaN for a group without a value."""
+    mean = summary_by_code(codes, values, n_groups, method="mean")
+    return np.where(np.bincount(codes, minlength=n_groups) > 0, mean, np.nan)
 
 
 def _gr_shift_variance(level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""Group codes computed once per table and key, for grouped steps on the run path.
+
+A pandas ``groupby`` on text columns hashes every value of every key column each time it is called; a step that
+groups the same table by the same key several times pays that each time. Here the grouping is done once by
+pandas itself (``sort=True, dropna=False``, so the group order, the key values and the treatment of missing
+values are pandas' own) and kept as an integer code per row plus the table of keys; the grouped statistics
+then run on the codes (:func:`doseatlas._stats.summary_by_code`, ``numpy.bincount``, or a pandas groupby on
+one integer array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["first_code_rows", "key_codes", "n_distinct", "pair_codes"]
+
+
+def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """(code per row, key table) of ``frame`` grouped by ``key`` as ``frame.groupby(key, sort=True,
+    dropna=False)`` groups it: row ``i`` of the key table (a RangeIndex, one column per key column, with the
+    values and dtypes of that groupby's index) is the group of the rows whose code is ``i``."""
+    grouped = frame.groupby(list(key), dropna=False, sort=True)
+    codes = grouped.ngroup().to_numpy(dtype=np.int64)
+    keys = grouped.size().index.to_frame(index=False)
+    keys.columns = pd.Index(
+        list(keys.columns), dtype=object
+    )  # as a reset_index of the grouped result names them
+    return codes, keys
+
+
+def pair_codes(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of (group code, value) pairs, sorted by code then value (missing values last, as a sorted
+    groupby puts them): (pair code per row, group code of each pair, value of each pair)."""
+    if not len(codes):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.asarray(values).dtype)
+    value_code, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    width = len(uniques) + 1
+    value_code = np.where(value_code < 0, len(uniques), value_code)  # missing after every value
+    pairs, inverse = np.unique(np.asarray(codes, dtype=np.int64) * width + value_code, return_inverse=True)
+    filled = np.append(np.asarray(uniques), np.nan)  # the value of the missing code
+    return inverse.ravel(), pairs // width, filled[pairs % width]
+
+
+def n_distinct(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Distinct non-missing ``values`` per group (as pandas' grouped ``nunique``), for ``n_groups`` groups."""
+    keep = ~pd.isna(values)
+    codes, values = np.asarray(codes)[keep], np.asarray(values)[keep]
+    if not len(codes):
+        return np.zeros(n_groups, dtype=np.int64)
+    value_code, _ = pd.factorize(values)
+    distinct = np.unique(codes.astype(np.int64) * (int(value_code.max()) + 1) + value_code)
+    return np.bincount(distinct // (int(value_code.max()) + 1), minlength=n_groups)
+
+
+def first_code_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first row of each code, in the order of first appearance (as ``drop_duplicates``)."""
+    _, first = np.unique(codes, return_index=True)
+    return np.sort(first)
