@@ -85,7 +85,8 @@ class ReportData:
         :func:`doseatlas.metrics.density.density_shifts` (one row per pair measured at several densities).
     paired
         Per drawn pair of data sets (``dataset_a``, ``dataset_b``) and metric: the values of the pairs both
-        measured (:func:`doseatlas.harmonize.consistency.paired_values`, ``value_a``, ``value_b``); the pairs
+        measured (:func:`doseatlas.harmonize.consistency.paired_values`: the pair's key, ``value_a``,
+        ``value_b``); the pairs
         of data sets drawn are chosen from ``consistency``, so a part made for merging needs the whole run's
         consistency table on its result.
     sample
@@ -272,7 +273,7 @@ def paired_points(metrics: pd.DataFrame, consistency: pd.DataFrame) -> pd.DataFr
     from doseatlas import report
     from doseatlas.harmonize.consistency import paired_values, per_source
 
-    columns = [S.DATASET_A, S.DATASET_B, S.METRIC, S.VALUE + "_a", S.VALUE + "_b"]
+    columns = [S.DATASET_A, S.DATASET_B, S.METRIC, *S.CONSISTENCY_KEY, S.VALUE + "_a", S.VALUE + "_b"]
     if consistency is None or consistency.empty or metrics.empty:
         return pd.DataFrame(columns=columns)
     pairs = consistency.drop_duplicates([S.DATASET_A, S.DATASET_B])
@@ -281,7 +282,7 @@ def paired_points(metrics: pd.DataFrame, consistency: pd.DataFrame) -> pd.DataFr
     dataset = metrics[S.DATASET].astype(str)
     keep = (dataset.isin(names) & metrics[S.METRIC].isin(report.SCATTER_METRICS)).to_numpy(dtype=bool)
     agg = per_source(metrics[keep].assign(**{S.DATASET: dataset[keep]}))
-    parts = [
+    parts = [  # sorted by pair (per_source's order), as merge_report_data sorts them
         paired_values(agg, str(a), str(b)).assign(**{S.DATASET_A: str(a), S.DATASET_B: str(b)})[columns]
         for a, b in zip(pairs[S.DATASET_A], pairs[S.DATASET_B], strict=True)
     ]
@@ -386,7 +387,7 @@ def merge_report_data(
     given; otherwise the parts' are concatenated. ``summary`` is the whole run's."""
     if not parts:
         raise ValueError("merge_report_data needs at least one part")
-    both = [S.DATASET_A, S.DATASET_B, S.METRIC]
+    both = [S.DATASET_A, S.DATASET_B, S.METRIC, *S.CONSISTENCY_KEY]
     paired = _concat([p.paired for p in parts])
     return ReportData(
         summary=summary,
