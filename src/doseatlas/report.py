@@ -406,7 +406,8 @@ def _policy_note(policy: pd.DataFrame) -> str:
     policy (:func:`doseatlas.report_data.policy_counts`)."""
     if policy.empty:
         return ""
-    counts = policy.set_index(S.FIT_POLICY)[D.ROWS].sort_values(ascending=False, kind="stable")
+    policy = policy.sort_values([D.ROWS, S.FIT_POLICY], ascending=[False, True], kind="stable")
+    counts = policy.set_index(S.FIT_POLICY)[D.ROWS]
     text = dict(POLICY_TEXT)
     if "shrink" in counts:
         text["refuse"] = (

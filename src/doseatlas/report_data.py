@@ -219,11 +219,15 @@ def ledger_parts(ledger: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]
 
 
 def density_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """:func:`doseatlas.metrics.density.density_shifts` of ``metrics``; with one seeding density in the whole
-    run (no pair can have several), the empty table without sorting the metrics."""
+    """:func:`doseatlas.metrics.density.density_shifts` of ``metrics``; when no (cell line, perturbagen) has
+    estimated rows at two densities (no pair can have a shift), the empty table without sorting the metrics."""
     from doseatlas.metrics.density import COLUMNS, density_shifts
 
     if S.SEEDING_DENSITY not in metrics or metrics[S.SEEDING_DENSITY].nunique() < 2:
+        return pd.DataFrame(columns=COLUMNS)
+    est = metrics[metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy(dtype=bool)]
+    pairs = est.groupby([S.CELL_LINE, S.PERTURBAGEN], sort=False, observed=True)[S.SEEDING_DENSITY].nunique()
+    if not pairs.gt(1).any():
         return pd.DataFrame(columns=COLUMNS)
     return density_shifts(metrics)
 
