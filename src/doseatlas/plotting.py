@@ -168,7 +168,7 @@ def _metric_text(ax, rows: pd.DataFrame) -> None:
     text = "\n".join(_fmt_metric(r) for _, r in rows.iterrows())
     ax.text(
         0.0,
-        -0.30,
+        METRIC_TEXT_Y,
         text,
         parse_math=False,
         transform=ax.transAxes,
@@ -190,7 +190,7 @@ def curve_grid(
     """A figure with one panel per row of ``picks`` (curve key columns + ``scale`` + ``title``)."""
     n = max(len(picks), 1)
     nrows = int(np.ceil(n / ncols))
-    fig = Figure(figsize=(3.1 * ncols, 3.6 * nrows))  # room for the metric text below each panel
+    fig = Figure(figsize=(PANEL_W * ncols, PANEL_H * nrows))  # room for the metric text below each panel
     axes = fig.subplots(nrows, ncols, squeeze=False)
     resp = _candidates(responses.rename(columns={S.TIME_H: S.DURATION_H}), picks)
     metrics = _candidates(metrics, picks)
@@ -204,9 +204,32 @@ def curve_grid(
         ax.set_title(title, fontsize=7.5, parse_math=False)
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
-    with _no_glyph_warnings():
-        fig.tight_layout()
+    _fixed_layout(fig, nrows=nrows, ncols=ncols)
     return fig
+
+
+#: room around each panel of :func:`curve_grid` in inches (title above; tick labels, axis label and the
+#: metric text, placed at ``METRIC_TEXT_Y`` axes heights below the axes, under it; tick labels left)
+PANEL_W, PANEL_H = 3.1, 3.6
+ROOM_TOP, ROOM_BOTTOM, ROOM_LEFT, ROOM_RIGHT = 0.38, 0.55, 0.6, 0.15
+METRIC_TEXT_Y = -0.30
+
+
+def _fixed_layout(fig, *, nrows: int, ncols: int) -> None:
+    """Place the panels with fixed margins (no ``tight_layout``: it draws the whole figure once more just to
+    measure it, which took as long as drawing the PNG)."""
+    height = (PANEL_H - ROOM_TOP - ROOM_BOTTOM) / (1.0 - METRIC_TEXT_Y)  # axes height in inches
+    width = PANEL_W - ROOM_LEFT - ROOM_RIGHT
+    below = ROOM_BOTTOM - METRIC_TEXT_Y * height  # under the axes: metric text and its offset
+    fig_w, fig_h = PANEL_W * ncols, PANEL_H * nrows
+    fig.subplots_adjust(
+        left=ROOM_LEFT / fig_w,
+        right=1.0 - ROOM_RIGHT / fig_w,
+        top=1.0 - ROOM_TOP / fig_h,
+        bottom=below / fig_h,
+        wspace=(ROOM_LEFT + ROOM_RIGHT) / width,
+        hspace=(ROOM_TOP + below) / height,
+    )
 
 
 def _candidates(table: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame:

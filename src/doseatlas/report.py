@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from doseatlas import report_data as D
 from doseatlas import schemas as S
 from doseatlas._text import names, plain
+from doseatlas.report_data import ReportData, report_data
 
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -41,6 +43,10 @@ MAX_GROUPS = 12
 
 #: how a missing value is shown in a report table (never a raw ``nan`` / ``None`` / ``<NA>``)
 MISSING = "–"
+
+
+#: the plate-maps section of a report made from merged parts (the maps need a whole run's wells)
+NO_PLATE_MAPS = '<p class="sub">No plate maps: they are drawn from the wells of a whole run.</p>'
 
 
 def _cell(value: Any) -> str:
@@ -91,34 +97,50 @@ def _cards(summary: dict[str, Any]) -> str:
     return f'<div class="cards">{cards}</div>{check}'
 
 
-def _responses_section(responses: pd.DataFrame) -> str:
-    """Per data set: how many treated wells got each response scale, and why not."""
-    if responses.empty:
+def _agg(source: Any, name: str, make: Callable[[Any], Any]) -> Any:
+    """The aggregate ``name`` of ``source``: read from a :class:`~doseatlas.report_data.ReportData`, made by
+    ``make`` from a run's tables otherwise (so that each section also takes a run result)."""
+    return getattr(source, name) if isinstance(source, ReportData) else make(source)
+
+
+def _frame(source: Any, name: str) -> pd.DataFrame:
+    table = getattr(source, name, None)
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame()
+
+
+def _responses_section(responses: pd.DataFrame | ReportData) -> str:
+    """Per data set: how many treated wells got each response scale, and why not (from the response counts of
+    a :class:`~doseatlas.report_data.ReportData`, or of a responses table)."""
+    counts = responses.response_counts if isinstance(responses, ReportData) else D.response_counts(responses)
+    if counts.empty:
         return '<p class="sub">No treated wells.</p>'
     parts = []
     for scale in S.RESPONSE_SCALES:
-        why = S.reason_column(scale)
-        counts = (
-            responses.assign(_r=responses[why].astype(object).fillna("computed").astype(str))
-            .groupby([S.DATASET, "_r"])
-            .size()
-            .unstack(fill_value=0)
-            .reset_index()
+        block = counts[counts[D.SCALE_COL].eq(scale)]
+        table = block.pivot_table(
+            index=S.DATASET, columns=D.OUTCOME, values=D.ROWS, aggfunc="sum", fill_value=0, observed=True
         )
-        parts.append(f"<h3><code>{scale}</code></h3>" + _table(counts, rest="responses.parquet"))
+        parts.append(f"<h3><code>{scale}</code></h3>" + _table(_unnamed(table), rest="responses.parquet"))
     return "".join(parts)
 
 
-def _ledger_section(ledger: pd.DataFrame) -> str:
-    if ledger.empty:
+def _unnamed(table: pd.DataFrame) -> pd.DataFrame:
+    """A pivoted count table as a plain frame: index as the first column(s), integer counts."""
+    return table.astype("int64").rename_axis(columns=None).reset_index()
+
+
+def _ledger_section(ledger: pd.DataFrame | ReportData) -> str:
+    if isinstance(ledger, ReportData):
+        counts, sample, total = ledger.ledger_counts, ledger.ledger_head, ledger.n_ledger
+    else:
+        counts, sample, total = D.ledger_parts(ledger)
+    if not total:
         return '<p class="ok">No input row was rejected.</p>'
-    counts = ledger.groupby([S.LEDGER_REASON, S.LEDGER_COLUMN]).size().rename("rows").reset_index()
-    sample = ledger.head(20)
     return (
         _table(counts, rest="ledger.parquet")
         + "<h3>First rejected rows</h3>"
         + _table(sample)
-        + f'<p class="sub">{min(len(ledger), 20):,} of {len(ledger):,} rejected rows shown; all are in '
+        + f'<p class="sub">{len(sample):,} of {total:,} rejected rows shown; all are in '
         "ledger.parquet (long values cut here, whole there).</p>"
     )
 
@@ -147,34 +169,41 @@ def _guarded(title: str, make: Callable[[], str], problems: list[str]) -> str:
 def build_report(
     result: Any, *, meta: dict[str, Any], extra_sections: list[tuple[str, str]] = ()
 ) -> tuple[str, list[str]]:
-    """The report as an HTML string, and the problems met making it (parts replaced by a message)."""
+    """The report as an HTML string, and the problems met making it (parts replaced by a message).
+
+    ``result`` is a run's result (its tables are first reduced to a
+    :class:`~doseatlas.report_data.ReportData` by :func:`~doseatlas.report_data.report_data`) or a
+    ``ReportData`` itself (e.g. merged from the parts of a partitioned run by
+    :func:`~doseatlas.report_data.merge_report_data`): every section is drawn from those small aggregates.
+    """
     problems: list[str] = []
+    data = result if isinstance(result, ReportData) else report_data(result, problems=problems)
     makers = [
-        ("Identities: conflicts and near misses", lambda: identities_section(result)),
-        ("Summary", lambda: _cards(result.summary)),
-        ("Responses computed and refused", lambda: _responses_section(result.responses)),
-        ("Metrics computed and refused", lambda: metrics_section(result)),
-        ("Dose-response curves", lambda: figures_section(result, problems=problems)),
-        ("Curves to review", lambda: review_section(result)),
-        ("Consistency across data sets", lambda: consistency_section(result)),
+        ("Identities: conflicts and near misses", lambda: identities_section(data)),
+        ("Summary", lambda: _cards(data.summary)),
+        ("Responses computed and refused", lambda: _responses_section(data)),
+        ("Metrics computed and refused", lambda: metrics_section(data)),
+        ("Dose-response curves", lambda: figures_section(data, problems=problems)),
+        ("Curves to review", lambda: review_section(data)),
+        ("Consistency across data sets", lambda: consistency_section(data)),
         *((title, lambda content=content: content) for title, content in extra_sections),
         ("Glossary", glossary_section),
-        ("Rejected input rows (ledger)", lambda: _ledger_section(result.ledger)),
-        ("Plate quality", lambda: qc_section(result)),
-        ("Seeding density: metric shifts", lambda: density_section(result)),
-        ("Flags on metrics", lambda: flags_section(result)),
-        ("Plates (flagged first)", lambda: plates_section(result.plates)),
-        ("Plate maps", lambda: _plate_maps(result)),
+        ("Rejected input rows (ledger)", lambda: _ledger_section(data)),
+        ("Plate quality", lambda: qc_section(data)),
+        ("Seeding density: metric shifts", lambda: density_section(data)),
+        ("Flags on metrics", lambda: flags_section(data)),
+        ("Plates (flagged first)", lambda: plates_section(data.plates)),
+        ("Plate maps", lambda: data.plate_maps or NO_PLATE_MAPS),
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
         f'<h2 id="{_anchor(title)}">{html.escape(title)}</h2>{_guarded(title.lower(), make, problems)}'
         for title, make in makers
     )
-    warnings = [*result.summary.get("warnings", []), *problems]
+    warnings = [*data.summary.get("warnings", []), *problems]
     warned = "".join(f'<li class="warn">warning: {html.escape(plain(w, limit=500))}</li>' for w in warnings)
-    notes = "".join(f"<li>{html.escape(plain(n, limit=500))}</li>" for n in result.summary.get("notes", []))
-    datasets = result.summary["datasets"]
+    notes = "".join(f"<li>{html.escape(plain(n, limit=500))}</li>" for n in data.summary.get("notes", []))
+    datasets = data.summary["datasets"]
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>doseatlas report</title>'
         f"<style>{CSS}</style></head><body><h1>doseatlas report</h1>"
@@ -197,8 +226,8 @@ def render_report(result: Any, *, meta: dict[str, Any], extra_sections: list[tup
 def identities_section(result: Any) -> str:
     """Source names kept apart (ambiguous, several names in one data set) and near misses, first in the
     report: they are where sources may disagree about what was measured."""
-    table = getattr(result, "identities", None)
-    if table is None or not len(table) or S.IDENTITY_CONFLICT not in table:
+    table = _frame(result, "identities")
+    if not len(table) or S.IDENTITY_CONFLICT not in table:
         return "<p>No identities resolved.</p>"
     listed = table[table[S.IDENTITY_CONFLICT].notna()]
     merged = int((table[S.CANONICAL_NAME] != table[S.SOURCE_NAME]).sum())
@@ -213,7 +242,8 @@ def identities_section(result: Any) -> str:
 
 
 def write_report(result: Any, path: str | Path, *, meta: dict[str, Any]) -> list[str]:
-    """Write ``report.html``. A part of the report that cannot be made is replaced by a message; those
+    """Write ``report.html`` of a run's result or of a :class:`~doseatlas.report_data.ReportData` (see
+    :func:`build_report`). A part of the report that cannot be made is replaced by a message; those
     problems are returned and added to ``result.summary["warnings"]`` (so ``summary.json``, written after
     the report, carries them)."""
     page, problems = build_report(result, meta=meta)
@@ -230,38 +260,45 @@ MAX_FLAGGED = 5000
 
 def review_section(result: Any) -> str:
     """Every flagged curve (metrics column ``flags``, where the run has one) and every curve a review decided,
-    one row each with a link to it in the review app; names clipped, so each row is bounded."""
-    from doseatlas.review.apply import review_ids
-
-    metrics = result.metrics
+    one row each with a link to it in the review app; names clipped, so each row is bounded. The rows are
+    built column by column (each distinct text formatted once), at most :data:`MAX_FLAGGED` of them."""
     lead = (f'<p>Open any curve in the review app: <code>doseatlas review RUN_DIR</code>, then '
             f'<a href="{REVIEW_URL}/">{REVIEW_URL}/</a> (filters by data set, names, scale, status, reason, '
             "flags).</p>")  # fmt: skip
-    marks = [c for c in ("flags", S.REVIEWED) if c in metrics]
-    if not len(metrics) or not marks:
+    if isinstance(result, ReportData):
+        marked, total = result.marked, result.n_marked
+    else:
+        marked, total = D.marked_curves(_frame(result, "metrics"), most=MAX_FLAGGED)
+    if marked is None:
         return lead + "<p>No flagged or reviewed curves (this run has no <code>flags</code> column).</p>"
-    text = metrics[marks].astype("string").fillna("").agg(" ".join, axis=1).str.strip()
-    marked = metrics.assign(_mark=text, _id=review_ids(metrics))[text.ne("")]
-    if not len(marked):
+    if not total:
         return lead + '<p class="ok">No flagged or reviewed curve.</p>'
-    per_curve = marked.groupby("_id", sort=False).agg(
-        **{k: (k, "first") for k in S.CURVE_KEY}, mark=("_mark", lambda v: " ".join(sorted(set(v))))
-    )
-    per_curve = per_curve.sort_values(list(S.CURVE_KEY), kind="stable")
-    rows = "".join(
-        f'<tr><td><a href="{REVIEW_URL}/curve/{html.escape(i)}">{html.escape(i)}</a></td>'
-        + "".join(
-            f"<td>{html.escape(plain('' if pd.isna(r[k]) else str(r[k]), limit=60))}</td>"
-            for k in S.CURVE_KEY
-        )
-        + f"<td>{html.escape(plain(r['mark'], limit=120))}</td></tr>"
-        for i, r in per_curve.head(MAX_FLAGGED).iterrows()
-    )
-    more = (f'<p class="sub">first {MAX_FLAGGED:,} of {len(per_curve):,} curves listed; all are in the review '
-            "app.</p>" if len(per_curve) > MAX_FLAGGED else "")  # fmt: skip
+    more = (f'<p class="sub">first {len(marked):,} of {total:,} curves listed; all are in the review '
+            "app.</p>" if total > len(marked) else "")  # fmt: skip
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("curve", *S.CURVE_KEY, "flags / review"))
-    return (f"{lead}<p>{len(per_curve):,} flagged or reviewed curves.</p>"
-            f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div>{more}')  # fmt: skip
+    return (f"{lead}<p>{total:,} flagged or reviewed curves.</p>"
+            f'<div class="scroll"><table><tr>{head}</tr>{_review_rows(marked)}</table></div>{more}')  # fmt: skip
+
+
+def _escaped(values: pd.Series, *, limit: int) -> np.ndarray:
+    """``html.escape(plain(str(v), limit))`` of every value, computed once per distinct value."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
+    texts = np.array(
+        [html.escape(plain("" if pd.isna(u) else str(u), limit=limit)) for u in uniques], dtype=object
+    )
+    return texts[codes] if len(codes) else np.array([], dtype=object)
+
+
+def _review_rows(marked: pd.DataFrame) -> str:
+    """The table rows of the marked curves, built with vectorized string concatenation."""
+    from doseatlas.review.apply import review_ids
+
+    ids = _escaped(review_ids(marked), limit=10_000)
+    row = '<tr><td><a href="' + REVIEW_URL + "/curve/" + ids + '">' + ids + "</a></td>"
+    for key in S.CURVE_KEY:
+        row = row + "<td>" + _escaped(marked[key], limit=60) + "</td>"
+    row = row + "<td>" + _escaped(marked[D.MARK], limit=120) + "</td></tr>"
+    return "".join(row.tolist())
 
 
 HEADLINE = (("ic50", S.RELATIVE_VIABILITY), ("gi50", S.PERCENT_GROWTH), ("gr50", S.GR))
@@ -271,27 +308,45 @@ WANTED = {"estimated": 2, "right_censored": 1, "left_censored": 1, "refused": 1}
 def pick_curves(metrics: pd.DataFrame, *, per_dataset: int = 8, seed: int = 0) -> pd.DataFrame:
     """A sample of curves per data set covering estimated, censored and refused headline metrics; ``scale`` is
     the panel's scale (of the headline metric) and ``title`` a plain-text panel title. Empty when no curve
-    qualifies."""
+    qualifies. The sample depends on each row's curve key and ``seed`` only (not on the row order or on which
+    other rows are present), so that the picks of the parts of a run can be merged
+    (:func:`recut_candidates`)."""
+    return final_picks(pick_candidates(metrics, seed=seed), per_dataset=per_dataset)
+
+
+def pick_candidates(metrics: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """The rows :func:`pick_curves` chooses from: headline metric rows with the panel's ``scale`` and a
+    pseudo-random ``_rank`` (a hash of the curve key, metric and ``seed``), the first (lowest rank)
+    :data:`WANTED` of each (data set, metric, status)."""
     refused_data = ["no_time_zero", "no_vehicle_control", "no_responses", S.RefusalReason.NOT_PROVIDED.value]
     headline = pd.DataFrame(HEADLINE, columns=[S.METRIC, S.SCALE])
     rows = metrics[metrics[S.METRIC].isin(headline[S.METRIC]) & ~metrics[S.REASON].isin(refused_data)]
-    rows = (
-        rows.drop(columns=S.SCALE, errors="ignore")
-        .merge(headline, on=S.METRIC)
-        .merge(pd.DataFrame(list(WANTED.items()), columns=[S.STATUS, "_wanted"]), on=S.STATUS)
-    )
-    if rows.empty:
-        return rows.drop(columns="_wanted").assign(title=pd.Series(dtype=str))
-    # a random order per seed, then the first ``_wanted`` of each (data set, metric, status), then the first
-    # ``per_dataset`` of each data set in headline and status order
-    rows = rows.sample(frac=1.0, random_state=seed)
-    rows = rows[rows.groupby([S.DATASET, S.METRIC, S.STATUS]).cumcount() < rows["_wanted"]]
+    rows = S.with_series(rows.drop(columns=S.SCALE, errors="ignore")).merge(headline, on=S.METRIC)
+    rows = rows[rows[S.STATUS].isin(list(WANTED))]
+    keys = [*S.CURVE_KEY, S.METRIC]
+    rank = pd.util.hash_pandas_object(rows[keys].astype(object), index=False, hash_key=f"{seed:016d}"[-16:])
+    return recut_candidates(rows.assign(_rank=rank.to_numpy()))
+
+
+def recut_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
+    """The first (lowest ``_rank``) :data:`WANTED` rows of each (data set, metric, status) of ``candidates``
+    (e.g. the candidates of several parts of a run put together)."""
+    rows = candidates.sort_values("_rank", kind="stable")
+    wanted = rows[S.STATUS].map(WANTED).to_numpy()
+    return rows[rows.groupby([S.DATASET, S.METRIC, S.STATUS]).cumcount().to_numpy() < wanted]
+
+
+def final_picks(candidates: pd.DataFrame, *, per_dataset: int = 8) -> pd.DataFrame:
+    """The first ``per_dataset`` candidates of each data set in headline and status order, titled."""
+    if candidates.empty:
+        return candidates.drop(columns="_rank").assign(title=pd.Series(dtype=str))
     order = {name: i for i, (name, _) in enumerate(HEADLINE)} | {s: i for i, s in enumerate(WANTED)}
+    rows = candidates.sort_values("_rank", kind="stable")
     rows = rows.assign(_m=rows[S.METRIC].map(order), _s=rows[S.STATUS].map(order))
     rows = rows.sort_values([S.DATASET, "_m", "_s"], kind="stable")
-    table = rows[rows.groupby(S.DATASET).cumcount() < per_dataset].drop(columns=["_wanted", "_m", "_s"])
+    table = rows[rows.groupby(S.DATASET).cumcount() < per_dataset].drop(columns=["_rank", "_m", "_s"])
     table = table.reset_index(drop=True)
-    table["title"] = [_title(r) for r in table.to_dict("records")]
+    table["title"] = [_title(r) for r in table.to_dict("records")]  # at most per_dataset per data set
     return table
 
 
@@ -311,8 +366,8 @@ def _hours(durations: pd.Series) -> pd.Series:
 
 def metrics_section(result: Any) -> str:
     """Metric status counts, refusals split by reason: over all data sets, then per data set, readout and
-    duration for the first :data:`MAX_GROUPS` of them."""
-    m = result.metrics
+    duration for the first :data:`MAX_GROUPS` of them (from the metric counts, never the metric rows)."""
+    m = _agg(result, "metric_counts", lambda r: D.metric_counts(_frame(r, "metrics")))
     if m.empty:
         return '<p class="sub">No metrics were computed.</p>'
     status = m[S.STATUS].astype(str)
@@ -320,7 +375,8 @@ def metrics_section(result: Any) -> str:
         status != "refused", "refused: " + m[S.REASON].astype(object).fillna("?").astype(str)
     )
     m = m.assign(_outcome=label, _duration=_hours(m[S.DURATION_H]))
-    parts = [_policy_note(result.curves)]
+    policy = _agg(result, "policy_counts", lambda r: D.policy_counts(_frame(r, "curves")))
+    parts = [_policy_note(policy)]
     groups = m.groupby([S.DATASET, S.READOUT, "_duration"], sort=True)
     if groups.ngroups > 1:
         parts.append(f"<h3>All {groups.ngroups:,} data sets, readouts and durations</h3>" + _counts(m))
@@ -338,10 +394,10 @@ def metrics_section(result: Any) -> str:
 
 def _counts(block: pd.DataFrame) -> str:
     """Metric x outcome counts of ``block`` (estimated and censored first, then refusals by reason)."""
-    counts = block.groupby([S.METRIC, "_outcome"]).size().unstack(fill_value=0)
+    counts = block.pivot_table(index=S.METRIC, columns="_outcome", values=D.ROWS, aggfunc="sum", fill_value=0)
     order = [c for c in ("estimated", "right_censored", "left_censored") if c in counts.columns]
-    counts = counts[order + sorted(c for c in counts.columns if c not in order)].reset_index()
-    return _table(counts, rest="metrics.parquet")
+    counts = counts[order + sorted(c for c in counts.columns if c not in order)]
+    return _table(_unnamed(counts), rest="metrics.parquet")
 
 
 POLICY_TEXT = {
@@ -352,11 +408,13 @@ POLICY_TEXT = {
 }
 
 
-def _policy_note(curves: pd.DataFrame) -> str:
-    """Which fit policy made how many curves (a metric row says it in ``fit_policy``)."""
-    if curves.empty or S.FIT_POLICY not in curves:
+def _policy_note(policy: pd.DataFrame) -> str:
+    """Which fit policy made how many curves (a metric row says it in ``fit_policy``), from the curves per
+    policy (:func:`doseatlas.report_data.policy_counts`)."""
+    if policy.empty:
         return ""
-    counts = curves[S.FIT_POLICY].value_counts()
+    policy = policy.sort_values([D.ROWS, S.FIT_POLICY], ascending=[False, True], kind="stable")
+    counts = policy.set_index(S.FIT_POLICY)[D.ROWS]
     text = dict(POLICY_TEXT)
     if "shrink" in counts:
         text["refuse"] = (
@@ -375,9 +433,9 @@ EDGE_FLAG = 0.85
 def density_section(result: Any) -> str:
     """Where a pair was measured at several seeding densities: each metric's shift from the lowest to the
     highest density (:func:`doseatlas.metrics.density.density_shifts`)."""
-    from doseatlas.metrics.density import SHIFT, density_shifts
+    from doseatlas.metrics.density import SHIFT
 
-    shifts = density_shifts(result.metrics)
+    shifts = _agg(result, "density", lambda r: D.density_table(_frame(r, "metrics")))
     if shifts.empty:
         return '<p class="sub">No curve was measured at more than one seeding density.</p>'
     summary = (
@@ -394,14 +452,16 @@ def density_section(result: Any) -> str:
 
 
 def flags_section(result: Any) -> str:
-    """Metric rows carrying each flag code, per data set (docs/metrics.md defines the codes)."""
+    """Metric rows carrying each flag code, per data set (docs/metrics.md defines the codes); from the rows per
+    (data set, flags string), so each code is looked for once per distinct string."""
     from doseatlas.metrics.flags import FLAG_CODES, has_flag
 
-    metrics = result.metrics
-    if metrics.empty or S.FLAGS not in metrics:
+    counts = _agg(result, "flag_counts", lambda r: D.flag_counts(_frame(r, "metrics")))
+    if counts is None or counts.empty:
         return '<p class="sub">No flags.</p>'
-    counts = pd.DataFrame({code: has_flag(metrics[S.FLAGS], code) for code in FLAG_CODES})
-    table = counts.groupby(metrics[S.DATASET].to_numpy()).sum().rename_axis(S.DATASET).reset_index()
+    rows = counts[D.ROWS].to_numpy()
+    hits = pd.DataFrame({code: has_flag(counts[S.FLAGS], code).to_numpy() * rows for code in FLAG_CODES})
+    table = hits.groupby(counts[S.DATASET].to_numpy()).sum().rename_axis(S.DATASET).reset_index()
     return (
         _table(table)
         + '<p class="sub">Metric rows carrying each flag (codes defined in docs/metrics.md).</p>'
@@ -410,7 +470,7 @@ def flags_section(result: Any) -> str:
 
 def qc_section(result: Any) -> str:
     """Per data set: vehicle CV, edge effect (edge over interior vehicle signal) and Z'-factor."""
-    plates = result.plates
+    plates = _frame(result, "plates")
     if plates.empty or "edge_vehicle_ratio" not in plates:
         return '<p class="sub">No plate-level controls (pre-normalized input).</p>'
     table = plates.groupby(S.DATASET).agg(
@@ -463,12 +523,6 @@ def _correction(result: Any) -> str:
     return str(getattr(options, "position_correction", "none"))
 
 
-def _plate_maps(result: Any) -> str:
-    from doseatlas.plotting_plates import plate_maps_section
-
-    return plate_maps_section(result)
-
-
 def glossary_section() -> str:
     """The metric glossary, read from the registry."""
     from doseatlas.metrics import METRICS
@@ -492,13 +546,11 @@ def glossary_section() -> str:
 def figures_section(result: Any, *, problems: list[str] | None = None) -> str:
     """Dose-response small multiples for a sample of curves of the first :data:`MAX_FIGURES` data sets,
     metrics drawn on each. A figure that cannot be drawn is replaced by a message (added to ``problems``)."""
-    metrics = result.metrics
-    datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
-    shown = datasets[:MAX_FIGURES]
-    picks = pick_curves(metrics[metrics[S.DATASET].isin(shown)]) if shown else pd.DataFrame()
+    data = result if isinstance(result, ReportData) else report_data(result)
+    datasets, sample = data.datasets, data.sample
+    picks = final_picks(sample.candidates)
     if picks.empty:
         return '<p class="sub">No curves to draw.</p>'
-    responses = result.responses[result.responses[S.DATASET].isin(shown)]
     parts = []
     if len(datasets) > MAX_FIGURES:
         parts.append(
@@ -508,7 +560,7 @@ def figures_section(result: Any, *, problems: list[str] | None = None) -> str:
     for dataset, block in picks.groupby(S.DATASET, sort=True):
         name = html.escape(plain(dataset, limit=80))
         try:
-            image = _figure_png(block, responses, result.curves, metrics)
+            image = _figure_png(block, sample.points, sample.curves, sample.metrics)
         except Exception as exc:  # a figure that cannot be drawn must not cost the run
             problem = plain(f"report: figure of {plain(dataset, limit=80)} could not be drawn "
                             f"({type(exc).__name__}: {exc})", limit=500)  # fmt: skip
@@ -547,28 +599,27 @@ def consistency_section(result: Any) -> str:
     import base64
 
     from doseatlas import plotting
-    from doseatlas.harmonize.consistency import paired_values, per_source
 
-    table = getattr(result, "consistency", None)
-    if table is None or table.empty:
+    table = _frame(result, "consistency")
+    if table.empty:
         return '<p class="sub">One data set in this run: nothing to compare across sources.</p>'
+    paired = _agg(result, "paired", lambda r: D.paired_points(_frame(r, "metrics"), table))
     pairs = table.drop_duplicates([S.DATASET_A, S.DATASET_B])
     none = pairs[pairs[S.N_SHARED_PAIRS].eq(0)]
     notes = "".join(
-        f"<li>{html.escape(plain(r[S.DATASET_A], limit=80))} and {html.escape(plain(r[S.DATASET_B], limit=80))} share no cell line x "
+        f"<li>{html.escape(plain(a, limit=80))} and {html.escape(plain(b, limit=80))} share no cell line x "
         "perturbagen: nothing to compare.</li>"
-        for _, r in none.iterrows()
+        for a, b in zip(none[S.DATASET_A], none[S.DATASET_B], strict=True)
     )
     parts = [f'<ul class="warn">{notes}</ul>' if notes else "", _table(table)]
-    agg = per_source(result.metrics.assign(**{S.DATASET: result.metrics[S.DATASET].astype(str)}))
     shown = pairs[pairs[S.N_SHARED_PAIRS].gt(0)].head(MAX_SCATTER_PAIRS)
-    for _, r in shown.iterrows():
-        a, b = str(r[S.DATASET_A]), str(r[S.DATASET_B])
+    for a, b in zip(shown[S.DATASET_A].astype(str), shown[S.DATASET_B].astype(str), strict=True):
         rows = table[(table[S.DATASET_A] == a) & (table[S.DATASET_B] == b) & table[S.N_VALUES].gt(0)]
         names = [m for m in SCATTER_METRICS if m in set(rows[S.METRIC])][:MAX_SCATTER_PANELS]
         if not names:
             continue
-        fig = plotting.consistency_scatter(paired_values(agg, a, b), dataset_a=a, dataset_b=b, metrics=names)
+        points = paired[paired[S.DATASET_A].eq(a).to_numpy() & paired[S.DATASET_B].eq(b).to_numpy()]
+        fig = plotting.consistency_scatter(points, dataset_a=a, dataset_b=b, metrics=names)
         data = base64.b64encode(plotting.png_bytes(fig)).decode()
         label = html.escape(f"{plain(a, limit=80)} vs {plain(b, limit=80)}")
         parts.append(

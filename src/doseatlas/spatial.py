@@ -206,7 +206,8 @@ def nanmedian(values: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(a % values.ndim for a in axes)
     kept = [a for a in range(values.ndim) if a not in axes]
-    flat = np.transpose(values, [*kept, *axes]).reshape([values.shape[a] for a in kept] + [-1])
+    size = int(np.prod([values.shape[a] for a in axes]))  # not -1: a slice of an empty array has a size
+    flat = np.transpose(values, [*kept, *axes]).reshape([values.shape[a] for a in kept] + [size])
     ordered = np.sort(flat, axis=-1)  # NaN last
     n = np.count_nonzero(~np.isnan(ordered), axis=-1)[..., None]
     high = np.minimum(n // 2, max(ordered.shape[-1] - 1, 0))

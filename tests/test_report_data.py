@@ -1,0 +1,80 @@
+"""Issue 15, report stage: the report is drawn from small aggregates (``doseatlas.report_data``), and the
+aggregates of the parts of a run (split by cell line, as the partitioned engine's buckets hold whole pairs) add
+up to those of the whole run: the same report, page for page."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from doseatlas import report
+from doseatlas import schemas as S
+from doseatlas.pipeline import run_pipeline
+from doseatlas.report_data import merge_report_data, report_data
+from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+
+META = {"package_version": "0", "schema_version": "1", "created_utc": "now", "command": "doseatlas run",
+        "inputs": [], "parameters": {}}  # fmt: skip
+PARTS = ("metrics", "responses", "curves", "ledger")
+
+
+@pytest.fixture(scope="module")
+def result():
+    labs = [DatasetConfig(name=name, time_zero=True) for name in ("lab_a", "lab_b")]
+    wells = simulate(SimulationConfig(n_cell_lines=4, n_drugs=3, datasets=labs), seed=3).wells
+    wells = wells.assign(**{S.SOURCE_FILE: "sim.parquet", S.SOURCE_LINE: np.arange(len(wells))})
+    run = run_pipeline(wells)
+    flags = run.metrics[S.FLAGS].astype(object)
+    flags[run.metrics[S.CELL_LINE].eq(run.metrics[S.CELL_LINE].iloc[0]).to_numpy()] = "high_cv"
+    run.metrics[S.FLAGS] = flags.astype(run.metrics[S.FLAGS].dtype)  # flagged curves in one part only
+    return run
+
+
+def _part(result, lines) -> SimpleNamespace:
+    tables = {
+        name: (t[t[S.CELL_LINE].isin(lines).to_numpy()] if S.CELL_LINE in t else t.head(0))
+        for name in PARTS
+        for t in [getattr(result, name)]
+    }
+    return SimpleNamespace(**tables, consistency=result.consistency, summary=result.summary)
+
+
+def test_parts_merge_to_the_report_of_the_whole_run(result):
+    lines = sorted(result.metrics[S.CELL_LINE].unique())
+    assert len(lines) >= 3 and result.metrics[S.DATASET].nunique() >= 2
+    parts = [report_data(_part(result, lines[i::2])) for i in range(2)]
+    merged = merge_report_data(
+        parts,
+        summary=result.summary,
+        identities=result.identities,
+        consistency=result.consistency,
+        plates=result.plates,
+    )
+    whole = report_data(result)
+    assert whole.plate_maps.count("<figure>") >= 1  # drawn from the whole run's wells, not from merged parts
+    page = report.render_report(dataclasses.replace(whole, plate_maps=""), meta=META)
+    assert "could not be" not in page and page.count("<img") >= 2
+    assert report.render_report(merged, meta=META) == page
+    assert report.NO_PLATE_MAPS in page
+
+
+def test_counts_of_the_aggregates_are_those_of_the_rows(result):
+    data = report_data(result)
+    assert data.metric_counts["rows"].sum() == len(result.metrics)
+    flagged = result.metrics[result.metrics[S.FLAGS].fillna("").ne("")]
+    assert data.n_marked == len(flagged.drop_duplicates(list(S.CURVE_KEY))) > 0
+    marks = data.marked.set_index(S.CELL_LINE)["mark"]
+    assert (marks.loc[[result.metrics[S.CELL_LINE].iloc[0]]] == "high_cv").all()  # one mark per curve
+    picks = report.final_picks(data.sample.candidates)
+    assert len(picks) and len(data.sample.metrics) < len(result.metrics)
+    # the sample does not depend on the row order
+    shuffled = result.metrics.sample(frac=1.0, random_state=1)
+    again = report.pick_curves(shuffled)
+    pd.testing.assert_frame_equal(
+        again[[*S.CURVE_KEY, S.METRIC]],
+        report.pick_curves(result.metrics)[[*S.CURVE_KEY, S.METRIC]],
+    )
