@@ -219,6 +219,8 @@ def _execute(plan: _Plan, *, progress: Callable[[str], None] | None, dask_callba
     if s.engine == "dask":
         result, files = _run_dask(plan, callbacks=dask_callbacks)
         engine = {"name": "dask", "workers": s.workers, "partitions": s.partitions}
+        if s.scheduler is not None:
+            engine["scheduler"] = s.scheduler
     else:
         if plan.frames is not None:
             raw = plan.frames if len(plan.frames) > 1 else plan.frames[0]
@@ -298,7 +300,8 @@ def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = ()):
         parts, read = distinct_inputs(plan.paths, format=s.format), functools.partial(read_one, **s.reading())
         files = files_of_inputs(plan.paths, format=s.format)
     result = run_partitioned(parts, read=read, options=plan.options, n_partitions=s.partitions, workers=s.workers,
-                             callbacks=list(callbacks), check_datasets=check)  # fmt: skip
+                             callbacks=list(callbacks), check_datasets=check, scheduler=s.scheduler,
+                             spill_dir=s.spill_dir)  # fmt: skip
     return result, files
 
 

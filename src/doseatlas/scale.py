@@ -26,7 +26,7 @@ tables to about one bucket's; the output tables are then assembled in memory).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -246,6 +246,7 @@ def run_partitioned(
     callbacks: Sequence[Any] = (),
     spill_dir: str | Path | None = None,
     check_datasets: Callable[[list[list[str]]], None] | None = None,
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run the pipeline on partitioned input with Dask.
 
@@ -269,6 +270,10 @@ def run_partitioned(
     check_datasets
         Called with the data set names of each part after the first pass, before anything is spilled (a
         manifest refuses two sources with the same data set: :func:`doseatlas.ingest.manifest.check_part_datasets`).
+    scheduler
+        Address of a Dask distributed scheduler (``tcp://host:8786``): the tasks run on its workers (``workers``
+        is then theirs to decide), which must read the parts and ``spill_dir`` at the same paths as this
+        process (a shared file system). :class:`~doseatlas.errors.ConfigError` when it cannot be reached.
     """
     import dask
 
@@ -279,11 +284,11 @@ def run_partitioned(
         raise InputFileError("<none>", "no input file given")
     from dask import delayed
 
-    scheduler = (
-        {"scheduler": "synchronous"} if workers == 1 else {"scheduler": "processes", "num_workers": workers}
-    )
-    with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
-        planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
+    with (
+        dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext(),
+        dask_scheduler(workers=workers, address=scheduler) as compute_with,
+    ):
+        planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **compute_with)[0]
         if check_datasets is not None:
             check_datasets([plan.datasets for plan in planned])
         buckets = plate_buckets(pd.concat([plan.keys for plan in planned], ignore_index=True), n_partitions)
@@ -297,10 +302,41 @@ def run_partitioned(
             # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
             bucket_options = replace(options, harmonize=HarmonizeOptions())
             graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill)
-            normalized, fitted = dask.compute(*graph, **scheduler)
+            normalized, fitted = dask.compute(*graph, **compute_with)
     result = replace(_assemble(normalized, fitted, options=options), options=options)
     result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
     return result
+
+
+#: seconds to wait for a Dask scheduler given by address before giving up (ConfigError)
+CONNECT_TIMEOUT_S = 10
+
+
+@contextlib.contextmanager
+def dask_scheduler(*, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+    """The ``dask.compute`` keywords of a run: this process (``workers=1``), a pool of worker processes, or the
+    distributed scheduler at ``address`` (connected for the run, then disconnected; the cluster stays up)."""
+    if address is None:
+        yield (
+            {"scheduler": "synchronous"}
+            if workers == 1
+            else {"scheduler": "processes", "num_workers": workers}
+        )
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError(
+            "a Dask scheduler address needs dask.distributed: pip install -e '.[scale]'"
+        ) from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r} within {CONNECT_TIMEOUT_S} s: {exc}"
+        ) from None
+    with client:
+        yield {"scheduler": client}
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
