@@ -95,9 +95,14 @@ def _responses_section(responses: pd.DataFrame) -> str:
     """Per data set: how many treated wells got each response scale, and why not."""
     if responses.empty:
         return '<p class="sub">No treated wells.</p>'
+    from doseatlas.io.streamed import StreamedTable
+
     parts = []
     for scale in S.RESPONSE_SCALES:
         why = S.reason_column(scale)
+        if isinstance(responses, StreamedTable):  # a streamed run counted them bucket by bucket
+            parts.append(f"<h3><code>{scale}</code></h3>" + _table(responses.counts[scale], rest="responses.parquet"))
+            continue
         counts = (
             responses.assign(_r=responses[why].astype(object).fillna("computed").astype(str))
             .groupby([S.DATASET, "_r"])
@@ -474,6 +479,19 @@ def glossary_section() -> str:
     return _table(rows)
 
 
+def _shown_responses(responses: Any, shown: list[str], picks: pd.DataFrame) -> pd.DataFrame:
+    """The responses of the data sets shown (of a streamed run: only those of the picked curves' cell lines
+    and perturbagens, read from disk)."""
+    from doseatlas.io.streamed import StreamedTable
+
+    if not isinstance(responses, StreamedTable):
+        return responses[responses[S.DATASET].isin(shown)]
+    return responses.rows_where(
+        lambda t: t[S.DATASET].isin(shown) & t[S.CELL_LINE].isin(picks[S.CELL_LINE])
+        & t[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+    )
+
+
 def figures_section(result: Any, *, problems: list[str] | None = None) -> str:
     """Dose-response small multiples for a sample of curves of the first :data:`MAX_FIGURES` data sets,
     metrics drawn on each. A figure that cannot be drawn is replaced by a message (added to ``problems``)."""
@@ -483,7 +501,7 @@ def figures_section(result: Any, *, problems: list[str] | None = None) -> str:
     picks = pick_curves(metrics[metrics[S.DATASET].isin(shown)]) if shown else pd.DataFrame()
     if picks.empty:
         return '<p class="sub">No curves to draw.</p>'
-    responses = result.responses[result.responses[S.DATASET].isin(shown)]
+    responses = _shown_responses(result.responses, shown, picks)
     parts = []
     if len(datasets) > MAX_FIGURES:
         parts.append(
