@@ -91,3 +91,40 @@ def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch)
     expected = table.sort_values(order, ignore_index=True)
     pd.testing.assert_frame_equal(table_on_disk.to_frame(), expected, check_exact=True)
     assert max(len(c) for c in table_on_disk.frames()) <= 4 * 5
+
+
+def test_the_rows_kept_for_the_whole_run_steps_give_their_results():
+    """Flags (plate and signal-increase), the growth table and the source names from the kept rows equal
+    those from every row."""
+    import doseatlas
+    from doseatlas.growth import growth_table
+    from doseatlas.harmonize.identities import source_names
+    from doseatlas.metrics.flags import FlagOptions, flag_metrics
+    from doseatlas.pipeline import RunOptions
+    from doseatlas.scale import rows_for_whole_run_steps
+
+    run = doseatlas.run(pd.read_parquet(example_path()))
+    responses = run.responses.copy()
+    top = responses.groupby([S.DATASET, S.CELL_LINE, S.PERTURBAGEN])[S.CONCENTRATION].transform("max")
+    rising = responses[S.PERTURBAGEN].eq(responses[S.PERTURBAGEN].iloc[0]) & responses[S.CONCENTRATION].eq(
+        top
+    )
+    responses.loc[rising, S.RELATIVE_VIABILITY] = 1.5  # a signal increase at the top dose
+    kept = responses[rows_for_whole_run_steps(responses, options=RunOptions())]
+    assert len(kept) < len(responses) / 2
+    args = {"plates": run.plates, "dependence": run.time_dependence, "options": FlagOptions()}
+    full = flag_metrics(run.metrics, responses=responses, **args)
+    assert full[S.FLAGS].str.contains("signal_increase").any()
+    edge = full[S.FLAGS].str.contains("edge_effect")
+    assert edge.any() and not edge.all()  # some plates flagged
+    pd.testing.assert_frame_equal(flag_metrics(run.metrics, responses=kept, **args), full)
+    pd.testing.assert_frame_equal(growth_table(kept), growth_table(responses))
+    pd.testing.assert_frame_equal(source_names(kept), source_names(responses))
+    everything = rows_for_whole_run_steps(responses, options=RunOptions(conversion=run_conversion()))
+    assert everything.all()  # converting to a target duration averages over every well
+
+
+def run_conversion():
+    from doseatlas.metrics.convert import ConversionOptions
+
+    return ConversionOptions(targets=(72.0,))
