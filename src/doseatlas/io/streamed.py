@@ -52,6 +52,7 @@ class StreamedTable:
     files: list[str] = field(default_factory=list)
     counts: dict[str, pd.DataFrame] = field(default_factory=dict)
     _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
+    _found_types: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.n_rows
@@ -74,7 +75,13 @@ class StreamedTable:
 
     def _types(self) -> tuple[pd.Series, set[str]]:
         """The column types of the whole table: those of concatenating every piece, and the object columns
-        holding text anywhere (made pandas' string type, as :func:`doseatlas.pipeline.text_dtypes` does)."""
+        holding text anywhere (made pandas' string type, as :func:`doseatlas.pipeline.text_dtypes` does);
+        found in one pass over the pieces, the first time they are asked for."""
+        if self._found_types is None:
+            self._found_types = self._scan_types()
+        return self._found_types
+
+    def _scan_types(self) -> tuple[pd.Series, set[str]]:
         heads, first, text = [], None, set()
         for piece in self._pieces():
             out = self.prepare(piece)
