@@ -248,7 +248,9 @@ def _first_reasons(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
     why = S.reason_column(scale)
     present = responses[responses[why].notna()]
     first = present.drop_duplicates(why)[[why, S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID]]
-    return first.assign(n=first[why].map(present[why].value_counts()).to_numpy()).rename(columns={why: "reason"})
+    return first.assign(n=first[why].map(present[why].value_counts()).to_numpy()).rename(
+        columns={why: "reason"}
+    )
 
 
 def _refusals(firsts: list[pd.DataFrame]) -> dict[str, int]:
@@ -499,6 +501,14 @@ def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> S
         n_rows=sum(k.n_rows for k in kept),
         prepare=functools.partial(apply_identities, identities=identities),
         files=sorted({f for k in kept for f in k.files}),
+        distinct_on=(
+            S.DATASET,
+            S.PERTURBATION_TYPE,
+            S.CELL_LINE,
+            S.CELL_LINE_ID,
+            S.PERTURBAGEN,
+            S.PERTURBAGEN_ID,
+        ),
         counts=counts,
         _keep=keep,
     )

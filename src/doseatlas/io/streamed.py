@@ -43,13 +43,15 @@ def write_pieces(table: pd.DataFrame, directory: Path, bucket: int) -> list[Path
 @dataclass
 class StreamedTable:
     """A table kept on disk in sorted pieces per bucket; ``prepare`` turns a merged chunk into output rows;
-    ``files``: the source files of its rows; ``counts`` (optional): per response scale, the rows per data set
+    ``files``: the source files of its rows; ``distinct_on``: the columns that decide what ``prepare`` makes of
+    a row (it changes only these and adds columns: one row per distinct combination shows the types); ``counts`` (optional): per response scale, the rows per data set
     and refusal reason (the report's table)."""
 
     buckets: list[list[Path]]
     n_rows: int
     prepare: Callable[[pd.DataFrame], pd.DataFrame]
     files: list[str] = field(default_factory=list)
+    distinct_on: tuple[str, ...] = ()
     counts: dict[str, pd.DataFrame] = field(default_factory=dict)
     _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
     _found_types: Any = field(default=None, repr=False)
@@ -84,12 +86,14 @@ class StreamedTable:
     def _scan_types(self) -> tuple[pd.Series, set[str]]:
         heads, first, text = [], None, set()
         for piece in self._pieces():
-            out = self.prepare(piece)
+            by = [c for c in self.distinct_on if c in piece]
+            out = self.prepare(piece.drop_duplicates(by) if by else piece)
             first = out.iloc[:0] if first is None else first
             if len(out):  # as the in-memory run concatenates: empty pieces left out (all empty: the first)
                 heads.append(out.iloc[:0])
             for column in out.columns[out.dtypes.eq(object)]:
-                values = out[column]
+                kept = column in piece and column not in by  # unchanged by prepare: read on every row
+                values = piece[column] if kept else out[column]
                 if values.notna().any() and pd.api.types.infer_dtype(values, skipna=True) == "string":
                     text.add(column)
         return pd.concat(heads or [first], ignore_index=True).dtypes, text
