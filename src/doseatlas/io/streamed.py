@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from doseatlas import schemas as S
 
 #: rows of one spilled piece (the merge holds at most one piece per bucket at a time)
-PIECE_ROWS = 100_000
+PIECE_ROWS = 50_000
 #: the columns that order the rows of the streamed table (its key in ``TABLE_ORDER``)
 ORDER = (S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID)
 
