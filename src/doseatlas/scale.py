@@ -20,7 +20,14 @@ key). Nothing depends on which bucket a row lands in, so
 the result equals the in-memory run's, bit for bit (grouped statistics are summed in sorted order, see
 :mod:`doseatlas._stats`; ``tests/test_scale.py`` checks it table by table). Dask runs the tasks in ``workers``
 processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the intermediate
-tables to about one bucket's; the output tables are then assembled in memory).
+tables to about one bucket's; the output tables are then assembled in memory), or on a Dask distributed
+cluster given by address (``scheduler``).
+
+A streamed run (``stream=True``, as ``doseatlas run`` runs it) does not assemble the responses, the table as long
+as the input: each step-3 bucket keeps them on disk in sorted pieces, the whole-run steps get only the rows they
+read (:func:`rows_for_whole_run_steps`), the summary and the report get the buckets' counts, and the output file
+is written from a merge of the pieces (:mod:`doseatlas.io.streamed`; ``tests/test_scale_stream.py`` checks that
+every output file equals the in-memory run's).
 """
 
 from __future__ import annotations
