@@ -101,7 +101,9 @@ def _responses_section(responses: pd.DataFrame) -> str:
     for scale in S.RESPONSE_SCALES:
         why = S.reason_column(scale)
         if isinstance(responses, StreamedTable):  # a streamed run counted them bucket by bucket
-            parts.append(f"<h3><code>{scale}</code></h3>" + _table(responses.counts[scale], rest="responses.parquet"))
+            parts.append(
+                f"<h3><code>{scale}</code></h3>" + _table(responses.counts[scale], rest="responses.parquet")
+            )
             continue
         counts = (
             responses.assign(_r=responses[why].astype(object).fillna("computed").astype(str))
@@ -487,8 +489,11 @@ def _shown_responses(responses: Any, shown: list[str], picks: pd.DataFrame) -> p
     if not isinstance(responses, StreamedTable):
         return responses[responses[S.DATASET].isin(shown)]
     return responses.rows_where(
-        lambda t: t[S.DATASET].isin(shown) & t[S.CELL_LINE].isin(picks[S.CELL_LINE])
-        & t[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+        lambda t: (
+            t[S.DATASET].isin(shown)
+            & t[S.CELL_LINE].isin(picks[S.CELL_LINE])
+            & t[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+        )
     )
 
 

@@ -150,7 +150,9 @@ def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> No
     for name in RUN_TABLES:
         table = getattr(result, name)
         if isinstance(table, StreamedTable):  # a well-sized table of a streamed run: row group by row group
-            write_streamed(table, directory / f"{name}.parquet", meta=meta, with_units=_with_units, key=METADATA_KEY)
+            write_streamed(
+                table, directory / f"{name}.parquet", meta=meta, with_units=_with_units, key=METADATA_KEY
+            )
             continue
         write_table(table, directory / f"{name}.parquet", meta=meta)
     (directory / "summary.json").write_text(
