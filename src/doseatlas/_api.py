@@ -213,14 +213,23 @@ def _plan(data: Any, options: dict[str, Any], *, caller: str = "run") -> _Plan:
     return _Plan(settings, run_options, paths, manifest, frames, evidence)
 
 
-def _execute(plan: _Plan, *, progress: Callable[[str], None] | None, dask_callbacks: Sequence[Any] = ()):
-    """The run of a plan: (pipeline result, files read, parameters)."""
+def _execute(
+    plan: _Plan,
+    *,
+    progress: Callable[[str], None] | None,
+    dask_callbacks: Sequence[Any] = (),
+    stream: bool = False,
+):
+    """The run of a plan: (pipeline result, files read, parameters). ``stream``: the dask engine keeps the
+    responses on disk (:class:`doseatlas.io.streamed.StreamedTable`), for a run that is written, not returned."""
     from doseatlas import pipeline
 
     s = plan.settings
     if s.engine == "dask":
-        result, files = _run_dask(plan, callbacks=dask_callbacks)
+        result, files = _run_dask(plan, callbacks=dask_callbacks, stream=stream)
         engine = {"name": "dask", "workers": s.workers, "partitions": s.partitions}
+        if s.scheduler is not None:
+            engine["scheduler"] = s.scheduler
     else:
         if plan.frames is not None:
             raw = plan.frames if len(plan.frames) > 1 else plan.frames[0]
@@ -271,7 +280,7 @@ def _frame_part(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.copy()
 
 
-def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = ()):
+def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = (), stream: bool = False):
     """The partitioned run (:mod:`doseatlas.scale`). Canonical inputs may be Parquet data set directories (each
     file a part); any other format is read file by file, as the in-memory engine reads it; a manifest's parts
     are its sources' files, each read with its source's options; DataFrames are one part each."""
@@ -300,7 +309,8 @@ def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = ()):
         parts, read = distinct_inputs(plan.paths, format=s.format), functools.partial(read_one, **s.reading())
         files = files_of_inputs(plan.paths, format=s.format)
     result = run_partitioned(parts, read=read, options=plan.options, n_partitions=s.partitions, workers=s.workers,
-                             callbacks=list(callbacks), check_datasets=check)  # fmt: skip
+                             callbacks=list(callbacks), check_datasets=check, scheduler=s.scheduler,
+                             spill_dir=s.spill_dir, stream=stream)  # fmt: skip
     return result, files
 
 

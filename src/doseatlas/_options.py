@@ -213,6 +213,21 @@ class RunSettings:
     )
     workers: int = field(default=1, metadata=_help("Dask worker processes (--engine dask)"))
     partitions: int = field(default=8, metadata=_help("Buckets of each Dask shuffle (--engine dask)"))
+    scheduler: str | None = field(
+        default=None,
+        metadata=_help(
+            "Address of a Dask distributed scheduler (e.g. tcp://10.0.0.5:8786) to run --engine dask on; its "
+            "workers must reach the inputs and --spill-dir at the same paths (a shared file system)"
+        ),
+    )
+    spill_dir: str | Path | None = field(
+        default=None,
+        metadata=_help(
+            "Directory for the pieces --engine dask shuffles (a temporary directory inside it, removed "
+            "afterwards); default the system's temporary directory",
+            cli_type=Path,
+        ),
+    )
     identities: str | Path | None = field(
         default=None,
         metadata=_help(
@@ -231,6 +246,8 @@ class RunSettings:
             raise ConfigError(f"{spell('workers')} must be an integer >= 1, not {self.workers!r}")
         if isinstance(self.partitions, bool) or not isinstance(self.partitions, int) or self.partitions < 1:
             raise ConfigError(f"{spell('partitions')} must be an integer >= 1, not {self.partitions!r}")
+        if self.scheduler is not None and self.engine != "dask":
+            raise ConfigError(f"{spell('scheduler')} runs {spell('engine', 'dask')}: give both")
 
     @classmethod
     def from_keywords(cls, options: Mapping[str, Any], *, caller: str = "run") -> RunSettings:

@@ -122,7 +122,9 @@ def _run(inputs: list[Path] | None, out: Path, **options: Any) -> None:
                 ):  # compiled in the worker that fits first
                     console.print(f"note: {COMPILING}")
                 tick = _memory_bar(bar) if plan.settings.engine == "memory" else None
-                raw, files, parameters = _api._execute(plan, progress=tick, dask_callbacks=callbacks)
+                raw, files, parameters = _api._execute(
+                    plan, progress=tick, dask_callbacks=callbacks, stream=True
+                )
                 result = _api._as_result(raw, _api._provenance(plan, files, parameters, None), files)
                 result._write_into(target.scratch)
             io.commit_output(target)

@@ -305,6 +305,7 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
     from doseatlas.plotting_plates import plate_maps_section
 
     metrics, responses, curves = (_table(result, n) for n in ("metrics", "responses", "curves"))
+    streamed = _streamed_responses(result)
     consistency = _table(result, "consistency")
 
     def safe(what: str, make, empty):
@@ -326,7 +327,13 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
         identities=_table(result, "identities"),
         consistency=consistency,
         plates=_table(result, "plates"),
-        response_counts=safe("responses", lambda: response_counts(responses), none),
+        response_counts=safe(
+            "responses",
+            lambda: (
+                response_counts(responses) if streamed is None else streamed_response_counts(streamed.counts)
+            ),
+            none,
+        ),
         metric_counts=safe("metrics", lambda: metric_counts(metrics), none),
         policy_counts=safe("fit policies", lambda: policy_counts(curves), none),
         flag_counts=safe("flags", lambda: flag_counts(metrics), None),
@@ -337,8 +344,66 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
         n_ledger=n_ledger,
         density=safe("seeding density", lambda: density_table(metrics), none),
         paired=safe("consistency", lambda: paired_points(metrics, consistency), none),
-        sample=safe("curves", lambda: curve_sample(metrics, responses, curves), _empty_sample()),
-        plate_maps=safe("plate maps", lambda: plate_maps_section(result), ""),
+        sample=safe(
+            "curves",
+            lambda: curve_sample(
+                metrics, responses if streamed is None else streamed_points(streamed, metrics), curves
+            ),
+            _empty_sample(),
+        ),
+        plate_maps=STREAMED_PLATE_MAPS
+        if streamed is not None
+        else safe("plate maps", lambda: plate_maps_section(result), ""),
+    )
+
+
+#: the plate-maps section of a streamed run (its wells stay on disk; the maps are drawn in memory runs)
+STREAMED_PLATE_MAPS = (
+    '<p class="sub">No plate maps: this run streamed its responses (<code>--engine dask</code>); '
+    "plates.parquet holds every plate's edge effect and Z'-factor, an in-memory run draws the maps.</p>"
+)
+
+
+def _streamed_responses(result: Any) -> Any:
+    """The run's responses when they stay on disk (:class:`doseatlas.io.streamed.StreamedTable`), else None."""
+    from doseatlas.io.streamed import StreamedTable
+
+    responses = getattr(result, "responses", None)
+    return responses if isinstance(responses, StreamedTable) else None
+
+
+def streamed_response_counts(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`response_counts` from a streamed run's per-scale counts (one wide table per scale: ``dataset``
+    and a column of rows per outcome, summed over the buckets)."""
+    columns = [S.DATASET, SCALE_COL, OUTCOME, ROWS]
+    long = [
+        wide.melt(id_vars=[S.DATASET], var_name=OUTCOME, value_name=ROWS).assign(**{SCALE_COL: scale})
+        for scale, wide in counts.items()
+        if len(wide)
+    ]
+    if not long:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(long, ignore_index=True)[columns]
+    table = table[table[ROWS] > 0].astype({OUTCOME: str})
+    return table.groupby(columns[:3], sort=True, dropna=False).sum().reset_index()[columns]
+
+
+def streamed_points(responses: Any, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a streamed run's responses the curve panels may draw: those of the candidate curves' data
+    sets, cell lines and perturbagens, read from disk piece by piece."""
+    from doseatlas import report
+
+    datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
+    shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])] if datasets else metrics.head(0)
+    picks = report.pick_candidates(shown)
+    if not len(picks):
+        return pd.DataFrame()
+    return responses.rows_where(
+        lambda t: (
+            t[S.DATASET].isin(picks[S.DATASET])
+            & t[S.CELL_LINE].isin(picks[S.CELL_LINE])
+            & t[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+        )
     )
 
 

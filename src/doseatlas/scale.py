@@ -20,13 +20,21 @@ key). Nothing depends on which bucket a row lands in, so
 the result equals the in-memory run's, bit for bit (grouped statistics are summed in sorted order, see
 :mod:`doseatlas._stats`; ``tests/test_scale.py`` checks it table by table). Dask runs the tasks in ``workers``
 processes (``workers=1``: in this process, one bucket at a time, which bounds the memory of the intermediate
-tables to about one bucket's; the output tables are then assembled in memory).
+tables to about one bucket's; the output tables are then assembled in memory), or on a Dask distributed
+cluster given by address (``scheduler``).
+
+A streamed run (``stream=True``, as ``doseatlas run`` runs it) does not assemble the responses, the table as long
+as the input: each step-3 bucket keeps them on disk in sorted pieces, the whole-run steps get only the rows they
+read (:func:`rows_for_whole_run_steps`), the summary and the report get the buckets' counts, and the output file
+is written from a merge of the pieces (:mod:`doseatlas.io.streamed`; ``tests/test_scale_stream.py`` checks that
+every output file equals the in-memory run's).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,10 +46,11 @@ from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
 from doseatlas.durations import distinct_times, nominal_map
 from doseatlas.errors import ConfigError, InputFileError
-from doseatlas.harmonize import HarmonizeOptions
+from doseatlas.harmonize import HarmonizeOptions, apply_identities
 from doseatlas.ingest import merged_attrs
 from doseatlas.interference import compound_wells, interference_step
 from doseatlas.io import read_piece, spill_directory, write_piece
+from doseatlas.io.streamed import StreamedTable, keep_directory, write_pieces
 from doseatlas.metrics import compute_metrics
 from doseatlas.pipeline import (
     RunOptions,
@@ -206,9 +215,11 @@ def _normalize_bucket(
     )
 
 
-def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, *_after):
+def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Path | None, *_after):
     """Step 3: the interference step, then fit and compute the metrics of every curve of one bucket; returns
-    (responses, curves, metrics, interference)."""
+    (responses, curves, metrics, interference). With ``keep`` (a streamed run) the responses stay there in sorted
+    pieces: only the rows the whole-run steps read are returned, with what the summary and the report count
+    (``_BucketRows``, a fifth item)."""
     responses = pd.concat(
         [read_piece(_piece(spill, "responses", bucket, j)) for j in range(n)], ignore_index=True
     )
@@ -217,11 +228,116 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, *_after):
         responses, compound, options=options.interference, normalization=options.normalization
     )
     curves = fit_all_scales(responses, options=options.fit)
-    return responses, curves, compute_metrics(responses, curves, options=options.metrics), interference
+    metrics = compute_metrics(responses, curves, options=options.metrics)
+    if keep is None:
+        return responses, curves, metrics, interference
+    responses = sort_table(responses, "responses")
+    kept = _BucketRows(
+        paths=write_pieces(responses, keep, bucket),
+        n_rows=len(responses),
+        files=responses[S.SOURCE_FILE].dropna().astype(str).unique().tolist() if len(responses) else [],
+        counts={scale: _reason_counts(responses, scale) for scale in S.RESPONSE_SCALES},
+        first={scale: _first_reasons(responses, scale) for scale in S.RESPONSE_SCALES},
+    )
+    return (
+        responses[rows_for_whole_run_steps(responses, options=options)],
+        curves,
+        metrics,
+        interference,
+        kept,
+    )
+
+
+@dataclass
+class _BucketRows:
+    """The responses of one step-3 bucket kept on disk, and what is counted of them."""
+
+    paths: list[Path]
+    n_rows: int
+    files: list[str]
+    counts: dict[str, pd.Series]
+    first: dict[str, pd.DataFrame]
+
+
+def _reason_counts(responses: pd.DataFrame, scale: str) -> pd.Series:
+    """Rows per (data set, refusal reason or ``computed``) of one scale (the report's table)."""
+    reason = responses[S.reason_column(scale)].astype(object).fillna("computed").astype(str)
+    return responses.assign(_r=reason).groupby([S.DATASET, "_r"]).size()
+
+
+def _first_reasons(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Each refusal reason of one scale with its rows and its first row's place in the output order."""
+    why = S.reason_column(scale)
+    present = responses[responses[why].notna()]
+    first = present.drop_duplicates(why)[[why, S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID]]
+    return first.assign(n=first[why].map(present[why].value_counts()).to_numpy()).rename(
+        columns={why: "reason"}
+    )
+
+
+def _refusals(firsts: list[pd.DataFrame]) -> dict[str, int]:
+    """``value_counts().to_dict()`` of one reason column over every bucket: most rows first, ties in the order
+    the reasons first appear."""
+    frames = [f for f in firsts if len(f)]
+    if not frames:
+        return {}
+    table = pd.concat(frames, ignore_index=True).sort_values(
+        [S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID], kind="stable", na_position="last"
+    )
+    counts = table.groupby("reason", sort=False)["n"].sum().sort_values(ascending=False, kind="stable")
+    return {k: int(v) for k, v in counts.items()}
+
+
+def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) -> np.ndarray:
+    """The response rows the whole-run steps read (:func:`doseatlas.pipeline.whole_run_steps`), of a table
+    holding whole curves in output order: their results on these rows equal their results on the whole table.
+
+    Kept: the first row of each plate and read time with a time-zero and a vehicle summary and of each (cell
+    line, readout, density, time) with a doubling time (the growth table reads the first), the first row of
+    each source name and id (the identities), the first row of each curve and plate (plate flags) and the
+    rows at the highest concentration of each curve (the signal-increase flag). Every row when metrics are
+    converted to target durations (the conversion averages over a curve's wells)."""
+    n = len(responses)
+    if options.conversion.targets or not n:
+        return np.ones(n, dtype=bool)
+    keep = np.zeros(n, dtype=bool)
+    present = [c for c in (S.TIME_ZERO_SIGNAL, S.VEHICLE_SIGNAL, S.DOUBLING_TIME_H) if c in responses]
+    later = responses[S.TIME_H].to_numpy(float) > 0 if S.TIME_H in responses else np.zeros(n, bool)
+    curve = [S.TIME_H if c == S.DURATION_H else c for c in S.CURVE_KEY]
+
+    def first_of(rows: np.ndarray, key: list[str]) -> None:
+        columns = [c for c in key if c in responses]
+        if rows.any() and columns:
+            chosen = np.flatnonzero(rows)
+            keep[chosen[~responses.iloc[chosen][columns].duplicated().to_numpy()]] = True
+
+    everything = np.ones(n, dtype=bool)
+    if S.TIME_ZERO_SIGNAL in present and S.VEHICLE_SIGNAL in present:
+        timed = responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()
+        first_of(timed.to_numpy() & later, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.TIME_H])
+    if S.DOUBLING_TIME_H in present:
+        given = responses[S.DOUBLING_TIME_H].notna().to_numpy() & later
+        first_of(given, [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.TIME_H])
+    first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.CELL_LINE, S.CELL_LINE_ID])
+    first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.PERTURBAGEN_ID])
+    first_of(everything, [*curve, S.PLATE])
+    if S.RELATIVE_VIABILITY in responses:
+        usable = responses[S.RELATIVE_VIABILITY].notna().to_numpy()
+        rows = responses[usable]
+        by = [c for c in curve if c in rows]
+        top = rows.groupby(by, dropna=False, sort=False)[S.CONCENTRATION].transform("max").to_numpy(float)
+        keep[np.flatnonzero(usable)[rows[S.CONCENTRATION].to_numpy(float) == top]] = True
+    return keep
 
 
 def _graph(
-    parts: Sequence[Any], read, options: RunOptions, n: int, plan: tuple[dict, list[int]], spill: Path
+    parts: Sequence[Any],
+    read,
+    options: RunOptions,
+    n: int,
+    plan: tuple[dict, list[int]],
+    spill: Path,
+    keep: Path | None = None,
 ):
     """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
     from dask import delayed
@@ -233,7 +349,7 @@ def _graph(
     normalized = [
         delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, *split) for j in range(n)
     ]
-    fitted = [delayed(_fit_bucket)(k, n, options, spill, *normalized) for k in range(n)]
+    fitted = [delayed(_fit_bucket)(k, n, options, spill, keep, *normalized) for k in range(n)]
     return normalized, fitted
 
 
@@ -255,6 +371,8 @@ def run_partitioned(
     callbacks: Sequence[Any] = (),
     spill_dir: str | Path | None = None,
     check_datasets: Callable[[list[list[str]]], None] | None = None,
+    scheduler: str | None = None,
+    stream: bool = False,
 ) -> RunResult:
     """Run the pipeline on partitioned input with Dask.
 
@@ -278,6 +396,15 @@ def run_partitioned(
     check_datasets
         Called with the data set names of each part after the first pass, before anything is spilled (a
         manifest refuses two sources with the same data set: :func:`doseatlas.ingest.manifest.check_part_datasets`).
+    scheduler
+        Address of a Dask distributed scheduler (``tcp://host:8786``): the tasks run on its workers (``workers``
+        is then theirs to decide), which must read the parts and ``spill_dir`` at the same paths as this
+        process (a shared file system). :class:`~doseatlas.errors.ConfigError` when it cannot be reached.
+    stream
+        Keep the responses (the table as long as the treated wells) on disk, in a temporary directory inside
+        ``spill_dir`` removed with the result: ``result.responses`` is then a
+        :class:`doseatlas.io.streamed.StreamedTable` that :func:`doseatlas.io.write_run` writes row group by row
+        group, and the whole-run steps read only the rows they need (:func:`rows_for_whole_run_steps`).
     """
     import dask
 
@@ -288,11 +415,11 @@ def run_partitioned(
         raise InputFileError("<none>", "no input file given")
     from dask import delayed
 
-    scheduler = (
-        {"scheduler": "synchronous"} if workers == 1 else {"scheduler": "processes", "num_workers": workers}
-    )
-    with dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext():
-        planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **scheduler)[0]
+    with (
+        dask.config.set(callbacks=set(callbacks)) if callbacks else contextlib.nullcontext(),
+        dask_scheduler(workers=workers, address=scheduler) as compute_with,
+    ):
+        planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **compute_with)[0]
         if check_datasets is not None:
             check_datasets([plan.datasets for plan in planned])
         buckets = plate_buckets(pd.concat([plan.keys for plan in planned], ignore_index=True), n_partitions)
@@ -305,11 +432,44 @@ def run_partitioned(
         with spill_directory(spill_dir) as spill:
             # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
             bucket_options = replace(options, harmonize=HarmonizeOptions())
-            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill)
-            normalized, fitted = dask.compute(*graph, **scheduler)
-    result = replace(_assemble(normalized, fitted, options=options), options=options)
+            keep = keep_directory(spill_dir) if stream else None
+            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill,
+                           Path(keep.name) if keep is not None else None)  # fmt: skip
+            normalized, fitted = dask.compute(*graph, **compute_with)
+    result = replace(_assemble(normalized, fitted, options=options, keep=keep), options=options)
     result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
     return result
+
+
+#: seconds to wait for a Dask scheduler given by address before giving up (ConfigError)
+CONNECT_TIMEOUT_S = 10
+
+
+@contextlib.contextmanager
+def dask_scheduler(*, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+    """The ``dask.compute`` keywords of a run: this process (``workers=1``), a pool of worker processes, or the
+    distributed scheduler at ``address`` (connected for the run, then disconnected; the cluster stays up)."""
+    if address is None:
+        yield (
+            {"scheduler": "synchronous"}
+            if workers == 1
+            else {"scheduler": "processes", "num_workers": workers}
+        )
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError(
+            "a Dask scheduler address needs dask.distributed: pip install -e '.[scale]'"
+        ) from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r} within {CONNECT_TIMEOUT_S} s: {exc}"
+        ) from None
+    with client:
+        yield {"scheduler": client}
 
 
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -319,10 +479,14 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return out
 
 
-def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions) -> RunResult:
+def _assemble(
+    normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions, keep: Any = None
+) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
-    assembled tables (canonical names never depend on the partitioning)."""
-    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], []]
+    assembled tables (canonical names never depend on the partitioning). With ``keep`` (a streamed run) the
+    responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts."""
+    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], [], []]
+    kept = parts.pop(4) if keep is not None else None
     fitted.clear()  # each table's pieces are released once it is concatenated
     # in the order of the output tables before the steps that work on the whole run (as the in-memory run)
     responses = sort_table(_concat(_drain(parts[0])), "responses")
@@ -341,5 +505,34 @@ def _assemble(normalized: list[_Normalized], fitted: list[tuple], *, options: Ru
     summary.update(added)
     if notes:
         summary.setdefault("notes", []).extend(notes)
-    tables = result_tables(ledger=ledger, **tables)
-    return RunResult(**tables, summary=summary)
+    if kept is None:
+        return RunResult(**result_tables(ledger=ledger, **tables), summary=summary)
+    tables["responses"] = _streamed(kept, tables["identities"], keep)
+    summary["treated_wells"] = len(tables["responses"])
+    summary["refusals"] = {scale: _refusals([k.first[scale] for k in kept]) for scale in S.RESPONSE_SCALES}
+    streamed = tables.pop("responses")
+    return RunResult(responses=streamed, **result_tables(ledger=ledger, **tables), summary=summary)
+
+
+def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> StreamedTable:
+    """The run's responses on disk: the buckets' pieces, with the run's identities applied as they are read."""
+    counts = {}
+    for scale in S.RESPONSE_SCALES:
+        summed = pd.concat([k.counts[scale] for k in kept]).groupby(level=[0, 1]).sum()
+        counts[scale] = summed.unstack(fill_value=0).reset_index()
+    return StreamedTable(
+        buckets=[k.paths for k in kept],
+        n_rows=sum(k.n_rows for k in kept),
+        prepare=functools.partial(apply_identities, identities=identities),
+        files=sorted({f for k in kept for f in k.files}),
+        distinct_on=(
+            S.DATASET,
+            S.PERTURBATION_TYPE,
+            S.CELL_LINE,
+            S.CELL_LINE_ID,
+            S.PERTURBAGEN,
+            S.PERTURBAGEN_ID,
+        ),
+        counts=counts,
+        _keep=keep,
+    )

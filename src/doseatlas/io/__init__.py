@@ -145,9 +145,17 @@ RUN_TABLES = (
 
 def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> None:
     """Write every table of a :class:`doseatlas.pipeline.RunResult` into ``directory``."""
+    from doseatlas.io.streamed import StreamedTable, write_streamed
+
     directory = Path(directory)
     for name in RUN_TABLES:
-        write_table(getattr(result, name), directory / f"{name}.parquet", meta=meta)
+        table = getattr(result, name)
+        if isinstance(table, StreamedTable):  # a well-sized table of a streamed run: row group by row group
+            write_streamed(
+                table, directory / f"{name}.parquet", meta=meta, with_units=_with_units, key=METADATA_KEY
+            )
+            continue
+        write_table(table, directory / f"{name}.parquet", meta=meta)
     (directory / "summary.json").write_text(
         json.dumps({**result.summary, "provenance": meta}, indent=2, default=str)
     )

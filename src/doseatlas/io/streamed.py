@@ -1,0 +1,185 @@
+"""A well-sized output table that stays on disk: the responses of a partitioned run (``doseatlas run --engine
+dask``), written to ``responses.parquet`` row group by row group instead of being assembled in memory.
+
+Each bucket of the run keeps its rows in pieces of at most :data:`PIECE_ROWS` rows, each bucket's pieces in the
+order of the output table (:data:`doseatlas.pipeline.TABLE_ORDER`). :meth:`StreamedTable.frames` merges the
+buckets' pieces (a k-way merge that holds at most one piece per bucket), applies the run's identities to each
+merged chunk (a row-by-row lookup) and gives every chunk the column types the whole table would have had, so
+that the file written equals the in-memory run's row for row, with the same schema.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from doseatlas import schemas as S
+
+#: rows of one spilled piece (the merge holds at most one piece per bucket at a time)
+PIECE_ROWS = 50_000
+#: the columns that order the rows of the streamed table (its key in ``TABLE_ORDER``)
+ORDER = (S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID)
+
+
+def write_pieces(table: pd.DataFrame, directory: Path, bucket: int) -> list[Path]:
+    """Spill ``table`` (already in output order) in pieces of at most :data:`PIECE_ROWS` rows."""
+    paths = []
+    for i, start in enumerate(range(0, max(len(table), 1), PIECE_ROWS)):
+        path = directory / f"stream-{bucket:05d}-{i:06d}.pkl"
+        table.iloc[start : start + PIECE_ROWS].to_pickle(path)
+        paths.append(path)
+    return paths
+
+
+@dataclass
+class StreamedTable:
+    """A table kept on disk in sorted pieces per bucket; ``prepare`` turns a merged chunk into output rows;
+    ``files``: the source files of its rows; ``distinct_on``: the columns that decide what ``prepare`` makes of
+    a row (it changes only these and adds columns: one row per distinct combination shows the types); ``counts`` (optional): per response scale, the rows per data set
+    and refusal reason (the report's table)."""
+
+    buckets: list[list[Path]]
+    n_rows: int
+    prepare: Callable[[pd.DataFrame], pd.DataFrame]
+    files: list[str] = field(default_factory=list)
+    distinct_on: tuple[str, ...] = ()
+    counts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
+    _found_types: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @property
+    def empty(self) -> bool:
+        return self.n_rows == 0
+
+    def _pieces(self) -> Iterator[pd.DataFrame]:
+        for paths in self.buckets:
+            for path in paths:
+                yield pd.read_pickle(path)
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """The output rows in order, chunk by chunk, with the column types of the whole table."""
+        dtypes, text = self._types()
+        for chunk in _merged(self.buckets, self.files):
+            out = self.prepare(chunk)
+            yield _typed(out, dtypes, text)
+
+    def _types(self) -> tuple[pd.Series, set[str]]:
+        """The column types of the whole table: those of concatenating every piece, and the object columns
+        holding text anywhere (made pandas' string type, as :func:`doseatlas.pipeline.text_dtypes` does);
+        found in one pass over the pieces, the first time they are asked for."""
+        if self._found_types is None:
+            self._found_types = self._scan_types()
+        return self._found_types
+
+    def _scan_types(self) -> tuple[pd.Series, set[str]]:
+        heads, first, text = [], None, set()
+        for piece in self._pieces():
+            by = [c for c in self.distinct_on if c in piece]
+            out = self.prepare(piece.drop_duplicates(by) if by else piece)
+            first = out.iloc[:0] if first is None else first
+            if len(out):  # as the in-memory run concatenates: empty pieces left out (all empty: the first)
+                heads.append(out.iloc[:0])
+            for column in out.columns[out.dtypes.eq(object)]:
+                kept = column in piece and column not in by  # unchanged by prepare: read on every row
+                values = piece[column] if kept else out[column]
+                if values.notna().any() and pd.api.types.infer_dtype(values, skipna=True) == "string":
+                    text.add(column)
+        return pd.concat(heads or [first], ignore_index=True).dtypes, text
+
+    def to_frame(self) -> pd.DataFrame:
+        """The whole table in memory."""
+        frames = list(self.frames())
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def rows_where(self, keep: Callable[[pd.DataFrame], pd.Series]) -> pd.DataFrame:
+        """The output rows for which ``keep`` is true (e.g. those of the curves a report draws)."""
+        dtypes, text = self._types()
+        found = [_typed(out[keep(out)], dtypes, text) for out in map(self.prepare, self._pieces())]
+        return pd.concat(found, ignore_index=True).sort_values(list(ORDER), kind="stable", ignore_index=True)
+
+
+def _typed(table: pd.DataFrame, dtypes: pd.Series, text: set[str]) -> pd.DataFrame:
+    string = pd.StringDtype(na_value=np.nan)
+    wanted = {c: string if c in text else dtypes[c] for c in table.columns if c in dtypes.index}
+    changed = {c: t for c, t in wanted.items() if table[c].dtype != t}
+    return table.astype(changed) if changed else table.reset_index(drop=True)
+
+
+def _keys(table: pd.DataFrame, files: dict[str, int]) -> tuple[np.ndarray, ...]:
+    """The order of ``table``'s rows as three numeric arrays (file rank, line, row id; missing ones last)."""
+    rank = table[S.SOURCE_FILE].map(files).astype(float).fillna(np.inf).to_numpy(float)
+    line = pd.to_numeric(table[S.SOURCE_LINE], errors="coerce").astype(float).fillna(np.inf).to_numpy(float)
+    return rank, line, table[S.ROW_ID].to_numpy(float)
+
+
+def _at_most(keys: tuple[np.ndarray, ...], bound: tuple[float, ...]) -> np.ndarray:
+    (a, b, c), (x, y, z) = keys, bound
+    return (a < x) | ((a == x) & ((b < y) | ((b == y) & (c <= z))))
+
+
+def _merged(buckets: list[list[Path]], names: list[str]) -> Iterator[pd.DataFrame]:
+    """The rows of every bucket in the output order, one piece per bucket held at a time (``names``: every
+    source file of the rows). A chunk holds every buffered row up to the smallest last key among the buckets
+    that have pieces left."""
+    files = {name: rank for rank, name in enumerate(sorted(set(names)))}
+    queues = [list(paths) for paths in buckets]
+    buffers: list[pd.DataFrame | None] = [None] * len(buckets)
+    yielded = False
+    while True:
+        for i, queue in enumerate(queues):
+            while (buffers[i] is None or not len(buffers[i])) and queue:
+                buffers[i] = pd.read_pickle(queue.pop(0))
+        live = [i for i, b in enumerate(buffers) if b is not None and len(b)]
+        if not live:
+            if not yielded:  # an empty table: one empty chunk (the first bucket's columns)
+                yield next(b for b in buffers if b is not None).reset_index(drop=True)
+            return
+        pending = [i for i in live if queues[i]]
+        bound = min((tuple(k[-1] for k in _keys(buffers[i].iloc[-1:], files)) for i in pending), default=None)
+        taken = []
+        for i in live:
+            mask = (
+                np.ones(len(buffers[i]), bool) if bound is None else _at_most(_keys(buffers[i], files), bound)
+            )
+            taken.append(buffers[i][mask])
+            buffers[i] = buffers[i][~mask]
+        chunk = pd.concat([t for t in taken if len(t)], ignore_index=True)
+        yielded = True
+        yield chunk.sort_values(list(ORDER), kind="stable", na_position="last", ignore_index=True)
+
+
+def keep_directory(parent: str | Path | None) -> tempfile.TemporaryDirectory:
+    """A temporary directory for the pieces of streamed tables (removed with the run result that holds it)."""
+    return tempfile.TemporaryDirectory(prefix="doseatlas-stream-", dir=parent)
+
+
+def write_streamed(
+    table: StreamedTable, path: Path, *, meta: dict[str, Any], with_units: Callable, key: bytes
+) -> None:
+    """Write a streamed table as one Parquet file, a row group per merged chunk, with the schema and metadata
+    :func:`doseatlas.io.write_table` gives the whole table."""
+    document = json.dumps({**meta, "table": path.stem, "n_rows": table.n_rows}, default=str).encode()
+    writer, schema = None, None
+    try:
+        for chunk in table.frames():
+            arrow = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
+            if writer is None:
+                arrow = with_units(arrow, chunk.columns)
+                schema = arrow.schema.with_metadata({**(arrow.schema.metadata or {}), key: document})
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(pa.Table.from_arrays(arrow.columns, schema=schema))
+    finally:
+        if writer is not None:
+            writer.close()

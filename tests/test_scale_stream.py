@@ -1,0 +1,130 @@
+"""A streamed partitioned run (``doseatlas run --engine dask``: responses kept on disk and written row group by
+row group) writes the in-memory run's output files: same tables, rows, order, schema and summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from doseatlas import schemas as S
+from doseatlas.cli import app, example_path
+from doseatlas.io import METADATA_KEY, RUN_TABLES, streamed
+
+pytest.importorskip("dask")
+
+
+def _input(root: Path) -> Path:
+    wells = pd.read_parquet(example_path())
+    bad = wells.sample(n=6, random_state=1).copy()
+    bad[S.ROLE] = "treatd"  # the ledger
+    wells = pd.concat([wells, bad], ignore_index=True).sample(frac=1.0, random_state=2)
+    root.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(wells)), 3)):  # plates span files
+        wells.iloc[rows].to_parquet(root / f"part{i}.parquet")
+    return root
+
+
+def _run(inputs: Path, out: Path, *args: str) -> None:
+    files = [str(p) for p in sorted(inputs.glob("*.parquet"))]
+    result = CliRunner().invoke(app, ["run", *files, "--quiet", "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream")
+    inputs = _input(root / "in")
+    _run(inputs, root / "memory")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streamed, "PIECE_ROWS", 97)  # many pieces per bucket: the merge is exercised
+        _run(inputs, root / "dask", "--engine", "dask", "--partitions", "3")
+    return root / "memory", root / "dask"
+
+
+@pytest.mark.parametrize("name", RUN_TABLES)
+def test_every_table_file_equals_the_in_memory_runs(outputs, name):
+    memory, dask = (pq.read_table(d / f"{name}.parquet") for d in outputs)
+    assert dask.schema.remove_metadata() == memory.schema.remove_metadata()
+    for a, b in zip(dask.schema, memory.schema, strict=True):
+        assert a.metadata == b.metadata, a.name  # units
+    plain = {k: v for k, v in (memory.schema.metadata or {}).items() if k != METADATA_KEY}
+    assert {k: v for k, v in dask.schema.metadata.items() if k != METADATA_KEY} == plain  # pandas' own
+    meta = json.loads(dask.schema.metadata[METADATA_KEY])
+    assert meta["n_rows"] == memory.num_rows and meta["table"] == name
+    pd.testing.assert_frame_equal(dask.to_pandas(), memory.to_pandas(), check_exact=True, obj=name)
+
+
+def test_responses_are_written_in_row_groups_and_the_summary_is_the_same(outputs):
+    dask = outputs[1]
+    assert pq.ParquetFile(dask / "responses.parquet").metadata.num_row_groups > 1
+    summaries = [json.loads((d / "summary.json").read_text()) for d in outputs]
+    for summary in summaries:
+        summary.pop("provenance")
+    assert summaries[0] == summaries[1]
+    assert list(summaries[0]["refusals"]["gr"]) == list(summaries[1]["refusals"]["gr"])  # same order
+    assert "Responses computed and refused" in (dask / "report.html").read_text()
+
+
+def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch):
+    monkeypatch.setattr(streamed, "PIECE_ROWS", 5)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            S.SOURCE_FILE: rng.choice(["b.csv", "a.csv", "c.csv"], 200),
+            S.SOURCE_LINE: rng.integers(1, 50, 200),
+            S.ROW_ID: rng.permutation(200),
+            "x": rng.normal(size=200),
+        }
+    )
+    bucket = rng.integers(0, 4, 200)
+    order = [S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID]
+    paths = [streamed.write_pieces(table[bucket == b].sort_values(order), tmp_path, b) for b in range(4)]
+    table_on_disk = streamed.StreamedTable(
+        buckets=paths, n_rows=200, prepare=lambda t: t, files=sorted(set(table[S.SOURCE_FILE]))
+    )
+    expected = table.sort_values(order, ignore_index=True)
+    pd.testing.assert_frame_equal(table_on_disk.to_frame(), expected, check_exact=True)
+    assert max(len(c) for c in table_on_disk.frames()) <= 4 * 5
+
+
+def test_the_rows_kept_for_the_whole_run_steps_give_their_results():
+    """Flags (plate and signal-increase), the growth table and the source names from the kept rows equal
+    those from every row."""
+    import doseatlas
+    from doseatlas.growth import growth_table
+    from doseatlas.harmonize.identities import source_names
+    from doseatlas.metrics.flags import FlagOptions, flag_metrics
+    from doseatlas.pipeline import RunOptions
+    from doseatlas.scale import rows_for_whole_run_steps
+
+    run = doseatlas.run(pd.read_parquet(example_path()))
+    responses = run.responses.copy()
+    top = responses.groupby([S.DATASET, S.CELL_LINE, S.PERTURBAGEN])[S.CONCENTRATION].transform("max")
+    rising = responses[S.PERTURBAGEN].eq(responses[S.PERTURBAGEN].iloc[0]) & responses[S.CONCENTRATION].eq(
+        top
+    )
+    responses.loc[rising, S.RELATIVE_VIABILITY] = 1.5  # a signal increase at the top dose
+    kept = responses[rows_for_whole_run_steps(responses, options=RunOptions())]
+    assert len(kept) < len(responses) / 2
+    args = {"plates": run.plates, "dependence": run.time_dependence, "options": FlagOptions()}
+    full = flag_metrics(run.metrics, responses=responses, **args)
+    assert full[S.FLAGS].str.contains("signal_increase").any()
+    edge = full[S.FLAGS].str.contains("edge_effect")
+    assert edge.any() and not edge.all()  # some plates flagged
+    pd.testing.assert_frame_equal(flag_metrics(run.metrics, responses=kept, **args), full)
+    pd.testing.assert_frame_equal(growth_table(kept), growth_table(responses))
+    pd.testing.assert_frame_equal(source_names(kept), source_names(responses))
+    everything = rows_for_whole_run_steps(responses, options=RunOptions(conversion=run_conversion()))
+    assert everything.all()  # converting to a target duration averages over every well
+
+
+def run_conversion():
+    from doseatlas.metrics.convert import ConversionOptions
+
+    return ConversionOptions(targets=(72.0,))
