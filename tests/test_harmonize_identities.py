@@ -218,7 +218,7 @@ _DRUGS = st.sampled_from(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from("abc"), _SPELLINGS, st.sampled_from([None, "COSMIC:1", "COSMIC:2"])),

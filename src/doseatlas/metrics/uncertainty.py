@@ -170,7 +170,8 @@ def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataF
         d, v = dose[ok][order], y[ok][order]
         count = np.bincount(d, minlength=n_dose)
         mean = np.bincount(d, weights=v, minlength=n_dose) / np.maximum(count, 1)
-        ss = np.bincount(d, weights=(v - mean[d]) ** 2, minlength=n_dose)
+        with np.errstate(over="ignore"):  # responses near 1e300 (refused later as non-finite fits) overflow
+            ss = np.bincount(d, weights=(v - mean[d]) ** 2, minlength=n_dose)
         parts.append(
             curves.assign(
                 **{
