@@ -1053,7 +1053,10 @@ where NLME reports a value. (3) censoring: a GDSC IC50 beyond the tested range i
 table uses our `shrink` policy (docs/fitting.md), which, like the NLME, gives every curve a value: no curve is
 refused, the status agrees more often and the AUC is closer; its pooling is across the cell lines of each drug,
 where GDSC's pulls a curve towards the same cell line's other drugs, so the in-range IC50s do not move closer.
-Drug 1510 (screened at two top concentrations, two GDSC curves, one pooled curve for us) is left out."""
+Drug 1510 (screened at two top concentrations, two GDSC curves) is two curves for us too: our GDSC reader gives each
+concentration range its own `series` (`max_conc_uM=2.5`, `max_conc_uM=10`), matched to GDSC's `DRUG_ID_maxc`, so
+all 5,152 GDSC curves are compared (before the series were kept, 1510's ranges were pooled into one curve and its
+1,472 curves left out)."""
 
 NOT_COMPARED = """Not compared on this page: CurveCurator (compared at the fit level in docs/fitting.md)."""
 
