@@ -39,7 +39,7 @@ def corrupted_tables(draw):
     return table
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=corrupted_tables(), sep=st.sampled_from([",", "\t"]))
 def test_corrupted_files_run_cleanly_or_fail_with_one_error(tmp_path, table, sep):
     path = tmp_path / ("w.csv" if sep == "," else "w.tsv")
@@ -117,7 +117,7 @@ def _runs_or_one_clear_error(raw_reader):
         return None, exc
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=hostile_lines())
 def test_hostile_lines_are_accounted_for_at_their_physical_line(tmp_path, case):
     lines, starts, sep, newline = case
@@ -142,7 +142,7 @@ def test_hostile_lines_are_accounted_for_at_their_physical_line(tmp_path, case):
     assert all(times[line] not in ("", "nan", "inf", "-inf", "1e309") for line in used[S.SOURCE_LINE])
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     number=st.one_of(st.integers(-(10**6), 10**6), st.sampled_from([0, 2**53 - 1])),
     kinds=st.fixed_dictionaries(
