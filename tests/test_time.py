@@ -277,3 +277,28 @@ def test_converted_rows_fill_a_duration_a_data_set_did_not_measure():
     rows = with_converted(result.metrics, result.converted, duration_h=72.0)
     at72 = rows[rows[S.DURATION_H] == 72.0]
     assert len(at72) and set(at72["basis"]) == {"converted"} and set(at72["source_duration_h"]) == {96.0}
+
+
+def test_converted_intervals_carry_the_curves_misfit_factor(monkeypatch):
+    """A converted crossing is widened by its GR curve's lack-of-fit factor, as a measured one is (issue 14):
+    the log10 width grows by the factor's square root (delta method), and not at all where the factor is 1."""
+    from doseatlas.metrics import convert
+    from doseatlas.metrics import uncertainty as U
+
+    _, result = _run(_config(replicates=3, cv=0.02), seed=3)
+    widened = result.converted
+    grown = G.growth_table(result.responses)
+    with monkeypatch.context() as patch:
+        patch.setattr(U, "with_misfit", lambda responses, curves: curves)
+        plain = convert.convert_metrics(
+            result.responses, result.curves, growth=grown, options=ConversionOptions(targets=(72.0,))
+        )
+    factor = U.misfit_factors(result.responses, result.curves).set_index(S.CURVE_ID)[U.MISFIT]
+    both = widened.merge(plain, on=[S.CURVE_ID, S.METRIC, "source_duration_h"], suffixes=("", "_plain"))
+    both = both[(both[S.STATUS] == "estimated") & (both["status_plain"] == "estimated")]
+    width = np.log10(both[S.UPPER] / both[S.LOWER])
+    ratio = width / np.log10(both["upper_plain"] / both["lower_plain"])
+    f = both[S.CURVE_ID].map(factor).to_numpy(float)
+    assert (f > 1.2).sum() >= 3 and (f == 1.0).sum() >= 3, np.round(f, 2)
+    np.testing.assert_allclose(ratio[f > 1.2], np.sqrt(f[f > 1.2]), rtol=0.1)
+    np.testing.assert_allclose(ratio[f == 1.0], 1.0, rtol=1e-9)

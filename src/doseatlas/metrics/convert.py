@@ -12,7 +12,9 @@ that depends only on ``r0_H``: ``ic50`` at ``GR = 2^(1 - log2(2)/log2(1/r0_H)) -
 ``tgi``, ``lc50`` at the GR levels of PG = 50, 0, -50 (:func:`doseatlas.metrics.compute.pg_to_gr_level`),
 ``gr50`` at GR = 0.5 whatever ``H`` (duration-invariant: the converted value equals the measured one). The
 conversion acts on the fitted curve, never on a point value; the interval is the delta-method crossing
-interval of the GR curve (the growth estimate's own uncertainty is not propagated; see docs/time.md).
+interval of the GR curve, widened by the curve's lack-of-fit factor as measured metrics are
+(:func:`doseatlas.metrics.uncertainty.with_misfit`; the growth estimate's own uncertainty is not propagated; see
+docs/time.md).
 Censoring follows the usual crossing rule on the tested range.
 
 A converted row is refused with a reason where the model cannot carry it: no growth estimate
@@ -33,6 +35,7 @@ from doseatlas import growth as G
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
 from doseatlas.metrics import compute as C
+from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics.registry import CONVERTIBLE, METRICS
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -109,6 +112,9 @@ def convert_metrics(
     metric_options = metric_options or C.MetricOptions()
     if not options.targets or not len(responses):
         return pd.DataFrame(columns=CONVERTED_COLUMNS)
+    curves = U.with_misfit(
+        responses, curves
+    )  # the lack-of-fit factor widens converted intervals as measured ones
     keys = _gr_keys(responses, curves, growth, dependence)
     gate = C._gate(keys, metric_options) if len(keys) else pd.Series(dtype=object)
     frames = [
