@@ -119,3 +119,23 @@ def test_discordant_readouts_are_flagged_on_both_sides():
     assert found.loc[~found["planted"], "flagged"].mean() <= 0.05
     ic50 = result.metrics[result.metrics[S.METRIC] == "ic50"]
     assert not has_flag(ic50[S.FLAGS], "readout_interference").any()  # no compound-only wells: nothing said
+
+
+def test_the_report_lists_interfering_compounds_first(planted):
+    from doseatlas import report
+    from doseatlas.report_data import interference_summary, report_data
+
+    sim, _raw, result, _ = planted
+    data = report_data(result)
+    shown, n = data.interference, data.n_interference
+    planted_names = set(sim.interference.loc[sim.interference[S.COMPOUND_SIGNAL] > 0, S.PERTURBAGEN])
+    assert n == 12 and len(shown) == 12  # 3 interfering + 9 clean compounds, one row each
+    assert set(shown.loc[shown[S.INTERFERING], S.PERTURBAGEN]) == planted_names
+    assert shown[S.INTERFERING].tolist() == [True] * 3 + [False] * 9  # interfering first
+    assert (shown[S.INTERFERENCE].abs().iloc[:3] > shown[S.INTERFERENCE].abs().iloc[3:].max()).all()
+    assert len(interference_summary(result.interference, most=2)[0]) == 2
+    page = report.render_report(data, meta={"package_version": "0"})
+    section = page[page.index('id="readout-interference"') :]
+    assert all(name in section[:20_000] for name in planted_names)
+    empty = report.interference_section(report_data(type("R", (), {"summary": {}})()))
+    assert "No compound-only wells" in empty

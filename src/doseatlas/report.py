@@ -194,6 +194,7 @@ def build_report(
         ("Flags on metrics", lambda: flags_section(data)),
         ("Plates (flagged first)", lambda: plates_section(data.plates)),
         ("Plate maps", lambda: data.plate_maps or NO_PLATE_MAPS),
+        ("Readout interference", lambda: interference_section(data)),
         ("Provenance", lambda: _provenance(meta)),
     ]
     body = "".join(
@@ -465,6 +466,20 @@ def flags_section(result: Any) -> str:
     return (
         _table(table)
         + '<p class="sub">Metric rows carrying each flag (codes defined in docs/metrics.md).</p>'
+    )
+
+
+def interference_section(data: ReportData) -> str:
+    """Compounds read in cell-free medium (compound-only wells): each one's largest signal of its own relative to
+    the vehicle, interfering ones first (interference.parquet holds every concentration)."""
+    if not data.n_interference:
+        return '<p class="sub">No compound-only wells: no interference measured.</p>'
+    shown = len(data.interference)
+    more = f"first {shown:,} of {data.n_interference:,} compounds; " if data.n_interference > shown else ""
+    return _table(data.interference, rest="interference.parquet") + (
+        f'<p class="sub">{more}the largest |interference| (compound alone over vehicle signal) of each compound '
+        "and the concentration where it is; interfering compounds flag their metrics "
+        "<code>readout_interference</code> (docs/plates.md).</p>"
     )
 
 

@@ -19,7 +19,7 @@ deterministic rules), except that the order of the first rejected rows follows t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,11 @@ class ReportData:
     plate_maps
         The plate maps' HTML (:func:`doseatlas.plotting_plates.plate_maps_section`: at most 12 plates, flagged
         first); empty for merged parts, whose wells are not at hand.
+    interference, n_interference
+        Per compound with compound-only wells (data set, readout, read time, perturbation type, perturbagen): the
+        largest ``|interference|`` over its concentrations, the concentration where it is, and whether it is
+        ``interfering``; interfering compounds first, then by that size, the first :data:`MAX_INTERFERENCE`; and
+        how many compounds there are in all.
     """
 
     summary: dict[str, Any]
@@ -114,6 +119,43 @@ class ReportData:
     paired: pd.DataFrame
     sample: CurveSample
     plate_maps: str = ""
+    interference: pd.DataFrame = field(default_factory=pd.DataFrame)
+    n_interference: int = 0
+
+
+#: compounds listed in the report's interference table
+MAX_INTERFERENCE = 50
+INTERFERENCE_COMPOUND = (S.DATASET, S.READOUT, S.TIME_H, S.PERTURBATION_TYPE, S.PERTURBAGEN)
+
+
+def interference_summary(table: pd.DataFrame, *, most: int = MAX_INTERFERENCE) -> tuple[pd.DataFrame, int]:
+    """(the largest interference of each compound, interfering ones first, at most ``most``; how many compounds)
+    of ``interference.parquet`` (:mod:`doseatlas.interference`)."""
+    key = list(INTERFERENCE_COMPOUND)
+    columns = [*key, S.CONCENTRATION, S.INTERFERENCE, S.INTERFERING]
+    if not len(table) or not set(columns) <= set(table.columns):
+        return pd.DataFrame(columns=columns), 0
+    rows = table[columns].assign(_size=table[S.INTERFERENCE].abs().to_numpy(float))
+    rows = rows.sort_values([*key, "_size"], ascending=[True] * len(key) + [False], kind="stable")
+    per = rows.drop_duplicates(key).assign(**{S.INTERFERING: lambda t: t[S.INTERFERING].astype(bool)})
+    per = per.sort_values(
+        [S.INTERFERING, "_size", *key], ascending=[False, False, *[True] * len(key)], kind="stable"
+    )
+    return per[columns].head(most).reset_index(drop=True), len(per)
+
+
+def _merged_interference(parts: Sequence[ReportData]) -> tuple[pd.DataFrame, int]:
+    frames = [p.interference for p in parts if len(p.interference)]
+    if not frames:
+        return pd.DataFrame(), 0
+    table = pd.concat(frames, ignore_index=True)
+    key = list(INTERFERENCE_COMPOUND)
+    table = table.assign(_size=table[S.INTERFERENCE].abs().to_numpy(float))
+    table = table.sort_values([S.INTERFERING, "_size", *key], ascending=[False, False, *[True] * len(key)],
+                              kind="stable")  # fmt: skip
+    return table.drop(columns="_size").head(MAX_INTERFERENCE).reset_index(drop=True), sum(
+        p.n_interference for p in parts
+    )
 
 
 def _table(result: Any, name: str) -> pd.DataFrame:
@@ -354,6 +396,13 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
         plate_maps=STREAMED_PLATE_MAPS
         if streamed is not None
         else safe("plate maps", lambda: plate_maps_section(result), ""),
+        **dict(
+            zip(
+                ("interference", "n_interference"),
+                safe("interference", lambda: interference_summary(_table(result, "interference")), (none, 0)),
+                strict=True,
+            )
+        ),
     )
 
 
@@ -482,4 +531,5 @@ def merge_report_data(
         density=_concat([p.density for p in parts]),
         paired=paired.sort_values(both, kind="stable") if len(paired) else paired,
         sample=_merged_sample(parts),
+        **dict(zip(("interference", "n_interference"), _merged_interference(parts), strict=True)),
     )
