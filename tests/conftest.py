@@ -24,11 +24,17 @@ def external_dir(name: str) -> Path:
     return path
 
 
+def script_module(name: str):
+    """``scripts/<name>.py`` as a module, loaded once per session: a test and the script that writes the docs
+    measure the same thing."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def validate_module():
     """``scripts/validate.py`` as a module: the agreement tests and docs/validation.md measure the same thing."""
-    if "validate" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("validate", REPO / "scripts" / "validate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["validate"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["validate"]
+    return script_module("validate")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import doseatlas as da
 from doseatlas import schemas as S
 from doseatlas.cli import app
 
+from conftest import script_module
 from wells import plate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,10 +137,7 @@ def test_version_and_help_texts():
 
 
 def _api_docs():
-    spec = importlib.util.spec_from_file_location("make_api_docs", ROOT / "scripts" / "make_api_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("make_api_docs")
 
 
 def test_docs_api_md_is_generated_from_the_docstrings():

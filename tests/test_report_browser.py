@@ -3,28 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from doseatlas.cli import app
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import script_module
 
 
 def _script():
-    if "report_screenshots" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "report_screenshots", REPO / "scripts" / "report_screenshots.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["report_screenshots"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["report_screenshots"]
+    return script_module("report_screenshots")
 
 
 @pytest.fixture(scope="module")

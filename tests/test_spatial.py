@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from doseatlas.spatial import median_polish
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "assay_acceptance.py"
+from conftest import script_module
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("assay_acceptance", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("assay_acceptance")
 
 
 def test_median_polish_recovers_row_and_column_effects_per_plate():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,9 @@ from doseatlas import schemas as S
 from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics.compute import crossing, pg_level, pg_to_gr_level
 
+from conftest import script_module
+
 RNG = np.random.default_rng(14)
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "interval_coverage.py"
 
 
 def _gr(x, c, x0):
@@ -85,10 +85,7 @@ def test_control_variance_widens_the_crossing_interval():
 
 
 def _coverage_module():
-    spec = importlib.util.spec_from_file_location("interval_coverage", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("interval_coverage")
 
 
 def test_gi50_intervals_include_control_uncertainty_on_simulator_truth():
