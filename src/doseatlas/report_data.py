@@ -128,6 +128,16 @@ MAX_INTERFERENCE = 50
 INTERFERENCE_COMPOUND = (S.DATASET, S.READOUT, S.TIME_H, S.PERTURBATION_TYPE, S.PERTURBAGEN)
 
 
+def _by_interference(table: pd.DataFrame) -> pd.DataFrame:
+    """Compound rows ranked for the report: interfering first, then by ``|interference|``, then by key."""
+    key = list(INTERFERENCE_COMPOUND)
+    ranked = table.assign(_size=table[S.INTERFERENCE].abs().to_numpy(float))
+    ranked = ranked.sort_values(
+        [S.INTERFERING, "_size", *key], ascending=[False, False, *[True] * len(key)], kind="stable"
+    )
+    return ranked.drop(columns="_size").reset_index(drop=True)
+
+
 def interference_summary(table: pd.DataFrame, *, most: int = MAX_INTERFERENCE) -> tuple[pd.DataFrame, int]:
     """(the largest interference of each compound, interfering ones first, at most ``most``; how many compounds)
     of ``interference.parquet`` (:mod:`doseatlas.interference`)."""
@@ -137,25 +147,17 @@ def interference_summary(table: pd.DataFrame, *, most: int = MAX_INTERFERENCE) -
         return pd.DataFrame(columns=columns), 0
     rows = table[columns].assign(_size=table[S.INTERFERENCE].abs().to_numpy(float))
     rows = rows.sort_values([*key, "_size"], ascending=[True] * len(key) + [False], kind="stable")
-    per = rows.drop_duplicates(key).assign(**{S.INTERFERING: lambda t: t[S.INTERFERING].astype(bool)})
-    per = per.sort_values(
-        [S.INTERFERING, "_size", *key], ascending=[False, False, *[True] * len(key)], kind="stable"
-    )
-    return per[columns].head(most).reset_index(drop=True), len(per)
+    per = rows.drop_duplicates(key).drop(columns="_size")
+    per[S.INTERFERING] = per[S.INTERFERING].astype(bool)
+    return _by_interference(per).head(most), len(per)
 
 
 def _merged_interference(parts: Sequence[ReportData]) -> tuple[pd.DataFrame, int]:
     frames = [p.interference for p in parts if len(p.interference)]
     if not frames:
         return pd.DataFrame(), 0
-    table = pd.concat(frames, ignore_index=True)
-    key = list(INTERFERENCE_COMPOUND)
-    table = table.assign(_size=table[S.INTERFERENCE].abs().to_numpy(float))
-    table = table.sort_values([S.INTERFERING, "_size", *key], ascending=[False, False, *[True] * len(key)],
-                              kind="stable")  # fmt: skip
-    return table.drop(columns="_size").head(MAX_INTERFERENCE).reset_index(drop=True), sum(
-        p.n_interference for p in parts
-    )
+    merged = _by_interference(pd.concat(frames, ignore_index=True)).head(MAX_INTERFERENCE)
+    return merged, sum(p.n_interference for p in parts)
 
 
 def _table(result: Any, name: str) -> pd.DataFrame:
@@ -186,6 +188,12 @@ def response_counts(responses: pd.DataFrame) -> pd.DataFrame:
     ]
     long = pd.concat(parts, ignore_index=True)
     return long.groupby(columns[:3], sort=True, dropna=False).sum().reset_index()[columns]
+
+
+def merge_response_counts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`response_counts` of parts (report parts, buckets of a streamed run) summed into the whole run's."""
+    merged = _summed(list(frames), [S.DATASET, SCALE_COL, OUTCOME])
+    return merged if merged is not None else pd.DataFrame(columns=[S.DATASET, SCALE_COL, OUTCOME, ROWS])
 
 
 METRIC_COUNT_KEY = (S.DATASET, S.READOUT, S.DURATION_H, S.METRIC, S.STATUS, S.REASON)
@@ -294,14 +302,18 @@ def _key_rows(table: pd.DataFrame, picks: pd.DataFrame, *, duration: str = S.DUR
     return near[codes.isin(want)]
 
 
-def curve_sample(metrics: pd.DataFrame, responses: pd.DataFrame, curves: pd.DataFrame) -> CurveSample:
+def curve_sample(
+    metrics: pd.DataFrame, responses: pd.DataFrame, curves: pd.DataFrame, *, streamed: Any = None
+) -> CurveSample:
     """The candidate curves of the first :data:`doseatlas.report.MAX_FIGURES` data sets and the rows their
-    panels need."""
+    panels need (of a streamed run, ``streamed``: read from disk, only those of the candidates)."""
     from doseatlas import report
 
     datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
     shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])] if datasets else metrics.head(0)
     candidates = report.pick_candidates(shown)
+    if streamed is not None:
+        responses = streamed_points(streamed, candidates)
     return _sample_of(candidates, metrics=metrics, responses=responses, curves=curves)
 
 
@@ -371,9 +383,7 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
         plates=_table(result, "plates"),
         response_counts=safe(
             "responses",
-            lambda: (
-                response_counts(responses) if streamed is None else streamed_response_counts(streamed.counts)
-            ),
+            lambda: response_counts(responses) if streamed is None else streamed.counts,
             none,
         ),
         metric_counts=safe("metrics", lambda: metric_counts(metrics), none),
@@ -388,9 +398,7 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
         paired=safe("consistency", lambda: paired_points(metrics, consistency), none),
         sample=safe(
             "curves",
-            lambda: curve_sample(
-                metrics, responses if streamed is None else streamed_points(streamed, metrics), curves
-            ),
+            lambda: curve_sample(metrics, responses, curves, streamed=streamed),
             _empty_sample(),
         ),
         plate_maps=STREAMED_PLATE_MAPS
@@ -421,37 +429,16 @@ def _streamed_responses(result: Any) -> Any:
     return responses if isinstance(responses, StreamedTable) else None
 
 
-def streamed_response_counts(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """:func:`response_counts` from a streamed run's per-scale counts (one wide table per scale: ``dataset``
-    and a column of rows per outcome, summed over the buckets)."""
-    columns = [S.DATASET, SCALE_COL, OUTCOME, ROWS]
-    long = [
-        wide.melt(id_vars=[S.DATASET], var_name=OUTCOME, value_name=ROWS).assign(**{SCALE_COL: scale})
-        for scale, wide in counts.items()
-        if len(wide)
-    ]
-    if not long:
-        return pd.DataFrame(columns=columns)
-    table = pd.concat(long, ignore_index=True)[columns]
-    table = table[table[ROWS] > 0].astype({OUTCOME: str})
-    return table.groupby(columns[:3], sort=True, dropna=False).sum().reset_index()[columns]
-
-
-def streamed_points(responses: Any, metrics: pd.DataFrame) -> pd.DataFrame:
+def streamed_points(responses: Any, candidates: pd.DataFrame) -> pd.DataFrame:
     """The rows of a streamed run's responses the curve panels may draw: those of the candidate curves' data
     sets, cell lines and perturbagens, read from disk piece by piece."""
-    from doseatlas import report
-
-    datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
-    shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])] if datasets else metrics.head(0)
-    picks = report.pick_candidates(shown)
-    if not len(picks):
+    if not len(candidates):
         return pd.DataFrame()
     return responses.rows_where(
         lambda t: (
-            t[S.DATASET].isin(picks[S.DATASET])
-            & t[S.CELL_LINE].isin(picks[S.CELL_LINE])
-            & t[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
+            t[S.DATASET].isin(candidates[S.DATASET])
+            & t[S.CELL_LINE].isin(candidates[S.CELL_LINE])
+            & t[S.PERTURBAGEN].isin(candidates[S.PERTURBAGEN])
         )
     )
 
@@ -519,7 +506,7 @@ def merge_report_data(
         identities=identities if identities is not None else _concat([p.identities for p in parts]),
         consistency=consistency if consistency is not None else _concat([p.consistency for p in parts]),
         plates=plates if plates is not None else _concat([p.plates for p in parts]),
-        response_counts=_summed([p.response_counts for p in parts], [S.DATASET, SCALE_COL, OUTCOME]),
+        response_counts=merge_response_counts([p.response_counts for p in parts]),
         metric_counts=_summed([p.metric_counts for p in parts], list(METRIC_COUNT_KEY)),
         policy_counts=_summed([p.policy_counts for p in parts], [S.FIT_POLICY]),
         flag_counts=_summed([p.flag_counts for p in parts], [S.DATASET, S.FLAGS]),

@@ -65,6 +65,7 @@ from doseatlas.pipeline import (
     whole_run_steps,
     with_reader_metadata,
 )
+from doseatlas.report_data import merge_response_counts, response_counts
 from doseatlas.timecourse import dip_rates
 
 #: columns whose values decide the bucket of a response row in the second shuffle
@@ -236,7 +237,7 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Pat
         paths=write_pieces(responses, keep, bucket),
         n_rows=len(responses),
         files=responses[S.SOURCE_FILE].dropna().astype(str).unique().tolist() if len(responses) else [],
-        counts={scale: _reason_counts(responses, scale) for scale in S.RESPONSE_SCALES},
+        counts=response_counts(responses),
         first={scale: _first_reasons(responses, scale) for scale in S.RESPONSE_SCALES},
     )
     return (
@@ -255,14 +256,8 @@ class _BucketRows:
     paths: list[Path]
     n_rows: int
     files: list[str]
-    counts: dict[str, pd.Series]
+    counts: pd.DataFrame  # report_data.response_counts of the bucket
     first: dict[str, pd.DataFrame]
-
-
-def _reason_counts(responses: pd.DataFrame, scale: str) -> pd.Series:
-    """Rows per (data set, refusal reason or ``computed``) of one scale (the report's table)."""
-    reason = responses[S.reason_column(scale)].astype(object).fillna("computed").astype(str)
-    return responses.assign(_r=reason).groupby([S.DATASET, "_r"]).size()
 
 
 def _first_reasons(responses: pd.DataFrame, scale: str) -> pd.DataFrame:
@@ -516,10 +511,6 @@ def _assemble(
 
 def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> StreamedTable:
     """The run's responses on disk: the buckets' pieces, with the run's identities applied as they are read."""
-    counts = {}
-    for scale in S.RESPONSE_SCALES:
-        summed = pd.concat([k.counts[scale] for k in kept]).groupby(level=[0, 1]).sum()
-        counts[scale] = summed.unstack(fill_value=0).reset_index()
     return StreamedTable(
         buckets=[k.paths for k in kept],
         n_rows=sum(k.n_rows for k in kept),
@@ -533,6 +524,6 @@ def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> S
             S.PERTURBAGEN,
             S.PERTURBAGEN_ID,
         ),
-        counts=counts,
+        counts=merge_response_counts([k.counts for k in kept]),
         _keep=keep,
     )

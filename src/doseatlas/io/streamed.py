@@ -44,15 +44,16 @@ def write_pieces(table: pd.DataFrame, directory: Path, bucket: int) -> list[Path
 class StreamedTable:
     """A table kept on disk in sorted pieces per bucket; ``prepare`` turns a merged chunk into output rows;
     ``files``: the source files of its rows; ``distinct_on``: the columns that decide what ``prepare`` makes of
-    a row (it changes only these and adds columns: one row per distinct combination shows the types); ``counts`` (optional): per response scale, the rows per data set
-    and refusal reason (the report's table)."""
+    a row (it changes only these and adds columns: one row per distinct combination shows the types); ``counts`` (optional):
+    rows per data set, response scale and outcome
+    (:func:`doseatlas.report_data.response_counts` of the whole table, the report's)."""
 
     buckets: list[list[Path]]
     n_rows: int
     prepare: Callable[[pd.DataFrame], pd.DataFrame]
     files: list[str] = field(default_factory=list)
     distinct_on: tuple[str, ...] = ()
-    counts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    counts: pd.DataFrame | None = None
     _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
     _found_types: Any = field(default=None, repr=False)
 
