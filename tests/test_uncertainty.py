@@ -61,21 +61,24 @@ def test_relative_viability_level_variance_is_the_vehicle_share():
     assert got[0] == pytest.approx(0.25e-4)
 
 
-def test_control_variance_widens_the_crossing_interval():
-    curves = pd.DataFrame(
+def _sigmoid(*, top: float, bottom: float, log10_ec50: float, hill: float, n_points: int, se: float):
+    """One fitted sigmoid curve tested from 1 nM to 10 µM, every parameter with standard error ``se``."""
+    parameters = {"top": top, "bottom": bottom, "log10_ec50": log10_ec50, "hill": hill}
+    return pd.DataFrame(
         {
             "conc_min": [1e-9],
             "conc_max": [1e-5],
-            "top": [1.0],
-            "bottom": [0.1],
-            "log10_ec50": [-7.0],
-            "hill": [1.0],
+            **{k: [v] for k, v in parameters.items()},
             "selected": ["sigmoid"],
             "flat_value": [np.nan],
-            "n_points": [9],
-            **{f"{k}_se": [0.0] for k in ("top", "bottom", "log10_ec50", "hill")},
+            "n_points": [n_points],
+            **{f"{k}_se": [se] for k in parameters},
         }
     )
+
+
+def test_control_variance_widens_the_crossing_interval():
+    curves = _sigmoid(top=1.0, bottom=0.1, log10_ec50=-7.0, hill=1.0, n_points=9, se=0.0)
     plain = crossing(curves, 0.5)
     wide = crossing(curves, 0.5, level_var=np.array([0.01**2]))
     # d log10 root / d level at 0.5 for this curve: (1/0.5 + 1/0.4) / ln10; t quantile with 9 - 4 df
@@ -193,20 +196,7 @@ def test_flat_data_censor_the_ic50_instead_of_refusing_a_poor_fit():
 
 def test_an_increasing_curve_never_reaches_its_ic50():
     """A rising curve (CCLE drugid_LBW242_T24: 49, 100, 101, ... %) is not left-censored below the first dose."""
-    curves = pd.DataFrame(
-        {
-            "conc_min": [1e-9],
-            "conc_max": [1e-5],
-            "top": [0.3],
-            "bottom": [1.0],
-            "log10_ec50": [-8.7],
-            "hill": [3.0],
-            "selected": ["sigmoid"],
-            "flat_value": [np.nan],
-            "n_points": [8],
-            **{f"{k}_se": [0.1] for k in ("top", "bottom", "log10_ec50", "hill")},
-        }
-    )
+    curves = _sigmoid(top=0.3, bottom=1.0, log10_ec50=-8.7, hill=3.0, n_points=8, se=0.1)
     got = crossing(curves, 0.5).iloc[0]
     assert got[S.STATUS] == "right_censored"
     assert got[S.LOWER] == pytest.approx(1e-5) and got[S.UPPER] == np.inf
