@@ -171,6 +171,8 @@ def write_streamed(
 ) -> None:
     """Write a streamed table as one Parquet file, a row group per merged chunk, with the schema and metadata
     :func:`doseatlas.io.write_table` gives the whole table."""
+    from doseatlas.io import dictionary_columns
+
     document = json.dumps({**meta, "table": path.stem, "n_rows": table.n_rows}, default=str).encode()
     writer, schema = None, None
     try:
@@ -179,7 +181,7 @@ def write_streamed(
             if writer is None:
                 arrow = with_units(arrow, chunk.columns)
                 schema = arrow.schema.with_metadata({**(arrow.schema.metadata or {}), key: document})
-                writer = pq.ParquetWriter(path, schema)
+                writer = pq.ParquetWriter(path, schema, use_dictionary=dictionary_columns(schema))
             writer.write_table(pa.Table.from_arrays(arrow.columns, schema=schema))
     finally:
         if writer is not None:
