@@ -194,10 +194,11 @@ def curve_grid(
     axes = fig.subplots(nrows, ncols, squeeze=False)
     resp = _candidates(responses.rename(columns={S.TIME_H: S.DURATION_H}), picks)
     metrics = _candidates(metrics, picks)
-    for ax, (_, pick) in zip(axes.flat, picks.iterrows(), strict=False):
+    resp_key, metrics_key, pick_key = _key_codes(resp, metrics, picks)
+    for i, (ax, (_, pick)) in enumerate(zip(axes.flat, picks.iterrows(), strict=False)):
         scale = pick[S.SCALE]
-        points = resp[_same_key(resp, pick) & resp[scale].notna()]
-        mm = metrics[_same_key(metrics, pick)]
+        points = resp[(resp_key == pick_key[i]) & resp[scale].notna().to_numpy()]
+        mm = metrics[metrics_key == pick_key[i]]
         curve = _curve_used(curves, mm, pick)
         _draw_panel(ax, points, curve, mm, scale)
         title = "\n".join(plain(line, limit=150) for line in str(pick["title"]).split("\n"))
@@ -234,15 +235,18 @@ def _fixed_layout(fig, *, nrows: int, ncols: int) -> None:
 
 def _candidates(table: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``table`` whose cell line and perturbagen are those of some pick: one scan of the whole
-    table, so that each panel's exact key match (:func:`_same_key`) scans only these few rows."""
+    table, so that the key codes of each panel (:func:`_key_codes`) are made of these few rows only."""
     keep = table[S.CELL_LINE].isin(picks[S.CELL_LINE]) & table[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
     return table[keep]
 
 
-def _same_key(table: pd.DataFrame, pick: pd.Series) -> pd.Series:
-    """Rows of ``table`` with the curve key of ``pick`` (an unknown duration matches an unknown one)."""
+def _key_codes(*tables: pd.DataFrame) -> list[np.ndarray]:
+    """The curve key of every row of ``tables`` as one integer code shared by all of them (an unknown value
+    matches an unknown one): one grouping of the few candidate rows instead of a key comparison per panel."""
     key = list(S.CURVE_KEY)
-    return (table[key].fillna(-1) == pick[key].fillna(-1).to_numpy()).all(axis=1)
+    both = pd.concat([t[key].astype(object) for t in tables], ignore_index=True)
+    codes = both.groupby(key, dropna=False, sort=False).ngroup().to_numpy()
+    return np.split(codes, np.cumsum([len(t) for t in tables])[:-1])
 
 
 def _curve_used(curves: pd.DataFrame, metrics: pd.DataFrame, pick: pd.Series) -> pd.Series | None:

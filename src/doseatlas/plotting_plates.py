@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._groups import key_codes
 from doseatlas._text import plain
 from doseatlas.qc import parse_wells
 
@@ -90,6 +91,18 @@ def _order(plates: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["_flag", "_edge"], ascending=[False, True], kind="stable")
 
 
+def _drawn_cells(ordered: pd.DataFrame, residuals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first :data:`MAX_PLATE_MAPS` plates of ``ordered`` that have wells in ``residuals``, and those wells
+    (in table order) with ``_n``, the plate's place among them. The wells' plate keys are grouped once (integer
+    codes) instead of merging every well with the drawn plates."""
+    codes, keys = key_codes(residuals, _KEY)
+    drawn = ordered.merge(keys.assign(_code=np.arange(len(keys))), on=_KEY, how="inner").head(MAX_PLATE_MAPS)
+    place = np.full(len(keys), -1)
+    place[drawn["_code"].to_numpy(int)] = np.arange(len(drawn))
+    n = place[codes]
+    return drawn.drop(columns="_code"), residuals[n >= 0].assign(_n=n[n >= 0]).reset_index(drop=True)
+
+
 PLATE_MAP_CSS = (
     ".platemaps{display:flex;flex-wrap:wrap;gap:10px}.platemaps figure{margin:0}"
     ".platemap{border-collapse:collapse}.platemap td{width:7px;height:7px;padding:0;border:1px solid #fff}"
@@ -111,8 +124,7 @@ def plate_maps_section(result) -> str:
     if not len(residuals):
         return '<p class="sub">No treated well with a position.</p>'
     ordered = _order(plates, flagged)
-    drawn = ordered.merge(residuals[_KEY].drop_duplicates(), on=_KEY, how="inner").head(MAX_PLATE_MAPS)
-    cells = residuals.merge(drawn[_KEY].assign(_n=np.arange(len(drawn))), on=_KEY, how="inner")
+    drawn, cells = _drawn_cells(ordered, residuals)
     figures = []
     for n, block in cells.groupby("_n", sort=True):  # at most MAX_PLATE_MAPS plates: a short loop
         plate = drawn.iloc[int(n)]
