@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +178,7 @@ def build_report(
     :func:`~doseatlas.report_data.merge_report_data`): every section is drawn from those small aggregates.
     """
     problems: list[str] = []
+    _import_plotting_early()
     data = result if isinstance(result, ReportData) else report_data(result, problems=problems)
     makers = [
         ("Identities: conflicts and near misses", lambda: identities_section(data)),
@@ -212,6 +214,25 @@ def build_report(
         f"{'<ul>' + warned + notes + '</ul>' if warned or notes else ''}{body}</body></html>"
     )
     return page, problems
+
+
+def _import_plotting_early() -> None:
+    """Start importing :mod:`doseatlas.plotting` (matplotlib: about half a second) in a background thread, so
+    that it overlaps the report's aggregates (pandas and numpy work that often releases the GIL). Sound: Python
+    imports are thread-safe (a module being imported by the thread is waited for by whoever imports it next,
+    here :func:`_figure_png`); a failure in the thread is ignored here and raised again, as a figure problem, by
+    the import of the figure code itself."""
+    import sys
+    import threading
+
+    if "doseatlas.plotting" in sys.modules:
+        return
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the figure code imports it again and reports the problem
+            import doseatlas.plotting  # noqa: F401
+
+    threading.Thread(target=load, name="doseatlas-import-plotting", daemon=True).start()
 
 
 def _anchor(title: str) -> str:
@@ -318,15 +339,22 @@ def pick_curves(metrics: pd.DataFrame, *, per_dataset: int = 8, seed: int = 0) -
 def pick_candidates(metrics: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """The rows :func:`pick_curves` chooses from: headline metric rows with the panel's ``scale`` and a
     pseudo-random ``_rank`` (a hash of the curve key, metric and ``seed``), the first (lowest rank)
-    :data:`WANTED` of each (data set, metric, status)."""
+    :data:`WANTED` of each (data set, metric, status). The ranks are computed and cut on the key columns
+    alone; only the few rows kept are taken whole (index: their place among the headline rows)."""
     refused_data = ["no_time_zero", "no_vehicle_control", "no_responses", S.RefusalReason.NOT_PROVIDED.value]
     headline = pd.DataFrame(HEADLINE, columns=[S.METRIC, S.SCALE])
-    rows = metrics[metrics[S.METRIC].isin(headline[S.METRIC]) & ~metrics[S.REASON].isin(refused_data)]
-    rows = S.with_series(rows.drop(columns=S.SCALE, errors="ignore")).merge(headline, on=S.METRIC)
-    rows = rows[rows[S.STATUS].isin(list(WANTED))]
+    first = (metrics[S.METRIC].isin(headline[S.METRIC]) & ~metrics[S.REASON].isin(refused_data)).to_numpy(
+        bool
+    )
+    wanted = np.flatnonzero(first & metrics[S.STATUS].isin(list(WANTED)).to_numpy(bool))
     keys = [*S.CURVE_KEY, S.METRIC]
-    rank = pd.util.hash_pandas_object(rows[keys].astype(object), index=False, hash_key=f"{seed:016d}"[-16:])
-    return recut_candidates(rows.assign(_rank=rank.to_numpy()))
+    narrow = S.with_series(metrics.iloc[wanted][[c for c in (*keys, S.STATUS) if c in metrics]])
+    rank = pd.util.hash_pandas_object(narrow[keys].astype(object), index=False, hash_key=f"{seed:016d}"[-16:])
+    kept = recut_candidates(narrow.assign(_rank=rank.to_numpy()).set_axis(wanted))
+    rows = metrics.iloc[kept.index.to_numpy()].drop(columns=S.SCALE, errors="ignore")
+    rows = S.with_series(rows).merge(headline, on=S.METRIC)
+    rows = rows.assign(_rank=kept["_rank"].to_numpy())
+    return rows.set_axis(np.cumsum(first)[kept.index.to_numpy()] - 1) if len(rows) else rows
 
 
 def recut_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
