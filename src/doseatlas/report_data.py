@@ -256,8 +256,9 @@ def marked_curves(metrics: pd.DataFrame, *, most: int) -> tuple[pd.DataFrame | N
     if not len(metrics) or not columns:
         return None, 0
     text = _mark_text(metrics, columns)
-    rows = S.with_series(metrics[text.ne("").to_numpy(dtype=bool)])
-    rows = rows[keys].assign(**{MARK: text[text.ne("")].to_numpy(dtype=object)})
+    marked = text.ne("").to_numpy(dtype=bool)  # only the key columns are taken (not every metric column)
+    rows = S.with_series(metrics[[c for c in keys if c in metrics]][marked])
+    rows = rows[keys].assign(**{MARK: text[marked].to_numpy(dtype=object)})
     rows = rows.drop_duplicates().sort_values([*keys, MARK], kind="stable")
     first = ~rows.duplicated(keys).to_numpy()
     kept = rows[np.cumsum(first) <= most]
@@ -279,7 +280,8 @@ def density_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
     if S.SEEDING_DENSITY not in metrics or metrics[S.SEEDING_DENSITY].nunique() < 2:
         return pd.DataFrame(columns=COLUMNS)
-    est = metrics[metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy(dtype=bool)]
+    estimated = metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy(dtype=bool)
+    est = metrics[[S.CELL_LINE, S.PERTURBAGEN, S.SEEDING_DENSITY]][estimated]  # the columns counted only
     pairs = est.groupby([S.CELL_LINE, S.PERTURBAGEN], sort=False, observed=True)[S.SEEDING_DENSITY].nunique()
     if not pairs.gt(1).any():
         return pd.DataFrame(columns=COLUMNS)
