@@ -294,14 +294,17 @@ def _key_rows(table: pd.DataFrame, picks: pd.DataFrame, *, duration: str = S.DUR
         return table.head(0)
     table = S.with_series(table)
     keys = [k if k != S.DURATION_H else duration for k in S.CURVE_KEY]
-    near = table[
+    near = np.flatnonzero(
         table[S.CELL_LINE].isin(picks[S.CELL_LINE]).to_numpy(dtype=bool)
         & table[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN]).to_numpy(dtype=bool)
-    ]
+    )
     wanted = S.with_series(picks)[list(S.CURVE_KEY)].drop_duplicates().set_axis(keys, axis=1)
-    codes = pd.MultiIndex.from_frame(near[keys].astype(object).where(near[keys].notna(), None))
+    rows = table[keys].iloc[near]  # the key columns only: the rows kept are taken whole at the end
+    codes = pd.MultiIndex.from_frame(rows.astype(object).where(rows.notna(), None))
     want = pd.MultiIndex.from_frame(wanted.astype(object).where(wanted.notna(), None))
-    return near[codes.isin(want)]
+    found = codes.isin(want)
+    index = table.index.take(near).take(np.flatnonzero(found))  # as two selections in a row make it
+    return table.iloc[near[found]].set_axis(index)
 
 
 def curve_sample(
