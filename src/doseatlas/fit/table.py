@@ -168,7 +168,7 @@ def _fit_scale(grouped: _Grouped, *, scale: str, model: str, **options) -> pd.Da
     intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
     policy, shrink = options.pop("policy", "refuse"), options.pop("shrink", None)
     check_policy(policy, intervals)
-    table = grouped.key_table.take(points.order[grouped.starts]).reset_index(drop=True)
+    table, texts = _curve_keys(grouped, points)
     fit = fit_batch(x, y, model=model, **options)
     pooled, population, groups = np.zeros(len(fit), dtype=bool), None, None
     if policy == "shrink":
@@ -178,7 +178,7 @@ def _fit_scale(grouped: _Grouped, *, scale: str, model: str, **options) -> pd.Da
         )
     if intervals == "bootstrap":
         fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
-    table.insert(0, S.CURVE_ID, _curve_ids(table, keys, scale))
+    table.insert(0, S.CURVE_ID, _hashed_ids(texts, scale))
     table[S.SCALE] = scale
     table[MODEL] = model
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
@@ -213,6 +213,16 @@ def at_bound(x: np.ndarray, y: np.ndarray, params: np.ndarray, *, model: str, ov
     return out
 
 
+def _curve_keys(grouped: _Grouped, points: _Points) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """The key table of the curves (a new frame: the scale's columns go into it) and their id texts: the key
+    values of each curve's first point."""
+    if grouped.shared_keys is not None:
+        table, texts = grouped.shared_keys
+        return table.copy(), texts
+    table = grouped.key_table.take(points.order[grouped.starts]).reset_index(drop=True)
+    return table, _id_texts(table, grouped.keys)
+
+
 def _no_response_reason(grouped: _Grouped, points: _Points, scale: str, reason: np.ndarray) -> np.ndarray:
     """``reason`` with the cause filled in for curves that have no usable response on ``scale``: the most
     frequent ``<scale>_reason`` of their rows (e.g. ``no_time_zero``; ties -> the first code by name), else
@@ -239,6 +249,12 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
     """:func:`curve_id` of every row; a curve without a series (empty) or seeding density (null) has the id it had
     before they joined the curve key. The hashed texts are built column by column (each distinct value written
     once), the same texts as :func:`curve_id` of :func:`_id_key`."""
+    return _hashed_ids(_id_texts(table, keys), scale)
+
+
+def _id_texts(table: pd.DataFrame, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The key part of the text :func:`_curve_ids` hashes for each row, and whether it has one (not every key
+    left out)."""
     text = np.full(len(table), "", dtype=object)
     started = np.zeros(len(table), dtype=bool)
     for column in keys:
@@ -253,6 +269,12 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
             kept = codes >= 0 if column == S.SEEDING_DENSITY else np.ones(len(codes), dtype=bool)
         text = np.where(kept, np.where(started, text + "\x1f" + part, part), text)
         started |= kept
+    return text, started
+
+
+def _hashed_ids(texts: tuple[np.ndarray, np.ndarray], scale: str) -> list[str]:
+    """The curve ids of the key texts of :func:`_id_texts` on ``scale``."""
+    text, started = texts
     text = np.where(started, text + ("\x1f" + scale), scale)
     return [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in text]
 
@@ -342,6 +364,9 @@ class _Grouped:
     distinct_doses
         Every x of a curve comes from one concentration (no two concentrations share a log10): the points in
         (curve, x, response) order are then in (curve, concentration, response) order too.
+    shared_keys
+        The curves' key table and id texts (:func:`_id_texts`) when they are the same whichever row of a curve
+        they are read from (:func:`_strict`), so the same for every scale; None otherwise.
     """
 
     keys: tuple[str, ...]
@@ -356,6 +381,7 @@ class _Grouped:
     pos: np.ndarray
     starts: np.ndarray
     distinct_doses: bool
+    shared_keys: tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]] | None
 
     @property
     def n_curves(self) -> int:
@@ -386,7 +412,7 @@ def _group_curves(
     if not len(frame):
         return None
     key_table = frame[list(keys)]
-    row_curve = key_table.groupby(list(keys), sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64)
+    row_curve, strict = _curve_numbers(key_table)
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(conc >= 0, np.log10(conc), np.nan)
@@ -403,9 +429,55 @@ def _group_curves(
     one_conc = sorted_conc[1:] == sorted_conc[:-1]
     distinct = bool((~same_run | one_conc | np.isnan(sorted_x[1:])).all())
     pos = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    shared = None
+    if strict:
+        table = key_table.take(order[starts]).reset_index(drop=True)
+        shared = (table, _id_texts(table, keys))
     return _Grouped(keys=keys, frame=frame, key_table=key_table, row_curve=row_curve, conc=conc, x=x,
                     order=order, bounds=bounds, curve=curve, pos=pos, starts=starts,
-                    distinct_doses=distinct)  # fmt: skip
+                    distinct_doses=distinct, shared_keys=shared)  # fmt: skip
+
+
+def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Curve number of each row of the drug rows' key columns, as ``groupby(keys, sort=True, dropna=False)
+    .ngroup()`` numbers them: each column factorized once (sorted, missing last), the codes combined into one
+    integer per row (pandas' groupby when the combination could overflow). The perturbation type of a drug row
+    is ``drug``: one code, nothing to factorize.
+
+    Also whether the key values that group together are the same value, written the same (:func:`_strict`);
+    then every row of a curve gives its key table row and id."""
+    codes, size, strict = np.zeros(len(key_table), dtype=np.int64), 1, True
+    for column in key_table.columns:
+        if column == S.PERTURBATION_TYPE:
+            continue
+        code, uniques = pd.factorize(key_table[column], sort=True, use_na_sentinel=True)
+        size *= len(uniques) + 1
+        if size >= 2**62:
+            by = list(key_table.columns)
+            return key_table.groupby(by, sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64), False
+        strict = strict and _strict(key_table[column], code, uniques)
+        codes = codes * (len(uniques) + 1) + np.where(
+            code < 0, len(uniques), code
+        )  # missing after every value
+    return pd.factorize(codes, sort=True)[0].astype(np.int64, copy=False), strict
+
+
+def _strict(values: pd.Series, code: np.ndarray, uniques) -> bool:
+    """Whether the values that ``pd.factorize`` gave one code (``code``, ``uniques``) are the same value, written
+    the same: no ``-0.0`` beside ``0.0`` in a float column; text only, and one kind of missing value, in an
+    object column."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_integer_dtype(dtype):
+        return True
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        v = values.to_numpy()
+        return not ((v == 0) & np.signbit(v)).any()
+    if not (isinstance(dtype, np.dtype) and dtype.kind == "O") or not all(
+        isinstance(u, str) for u in uniques
+    ):
+        return False
+    missing = values.to_numpy()[code < 0]
+    return len({type(v) for v in missing}) <= 1
 
 
 def _points(grouped: _Grouped, *, scale: str) -> _Points:
