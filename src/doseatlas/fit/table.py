@@ -450,7 +450,7 @@ def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
     for column in key_table.columns:
         if column == S.PERTURBATION_TYPE:
             continue
-        code, uniques = pd.factorize(key_table[column], sort=True, use_na_sentinel=True)
+        code, uniques = _factorized(key_table[column])
         size *= len(uniques) + 1
         if size >= 2**62:
             by = list(key_table.columns)
@@ -460,6 +460,16 @@ def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
             code < 0, len(uniques), code
         )  # missing after every value
     return pd.factorize(codes, sort=True)[0].astype(np.int64, copy=False), strict
+
+
+def _factorized(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=True)``; a column of one text (one data set, read-out or series: common) is
+    told by one comparison, cheaper than hashing every value."""
+    if len(values) and isinstance(values.dtype, np.dtype) and values.dtype.kind == "O":
+        array = values.to_numpy()
+        if isinstance(array[0], str) and (array == array[0]).all():
+            return np.zeros(len(array), dtype=np.intp), np.array([array[0]], dtype=object)
+    return pd.factorize(values, sort=True, use_na_sentinel=True)
 
 
 def _strict(values: pd.Series, code: np.ndarray, uniques) -> bool:
