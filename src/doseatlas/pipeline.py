@@ -308,12 +308,10 @@ def run_warnings(n_read: int, rows_used: int) -> list[str]:
 def fit_all_scales(responses: pd.DataFrame, *, options: FitOptions) -> pd.DataFrame:
     """The ``fit`` step: every drug curve on every response scale, one table."""
     from doseatlas.fit import fit_curves
+    from doseatlas.fit.table import fit_scales
 
-    frames = [
-        fit_curves(responses, scale=scale, model=options.models.get(scale), **options.as_kwargs())
-        for scale in S.RESPONSE_SCALES
-    ]
-    frames = [f for f in frames if len(f)]
+    models = {scale: options.models.get(scale) for scale in S.RESPONSE_SCALES}
+    frames = [f for f in fit_scales(responses, models=models, **options.as_kwargs()) if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else fit_curves(responses.iloc[:0], scale=S.GR)
 
 

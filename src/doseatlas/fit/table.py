@@ -10,6 +10,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas.errors import ConfigError
+from doseatlas.fit._order import sort_runs
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
 from doseatlas.fit.engine import STATUS_CODES, BatchFit, _extremes, _prepare, fit_batch
 from doseatlas.fit.models import PARAMS, get_model, resolve_bounds
@@ -96,7 +97,6 @@ def _cov_params(column: str) -> tuple[str, str]:
     return rest, ""
 
 
-_X, _Y, _CURVE = "_x", "_y", "_curve"
 Why = S.RefusalReason
 
 
@@ -139,18 +139,36 @@ def fit_curves(
     its population is pooled over the curves that share every key but ``cell_line``) and ``shrink`` (a
     :class:`doseatlas.fit.shrink.ShrinkOptions`).
     """
-    if scale not in S.FIT_SCALES:
-        raise ConfigError(f"scale must be one of {list(S.FIT_SCALES)}, not {scale!r}")
-    model = model or DEFAULT_MODEL[scale]
-    points = _points(responses, scale=scale, keys=keys)
-    if points.empty:
-        return _empty_curves(keys)
-    x, y = _padded(points)
+    return fit_scales(responses, models={scale: model}, keys=keys, **options)[0]
+
+
+def fit_scales(
+    responses: pd.DataFrame,
+    *,
+    models: dict[str, str | None],
+    keys: tuple[str, ...] = S.CURVE_KEY,
+    **options,
+) -> list[pd.DataFrame]:
+    """:func:`fit_curves` on each response scale of ``models`` (scale -> model, None for the scale's default),
+    one curves table per scale in that order; the rows are grouped into curves once for every scale."""
+    for scale in models:
+        if scale not in S.FIT_SCALES:
+            raise ConfigError(f"scale must be one of {list(S.FIT_SCALES)}, not {scale!r}")
+    grouped = _group_curves(responses, scales=tuple(models), keys=keys)
+    if grouped is None:
+        return [_empty_curves(keys) for _ in models]
+    return [_fit_scale(grouped, scale=s, model=m or DEFAULT_MODEL[s], **options) for s, m in models.items()]
+
+
+def _fit_scale(grouped: _Grouped, *, scale: str, model: str, **options) -> pd.DataFrame:
+    """The curves table of one response scale (:func:`fit_curves`)."""
+    keys = grouped.keys
+    points = _points(grouped, scale=scale)
+    x, y = _padded(grouped, points)
     intervals, boot = options.pop("intervals", "wald"), options.pop("bootstrap", {})
     policy, shrink = options.pop("policy", "refuse"), options.pop("shrink", None)
     check_policy(policy, intervals)
-    first = points.groupby(_CURVE, sort=True).head(1).set_index(_CURVE).sort_index()
-    table = first[list(keys)].reset_index(drop=True)
+    table, texts = _curve_keys(grouped, points)
     fit = fit_batch(x, y, model=model, **options)
     pooled, population, groups = np.zeros(len(fit), dtype=bool), None, None
     if policy == "shrink":
@@ -160,16 +178,16 @@ def fit_curves(
         )
     if intervals == "bootstrap":
         fit = _with_bootstrap(fit, bootstrap_intervals(x, y, fit, **boot, **_refit_options(options)))
-    table.insert(0, S.CURVE_ID, _curve_ids(table, keys, scale))
+    table.insert(0, S.CURVE_ID, _hashed_ids(texts, scale))
     table[S.SCALE] = scale
     table[MODEL] = model
     table[S.FIT_POLICY] = np.where(pooled, "shrink", "refuse")
     table[S.STATUS] = fit.status_names()
     table[S.REASON] = np.where(fit.status == STATUS_CODES["non_finite"], Why.NON_FINITE_RESPONSE.value, None)
-    table[S.REASON] = _no_response_reason(points, scale, table[S.REASON].to_numpy(dtype=object))
+    table[S.REASON] = _no_response_reason(grouped, points, scale, table[S.REASON].to_numpy(dtype=object))
     table[SELECTED] = fit.selected_names()
     table[AT_BOUND] = at_bound(x, y, fit.params, model=model, overrides=options.get("bounds"))
-    parts = [table, _param_columns(fit), _stat_columns(fit, points)]
+    parts = [table, _param_columns(fit), _stat_columns(fit, grouped, points)]
     parts.append(_population_columns(population, groups, pooled))
     return pd.concat(parts, axis=1)[curves_columns(keys)]
 
@@ -195,23 +213,35 @@ def at_bound(x: np.ndarray, y: np.ndarray, params: np.ndarray, *, model: str, ov
     return out
 
 
-def _no_response_reason(points: pd.DataFrame, scale: str, reason: np.ndarray) -> np.ndarray:
+def _curve_keys(grouped: _Grouped, points: _Points) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """The key table of the curves (a new frame: the scale's columns go into it) and their id texts: the key
+    values of each curve's first point."""
+    if grouped.shared_keys is not None:
+        table, texts = grouped.shared_keys
+        return table.copy(), texts
+    table = grouped.key_table.take(points.order[grouped.starts]).reset_index(drop=True)
+    return table, _id_texts(table, grouped.keys)
+
+
+def _no_response_reason(grouped: _Grouped, points: _Points, scale: str, reason: np.ndarray) -> np.ndarray:
     """``reason`` with the cause filled in for curves that have no usable response on ``scale``: the most
     frequent ``<scale>_reason`` of their rows (e.g. ``no_time_zero``; ties -> the first code by name), else
     ``no_responses``."""
     column = S.reason_column(scale)
-    usable = points.assign(_ok=np.isfinite(points[_Y].to_numpy()) | np.isinf(points[_Y].to_numpy()))
-    empty = ~usable.groupby(_CURVE, sort=True)["_ok"].any().to_numpy()
+    n = len(reason)
+    empty = np.bincount(grouped.row_curve[~np.isnan(points.row_y)], minlength=n) == 0
     out = reason.copy()
     out[empty & pd.isna(out)] = Why.NO_RESPONSES.value
-    if column in points and empty.any():
-        why = points.loc[points[column].notna(), [_CURVE, column]]
-        counts = why.value_counts().rename("_n").reset_index()
-        counts = counts.sort_values([_CURVE, "_n", column], ascending=[True, False, True], kind="stable")
-        first = counts.drop_duplicates(_CURVE).set_index(_CURVE)[column]
-        cause = first.reindex(np.arange(len(out))).to_numpy(dtype=object)
-        fill = empty & pd.notna(cause)
-        out[fill] = cause[fill]
+    if column in grouped.frame and empty.any():
+        values = grouped.frame[column].to_numpy(dtype=object)
+        rows = pd.notna(values) & empty[grouped.row_curve]  # the rows of the curves without a response
+        codes, names = pd.factorize(values[rows], sort=True)
+        if len(codes):
+            pairs, counts = np.unique(grouped.row_curve[rows] * len(names) + codes, return_counts=True)
+            curve, code = pairs // len(names), pairs % len(names)
+            best = np.lexsort((code, -counts, curve))  # per curve: most frequent first, then by name
+            best = best[np.r_[True, curve[best][1:] != curve[best][:-1]]]
+            out[curve[best]] = np.asarray(names, dtype=object)[code[best]]
     return out
 
 
@@ -219,6 +249,12 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
     """:func:`curve_id` of every row; a curve without a series (empty) or seeding density (null) has the id it had
     before they joined the curve key. The hashed texts are built column by column (each distinct value written
     once), the same texts as :func:`curve_id` of :func:`_id_key`."""
+    return _hashed_ids(_id_texts(table, keys), scale)
+
+
+def _id_texts(table: pd.DataFrame, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The key part of the text :func:`_curve_ids` hashes for each row, and whether it has one (not every key
+    left out)."""
     text = np.full(len(table), "", dtype=object)
     started = np.zeros(len(table), dtype=bool)
     for column in keys:
@@ -233,6 +269,12 @@ def _curve_ids(table: pd.DataFrame, keys: tuple[str, ...], scale: str) -> list[s
             kept = codes >= 0 if column == S.SEEDING_DENSITY else np.ones(len(codes), dtype=bool)
         text = np.where(kept, np.where(started, text + "\x1f" + part, part), text)
         started |= kept
+    return text, started
+
+
+def _hashed_ids(texts: tuple[np.ndarray, np.ndarray], scale: str) -> list[str]:
+    """The curve ids of the key texts of :func:`_id_texts` on ``scale``."""
+    text, started = texts
     text = np.where(started, text + ("\x1f" + scale), scale)
     return [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in text]
 
@@ -302,39 +344,171 @@ def _with_bootstrap(fit: BatchFit, boot: BootstrapIntervals) -> BatchFit:
     return dataclasses.replace(fit, stderr=boot.stderr, ci_lower=boot.lower, ci_upper=boot.upper)
 
 
-def _points(responses: pd.DataFrame, *, scale: str, keys: tuple[str, ...]) -> pd.DataFrame:
-    """Drug rows with curve number, x = log10 concentration and y = scaled response (NaN kept), sorted by
-    curve, x and y."""
-    used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, scale, S.reason_column(scale)]
+@dataclasses.dataclass(frozen=True)
+class _Grouped:
+    """The drug rows of a responses table grouped into curves, once for every response scale.
+
+    Attributes
+    ----------
+    frame
+        Drug rows (the columns the fit reads; ``duration_h`` = ``time_h``); ``key_table``: its key columns.
+    row_curve
+        Curve number of each row of ``frame`` (the curves numbered as ``groupby(keys, sort=True, dropna=False)``).
+    conc, x
+        Concentration and x = log10 concentration (NaN for a missing or negative one) of each row of ``frame``.
+    order, bounds
+        The rows sorted by curve then x (stable, NaN last); ``order[bounds[r]:bounds[r + 1]]`` are the runs of
+        equal (curve, x), which each scale orders by response (:func:`doseatlas.fit._order.sort_runs`).
+    curve, pos, starts
+        Curve number and position within its curve of each place of ``order``; first place of each curve.
+    distinct_doses
+        Every x of a curve comes from one concentration (no two concentrations share a log10): the points in
+        (curve, x, response) order are then in (curve, concentration, response) order too.
+    shared_keys
+        The curves' key table and id texts (:func:`_id_texts`) when they are the same whichever row of a curve
+        they are read from (:func:`_strict`), so the same for every scale; None otherwise.
+    """
+
+    keys: tuple[str, ...]
+    frame: pd.DataFrame
+    key_table: pd.DataFrame
+    row_curve: np.ndarray
+    conc: np.ndarray
+    x: np.ndarray
+    order: np.ndarray
+    bounds: np.ndarray
+    curve: np.ndarray
+    pos: np.ndarray
+    starts: np.ndarray
+    distinct_doses: bool
+    shared_keys: tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]] | None
+
+    @property
+    def n_curves(self) -> int:
+        return len(self.starts)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Points:
+    """One scale's points: ``order`` (rows of the grouped frame sorted by curve, x and response, NaN last), y
+    (scaled response) per row of the frame (``row_y``) and per place of ``order`` (``y``), the sorted x and
+    concentrations."""
+
+    order: np.ndarray
+    row_y: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    conc: np.ndarray
+
+
+def _group_curves(
+    responses: pd.DataFrame, *, scales: tuple[str, ...], keys: tuple[str, ...]
+) -> _Grouped | None:
+    """The drug rows of ``responses`` grouped into curves (None when there is none)."""
+    used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, *scales, *map(S.reason_column, scales)]
     narrow = responses[[c for c in dict.fromkeys(used) if c in responses.columns]]  # not every column's copy
     drug = S.with_series(narrow[narrow[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
+    if not len(frame):
+        return None
+    key_table = frame[list(keys)]
+    row_curve, strict = _curve_numbers(key_table)
     conc = frame[S.CONCENTRATION].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(conc >= 0, np.log10(conc), np.nan)
-    y = frame[scale].to_numpy(dtype=np.float64, na_value=np.nan)
+    x_code, x_values = pd.factorize(x, sort=True)
+    x_code = np.where(x_code < 0, len(x_values), x_code)  # NaN after every x, as a sort puts it
+    width, n = len(x_values) + 1, int(row_curve.max()) + 1
+    run_key = row_curve * width + x_code
+    order = np.argsort(run_key, kind="stable") if n * width < 2**62 else np.lexsort((x, row_curve))
+    run_key, curve = run_key[order], row_curve[order]
+    bounds = np.append(np.flatnonzero(np.r_[True, run_key[1:] != run_key[:-1]]), len(order))
+    starts = np.flatnonzero(np.r_[True, curve[1:] != curve[:-1]])
+    sorted_conc, sorted_x = conc[order], x[order]
+    same_run = run_key[1:] == run_key[:-1]
+    one_conc = sorted_conc[1:] == sorted_conc[:-1]
+    distinct = bool((~same_run | one_conc | np.isnan(sorted_x[1:])).all())
+    pos = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    shared = None
+    if strict:
+        table = key_table.take(order[starts]).reset_index(drop=True)
+        shared = (table, _id_texts(table, keys))
+    return _Grouped(keys=keys, frame=frame, key_table=key_table, row_curve=row_curve, conc=conc, x=x,
+                    order=order, bounds=bounds, curve=curve, pos=pos, starts=starts,
+                    distinct_doses=distinct, shared_keys=shared)  # fmt: skip
+
+
+def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Curve number of each row of the drug rows' key columns, as ``groupby(keys, sort=True, dropna=False)
+    .ngroup()`` numbers them: each column factorized once (sorted, missing last), the codes combined into one
+    integer per row (pandas' groupby when the combination could overflow). The perturbation type of a drug row
+    is ``drug``: one code, nothing to factorize.
+
+    Also whether the key values that group together are the same value, written the same (:func:`_strict`);
+    then every row of a curve gives its key table row and id."""
+    codes, size, strict = np.zeros(len(key_table), dtype=np.int64), 1, True
+    for column in key_table.columns:
+        if column == S.PERTURBATION_TYPE:
+            continue
+        code, uniques = _factorized(key_table[column])
+        size *= len(uniques) + 1
+        if size >= 2**62:
+            by = list(key_table.columns)
+            return key_table.groupby(by, sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64), False
+        strict = strict and _strict(key_table[column], code, uniques)
+        codes = codes * (len(uniques) + 1) + np.where(
+            code < 0, len(uniques), code
+        )  # missing after every value
+    return pd.factorize(codes, sort=True)[0].astype(np.int64, copy=False), strict
+
+
+def _factorized(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=True)``; a column of one text (one data set, read-out or series: common) is
+    told by one comparison, cheaper than hashing every value."""
+    if len(values) and isinstance(values.dtype, np.dtype) and values.dtype.kind == "O":
+        array = values.to_numpy()
+        if isinstance(array[0], str) and (array == array[0]).all():
+            return np.zeros(len(array), dtype=np.intp), np.array([array[0]], dtype=object)
+    return pd.factorize(values, sort=True, use_na_sentinel=True)
+
+
+def _strict(values: pd.Series, code: np.ndarray, uniques) -> bool:
+    """Whether the values that ``pd.factorize`` gave one code (``code``, ``uniques``) are the same value, written
+    the same: no ``-0.0`` beside ``0.0`` in a float column; text only, and one kind of missing value, in an
+    object column."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_integer_dtype(dtype):
+        return True
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        v = values.to_numpy()
+        return not ((v == 0) & np.signbit(v)).any()
+    if not (isinstance(dtype, np.dtype) and dtype.kind == "O") or not all(
+        isinstance(u, str) for u in uniques
+    ):
+        return False
+    missing = values.to_numpy()[code < 0]
+    return len({type(v) for v in missing}) <= 1
+
+
+def _points(grouped: _Grouped, *, scale: str) -> _Points:
+    """The points of ``scale``: x = log10 concentration and y = scaled response (NaN kept), sorted by curve, x
+    and y."""
+    y = grouped.frame[scale].to_numpy(dtype=np.float64, na_value=np.nan)
     # an infinite or overflowing response makes the kernel refuse its curve (status non_finite), never fit it
     y = np.where(np.abs(y) > S.MAX_ABS_RESPONSE, np.inf, y) / SCALE_DIVISOR[scale]
-    out = frame[list(keys)].assign(**{_X: x, _Y: y, S.CONCENTRATION: conc})
-    if S.reason_column(scale) in frame:  # why a response is missing: the cause of a curve without any
-        out[S.reason_column(scale)] = frame[S.reason_column(scale)].to_numpy(dtype=object)
-    out[_CURVE] = out.groupby(list(keys), sort=True, dropna=False).ngroup()
     # points in a canonical order within each curve (dose, then response): the fit does not depend on the
     # order of the input rows (a partitioned run gathers them in another order than an in-memory one)
-    order = np.lexsort((out[_Y].to_numpy(), out[_X].to_numpy(), out[_CURVE].to_numpy()))  # stable, NaN last
-    return out.take(order).reset_index(drop=True)
+    order = sort_runs(grouped.order, grouped.bounds, y)
+    return _Points(order=order, row_y=y, x=grouped.x[order], y=y[order], conc=grouped.conc[order])
 
 
-def _padded(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-padded (n_curves, max_points) arrays from the sorted point table."""
-    curve = points[_CURVE].to_numpy()
-    n = int(curve.max()) + 1
-    pos = points.groupby(_CURVE, sort=False).cumcount().to_numpy()
-    width = int(pos.max()) + 1
-    x = np.full((n, width), np.nan)
-    y = np.full((n, width), np.nan)
-    x[curve, pos] = points[_X].to_numpy()
-    y[curve, pos] = points[_Y].to_numpy()
+def _padded(grouped: _Grouped, points: _Points) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-padded (n_curves, max_points) arrays of the sorted points."""
+    width = int(grouped.pos.max()) + 1
+    x = np.full((grouped.n_curves, width), np.nan)
+    y = np.full((grouped.n_curves, width), np.nan)
+    x[grouped.curve, grouped.pos] = points.x
+    y[grouped.curve, grouped.pos] = points.y
     return x, y
 
 
@@ -357,53 +531,60 @@ def _param_columns(fit: BatchFit) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _dose_spread(used: pd.DataFrame) -> pd.DataFrame:
-    """Points and sample SD of the response per (curve, dose); each group summed in sorted order, so the SD
-    does not depend on the row order or the rest of the table (the arithmetic of
-    :func:`doseatlas._stats.group_summary`, on one numpy sort by curve, dose and response)."""
-    curve = used[_CURVE].to_numpy()
-    dose = used[S.CONCENTRATION].to_numpy(dtype=float)
-    order = np.lexsort((used[_Y].to_numpy(dtype=float), dose, curve))
-    c, d, v = curve[order], dose[order], used[_Y].to_numpy(dtype=float)[order]
-    first = np.ones(len(c), dtype=bool)
-    first[1:] = (c[1:] != c[:-1]) | (d[1:] != d[:-1])
+def _dose_spread(
+    curve: np.ndarray, dose: np.ndarray, y: np.ndarray, *, presorted: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Curve, points and sample SD of the response per (curve, dose), in (curve, dose) order; each group summed
+    in sorted order, so the SD does not depend on the row order or the rest of the table (the arithmetic of
+    :func:`doseatlas._stats.group_summary`, on one numpy sort by curve, dose and response, skipped when the
+    points are ``presorted`` so)."""
+    if not presorted:
+        order = np.lexsort((y, dose, curve))
+        curve, dose, y = curve[order], dose[order], y[order]
+    first = np.ones(len(curve), dtype=bool)
+    first[1:] = (curve[1:] != curve[:-1]) | (dose[1:] != dose[:-1])
     group = np.cumsum(first) - 1
     n_groups = int(first.sum())
     count = np.bincount(group, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, weights=v, minlength=n_groups) / count
-        squares = np.bincount(group, weights=(v - mean[group]) ** 2, minlength=n_groups)
+        mean = np.bincount(group, weights=y, minlength=n_groups) / count
+        squares = np.bincount(group, weights=(y - mean[group]) ** 2, minlength=n_groups)
         std = np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
-    return pd.DataFrame({_CURVE: c[first], S.CONCENTRATION: d[first], "count": count, "std": std})
+    return curve[first], count, std
 
 
-def _stat_columns(fit: BatchFit, points: pd.DataFrame) -> pd.DataFrame:
+def _per_curve(curve: np.ndarray, values: np.ndarray, ufunc: np.ufunc, n: int, fill: float) -> np.ndarray:
+    """``ufunc`` reduced over the values of each curve (``curve`` sorted), ``fill`` for a curve without one."""
+    out = np.full(n, fill, dtype=values.dtype if len(values) else np.float64)
+    if len(curve):
+        starts = np.flatnonzero(np.r_[True, curve[1:] != curve[:-1]])
+        out[curve[starts]] = ufunc.reduceat(values, starts)
+    return out
+
+
+def _stat_columns(fit: BatchFit, grouped: _Grouped, points: _Points) -> pd.DataFrame:
     """Fit statistics plus design summaries (doses, replicates, tested range) per curve."""
-    used = points[np.isfinite(points[_Y]) & ~np.isnan(points[_X])]
+    used = np.isfinite(points.y) & ~np.isnan(points.x)
     n = len(fit)
-    by_dose = _dose_spread(used)
-    per_curve = by_dose.groupby(_CURVE).agg(n_doses=("count", "size"), n_replicates=("count", "max"))
-    sd = by_dose.dropna(subset=["std"])  # doses in order within each curve: a sequential, deterministic mean
-    curve = sd[_CURVE].to_numpy()
-    sums = np.bincount(curve, weights=sd["std"].to_numpy(), minlength=n)
+    curve, conc = grouped.curve[used], points.conc[used]
+    dose_curve, count, std = _dose_spread(curve, conc, points.y[used], presorted=grouped.distinct_doses)
+    has_sd = ~np.isnan(std)  # doses in order within each curve: a sequential, deterministic mean
+    sums = np.bincount(dose_curve[has_sd], weights=std[has_sd], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_sd = sums / np.bincount(curve, minlength=n)
-    per_curve["replicate_sd"] = pd.Series(mean_sd).reindex(per_curve.index)
-    positive = used[used[S.CONCENTRATION] > 0].groupby(_CURVE)[S.CONCENTRATION].agg(["min", "max"])
-    per_curve = per_curve.reindex(range(n))
-    positive = positive.reindex(range(n))
+        mean_sd = sums / np.bincount(dose_curve[has_sd], minlength=n)
+    positive = conc > 0
     return pd.DataFrame(
         {
             RSS: fit.rss,
             R2: fit.r2,
             N_POINTS: fit.n_points,
-            N_DOSES: per_curve["n_doses"].fillna(0).to_numpy(dtype=np.int64),
-            N_REPLICATES: per_curve["n_replicates"].fillna(0).to_numpy(dtype=np.int64),
-            CONC_MIN: positive["min"].to_numpy(),
-            CONC_MAX: positive["max"].to_numpy(),
+            N_DOSES: np.bincount(dose_curve, minlength=n).astype(np.int64),
+            N_REPLICATES: _per_curve(dose_curve, count, np.maximum, n, 0).astype(np.int64),
+            CONC_MIN: _per_curve(curve[positive], conc[positive], np.minimum, n, np.nan),
+            CONC_MAX: _per_curve(curve[positive], conc[positive], np.maximum, n, np.nan),
             F_PVALUE: fit.f_pvalue,
             FLAT_VALUE: fit.flat_value,
             ITERATIONS: fit.iterations,
-            REPLICATE_SD: per_curve["replicate_sd"].to_numpy(),
+            REPLICATE_SD: mean_sd,
         }
     )
