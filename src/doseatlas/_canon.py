@@ -85,8 +85,14 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
             texts = [u.strip() for u in uniques]
         codes = np.where(codes < 0, len(uniques), codes)  # missing -> the empty text after the uniques
         texts.append("")
-    else:  # text of other types (mixed objects, booleans): stripped_text itself, then its distinct values
-        codes, texts = pd.factorize(stripped_text(series).to_numpy(dtype=object))
+    else:
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        if all(isinstance(u, str) for u in uniques):  # text (and missing values) as such
+            texts = [u.strip() for u in uniques]
+            codes = np.where(codes < 0, len(uniques), codes)
+            texts.append("")
+        else:  # other objects (numbers, booleans): stripped_text itself, then its distinct values
+            codes, texts = pd.factorize(stripped_text(series).to_numpy(dtype=object))
     inner, distinct = pd.factorize(np.array(texts, dtype=object))
     return inner[codes], np.asarray(distinct, dtype=object)
 
