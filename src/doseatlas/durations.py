@@ -43,12 +43,15 @@ class DurationOptions:
             )
 
 
-def distinct_times(table: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (dataset, read time) pairs of a (raw or clean) well table, times parsed as numbers."""
+def distinct_times(
+    table: pd.DataFrame, *, datasets: tuple[np.ndarray, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """Distinct (dataset, read time) pairs of a (raw or clean) well table, times parsed as numbers
+    (``datasets``: the data set column's :func:`doseatlas._canon.text_codes`, when known)."""
     if S.TIME_H not in table or S.DATASET not in table:
         return pd.DataFrame({S.DATASET: pd.Series(dtype=object), S.TIME_H: pd.Series(dtype=float)})
     times = pd.to_numeric(table[S.TIME_H], errors="coerce").to_numpy()
-    codes, datasets = text_codes(table[S.DATASET])
+    codes, datasets = datasets if datasets is not None else text_codes(table[S.DATASET])
     rows = np.flatnonzero(np.isfinite(times))
     rows = rows[first_code_rows(_pairs(codes[rows], times[rows]))]  # each pair's first row, in row order
     names = pd.Series(datasets[codes[rows]], dtype=object)
@@ -86,11 +89,14 @@ def nominal_map(times: pd.DataFrame, *, options: DurationOptions | None = None) 
     return t.assign(**{NOMINAL: np.where(value > 0, nominal, value)})
 
 
-def apply_nominal(clean: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
-    """``clean`` with the actual time in ``read_time_h`` and the nominal duration in ``time_h``."""
+def apply_nominal(
+    clean: pd.DataFrame, mapping: pd.DataFrame, *, datasets: tuple[np.ndarray, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """``clean`` with the actual time in ``read_time_h`` and the nominal duration in ``time_h`` (``datasets``:
+    the data set column's :func:`doseatlas._canon.text_codes`, when known)."""
     if S.TIME_H not in clean or not len(clean):
         return clean.assign(**{S.READ_TIME_H: clean[S.TIME_H] if S.TIME_H in clean else np.nan})
-    codes, datasets = text_codes(clean[S.DATASET])
+    codes, datasets = datasets if datasets is not None else text_codes(clean[S.DATASET])
     read = clean[S.TIME_H].astype(float)
     times = read.to_numpy()
     pairs = _pairs(codes, times)

@@ -186,7 +186,12 @@ def _t0_table(t0: pd.DataFrame, key: list[str], options: NormalizationOptions, *
     return table
 
 
-def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = None) -> pd.DataFrame:
+def normalize(
+    clean: pd.DataFrame,
+    *,
+    options: NormalizationOptions | None = None,
+    codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.DataFrame:
     """Compute relative viability, percent growth and GR value for every treated well.
 
     Parameters
@@ -195,6 +200,9 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
         Validated well table (:func:`doseatlas.validate.validate_wells`).
     options
         :class:`NormalizationOptions`; defaults when omitted.
+    codes
+        Text columns of ``clean`` already factorized (column -> (code per row, distinct texts), as
+        :attr:`doseatlas.validate.ValidationResult.codes` gives them): used instead of factorizing them again.
 
     Returns
     -------
@@ -204,9 +212,11 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
     """
     options = options or NormalizationOptions()
     clean = S.with_series(clean)
-    roles = _Roles(clean)
-    treated = roles.rows(S.Role.TREATED)
-    codes, first = _control_groups(treated)
+    given = {c: v for c, v in (codes or {}).items() if len(v[0]) == len(clean)}
+    roles = _Roles(clean, given.get(S.ROLE))
+    is_treated = roles.mask(S.Role.TREATED)
+    treated = clean[is_treated]
+    codes, first = _control_groups(treated, {c: v[is_treated] for c, (v, _) in given.items()})
     groups = treated[CONTROL_KEY].iloc[first].reset_index(drop=True)  # each treated plate key once
     plates = control_summaries(groups, roles, options=options)
     per_plate, per_line = time_zero_summaries(roles, options=options)
@@ -224,10 +234,11 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
 class _Roles:
     """The rows of a well table by role (the role column compared once per distinct role)."""
 
-    def __init__(self, clean: pd.DataFrame):
+    def __init__(self, clean: pd.DataFrame, coded: tuple[np.ndarray, np.ndarray] | None = None):
         self.clean = clean
-        self.codes, uniques = pd.factorize(clean[S.ROLE].to_numpy(), use_na_sentinel=False)
-        self.uniques = np.asarray(uniques, dtype=object)
+        if coded is None:
+            coded = pd.factorize(clean[S.ROLE].to_numpy(), use_na_sentinel=False)
+        self.codes, self.uniques = coded[0], np.asarray(coded[1], dtype=object)
 
     def mask(self, role: str) -> np.ndarray:
         return (self.uniques == role)[self.codes] if len(self.uniques) else np.zeros(0, dtype=bool)
@@ -237,12 +248,16 @@ class _Roles:
         return self.clean[self.mask(role)]
 
 
-def _control_groups(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(code per row, position of each code's first row) of the :data:`CONTROL_KEY` values of ``table``
-    (values equal as ``merge`` matches them, missing equal to missing), codes in the order of the rows."""
+    (values equal as ``merge`` matches them, missing equal to missing), codes in the order of the rows; a
+    column of ``given`` (codes of its distinct values) is not factorized again."""
     group = np.zeros(len(table), dtype=np.int64)
     for column in CONTROL_KEY:
-        code, _ = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)
+        if column in given:
+            code = np.asarray(given[column], dtype=np.int64)
+        else:
+            code, _ = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)
         group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
     return group, first_code_rows(group)
 

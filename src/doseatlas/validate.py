@@ -37,6 +37,9 @@ class ValidationResult:
     ledger: pd.DataFrame
     n_read: int
     as_read: pd.DataFrame | None = None  # the clean rows before a position correction (docs/plates.md)
+    #: some text columns of ``clean`` factorized (column -> (code per row, distinct texts)), for the steps that
+    #: group or compare them (normalization), so that they need not factorize the text again; None if unknown
+    codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def plate_rows(self) -> pd.DataFrame:
@@ -454,7 +457,11 @@ def validate_wells(raw: pd.DataFrame) -> ValidationResult:
     codes[S.TIME_H] = pd.factorize(typed[S.TIME_H].to_numpy(), use_na_sentinel=False)[0]
     has_well = ~text.eq(S.WELL, "")
     _check_reads(typed[_READ_VALUES], _WELL_READ, where=typed, p=problems, codes=codes, has_well=has_well)
-    return _result(raw, typed, problems)
+    return _result(raw, typed, problems, text)
+
+
+#: the text columns of a well table whose codes a validation hands on (:attr:`ValidationResult.codes`)
+CODED_COLUMNS: tuple[str, ...] = (S.DATASET, S.PLATE, S.CELL_LINE, S.ROLE, S.READOUT)
 
 
 #: a read of a well: where and when (the identity of a well-table row when ``well`` is given)
@@ -463,13 +470,20 @@ _WELL_READ = [S.DATASET, S.PLATE, S.WELL, S.READOUT, S.TIME_H]
 _READ_VALUES = [c for c in S.WELL_COLUMNS if c != S.CONCENTRATION_UNIT]  # concentrations compared in molar
 
 
-def _result(raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems) -> ValidationResult:
-    """Clean rows and the ledger; checks rows read = rows used + rows in the ledger."""
+def _result(
+    raw: pd.DataFrame, typed: pd.DataFrame, problems: _Problems, text: _Text | None = None
+) -> ValidationResult:
+    """Clean rows and the ledger (and the codes of :data:`CODED_COLUMNS` of ``text``); checks rows read = rows
+    used + rows in the ledger."""
     rejected = problems.per_row()
     bad = np.zeros(len(raw), dtype=bool)
     bad[rejected["row"].to_numpy(dtype=int)] = True
     clean = (typed[~bad] if bad.any() else typed).reset_index(drop=True)  # no copy when every row is used
-    result = ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw))
+    codes = None
+    if text is not None:
+        coded = {c: text.coded(c) for c in CODED_COLUMNS}
+        codes = {c: (v[~bad] if bad.any() else v, u) for c, (v, u) in coded.items()}
+    result = ValidationResult(clean=clean, ledger=_ledger(raw, rejected), n_read=len(raw), codes=codes)
     if result.n_used + result.n_rejected != result.n_read:  # pragma: no cover - invariant guard
         raise DoseatlasError("validation lost rows: read != used + rejected")
     return result
