@@ -239,13 +239,16 @@ class _Roles:
         if coded is None:
             coded = pd.factorize(clean[S.ROLE].to_numpy(), use_na_sentinel=False)
         self.codes, self.uniques = coded[0], np.asarray(coded[1], dtype=object)
+        self._rows: dict[str, pd.DataFrame] = {}
 
     def mask(self, role: str) -> np.ndarray:
         return (self.uniques == role)[self.codes] if len(self.uniques) else np.zeros(0, dtype=bool)
 
     def rows(self, role: str) -> pd.DataFrame:
-        """The rows of ``role`` (as ``clean[clean[role column] == role]``)."""
-        return self.clean[self.mask(role)]
+        """The rows of ``role`` (as ``clean[clean[role column] == role]``; selected once per role)."""
+        if role not in self._rows:
+            self._rows[role] = self.clean[self.mask(role)]
+        return self._rows[role]
 
 
 def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
