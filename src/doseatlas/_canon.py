@@ -70,6 +70,33 @@ def stripped_text(series: pd.Series) -> pd.Series:
     return out.where(~missing, "").astype(object)
 
 
+def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stripped_text` factorized: (code per value, the distinct texts as an object array), so that
+    ``uniques[codes]`` is ``stripped_text(series)`` value for value; each distinct value is converted once
+    (values that differ only by surrounding spaces share a code)."""
+    kind = series.dtype.kind
+    if isinstance(series.dtype, pd.StringDtype) or kind in "fiu":
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        if kind == "f":
+            texts = list(float_text(np.asarray(uniques, dtype=float)))
+        elif kind in "iu":  # as ``astype(str)`` writes an integer
+            texts = [str(int(u)) for u in uniques]
+        else:
+            texts = [u.strip() for u in uniques]
+        codes = np.where(codes < 0, len(uniques), codes)  # missing -> the empty text after the uniques
+        texts.append("")
+    else:
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        if all(isinstance(u, str) for u in uniques):  # text (and missing values) as such
+            texts = [u.strip() for u in uniques]
+            codes = np.where(codes < 0, len(uniques), codes)
+            texts.append("")
+        else:  # other objects (numbers, booleans): stripped_text itself, then its distinct values
+            codes, texts = pd.factorize(stripped_text(series).to_numpy(dtype=object))
+    inner, distinct = pd.factorize(np.array(texts, dtype=object))
+    return inner[codes], np.asarray(distinct, dtype=object)
+
+
 def number_text(values: pd.Series | np.ndarray) -> pd.Series:
     """Numbers, and text that reads as a number, as canonical text (``3.0``, ``"3.0"`` -> ``3``); missing ->
     empty; other text kept, stripped. For readers that build values from numbers (doses, durations, ids).

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._canon import stripped_text
+from doseatlas._canon import text_codes
+from doseatlas._groups import first_code_rows
 from doseatlas.errors import ConfigError
 
 NOMINAL = "_nominal"
@@ -42,13 +43,28 @@ class DurationOptions:
             )
 
 
-def distinct_times(table: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (dataset, read time) pairs of a (raw or clean) well table, times parsed as numbers."""
+def distinct_times(
+    table: pd.DataFrame, *, datasets: tuple[np.ndarray, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """Distinct (dataset, read time) pairs of a (raw or clean) well table, times parsed as numbers
+    (``datasets``: the data set column's :func:`doseatlas._canon.text_codes`, when known)."""
     if S.TIME_H not in table or S.DATASET not in table:
         return pd.DataFrame({S.DATASET: pd.Series(dtype=object), S.TIME_H: pd.Series(dtype=float)})
-    times = pd.to_numeric(table[S.TIME_H], errors="coerce")
-    pairs = pd.DataFrame({S.DATASET: stripped_text(table[S.DATASET]).to_numpy(), S.TIME_H: times.to_numpy()})
-    return pairs[np.isfinite(pairs[S.TIME_H])].drop_duplicates().reset_index(drop=True)
+    times = pd.to_numeric(table[S.TIME_H], errors="coerce").to_numpy()
+    codes, datasets = datasets if datasets is not None else text_codes(table[S.DATASET])
+    rows = np.flatnonzero(np.isfinite(times))
+    rows = rows[first_code_rows(_pairs(codes[rows], times[rows]))]  # each pair's first row, in row order
+    names = pd.Series(datasets[codes[rows]], dtype=object)
+    # (the names as pandas' text, as a column of Python strings becomes, when the table has rows)
+    names = names.astype(pd.StringDtype(na_value=np.nan)) if len(table) else names
+    return pd.DataFrame({S.DATASET: names, S.TIME_H: times[rows]})
+
+
+def _pairs(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """A code per distinct (code, time) pair, numbered in the order of the rows (times equal as ``==`` says,
+    NaN equal to NaN, as ``drop_duplicates`` and ``merge`` compare them)."""
+    time_codes, _ = pd.factorize(times, use_na_sentinel=False)
+    return pd.factorize(codes.astype(np.int64) * (int(time_codes.max(initial=0)) + 1) + time_codes)[0]
 
 
 def nominal_map(times: pd.DataFrame, *, options: DurationOptions | None = None) -> pd.DataFrame:
@@ -73,13 +89,18 @@ def nominal_map(times: pd.DataFrame, *, options: DurationOptions | None = None) 
     return t.assign(**{NOMINAL: np.where(value > 0, nominal, value)})
 
 
-def apply_nominal(clean: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
-    """``clean`` with the actual time in ``read_time_h`` and the nominal duration in ``time_h``."""
+def apply_nominal(
+    clean: pd.DataFrame, mapping: pd.DataFrame, *, datasets: tuple[np.ndarray, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """``clean`` with the actual time in ``read_time_h`` and the nominal duration in ``time_h`` (``datasets``:
+    the data set column's :func:`doseatlas._canon.text_codes`, when known)."""
     if S.TIME_H not in clean or not len(clean):
         return clean.assign(**{S.READ_TIME_H: clean[S.TIME_H] if S.TIME_H in clean else np.nan})
-    key = pd.DataFrame({S.DATASET: stripped_text(clean[S.DATASET]), S.TIME_H: clean[S.TIME_H].astype(float)})
-    nominal = key.merge(mapping, on=[S.DATASET, S.TIME_H], how="left")[NOMINAL].to_numpy()
-    out = clean.copy()
-    out[S.READ_TIME_H] = clean[S.TIME_H].astype(float)
-    out[S.TIME_H] = np.where(np.isnan(nominal), out[S.READ_TIME_H], nominal)
-    return out
+    codes, datasets = datasets if datasets is not None else text_codes(clean[S.DATASET])
+    read = clean[S.TIME_H].astype(float)
+    times = read.to_numpy()
+    pairs = _pairs(codes, times)
+    first = first_code_rows(pairs)  # each distinct (dataset, time) pair is looked up once
+    key = pd.DataFrame({S.DATASET: datasets[codes[first]], S.TIME_H: times[first]})
+    nominal = key.merge(mapping, on=[S.DATASET, S.TIME_H], how="left")[NOMINAL].to_numpy()[pairs]
+    return clean.assign(**{S.READ_TIME_H: read, S.TIME_H: np.where(np.isnan(nominal), times, nominal)})

@@ -81,9 +81,12 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 def compound_wells(clean: pd.DataFrame) -> pd.DataFrame:
     """The compound-only wells of a validated well table with their signal over their plate's blank mean
     (``compound_signal``; the raw signal where the plate has no blank)."""
-    if S.ROLE not in clean or not (clean[S.ROLE] == S.Role.COMPOUND_ONLY).any():
+    if S.ROLE not in clean:
         return _empty(WELL_COLUMNS)
-    wells = clean[clean[S.ROLE] == S.Role.COMPOUND_ONLY]
+    is_compound = np.equal(clean[S.ROLE].to_numpy(dtype=object), S.Role.COMPOUND_ONLY.value)
+    if not is_compound.any():
+        return _empty(WELL_COLUMNS)
+    wells = clean[is_compound]
     blanks = group_summary(clean[clean[S.ROLE] == S.Role.BLANK], PLATE_KEY, S.SIGNAL, method="mean")
     blank = wells[PLATE_KEY].merge(blanks.rename("_b").reset_index(), on=PLATE_KEY, how="left")["_b"]
     out = wells[[*KEY, S.PLATE]].reset_index(drop=True)

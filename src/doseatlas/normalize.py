@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import special
 
 from doseatlas import schemas as S
+from doseatlas._groups import first_code_rows
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 
@@ -107,14 +108,12 @@ def robust_spread(grouped) -> pd.Series:
     return pd.Series(np.where(size.to_numpy() > 1, mad, np.nan), index=size.index, name=grouped.obj.name)
 
 
-def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> pd.DataFrame:
-    """Per plate key and seeding density: blank mean (per plate key), vehicle summary and spread, counts
-    (background-subtracted)."""
-    clean = S.with_series(clean)
-    keys = clean[CONTROL_KEY].drop_duplicates()
-    blank_rows = clean[clean[S.ROLE] == S.Role.BLANK]
+def control_summaries(keys: pd.DataFrame, roles: _Roles, *, options: NormalizationOptions) -> pd.DataFrame:
+    """Per plate key and seeding density (each row of ``keys``, distinct :data:`CONTROL_KEY` values): blank
+    mean (per plate key), vehicle summary and spread, counts (background-subtracted)."""
+    blank_rows = roles.rows(S.Role.BLANK)
     blanks = group_summary(blank_rows, PLATE_KEY, S.SIGNAL, method="mean").rename(S.BLANK_SIGNAL)
-    vehicle_rows = clean[clean[S.ROLE] == S.Role.VEHICLE]
+    vehicle_rows = roles.rows(S.Role.VEHICLE)
     veh = vehicle_rows.groupby(CONTROL_KEY, dropna=False)[S.SIGNAL]
     vehicle = pd.DataFrame(
         {
@@ -132,11 +131,11 @@ def control_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> 
     return out.drop(columns="_vehicle_raw")
 
 
-def time_zero_summaries(clean: pd.DataFrame, *, options: NormalizationOptions) -> tuple[pd.DataFrame, ...]:
+def time_zero_summaries(roles: _Roles, *, options: NormalizationOptions) -> tuple[pd.DataFrame, ...]:
     """Background-subtracted time-zero summaries, per plate and per (data set, cell line, readout)."""
-    clean = S.with_series(clean)
-    t0 = clean[clean[S.ROLE] == S.Role.TIME_ZERO]
-    t0 = t0.assign(_x=t0[S.SIGNAL] - time_zero_background(clean, t0).fillna(0.0).to_numpy())
+    t0 = roles.rows(S.Role.TIME_ZERO)
+    background = time_zero_background(roles.rows(S.Role.BLANK), t0)
+    t0 = t0.assign(_x=t0[S.SIGNAL] - background.fillna(0.0).to_numpy())
     per_plate = _t0_table(
         t0, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY], options, scope="plate"
     )
@@ -151,8 +150,9 @@ T0_BLANK_SCOPES: tuple[tuple[list[str], bool], ...] = (
 )
 
 
-def time_zero_background(clean: pd.DataFrame, t0: pd.DataFrame) -> pd.Series:
-    """Background of each time-zero row (index of ``t0``; NaN where no blank applies: 0 is subtracted then).
+def time_zero_background(blanks: pd.DataFrame, t0: pd.DataFrame) -> pd.Series:
+    """Background of each time-zero row (index of ``t0``; NaN where no blank applies: 0 is subtracted then),
+    from the blank wells ``blanks``.
 
     The blank mean of the same plate read at time zero; a time-zero plate without blanks takes the blanks of
     its plate set (the plates of the same data set, cell line and readout: the mean of their per-plate blank
@@ -161,7 +161,6 @@ def time_zero_background(clean: pd.DataFrame, t0: pd.DataFrame) -> pd.Series:
     blanks measure the same medium-and-reagent background at any time: without them the time-zero signal keeps
     its background while the treated wells lose theirs, which biases percent growth and GR near zero growth.
     """
-    blanks = clean[clean[S.ROLE] == S.Role.BLANK]
     background = pd.Series(np.nan, index=t0.index)
     per_plate = group_summary(blanks, PLATE_KEY, S.SIGNAL, method="mean").rename("_b").reset_index()
     for key, at_zero in T0_BLANK_SCOPES:
@@ -187,7 +186,12 @@ def _t0_table(t0: pd.DataFrame, key: list[str], options: NormalizationOptions, *
     return table
 
 
-def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = None) -> pd.DataFrame:
+def normalize(
+    clean: pd.DataFrame,
+    *,
+    options: NormalizationOptions | None = None,
+    codes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.DataFrame:
     """Compute relative viability, percent growth and GR value for every treated well.
 
     Parameters
@@ -196,6 +200,9 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
         Validated well table (:func:`doseatlas.validate.validate_wells`).
     options
         :class:`NormalizationOptions`; defaults when omitted.
+    codes
+        Text columns of ``clean`` already factorized (column -> (code per row, distinct texts), as
+        :attr:`doseatlas.validate.ValidationResult.codes` gives them): used instead of factorizing them again.
 
     Returns
     -------
@@ -205,15 +212,57 @@ def normalize(clean: pd.DataFrame, *, options: NormalizationOptions | None = Non
     """
     options = options or NormalizationOptions()
     clean = S.with_series(clean)
-    plates = control_summaries(clean, options=options)
-    per_plate, per_line = time_zero_summaries(clean, options=options)
-    treated = clean[clean[S.ROLE] == S.Role.TREATED].merge(plates, on=CONTROL_KEY, how="left")
-    treated = _attach_time_zero(treated, per_plate, per_line)
+    given = {c: v for c, v in (codes or {}).items() if len(v[0]) == len(clean)}
+    roles = _Roles(clean, given.get(S.ROLE))
+    is_treated = roles.mask(S.Role.TREATED)
+    treated = clean[is_treated]
+    codes, first = _control_groups(treated, {c: v[is_treated] for c, (v, _) in given.items()})
+    groups = treated[CONTROL_KEY].iloc[first].reset_index(drop=True)  # each treated plate key once
+    plates = control_summaries(groups, roles, options=options)
+    per_plate, per_line = time_zero_summaries(roles, options=options)
+    summaries = _attach_time_zero(groups.merge(plates, on=CONTROL_KEY, how="left"), per_plate, per_line)
+    # (as a merge of every treated row with the summaries of its key: the left rows in order, then the columns)
+    summaries = summaries.drop(columns=CONTROL_KEY).take(codes).reset_index(drop=True)
+    treated = pd.concat([treated.reset_index(drop=True), summaries], axis=1)
     x = treated[S.SIGNAL] - treated[S.BLANK_SIGNAL].fillna(0.0)
     treated = treated.assign(**_relative_viability(x, treated))
     treated = treated.assign(**_percent_growth(x, treated))
     treated = treated.assign(**_gr(x, treated, options=options))
     return treated.drop(columns=[S.ROLE]).reset_index(drop=True)
+
+
+class _Roles:
+    """The rows of a well table by role (the role column compared once per distinct role)."""
+
+    def __init__(self, clean: pd.DataFrame, coded: tuple[np.ndarray, np.ndarray] | None = None):
+        self.clean = clean
+        if coded is None:
+            coded = pd.factorize(clean[S.ROLE].to_numpy(), use_na_sentinel=False)
+        self.codes, self.uniques = coded[0], np.asarray(coded[1], dtype=object)
+        self._rows: dict[str, pd.DataFrame] = {}
+
+    def mask(self, role: str) -> np.ndarray:
+        return (self.uniques == role)[self.codes] if len(self.uniques) else np.zeros(0, dtype=bool)
+
+    def rows(self, role: str) -> pd.DataFrame:
+        """The rows of ``role`` (as ``clean[clean[role column] == role]``; selected once per role)."""
+        if role not in self._rows:
+            self._rows[role] = self.clean[self.mask(role)]
+        return self._rows[role]
+
+
+def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, position of each code's first row) of the :data:`CONTROL_KEY` values of ``table``
+    (values equal as ``merge`` matches them, missing equal to missing), codes in the order of the rows; a
+    column of ``given`` (codes of its distinct values) is not factorized again."""
+    group = np.zeros(len(table), dtype=np.int64)
+    for column in CONTROL_KEY:
+        if column in given:
+            code = np.asarray(given[column], dtype=np.int64)
+        else:
+            code, _ = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)
+        group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
+    return group, first_code_rows(group)
 
 
 def responses_from_signal(
@@ -243,12 +292,17 @@ def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: 
     return treated
 
 
-def _reason(conditions: list[tuple[pd.Series | np.ndarray, S.RefusalReason]], n: int) -> pd.Series:
-    """First applicable reason per row (null where none applies)."""
-    reason = pd.Series([None] * n, dtype=object)
+def _reason(conditions: list[tuple[pd.Series | np.ndarray, S.RefusalReason]], n: int) -> np.ndarray:
+    """First applicable reason per row (None where none applies), an object array."""
+    reason = np.full(n, None, dtype=object)
     for mask, why in reversed(conditions):
         reason[np.asarray(mask, dtype=bool)] = why.value
     return reason
+
+
+def _none(reason: np.ndarray) -> np.ndarray:
+    """Where :func:`_reason` found no reason."""
+    return np.equal(reason, None)
 
 
 def _relative_viability(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
@@ -256,8 +310,8 @@ def _relative_viability(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
     no_vehicle = t[S.N_VEHICLE].eq(0).to_numpy()
     bad_control = ~no_vehicle & ~(control > 0).to_numpy()
     reason = _reason([(no_vehicle, Why.NO_VEHICLE_CONTROL), (bad_control, Why.NON_POSITIVE_SIGNAL)], len(t))
-    rv = (x / control).where(reason.isna().to_numpy())
-    return {S.RELATIVE_VIABILITY: rv, S.reason_column(S.RELATIVE_VIABILITY): reason.to_numpy()}
+    rv = (x / control).where(_none(reason))
+    return {S.RELATIVE_VIABILITY: rv, S.reason_column(S.RELATIVE_VIABILITY): reason}
 
 
 def _percent_growth(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
@@ -277,8 +331,8 @@ def _percent_growth(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
     )
     growth = 100.0 * (x - tz) / (control - tz)
     death = 100.0 * (x - tz) / tz
-    pg = growth.where(x >= tz, death).where(reason.isna().to_numpy())
-    return {S.PERCENT_GROWTH: pg, S.reason_column(S.PERCENT_GROWTH): reason.to_numpy()}
+    pg = growth.where(x >= tz, death).where(_none(reason))
+    return {S.PERCENT_GROWTH: pg, S.reason_column(S.PERCENT_GROWTH): reason}
 
 
 def _read_time(t: pd.DataFrame) -> pd.Series:
@@ -309,12 +363,12 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
         ],
         len(t),
     )
-    ok = reason.isna().to_numpy()
+    ok = _none(reason)
     gr = pd.Series(np.where(use_td, gr_td, gr_t0), index=t.index).where(ok)
     source = np.where(has_t0, "time_zero", np.where(use_td, "doubling_time", None))
     return {
         S.GR: gr,
-        S.reason_column(S.GR): reason.to_numpy(),
+        S.reason_column(S.GR): reason,
         S.GR_SOURCE: np.where(ok, source, None),
         S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
         S.DOUBLING_TIME_SOURCE: np.where(use_td, td_source, None),
@@ -326,6 +380,9 @@ def _doubling_times(t: pd.DataFrame, *, options: NormalizationOptions) -> tuple[
     manifest's per-source table), then the run-wide one, whose source is the cell line's own
     (``doubling_time_sources``, e.g. a reader's annotation) or ``doubling_time_source`` (one lookup per data set
     with its own table, never per row)."""
+    if not (options.doubling_times or options.doubling_time_sources or options.dataset_doubling_times):
+        # (no table: no row has a doubling time, every source is the run-wide one)
+        return pd.Series(np.nan, index=t.index), np.full(len(t), options.doubling_time_source, dtype=object)
     td = t[S.CELL_LINE].map(dict(options.doubling_times or {})).astype(float)
     per_line = t[S.CELL_LINE].map(dict(options.doubling_time_sources or {})).astype(object)
     source = np.array(per_line.where(per_line.notna(), options.doubling_time_source), dtype=object)

@@ -425,11 +425,14 @@ def _validate_and_normalize(
     done = []
     if wells is not None:
         checked = validate_wells(wells)
+        datasets = (checked.codes or {}).get(S.DATASET)  # the data set column factorized by validation
         if nominal is None:
-            nominal = nominal_map(distinct_times(checked.clean), options=options.durations)
-        checked = replace(checked, clean=apply_nominal(checked.clean, nominal))
+            nominal = nominal_map(distinct_times(checked.clean, datasets=datasets), options=options.durations)
+        checked = replace(checked, clean=apply_nominal(checked.clean, nominal, datasets=datasets))
         checked = _positioned(checked, options)
-        done.append((checked, lambda c=checked: normalize(c.clean, options=options.normalization)))
+        done.append(
+            (checked, lambda c=checked: normalize(c.clean, options=options.normalization, codes=c.codes))
+        )
     if tables is not None:
         checked = validate_responses(tables)
         done.append((checked, lambda c=checked: from_response_table(c.clean)))
@@ -456,7 +459,8 @@ def _positioned(checked: ValidationResult, options: RunOptions) -> ValidationRes
         [f for f in (checked.ledger, moved.ledger) if len(f)] or [checked.ledger], ignore_index=True
     )
     ledger = ledger.sort_values([S.SOURCE_FILE, S.SOURCE_LINE], kind="stable", ignore_index=True)
-    return replace(checked, clean=moved.clean, ledger=ledger, as_read=checked.clean)
+    # (the codes of validation describe the rows as read)
+    return replace(checked, clean=moved.clean, ledger=ledger, as_read=checked.clean, codes=None)
 
 
 def _pooled(responses: pd.DataFrame, options: RunOptions) -> pd.DataFrame:
