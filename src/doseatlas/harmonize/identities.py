@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._codes import combine
 
 K = S.IdentityKind
 RULE = S.IdentityRule
@@ -464,30 +465,6 @@ def _column_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64, copy=False), out
 
 
-def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct values of ``combined`` (integers in ``[0, size)``), sorted; the position of every value
-    among them): a mark table when ``size`` is small, else a sort."""
-    if size <= 4 * len(combined) + 4096:
-        present = np.zeros(size, dtype=bool)
-        present[combined] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present), rank[combined]
-    slots, inverse = np.unique(combined, return_inverse=True)
-    return slots, inverse.reshape(-1)
-
-
-def _distinct_rows(columns: list[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(combination number of every row, per column the code of each combination) of ``n`` rows of coded
-    columns (``(codes, number of codes)``): one column at a time, so the numbers stay below ``n`` times a
-    column's codes."""
-    group, per_group, n_groups = np.zeros(n, dtype=np.int64), [], 1
-    for codes, width in columns:
-        slots, group = _compress(group * width + codes, n_groups * width)
-        per_group = [g[slots // width] for g in per_group] + [slots % width]
-        n_groups = len(slots)
-    return group, per_group
-
-
 @dataclass(frozen=True)
 class _Names:
     """The names of one kind in one table: the distinct (dataset, perturbation type, name) combinations
@@ -515,14 +492,14 @@ def _names(
     if kind == K.PERTURBAGEN and S.PERTURBATION_TYPE in table:
         columns.insert(1, S.PERTURBATION_TYPE)
         parts.insert(1, codes(S.PERTURBATION_TYPE))
-    inverse, per_key = _distinct_rows([(c, len(v)) for c, v in parts], len(table))
+    inverse, per_key = combine([(c, len(v)) for c, v in parts], len(table))
     keys = pd.DataFrame({c: v[k] for c, (_, v), k in zip(columns, parts, per_key, strict=True)})
     keys = keys.reindex(columns=[S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME], fill_value="")
     id_column = S.CELL_LINE_ID if kind == K.CELL_LINE else S.PERTURBAGEN_ID
     ids = None
     if id_column in table:
         id_codes, id_values = codes(id_column)
-        _, (key, ident) = _distinct_rows([(inverse, len(keys)), (id_codes, len(id_values))], len(table))
+        _, (key, ident) = combine([(inverse, len(keys)), (id_codes, len(id_values))], len(table))
         ids = (key, id_values[ident])
     return _Names(keys=keys.astype(object), inverse=inverse, ids=ids)
 
