@@ -10,12 +10,12 @@ of one table against another is an index into a boolean array.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["column_codes", "combine", "joint_codes"]
+__all__ = ["column_codes", "combine", "joint_codes", "per_distinct"]
 
 
 def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
@@ -70,3 +70,15 @@ def joint_codes(
     group, per = combine(coded, sum(sizes))
     n_groups = len(per[0]) if per else int(sum(sizes) > 0)
     return np.split(group, np.cumsum(sizes)[:-1]), n_groups
+
+
+def per_distinct(
+    table: pd.DataFrame, columns: Sequence[str], test: Callable[[pd.DataFrame], np.ndarray]
+) -> np.ndarray:
+    """``test(table)`` for a row-wise test whose answer depends only on ``columns`` (e.g. the readout
+    registry's, on readout and metric): asked of one row per distinct combination, taken back to every row."""
+    if not len(table):
+        return np.asarray(test(table), dtype=bool)
+    (group,), _ = joint_codes([table], [columns])
+    _, first = np.unique(group, return_index=True)
+    return np.asarray(test(table.iloc[first]), dtype=bool)[group]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import combine, joint_codes
+from doseatlas._codes import combine, joint_codes, per_distinct
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -198,7 +198,7 @@ def flag_metrics(
             interfering_compounds(interference if interference is not None else pd.DataFrame()),
             [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
         ),
-        FlagCode.READOUT_CAVEAT: caveat_rows(metrics),
+        FlagCode.READOUT_CAVEAT: per_distinct(metrics, [S.READOUT, S.METRIC], caveat_rows),
         **_curve_flags(metrics, responses, plates, options=options),
         FlagCode.BOUND_LIMITED: bound_limited(metrics, curves),
     }
