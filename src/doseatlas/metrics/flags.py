@@ -229,12 +229,11 @@ def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.nda
     """True for the metric rows whose ``on`` columns match a row of ``keys``."""
     if not len(keys) or not len(metrics):
         return np.zeros(len(metrics), dtype=bool)
-    # one grouping of both sides (missing values match, as in a merge) instead of an object copy and a merge
-    both = pd.concat([metrics[on].astype(object), keys[on].astype(object)], ignore_index=True)
-    codes = both.groupby(on, dropna=False, sort=False).ngroup().to_numpy()
-    hit = np.zeros(int(codes.max()) + 1, dtype=bool)
-    hit[codes[len(metrics) :]] = True
-    return hit[codes[: len(metrics)]]
+    # both sides numbered together (missing values match, as in a merge) instead of an object copy and a merge
+    (rows, found), n = joint_codes([metrics, keys], [on, on])
+    hit = np.zeros(n, dtype=bool)
+    hit[found] = True
+    return hit[rows]
 
 
 def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarray:
@@ -280,6 +279,8 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     pair, (pair_group, _) = combine(coded, len(metrics))
     pair_lo = pd.Series(lo[used]).groupby(pair[used]).max()  # each readout of a group: its intervals' overlap
     pair_hi = pd.Series(hi[used]).groupby(pair[used]).min()
+    if np.bincount(pair_group[pair_lo.index]).max() < 2:  # no group has two readouts: nothing to compare
+        return np.zeros(len(metrics), dtype=bool)
     o_lo = _others(pair_group[pair_lo.index], pair_lo.to_numpy(float), np.maximum)
     o_hi = _others(pair_group[pair_hi.index], pair_hi.to_numpy(float), np.minimum)
     other_lo = np.full(len(pair_group), np.nan)
