@@ -15,18 +15,37 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["column_codes", "combine", "joint_codes", "per_distinct"]
+__all__ = ["column_codes", "combine", "factorize", "joint_codes", "per_distinct"]
+
+
+def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of Python objects (text)
+    whose values come in runs (a table in plate, cell line or curve order) is factorized on the first value of
+    each run only (the codes are the same: numbered in the order of first appearance)."""
+    array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype == object else values
+    if isinstance(array, np.ndarray) and array.dtype == object and len(array) > 1024:
+        heads = np.ones(len(array), dtype=bool)
+        try:  # (missing values never equal: each starts a run, and stays missing)
+            heads[1:] = array[1:] != array[:-1]
+        except (TypeError, ValueError):  # values without a plain equality (e.g. pd.NA): hash every row
+            heads[:] = True
+        if np.count_nonzero(heads) < len(array) // 4:
+            codes, uniques = pd.factorize(array[heads], use_na_sentinel=True)
+            runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
+            return np.repeat(codes.astype(np.int64), runs), uniques
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), uniques
 
 
 def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
     """(code of every row, number of codes) of one column: the missing values share the last code."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    codes = np.asarray(codes, dtype=np.int64)
+    codes, uniques = factorize(values)
+    codes, n_uniques = np.array(codes, dtype=np.int64), len(uniques)
     missing = codes < 0
     if missing.any():
-        codes[missing] = len(uniques)
-        return codes, len(uniques) + 1
-    return codes, len(uniques)
+        codes[missing] = n_uniques
+        return codes, n_uniques + 1
+    return codes, n_uniques
 
 
 def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +63,33 @@ def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """(combination number of every row, per column the code of each combination) of ``n`` rows of coded
     columns (``(codes, number of codes)`` each, e.g. from :func:`column_codes`). Combinations are numbered in
-    the order of their codes (first column first)."""
-    group, per_group, n_groups = np.zeros(n, dtype=np.int64), [], 1
+    the order of their codes (first column first). Columns are folded into one number while it stays small
+    enough for a mark table, and renumbered densely only then."""
+    group, n_groups = np.zeros(n, dtype=np.int64), 1
+    per_group: list[np.ndarray] = []
+    pending: list[int] = []  # the widths folded in since the last renumbering
     for codes, width in columns:
-        slots, group = _compress(group * width + codes, n_groups * width)
-        per_group = [g[slots // width] for g in per_group] + [slots % width]
-        n_groups = len(slots)
+        if pending and n_groups * width > 4 * n + 4096:
+            group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)
+            pending = []
+        group, n_groups = group * width + codes, n_groups * width
+        pending.append(width)
+    if pending:
+        group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)
     return group, per_group
+
+
+def _renumber(
+    group: np.ndarray, size: int, per_group: list[np.ndarray], widths: list[int]
+) -> tuple[np.ndarray, int, list[np.ndarray]]:
+    """Dense numbers for ``group`` (numbers below ``size`` made of earlier dense numbers and the codes of
+    columns of ``widths``): (new numbers, how many, per column the code of each new number)."""
+    slots, group = _compress(group, size)
+    rest, codes = slots, []
+    for width in reversed(widths):
+        rest, code = np.divmod(rest, width)
+        codes.append(code)
+    return group, len(slots), [g[rest] for g in per_group] + codes[::-1]
 
 
 def joint_codes(

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import combine
+from doseatlas._codes import combine, factorize
 
 K = S.IdentityKind
 RULE = S.IdentityRule
@@ -455,7 +455,7 @@ def _column_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(code of every row, value of each code) of one column, factorized once: the missing values share one
     code (the last), whose value is the first missing one as the column holds it."""
     array = values.to_numpy()
-    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    codes, uniques = factorize(array)
     missing = codes < 0
     out = np.empty(len(uniques) + int(missing.any()), dtype=object)
     out[: len(uniques)] = np.asarray(uniques, dtype=object)
