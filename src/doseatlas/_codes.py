@@ -2,7 +2,7 @@
 
 A pandas ``groupby`` or ``merge`` on several text columns hashes tuples of Python objects; here each column is
 factorized once (one hash per value) and the columns of a key are combined one at a time into the number of
-each distinct combination: a mark table over the codes (a sort when the codes are sparse), so the numbers stay
+each distinct combination: a mark table over the codes (a hash when the codes are sparse), so the numbers stay
 below the number of rows times one column's codes. Missing values are one value, as a merge or a grouping with
 ``dropna=False`` match them. Tables coded together (:func:`joint_codes`) share one numbering, so matching rows
 of one table against another is an index into a boolean array.
@@ -50,14 +50,17 @@ def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
 
 def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct values of ``combined`` (integers in ``[0, size)``), sorted; the position of every value
-    among them): a mark table when ``size`` is small, else a sort."""
+    among them): a mark table when ``size`` is small, else a hash of the values."""
     if size <= 4 * len(combined) + 4096:
         present = np.zeros(size, dtype=bool)
         present[combined] = True
         rank = np.cumsum(present, dtype=np.int64) - 1
         return np.flatnonzero(present), rank[combined]
-    slots, inverse = np.unique(combined, return_inverse=True)
-    return slots, inverse.reshape(-1)
+    codes, uniques = pd.factorize(combined)  # sparse: hashed (no sort of every row), then put in order
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniques[order], rank[codes]
 
 
 def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -163,12 +163,20 @@ def has_flag(flags: pd.Series, code: str) -> pd.Series:
 
 
 def join_flags(raised: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """The ``flags`` strings of ``n`` rows from a boolean array per code (codes sorted, ``;``-joined)."""
-    out = np.full(n, "", dtype=object)
-    for code in sorted(raised):
-        hit = np.asarray(raised[code], dtype=bool)
-        out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
-    return out
+    """The ``flags`` strings of ``n`` rows from a boolean array per code (codes sorted, ``;``-joined): each row's
+    set of codes as bits of one number, each string built once per set."""
+    codes = sorted(raised)
+    if len(codes) > 16:  # (a table of every set would be too large)
+        out = np.full(n, "", dtype=object)
+        for code in codes:
+            hit = np.asarray(raised[code], dtype=bool)
+            out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
+        return out
+    bits = np.zeros(n, dtype=np.int64)
+    for i, code in enumerate(codes):
+        bits |= np.asarray(raised[code], dtype=bool).astype(np.int64) << i
+    text = [SEPARATOR.join(c for i, c in enumerate(codes) if s >> i & 1) for s in range(2 ** len(codes))]
+    return np.array(text, dtype=object)[bits]
 
 
 def flag_metrics(
@@ -218,11 +226,16 @@ def bound_limited(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> np.ndar
     fitted = {m.name for m in METRICS if m.kind in ("threshold", "midpoint", "parameter", "area")} - {
         "gr_aoc"
     }
-    return (
-        metrics[S.CURVE_ID].isin(set(bound)).to_numpy()
-        & metrics[S.METRIC].isin(fitted).to_numpy()
-        & metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy()
-    )
+    metric, names = pd.factorize(metrics[S.METRIC], use_na_sentinel=True)
+    kind = np.array([name in fitted for name in names] + [False], dtype=bool)[
+        metric
+    ]  # (-1: a missing metric)
+    rows = np.flatnonzero(kind & _status_is(metrics)(S.MetricStatus.ESTIMATED.value))
+    out = none.copy()
+    out[rows] = (
+        metrics[S.CURVE_ID].iloc[rows].isin(set(bound)).to_numpy()
+    )  # the curve asked of these rows only
+    return out
 
 
 def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:
@@ -246,14 +259,25 @@ def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarr
 def _intervals(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each row's interval: estimated [lower, upper] (everything without one), censored up to / from its bound."""
     St = S.MetricStatus
-    status = metrics[S.STATUS].to_numpy()
+    status = _status_is(metrics)
     lower, upper = metrics[S.LOWER].to_numpy(float), metrics[S.UPPER].to_numpy(float)
     lo = np.where(np.isnan(lower), -np.inf, lower)
     hi = np.where(np.isnan(upper), np.inf, upper)
-    right, left = status == St.RIGHT_CENSORED.value, status == St.LEFT_CENSORED.value
+    right, left = status(St.RIGHT_CENSORED.value), status(St.LEFT_CENSORED.value)
     lo, hi = np.where(left, -np.inf, lo), np.where(right, np.inf, hi)
-    refused = (status == St.REFUSED.value) | ~(right | left | (status == St.ESTIMATED.value))
+    refused = status(St.REFUSED.value) | ~(right | left | status(St.ESTIMATED.value))
     return np.where(refused, np.nan, lo), np.where(refused, np.nan, hi)
+
+
+def _status_is(metrics: pd.DataFrame):
+    """A test ``value -> True for the rows whose status is value``, on the status column factorized once."""
+    codes, uniques = pd.factorize(metrics[S.STATUS], use_na_sentinel=True)
+    distinct = np.asarray(uniques, dtype=object)
+
+    def status(value: str) -> np.ndarray:
+        return np.append(distinct == value, False)[codes]  # (code -1, a missing status: never equal)
+
+    return status
 
 
 def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarray:
