@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
+from doseatlas._codes import joint_codes
 from doseatlas._stats import group_summary
 
 GROUP = [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
@@ -79,11 +80,13 @@ def _plate_rates(responses: pd.DataFrame) -> pd.DataFrame:
     extra = [S.READ_TIME_H] if S.READ_TIME_H in responses else []
     seeding_column = [S.SEEDING_DENSITY] if S.SEEDING_DENSITY in responses else []
     read = [*plate_key, *extra, *cols, *seeding_column]
-    rows = responses.loc[keep, list(dict.fromkeys(read))]  # the columns read below, copied once
+    # the first row of each plate (as drop_duplicates keeps it), found on the plate key's codes
+    positions = np.flatnonzero(keep.to_numpy(bool))
+    (plate,), _ = joint_codes([responses[plate_key].iloc[positions]], [plate_key])
+    first = positions[np.unique(plate, return_index=True)[1]]  # sorted: in the order of the rows
+    rows = responses[list(dict.fromkeys(read))].iloc[first]  # the columns read below, copied once
     seeding = rows[S.SEEDING_DENSITY] if S.SEEDING_DENSITY in rows else np.nan
-    plates = rows.assign(**{S.SEEDING_DENSITY: seeding}).drop_duplicates(plate_key)[
-        [*plate_key, *extra, S.SEEDING_DENSITY, *cols]
-    ]
+    plates = rows.assign(**{S.SEEDING_DENSITY: seeding})[[*plate_key, *extra, S.SEEDING_DENSITY, *cols]]
     actual = S.READ_TIME_H if S.READ_TIME_H in plates else S.TIME_H  # growth over the actual read time
     c, tz, t = (plates[k].to_numpy(float) for k in (S.VEHICLE_SIGNAL, S.TIME_ZERO_SIGNAL, actual))
     with np.errstate(divide="ignore", invalid="ignore"):

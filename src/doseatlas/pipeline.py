@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._codes import per_distinct
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.fit.table import in_response_units
@@ -33,7 +34,7 @@ from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.position import check_position_correction, correct_positions
 from doseatlas.qc import plate_qc
-from doseatlas.readouts import refuse_unsupported
+from doseatlas.readouts import refuse_unsupported, unsupported_rows
 from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
@@ -331,7 +332,7 @@ def time_tables(
         dependence=dependence,
         metric_options=options.metrics,
     )
-    converted = refuse_unsupported(converted)  # as the metrics they convert (the readout registry)
+    converted = _refuse_unsupported(converted)  # as the metrics they convert (the readout registry)
     return {"growth": growth, "converted": converted, "time_dependence": dependence}
 
 
@@ -374,6 +375,14 @@ def time_summary(timed: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
 
 
+def _refuse_unsupported(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`doseatlas.readouts.refuse_unsupported`, the readout registry asked once per distinct readout and
+    metric: a table without an unsupported row is returned as it is (as that function returns it)."""
+    if not per_distinct(table, [S.READOUT, S.METRIC], unsupported_rows).any():
+        return table
+    return refuse_unsupported(table)
+
+
 def harmonize_tables(
     responses: pd.DataFrame,
     curves: pd.DataFrame,
@@ -401,7 +410,7 @@ def consistency_step(
     """
     from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 
-    metrics = refuse_unsupported(with_auc_common(metrics, curves))  # auc_common of a readout too (registry)
+    metrics = _refuse_unsupported(with_auc_common(metrics, curves))  # auc_common of a readout too (registry)
     return metrics, consistency_table(metrics, published=published)
 
 
@@ -513,7 +522,7 @@ def whole_run_steps(
     )
     interference = tables.get("interference", pd.DataFrame())
     curves, metrics = dip_step(dip, curves, metrics, options=options)
-    metrics = refuse_unsupported(metrics)  # the readout registry: a metric its readout does not support
+    metrics = _refuse_unsupported(metrics)  # the readout registry: a metric its readout does not support
     # (before the consistency step compares data sets, which refuses the auc_common rows it adds the same way)
     tick("harmonize")
     responses, curves, metrics, plates, identities = harmonize_tables(

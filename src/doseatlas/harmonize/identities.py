@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._codes import combine, factorize
 
 K = S.IdentityKind
 RULE = S.IdentityRule
@@ -450,20 +451,67 @@ def resolve_identities(names: pd.DataFrame, *, options: HarmonizeOptions | None 
 
 
 # ------------------------------------------------------------------------------------------ the tables
-def _distinct(table: pd.DataFrame, kind: S.IdentityKind, id_column: str) -> pd.DataFrame:
-    """Distinct (dataset, perturbation type, name, id) of one kind in ``table``."""
+def _column_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code of every row, value of each code) of one column, factorized once: the missing values share one
+    code (the last), whose value is the first missing one as the column holds it."""
+    array = values.to_numpy()
+    codes, uniques = factorize(array)
+    missing = codes < 0
+    out = np.empty(len(uniques) + int(missing.any()), dtype=object)
+    out[: len(uniques)] = np.asarray(uniques, dtype=object)
+    if missing.any():
+        out[-1] = array[np.argmax(missing)]
+        codes = np.where(missing, len(uniques), codes)
+    return codes.astype(np.int64, copy=False), out
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The names of one kind in one table: the distinct (dataset, perturbation type, name) combinations
+    (``keys``, object columns; the perturbation type empty for cell lines), the combination of every row
+    (``inverse``) and the distinct (combination, source id) pairs (``ids``: combination, id value)."""
+
+    keys: pd.DataFrame
+    inverse: np.ndarray
+    ids: tuple[np.ndarray, np.ndarray] | None
+
+
+def _names(
+    table: pd.DataFrame, kind: S.IdentityKind, coded: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> _Names:
+    """:class:`_Names` of one kind in ``table`` from its factorized columns (``coded``, filled as needed)."""
+
+    def codes(column: str) -> tuple[np.ndarray, np.ndarray]:
+        if column not in coded:
+            coded[column] = _column_codes(table[column])
+        return coded[column]
+
     name = S.CELL_LINE if kind == K.CELL_LINE else S.PERTURBAGEN
-    use_ptype = kind == K.PERTURBAGEN and S.PERTURBATION_TYPE in table
-    columns = {S.DATASET: table[S.DATASET], S.SOURCE_NAME: table[name]}
-    if use_ptype:
-        columns[S.PERTURBATION_TYPE] = table[S.PERTURBATION_TYPE]
+    columns = [S.DATASET, S.SOURCE_NAME]
+    parts = [codes(S.DATASET), codes(name)]
+    if kind == K.PERTURBAGEN and S.PERTURBATION_TYPE in table:
+        columns.insert(1, S.PERTURBATION_TYPE)
+        parts.insert(1, codes(S.PERTURBATION_TYPE))
+    inverse, per_key = combine([(c, len(v)) for c, v in parts], len(table))
+    keys = pd.DataFrame({c: v[k] for c, (_, v), k in zip(columns, parts, per_key, strict=True)})
+    keys = keys.reindex(columns=[S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME], fill_value="")
+    id_column = S.CELL_LINE_ID if kind == K.CELL_LINE else S.PERTURBAGEN_ID
+    ids = None
     if id_column in table:
-        columns[S.SOURCE_ID] = table[id_column]
-    first, _ = _distinct_rows(list(columns.values()))
-    first = np.sort(first)
-    frame = pd.DataFrame({c: np.asarray(v.to_numpy()[first], dtype=object) for c, v in columns.items()})
-    frame = frame.reindex(columns=[S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME, S.SOURCE_ID])
-    frame[S.PERTURBATION_TYPE] = frame[S.PERTURBATION_TYPE].fillna("") if use_ptype else ""
+        id_codes, id_values = codes(id_column)
+        _, (key, ident) = combine([(inverse, len(keys)), (id_codes, len(id_values))], len(table))
+        ids = (key, id_values[ident])
+    return _Names(keys=keys.astype(object), inverse=inverse, ids=ids)
+
+
+def _distinct(names: _Names, kind: S.IdentityKind) -> pd.DataFrame:
+    """Distinct (dataset, perturbation type, name, id) of one kind in a table (:class:`_Names`)."""
+    if names.ids is None:
+        frame = names.keys.reindex(columns=[S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME, S.SOURCE_ID])
+    else:
+        key, ids = names.ids
+        frame = names.keys.take(key).reset_index(drop=True).assign(**{S.SOURCE_ID: ids})
+    frame[S.PERTURBATION_TYPE] = frame[S.PERTURBATION_TYPE].fillna("")
     frame = frame.dropna(subset=[S.SOURCE_NAME])
     given = frame[S.SOURCE_ID].notna() & frame[S.SOURCE_ID].astype(str).ne("")
     frame[S.SOURCE_ID] = frame[S.SOURCE_ID].astype(object).where(given, None)
@@ -472,12 +520,21 @@ def _distinct(table: pd.DataFrame, kind: S.IdentityKind, id_column: str) -> pd.D
     return frame
 
 
+def _table_names(table: pd.DataFrame) -> dict[S.IdentityKind, _Names]:
+    """:class:`_Names` of each kind ``table`` has (its key columns factorized once for both kinds)."""
+    present = {K.CELL_LINE: S.CELL_LINE, K.PERTURBAGEN: S.PERTURBAGEN}
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    return {kind: _names(table, kind, coded) for kind, column in present.items() if column in table}
+
+
 def source_names(*tables: pd.DataFrame) -> pd.DataFrame:
     """Distinct (kind, dataset, perturbation_type, source name, source id) of the tables' cell lines and
     perturbagens; a name for which its source gives several ids has them in ``source_ids`` (and no id)."""
-    present = {K.CELL_LINE: S.CELL_LINE, K.PERTURBAGEN: S.PERTURBAGEN}
-    pairs = ((K.CELL_LINE, S.CELL_LINE_ID), (K.PERTURBAGEN, S.PERTURBAGEN_ID))
-    frames = [_distinct(t, kind, col) for t in tables for kind, col in pairs if len(t) and present[kind] in t]
+    return _source_names([_table_names(t) if len(t) else {} for t in tables])
+
+
+def _source_names(tables: list[dict[S.IdentityKind, _Names]]) -> pd.DataFrame:
+    frames = [_distinct(names, kind) for table in tables for kind, names in table.items()]
     key = [S.IDENTITY_KIND, S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME]
     if not frames:
         return pd.DataFrame(columns=[*key, S.SOURCE_ID, "source_ids"], dtype=object)
@@ -494,46 +551,34 @@ def source_names(*tables: pd.DataFrame) -> pd.DataFrame:
     return names.reset_index(drop=True)
 
 
-def _distinct_rows(columns: list[pd.Series | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(position of the first row of each distinct combination, combination number of every row): one
-    factorization per column instead of hashing tuples of a million rows."""
-    combined = np.zeros(len(columns[0]), dtype=np.int64)
-    for values in columns:
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-        combined = combined * max(len(uniques), 1) + codes
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
-
-
-def _lookup(table: pd.DataFrame, identities: pd.DataFrame, kind: S.IdentityKind) -> pd.DataFrame:
-    """(canonical name, canonical id) of every row of ``table``, in its order (looked up once per distinct
-    name, then spread to the rows)."""
-    name = S.CELL_LINE if kind == K.CELL_LINE else S.PERTURBAGEN
+def _lookup(names: _Names, identities: pd.DataFrame, kind: S.IdentityKind) -> tuple[np.ndarray, np.ndarray]:
+    """(canonical name, canonical id) of every row of a table (looked up once per distinct name, then taken
+    to the rows)."""
     key = [S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME]
-    blank = pd.Series("", index=table.index, dtype=object)
-    columns = [table[S.DATASET], table[S.PERTURBATION_TYPE] if kind == K.PERTURBAGEN else blank, table[name]]
-    first, inverse = _distinct_rows(columns)
-    rows = pd.DataFrame(
-        {c: np.asarray(v.to_numpy()[first], dtype=object) for c, v in zip(key, columns, strict=True)}
-    )
     found = identities.loc[identities[S.IDENTITY_KIND] == kind, [*key, S.CANONICAL_NAME, S.CANONICAL_ID]]
-    out = rows.merge(found, on=key, how="left", sort=False)
-    out[S.CANONICAL_NAME] = out[S.CANONICAL_NAME].where(out[S.CANONICAL_NAME].notna(), out[S.SOURCE_NAME])
-    return out.iloc[inverse].reset_index(drop=True)
+    out = names.keys.merge(found, on=key, how="left", sort=False)
+    name = out[S.CANONICAL_NAME].where(out[S.CANONICAL_NAME].notna(), out[S.SOURCE_NAME])
+    return name.to_numpy()[names.inverse], out[S.CANONICAL_ID].to_numpy()[names.inverse]
 
 
 def apply_identities(table: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose ``cell_line`` / ``perturbagen`` are the canonical names, with the source's
     names in ``cell_line_source`` / ``perturbagen_source`` and the ids in ``cell_line_id`` / ``perturbagen_id``."""
+    return _applied(table, _table_names(table), identities)
+
+
+def _applied(
+    table: pd.DataFrame, names: dict[S.IdentityKind, _Names], identities: pd.DataFrame
+) -> pd.DataFrame:
     out = table.copy(deep=False)  # new columns only: the values of ``table`` are not written (copy on write)
     for kind, name, source, ident in ((K.CELL_LINE, S.CELL_LINE, S.CELL_LINE_SOURCE, S.CELL_LINE_ID),
                                       (K.PERTURBAGEN, S.PERTURBAGEN, S.PERTURBAGEN_SOURCE, S.PERTURBAGEN_ID)):  # fmt: skip
-        if name not in out:
+        if kind not in names:
             continue
-        found = _lookup(out, identities, kind)
+        canonical, canonical_id = _lookup(names[kind], identities, kind)
         out[source] = out[name]
-        out[name] = found[S.CANONICAL_NAME].to_numpy()
-        out[ident] = found[S.CANONICAL_ID].to_numpy()
+        out[name] = canonical
+        out[ident] = canonical_id
     return out
 
 
@@ -544,9 +589,13 @@ def harmonize(
     *,
     options: HarmonizeOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The ``harmonize`` step: (responses, curves, metrics, identities) with canonical names and ids."""
-    identities = resolve_identities(source_names(responses, curves, metrics), options=options)
-    return (*(apply_identities(t, identities) for t in (responses, curves, metrics)), identities)
+    """The ``harmonize`` step: (responses, curves, metrics, identities) with canonical names and ids (each
+    table's name columns factorized once, for its source names and for the mapping)."""
+    tables = (responses, curves, metrics)
+    names = [_table_names(t) for t in tables]
+    identities = resolve_identities(_source_names([n if len(t) else {} for n, t in zip(names, tables, strict=True)]),
+                                    options=options)  # fmt: skip
+    return (*(_applied(t, n, identities) for t, n in zip(tables, names, strict=True)), identities)
 
 
 def identity_summary(identities: pd.DataFrame) -> dict[str, int]:

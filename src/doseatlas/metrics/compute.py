@@ -529,17 +529,6 @@ def _gate(keys: pd.DataFrame, options: MetricOptions) -> pd.Series:
     return reason
 
 
-def _growth_ratio(responses: pd.DataFrame) -> pd.DataFrame:
-    """``r0 = Tz / C`` per curve key (mean over its wells with a percent growth)."""
-    rows = responses[responses[S.PERCENT_GROWTH].notna()].rename(columns={S.TIME_H: S.DURATION_H})
-    ratio = rows[S.TIME_ZERO_SIGNAL] / rows[S.VEHICLE_SIGNAL]
-    return (
-        group_summary(rows.assign(**{R0: ratio}), list(S.CURVE_KEY), R0, method="mean")
-        .rename(R0)
-        .reset_index()
-    )
-
-
 def _drug_growth_ratio(drugs: DrugCurves) -> np.ndarray:
     """``r0 = Tz / C`` per drug curve key (mean over its wells with a percent growth; NaN without any)."""
     with_pg = ~np.isnan(drugs.values(S.PERCENT_GROWTH))

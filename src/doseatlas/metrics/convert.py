@@ -136,7 +136,10 @@ def _gr_keys(
     """Every drug curve key with its GR curve, its ``r0_T`` and whether its control grows exponentially."""
     keys = C._scale_keys(responses, S.GR)
     keys = keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left")
-    r0 = C._growth_ratio(responses)  # from time-zero reads (mean Tz/C over the curve's wells)
+    drugs = C.DrugCurves.of(
+        responses
+    )  # r0 from time-zero reads (mean Tz/C over the curve's wells), as metrics
+    r0 = drugs.keys.assign(**{C.R0: C._drug_growth_ratio(drugs)})
     keys = keys.merge(r0, on=list(S.CURVE_KEY), how="left")
     td = _user_doubling_times(responses)
     keys = keys.merge(td, on=list(S.CURVE_KEY), how="left")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes
+from doseatlas._codes import combine, joint_codes, per_distinct
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -163,12 +163,20 @@ def has_flag(flags: pd.Series, code: str) -> pd.Series:
 
 
 def join_flags(raised: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """The ``flags`` strings of ``n`` rows from a boolean array per code (codes sorted, ``;``-joined)."""
-    out = np.full(n, "", dtype=object)
-    for code in sorted(raised):
-        hit = np.asarray(raised[code], dtype=bool)
-        out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
-    return out
+    """The ``flags`` strings of ``n`` rows from a boolean array per code (codes sorted, ``;``-joined): each row's
+    set of codes as bits of one number, each string built once per set."""
+    codes = sorted(raised)
+    if len(codes) > 16:  # (a table of every set would be too large)
+        out = np.full(n, "", dtype=object)
+        for code in codes:
+            hit = np.asarray(raised[code], dtype=bool)
+            out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
+        return out
+    bits = np.zeros(n, dtype=np.int64)
+    for i, code in enumerate(codes):
+        bits |= np.asarray(raised[code], dtype=bool).astype(np.int64) << i
+    text = [SEPARATOR.join(c for i, c in enumerate(codes) if s >> i & 1) for s in range(2 ** len(codes))]
+    return np.array(text, dtype=object)[bits]
 
 
 def flag_metrics(
@@ -198,7 +206,7 @@ def flag_metrics(
             interfering_compounds(interference if interference is not None else pd.DataFrame()),
             [S.DATASET, S.READOUT, S.DURATION_H, S.PERTURBATION_TYPE, S.PERTURBAGEN],
         ),
-        FlagCode.READOUT_CAVEAT: caveat_rows(metrics),
+        FlagCode.READOUT_CAVEAT: per_distinct(metrics, [S.READOUT, S.METRIC], caveat_rows),
         **_curve_flags(metrics, responses, plates, options=options),
         FlagCode.BOUND_LIMITED: bound_limited(metrics, curves),
     }
@@ -218,23 +226,27 @@ def bound_limited(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> np.ndar
     fitted = {m.name for m in METRICS if m.kind in ("threshold", "midpoint", "parameter", "area")} - {
         "gr_aoc"
     }
-    return (
-        metrics[S.CURVE_ID].isin(set(bound)).to_numpy()
-        & metrics[S.METRIC].isin(fitted).to_numpy()
-        & metrics[S.STATUS].eq(S.MetricStatus.ESTIMATED.value).to_numpy()
-    )
+    metric, names = pd.factorize(metrics[S.METRIC], use_na_sentinel=True)
+    kind = np.array([name in fitted for name in names] + [False], dtype=bool)[
+        metric
+    ]  # (-1: a missing metric)
+    rows = np.flatnonzero(kind & _status_is(metrics)(S.MetricStatus.ESTIMATED.value))
+    out = none.copy()
+    out[rows] = (
+        metrics[S.CURVE_ID].iloc[rows].isin(set(bound)).to_numpy()
+    )  # the curve asked of these rows only
+    return out
 
 
 def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:
     """True for the metric rows whose ``on`` columns match a row of ``keys``."""
     if not len(keys) or not len(metrics):
         return np.zeros(len(metrics), dtype=bool)
-    # one grouping of both sides (missing values match, as in a merge) instead of an object copy and a merge
-    both = pd.concat([metrics[on].astype(object), keys[on].astype(object)], ignore_index=True)
-    codes = both.groupby(on, dropna=False, sort=False).ngroup().to_numpy()
-    hit = np.zeros(int(codes.max()) + 1, dtype=bool)
-    hit[codes[len(metrics) :]] = True
-    return hit[codes[: len(metrics)]]
+    # both sides numbered together (missing values match, as in a merge) instead of an object copy and a merge
+    (rows, found), n = joint_codes([metrics, keys], [on, on])
+    hit = np.zeros(n, dtype=bool)
+    hit[found] = True
+    return hit[rows]
 
 
 def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarray:
@@ -247,14 +259,25 @@ def _time_dependent(metrics: pd.DataFrame, dependence: pd.DataFrame) -> np.ndarr
 def _intervals(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each row's interval: estimated [lower, upper] (everything without one), censored up to / from its bound."""
     St = S.MetricStatus
-    status = metrics[S.STATUS].to_numpy()
+    status = _status_is(metrics)
     lower, upper = metrics[S.LOWER].to_numpy(float), metrics[S.UPPER].to_numpy(float)
     lo = np.where(np.isnan(lower), -np.inf, lower)
     hi = np.where(np.isnan(upper), np.inf, upper)
-    right, left = status == St.RIGHT_CENSORED.value, status == St.LEFT_CENSORED.value
+    right, left = status(St.RIGHT_CENSORED.value), status(St.LEFT_CENSORED.value)
     lo, hi = np.where(left, -np.inf, lo), np.where(right, np.inf, hi)
-    refused = (status == St.REFUSED.value) | ~(right | left | (status == St.ESTIMATED.value))
+    refused = status(St.REFUSED.value) | ~(right | left | status(St.ESTIMATED.value))
     return np.where(refused, np.nan, lo), np.where(refused, np.nan, hi)
+
+
+def _status_is(metrics: pd.DataFrame):
+    """A test ``value -> True for the rows whose status is value``, on the status column factorized once."""
+    codes, uniques = pd.factorize(metrics[S.STATUS], use_na_sentinel=True)
+    distinct = np.asarray(uniques, dtype=object)
+
+    def status(value: str) -> np.ndarray:
+        return np.append(distinct == value, False)[codes]  # (code -1, a missing status: never equal)
+
+    return status
 
 
 def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarray:
@@ -266,45 +289,75 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     if not len(metrics):
         return np.zeros(0, dtype=bool)
     lo, hi = _intervals(metrics)
-    molar = metrics[S.METRIC].map({m: REGISTRY[m].unit == MOLAR for m in REGISTRY}).eq(True).to_numpy()
+    metric, names = pd.factorize(metrics[S.METRIC], use_na_sentinel=True)
+    molar_names = np.array([n in REGISTRY and REGISTRY[n].unit == MOLAR for n in names] + [False])
+    molar = molar_names[metric]  # (code -1, a missing metric: the last entry)
     lo, hi = np.where(molar, lo / fold, lo), np.where(molar, hi * fold, hi)
-    key = metrics[READOUT_PAIR_KEY].astype(object)
-    codes = key.groupby(READOUT_PAIR_KEY, dropna=False, sort=False).ngroup().to_numpy()
-    rows = pd.DataFrame(
-        {"_g": codes, "_r": metrics[S.READOUT].astype(object).to_numpy(), "_lo": lo, "_hi": hi}
-    )
-    used = rows.dropna(subset=["_lo"])
-    per = used.groupby(["_g", "_r"], sort=False).agg(_lo=("_lo", "max"), _hi=("_hi", "min")).reset_index()
-    pairs = per.merge(per, on="_g", suffixes=("", "_o"))
-    pairs = pairs[pairs["_r"] != pairs["_r_o"]]
-    others = pairs.groupby(["_g", "_r"], sort=False).agg(o_lo=("_lo_o", "max"), o_hi=("_hi_o", "min"))
-    joined = rows.merge(others.reset_index(), on=["_g", "_r"], how="left")
+    (group,), _ = joint_codes([metrics], [READOUT_PAIR_KEY])
+    readout, readouts = pd.factorize(metrics[S.READOUT], use_na_sentinel=True)
+    used = ~np.isnan(lo) & (readout >= 0)  # rows of a missing readout are not compared
+    if not used.any():
+        return np.zeros(len(metrics), dtype=bool)
+    readout = np.where(readout < 0, len(readouts), readout)
+    coded = [(group, int(group.max()) + 1), (readout, len(readouts) + 1)]
+    pair, (pair_group, _) = combine(coded, len(metrics))
+    pair_lo = pd.Series(lo[used]).groupby(pair[used]).max()  # each readout of a group: its intervals' overlap
+    pair_hi = pd.Series(hi[used]).groupby(pair[used]).min()
+    if np.bincount(pair_group[pair_lo.index]).max() < 2:  # no group has two readouts: nothing to compare
+        return np.zeros(len(metrics), dtype=bool)
+    o_lo = _others(pair_group[pair_lo.index], pair_lo.to_numpy(float), np.maximum)
+    o_hi = _others(pair_group[pair_hi.index], pair_hi.to_numpy(float), np.minimum)
+    other_lo = np.full(len(pair_group), np.nan)
+    other_hi = np.full(len(pair_group), np.nan)
+    other_lo[pair_lo.index], other_hi[pair_hi.index] = o_lo, o_hi
     with np.errstate(invalid="ignore"):
-        apart = (joined["o_lo"].to_numpy(float) > hi) | (joined["o_hi"].to_numpy(float) < lo)
-    return ~np.isnan(lo) & apart
+        apart = (other_lo[pair] > hi) | (other_hi[pair] < lo)
+    return used & apart
+
+
+def _others(group: np.ndarray, values: np.ndarray, best: np.ufunc) -> np.ndarray:
+    """For each entry: ``best`` (np.maximum or np.minimum) of the values of the other entries of its group
+    (NaN for an entry alone in its group); ``group`` sorted ascending."""
+    sign = 1.0 if best is np.maximum else -1.0
+    order = np.lexsort((-sign * values, group))  # per group, the best value first
+    g, v = group[order], values[order]
+    start = np.r_[True, g[1:] != g[:-1]]
+    first = np.flatnonzero(start)
+    size = np.diff(np.r_[first, len(g)])
+    top = np.repeat(v[first], size)
+    second = np.repeat(np.where(size > 1, v[np.minimum(first + 1, len(v) - 1)], np.nan), size)
+    out = np.empty(len(values))
+    out[order] = np.where(start, second, top)
+    return out
 
 
 def _curve_flags(
     metrics: pd.DataFrame, responses: pd.DataFrame, plates: pd.DataFrame, *, options: FlagOptions
 ) -> dict[str, np.ndarray]:
-    """Flags raised on a curve (all its metric rows): from its plates and its responses."""
+    """Flags raised on a curve (all its metric rows): from its plates and its responses (the curve keys of the
+    metrics and the wells numbered once, together: a curve is flagged by an index into its flags)."""
     none = np.zeros(len(metrics), dtype=bool)
     out = {FlagCode.EDGE_EFFECT: none, FlagCode.LOW_Z_FACTOR: none, FlagCode.SIGNAL_INCREASE: none}
     if not len(responses) or not len(metrics):
         return out
     wells = S.with_series(responses).rename(columns={S.TIME_H: S.DURATION_H})
     curve = list(S.CURVE_KEY)
+    (metric_curve, well_curve), n_curves = joint_codes([S.with_series(metrics), wells], [curve, curve])
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
         bad = plate_flags(plates, options=options)
-        on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
-        per_well = (
-            wells[[*curve, S.PLATE]]
-            .astype(object)
-            .merge(bad.rename(columns={S.TIME_H: S.DURATION_H}).astype(object), on=on, how="inner")
-        )
-        for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
-            out[code] = _rows_of(metrics, per_well[per_well[code].astype(bool)], curve)
-    out[FlagCode.SIGNAL_INCREASE] = _rows_of(metrics, _signal_increase(wells, options=options), curve)
+        if len(bad):
+            on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
+            (well_plate, bad_plate), n_plates = joint_codes([wells, bad], [on, PLATE_KEY])
+            for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
+                plate_hit = np.zeros(n_plates, dtype=bool)
+                plate_hit[bad_plate[bad[code].to_numpy(bool)]] = True
+                hit = np.zeros(n_curves, dtype=bool)
+                hit[well_curve[plate_hit[well_plate]]] = True
+                out[code] = hit[metric_curve]
+    rising = _signal_increase(wells, well_curve, options=options)
+    hit = np.zeros(n_curves, dtype=bool)
+    hit[rising] = True
+    out[FlagCode.SIGNAL_INCREASE] = hit[metric_curve]
     return out
 
 
@@ -328,19 +381,18 @@ def plate_flags(plates: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
     return flagged[flagged[FlagCode.EDGE_EFFECT] | flagged[FlagCode.LOW_Z_FACTOR]]
 
 
-def _signal_increase(wells: pd.DataFrame, *, options: FlagOptions) -> pd.DataFrame:
-    """Curve keys whose median relative viability at the highest concentration exceeds 1 + the margin."""
-    curve = list(S.CURVE_KEY)
-    usable = wells[wells[S.RELATIVE_VIABILITY].notna()] if S.RELATIVE_VIABILITY in wells else wells.iloc[:0]
-    if not len(usable):
-        return pd.DataFrame(columns=curve)
-    codes, keys = key_codes(usable, curve)  # the curve keys grouped once
-    dose = usable[S.CONCENTRATION].to_numpy(float)
+def _signal_increase(wells: pd.DataFrame, curve: np.ndarray, *, options: FlagOptions) -> np.ndarray:
+    """The curves (``curve``: the curve number of every well) whose median relative viability at the highest
+    concentration exceeds 1 + the margin."""
+    if S.RELATIVE_VIABILITY not in wells:
+        return np.zeros(0, dtype=np.int64)
+    viability = wells[S.RELATIVE_VIABILITY].to_numpy(float)
+    usable = ~np.isnan(viability)
+    codes, dose = curve[usable], wells[S.CONCENTRATION].to_numpy(float)[usable]
     top = pd.Series(dose).groupby(codes).transform("max").to_numpy(float)
     at_top = dose == top
-    viability = usable[S.RELATIVE_VIABILITY].to_numpy(float)[at_top]
-    median = pd.Series(viability).groupby(codes[at_top]).median()
-    return keys.take(median.index[median > 1.0 + options.signal_increase].to_numpy())[curve]
+    median = pd.Series(viability[usable][at_top]).groupby(codes[at_top]).median()
+    return median.index[median > 1.0 + options.signal_increase].to_numpy(np.int64)
 
 
 def flag_counts(metrics: pd.DataFrame) -> dict[str, int]:

@@ -1,0 +1,53 @@
+"""doseatlas._codes: integer codes of key columns give the groups pandas gives (the whole-run steps rely on it)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_combinations_are_numbered_as_a_sorted_groupby_numbers_them(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    columns = [rng.integers(0, k, n) for k in (3, 2000, 40, 1500)[: 2 + seed % 3]]
+    group, per = combine([(c, int(c.max()) + 1) for c in columns], n)
+    table = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
+    expected = table.groupby(list(table.columns), sort=True).ngroup().to_numpy()
+    np.testing.assert_array_equal(group, expected)
+    for column, codes in zip(columns, per, strict=True):
+        np.testing.assert_array_equal(codes[group], column)  # each combination's codes
+
+
+def test_text_in_runs_is_factorized_as_pandas_does():
+    values = np.array(["b"] * 3000 + [None] * 5 + ["a"] * 2000 + ["b"] * 10 + [np.nan] * 3, dtype=object)
+    codes, uniques = factorize(values)
+    expected_codes, expected_uniques = pd.factorize(values)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert list(uniques) == list(expected_uniques)
+
+
+def test_tables_coded_together_match_as_a_merge_matches():
+    rng = np.random.default_rng(1)
+    left = pd.DataFrame({"a": rng.choice(["x", "y", None], 500), "t": rng.choice([72.0, np.nan], 500)})
+    right = pd.DataFrame({"a": ["x", None], "time": [72.0, np.nan]}).astype({"a": "str"})
+    (rows, keys), n = joint_codes([left, right], [["a", "t"], ["a", "time"]])
+    hit = np.zeros(n, dtype=bool)
+    hit[keys] = True
+    merged = left.astype(object).merge(
+        right.rename(columns={"time": "t"}).astype(object).assign(_hit=True), on=["a", "t"], how="left"
+    )
+    np.testing.assert_array_equal(hit[rows], merged["_hit"].notna().to_numpy())
+
+
+def test_a_test_of_distinct_rows_is_taken_back_to_every_row():
+    table = pd.DataFrame({"r": ["atp", "atp", "dna", None] * 50, "m": ["gr50", "ic50"] * 100})
+    calls = []
+
+    def test(frame):
+        calls.append(len(frame))
+        return (frame["r"].eq("atp") & frame["m"].eq("gr50")).to_numpy()
+
+    np.testing.assert_array_equal(per_distinct(table, ["r", "m"], test), test(table))
+    assert calls[0] == 4  # one row per distinct (readout, metric)
