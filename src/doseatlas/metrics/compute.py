@@ -445,6 +445,38 @@ def _finish(
     return table[OUTPUT_COLUMNS]
 
 
+def _assemble(keys: pd.DataFrame, parts: list[dict], order: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows of ``parts`` (:func:`_scale_parts`: one per metric, one entry per row of ``keys``) as one table
+    of :data:`OUTPUT_COLUMNS`, metric after metric (as the concatenation of one frame per metric), or in
+    ``order`` (positions in that concatenation). The key columns are taken from ``keys``, every other column
+    is one concatenation of the parts' arrays."""
+    n = len(keys)
+    rows = np.tile(np.arange(n), len(parts))
+    rows = rows if order is None else rows[order]
+    table = keys[list(S.CURVE_KEY)].take(rows).reset_index(drop=True)
+    for column in OUTPUT_COLUMNS[len(S.CURVE_KEY) :]:
+        values = _column([p[column] for p in parts], n)
+        table[column] = values if order is None else values.take(order).reset_index(drop=True)
+    table[S.STATUS] = table[S.STATUS].astype(str)
+    return table
+
+
+def _column(pieces: list, n: int) -> pd.Series:
+    """One output column from the pieces of the parts (arrays or Series of ``n`` entries, or one value for
+    all), with the dtype that a concatenation of one frame per part gives."""
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        values = np.concatenate(pieces) if pieces else np.zeros(0)
+        return pd.Series(values, dtype=values.dtype)  # (an object array stays one: no text inference)
+    if all(isinstance(p, str) for p in pieces):
+        names = np.repeat(np.asarray(pieces, dtype=object), n)
+        return pd.Series(names, dtype=pd.Series(pieces[:1]).dtype)
+    index = pd.RangeIndex(n)
+    series = [
+        p.reset_index(drop=True) if isinstance(p, pd.Series) else pd.Series(p, index=index) for p in pieces
+    ]
+    return pd.concat(series, ignore_index=True)
+
+
 @dataclass(frozen=True)
 class DrugCurves:
     """The drug rows of a responses table coded once by curve key: every grouped step of the metrics reads
@@ -586,6 +618,21 @@ def _scale_metrics(
 ):
     """The metric frames of ``scale``, each with one row per drug curve key in the order of ``drugs.keys``
     (``drugs``: :meth:`DrugCurves.of` the responses, computed when absent)."""
+    keys, parts = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+    return [_assemble(keys, [part]) for part in parts]
+
+
+def _scale_parts(
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    scale: str,
+    options: MetricOptions,
+    *,
+    controls=None,
+    drugs: DrugCurves | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The curve keys of ``scale`` (one row per drug curve key, in the order of ``drugs.keys``) and one part
+    per metric of the scale: its output columns as arrays (or one value) with one entry per key."""
     drugs = drugs if drugs is not None else DrugCurves.of(responses)
     means = DoseMeans.of(drugs, scale)
     keys = _scale_keys(responses, scale, drugs=drugs, means=means)
@@ -594,23 +641,55 @@ def _scale_metrics(
         keys = _with_controls(keys, controls, drugs)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
-    usable_keys = keys[gate.isna()]  # what every fitted metric of the scale reads
+    usable = gate.isna().to_numpy()
+    usable_keys = keys[usable]  # what every fitted metric of the scale reads
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
-    frames = []
+    shared = {S.CURVE_ID: keys[S.CURVE_ID], S.FIT_MODEL: model, S.FIT_POLICY: policy, S.SCALE: scale}
+    singular = usable & keys["status"].eq(SINGULAR).to_numpy(dtype=bool, na_value=False)
+    reasons = gate.to_numpy(dtype=object)
+    parts = []
     for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
         if m.kind == "observed" or m.name == "gr_aoc":
-            body = keys[list(S.CURVE_KEY)].join(_observed(m, means))
-            body[S.REASON] = None
-            no_data = keys["n_usable"].eq(0).to_numpy()
-            body = _refuse_where(body, no_data, Why.NO_RESPONSES)
-            body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
-            body = _refuse_where(body, keys[N_NON_FINITE].gt(0), Why.NON_FINITE_RESPONSE)
+            rows = _observed_rows(m, means, keys)
         else:
-            body = _fitted_metric(m, keys, gate, options, part=usable_keys)
-        body[S.CURVE_ID] = keys[S.CURVE_ID]
-        frames.append(_finish(body, m, fit_model=model, fit_policy=policy))
-    return frames
+            rows = _fitted_rows(m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys)
+        parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
+    return keys, parts
+
+
+def _observed_rows(m: Metric, means: DoseMeans, keys: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The rows of an observed metric (:func:`_observed`), refused where a key has no usable response
+    (``row_reason`` then) or a non-finite one."""
+    got = _observed(m, means)
+    at = got.index.to_numpy()
+    rows = _refused_rows(len(keys), np.full(len(keys), None, dtype=object))
+    rows[S.STATUS][:] = np.nan  # a key without a mean (refused below: it has no usable response)
+    rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+    rows[S.VALUE][at] = got[S.VALUE].to_numpy(dtype=float, na_value=np.nan)
+    no_data = keys["n_usable"].eq(0).to_numpy()
+    _refuse_rows(rows, no_data, keys["row_reason"].to_numpy(dtype=object)[no_data])
+    _refuse_rows(rows, keys[N_NON_FINITE].gt(0).to_numpy(), Why.NON_FINITE_RESPONSE.value)
+    return rows
+
+
+def _refused_rows(n: int, reason: np.ndarray) -> dict[str, np.ndarray]:
+    """``n`` refused rows with ``reason`` (an object array, taken as it is)."""
+    return {
+        S.STATUS: np.full(n, St.REFUSED.value, dtype=object),
+        S.VALUE: np.full(n, np.nan),
+        S.LOWER: np.full(n, np.nan),
+        S.UPPER: np.full(n, np.nan),
+        S.REASON: reason,
+    }
+
+
+def _refuse_rows(rows: dict[str, np.ndarray], mask: np.ndarray, reason) -> None:
+    """Refuse ``rows`` where ``mask`` (in place): no value nor bounds, status ``refused``, ``reason``."""
+    for column in (S.VALUE, S.LOWER, S.UPPER):
+        rows[column][mask] = np.nan
+    rows[S.STATUS][mask] = St.REFUSED.value
+    rows[S.REASON][mask] = reason
 
 
 def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:
@@ -656,6 +735,62 @@ def _fitted_metric(
     if m.kind == "threshold":
         body = _censor_poor_fits(m, body, keys, gate)
     return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+
+
+def _fitted_rows(
+    m: Metric,
+    keys: pd.DataFrame,
+    reasons: np.ndarray,
+    options: MetricOptions,
+    *,
+    usable: np.ndarray,
+    singular: np.ndarray,
+    part: pd.DataFrame,
+) -> dict[str, np.ndarray]:
+    """:func:`_fitted_metric` as arrays: ``reasons`` is the gate (None where usable), ``usable`` its missing
+    entries, ``part`` = ``keys[usable]``, ``singular`` the usable keys of a singular fit."""
+    rows = _refused_rows(len(keys), reasons.copy())
+    if usable.any():
+        if m.kind == "threshold":
+            got = _threshold(m, part)
+        elif m.kind == "midpoint":
+            got = _midpoint(m, part)
+        elif m.kind == "parameter":
+            got = _parameter(m, part)
+        else:
+            got = _area(m, part, window=options.auc_window)
+        at = np.flatnonzero(usable)
+        rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+        for column in (S.VALUE, S.LOWER, S.UPPER):
+            rows[column][at] = got[column].to_numpy(dtype=float, na_value=np.nan)
+        rows[S.REASON][at] = got[S.REASON].to_numpy(dtype=object) if S.REASON in got else None
+        status = rows[S.STATUS]
+        keep = (status == St.LEFT_CENSORED.value) | (status == St.RIGHT_CENSORED.value)
+        keep = keep if m.kind == "threshold" else np.zeros(len(keys), dtype=bool)
+        _refuse_rows(rows, singular & ~keep & (status != St.REFUSED.value), Why.NOT_IDENTIFIABLE.value)
+    if m.kind == "threshold":
+        _censor_poor_rows(m, rows, keys, reasons)
+    return rows
+
+
+def _censor_poor_rows(
+    m: Metric, rows: dict[str, np.ndarray], keys: pd.DataFrame, reasons: np.ndarray
+) -> None:
+    """:func:`_censor_poor_fits` on the rows of :func:`_fitted_rows` (in place)."""
+    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    poor = reasons == Why.POOR_FIT.value
+    if not poor.any():
+        return
+    above = poor & (keys["_mean_min"].to_numpy(dtype=float, na_value=np.nan) > level)
+    below = poor & (keys["_mean_max"].to_numpy(dtype=float, na_value=np.nan) <= level)
+    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
+        rows[S.STATUS][mask] = status.value
+        rows[S.VALUE][mask] = np.nan
+        rows[S.REASON][mask] = None
+    rows[S.LOWER][above] = keys["conc_max"].to_numpy(float)[above]
+    rows[S.UPPER][above] = np.inf
+    rows[S.LOWER][below] = 0.0
+    rows[S.UPPER][below] = keys["conc_min"].to_numpy(float)[below]
 
 
 def _mean_range(means: DoseMeans, n_keys: int) -> dict[str, np.ndarray]:
@@ -730,13 +865,27 @@ def compute_metrics(
     drugs = DrugCurves.of(responses, coded=coded)
     controls = U.control_terms(responses, coded=coded) if U.has_controls(responses) else None  # none: no term
     curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
-    frames = []
+    parts = []
     for scale in S.RESPONSE_SCALES:
-        frames += _scale_metrics(responses, curves, scale, options, controls=controls, drugs=drugs)
-    frames = [f for f in [effects, *frames] if len(f)]
+        keys, got = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+        parts += got
+    if not len(drugs.keys) or not parts:
+        return _with_effects(effects, None, None)
+    names = [p[S.METRIC] for p in parts]
+    if not len(effects):  # the keys are sorted: each key's rows, its metrics by name (as _metric_order)
+        by_name = np.argsort(np.asarray(names, dtype=object), kind="stable")
+        order = (by_name[None, :] * len(keys) + np.arange(len(keys))[:, None]).ravel()
+        return _assemble(keys, parts, order)
+    return _with_effects(effects, _assemble(keys, parts), _metric_order(effects, names, drugs.keys))
+
+
+def _with_effects(
+    effects: pd.DataFrame, table: pd.DataFrame | None, order: np.ndarray | None
+) -> pd.DataFrame:
+    """The genetic effect rows and the drug rows (``table``) as one table, in ``order``."""
+    frames = [f for f in (effects, table) if f is not None and len(f)]
     if not frames:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
-    order = _metric_order(effects, frames[1:] if len(effects) else frames, drugs.keys)
     table = pd.concat(frames, ignore_index=True)
     table[S.VALUE] = table[S.VALUE].astype(float)
     table[S.LOWER] = table[S.LOWER].astype(float)
@@ -747,18 +896,13 @@ def compute_metrics(
     return table.take(order).reset_index(drop=True)
 
 
-def _metric_order(effects: pd.DataFrame, frames: list[pd.DataFrame], keys: pd.DataFrame) -> np.ndarray | None:
+def _metric_order(effects: pd.DataFrame, names: list[str], keys: pd.DataFrame) -> np.ndarray:
     """The row order of ``sort_values([*CURVE_KEY, metric], kind="stable")`` on the concatenation of
-    ``effects`` and ``frames`` (each one metric, one row per row of ``keys``, in its order), from the ranks of
-    the curve keys and the metric names instead of sorting the text columns of every row. None when a frame
-    does not have that shape."""
-    if any(len(f) != len(keys) or f[S.METRIC].nunique() > 1 for f in frames):
-        return None
-    ranked = pd.concat([effects[list(S.CURVE_KEY)], keys], ignore_index=True)
+    ``effects`` and one frame per metric of ``names`` (one row per row of ``keys``, in its order), from the
+    ranks of the curve keys and the metric names instead of sorting the text columns of every row."""
+    ranked = pd.concat([effects[list(S.CURVE_KEY)], keys[list(S.CURVE_KEY)]], ignore_index=True)
     rank, _ = key_codes(ranked, S.CURVE_KEY)
-    curve = np.concatenate([rank[: len(effects)], *[rank[len(effects) :]] * len(frames)])
-    names = np.concatenate(
-        [effects[S.METRIC].to_numpy(dtype=object), *[np.repeat(f[S.METRIC].iloc[0], len(f)) for f in frames]]
-    )
-    metric, _ = pd.factorize(names, sort=True)
+    curve = np.concatenate([rank[: len(effects)], *[rank[len(effects) :]] * len(names)])
+    every = [effects[S.METRIC].to_numpy(dtype=object), *[np.repeat(name, len(keys)) for name in names]]
+    metric, _ = pd.factorize(np.concatenate(every), sort=True)
     return np.lexsort((metric, curve))
