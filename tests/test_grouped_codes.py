@@ -56,6 +56,24 @@ def test_summary_by_code_is_group_summary_to_the_bit(rows, method):
 
 
 @settings(max_examples=30, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    seed=st.integers(0, 2**16),
+    method=st.sampled_from(["mean", "median", "trimmed_mean", "std", "sum"]),
+)
+def test_summary_by_code_sums_in_the_lexsort_order(codes, seed, method):
+    """The two stable sorts of summary_by_code order the values as np.lexsort((values, codes)) did: the same
+    sums to the bit (ties, signed zeros and huge values that make the summation order matter)."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice([1e16, -1e16, 1.0, 3.0, -0.0, 0.0, 0.1], size=len(codes))
+    codes = np.asarray(codes)
+    order = np.lexsort((values, codes))
+    reference = summary_by_code(np.sort(codes), values[order], 4, method=method)  # already in that order
+    got = summary_by_code(codes, values, 4, method=method)
+    assert np.array_equal(got.view(np.int64), reference.view(np.int64))
+
+
+@settings(max_examples=30, deadline=None)
 @given(rows=ROWS)
 def test_pair_codes_n_distinct_and_first_rows(rows):
     table = _table(rows)

@@ -43,7 +43,8 @@ def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, met
         raise ValueError(f"unknown group summary {method!r}")
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=float)
-    order = np.lexsort((values, codes))
+    by_value = np.argsort(values, kind="stable")  # then by code, stably: np.lexsort((values, codes)), faster
+    order = by_value[np.argsort(codes[by_value], kind="stable")]
     v, c = values[order], codes[order]
     n = np.bincount(c, minlength=n_groups)
     rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
