@@ -590,15 +590,36 @@ def _curves_for(
     A source that publishes only percent growth has no GR curve: its own PG fit is used then. ``keys``: one
     row per curve key of ``drugs``, in its order (so is the result).
     """
-    own = _one_per_key(keys.merge(curves[curves[S.SCALE] == scale], on=list(S.CURVE_KEY), how="left"), keys)
+    own = _one_per_key(_merge_keys(keys, curves[curves[S.SCALE] == scale]), keys)
     if scale != S.PERCENT_GROWTH:
         return own
-    gr = _one_per_key(keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left"), keys)
+    gr = _one_per_key(_merge_keys(keys, curves[curves[S.SCALE] == S.GR]), keys)
     gr[R0] = _drug_growth_ratio(drugs)
     use_gr = gr[S.CURVE_ID].notna() & (gr[R0] > 0) & (gr[R0] < 1)
     gr["model"] = gr["model"].astype(object) + f"({S.GR})"
     own[R0] = np.nan
     return gr.where(use_gr, own)
+
+
+def _merge_keys(keys: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``keys.merge(table, on=CURVE_KEY, how="left")``; by position, without hashing the text key columns, when
+    ``table`` has the keys of ``keys`` row for row (as the fit gives them)."""
+    key = list(S.CURVE_KEY)
+    table = table.reset_index(drop=True)
+    if len(table) != len(keys) or set(keys.columns) & set(table.columns) != set(key):
+        return keys.merge(table, on=key, how="left")
+    cast = {}
+    for column in key:
+        left, right = keys[column], table[column]
+        if left.dtype != right.dtype:  # merge gives object for text of object and str dtype; else: merge
+            if {str(left.dtype), str(right.dtype)} != {"object", "str"}:
+                return keys.merge(table, on=key, how="left")
+            cast[column] = object
+        a, b = left.to_numpy(dtype=object), right.to_numpy(dtype=object)
+        missing = pd.isna(a)
+        if not (np.array_equal(missing, pd.isna(b)) and (a[~missing] == b[~missing]).all()):
+            return keys.merge(table, on=key, how="left")
+    return pd.concat([keys.astype(cast) if cast else keys, table.drop(columns=key)], axis=1)
 
 
 def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
