@@ -220,13 +220,39 @@ TABLE_ORDER: dict[str, tuple[str, ...]] = {
 def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """``table`` in the order :data:`TABLE_ORDER` gives for ``name`` (a stable sort; new index)."""
     by = [c for c in TABLE_ORDER[name] if c in table.columns]
-    if not by or len(table) < 2:
+    if not by or len(table) < 2 or _in_order(table, by):
         return table.reset_index(drop=True)
     # the order from the key columns alone; a table already in order (often) is not copied
     order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
     if order.equals(pd.RangeIndex(len(table))):
         return table.reset_index(drop=True)
     return table.take(order.to_numpy()).reset_index(drop=True)
+
+
+def _in_order(table: pd.DataFrame, by: list[str]) -> bool:
+    """Whether the rows of ``table`` are already in the order of a stable ``sort_values(by, na_position="last")``
+    (every row's key at most the next one's), from comparisons of neighbouring rows instead of a sort. False
+    when a key column is of a kind it does not compare (the sort decides then)."""
+    undecided = np.ones(len(table) - 1, dtype=bool)  # neighbours equal on the columns so far
+    for column in by:
+        values = table[column]
+        if not (values.dtype == object or str(values.dtype) == "str" or values.dtype.kind in "biuf"):
+            return False
+        missing = values.isna().to_numpy()
+        head, tail = values.iloc[:-1].reset_index(drop=True), values.iloc[1:].reset_index(drop=True)
+        try:
+            greater = (head > tail).to_numpy(dtype=bool, na_value=False)
+            equal = (head == tail).to_numpy(dtype=bool, na_value=False)
+        except TypeError:  # (object values that do not compare)
+            return False
+        both = ~missing[:-1] & ~missing[1:]
+        greater = (greater & both) | (missing[:-1] & ~missing[1:])  # missing values sort last
+        if (undecided & greater).any():
+            return False
+        undecided &= (equal & both) | (missing[:-1] & missing[1:])
+        if not undecided.any():
+            return True
+    return True
 
 
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
