@@ -220,39 +220,33 @@ TABLE_ORDER: dict[str, tuple[str, ...]] = {
 def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """``table`` in the order :data:`TABLE_ORDER` gives for ``name`` (a stable sort; new index)."""
     by = [c for c in TABLE_ORDER[name] if c in table.columns]
-    if not by or len(table) < 2 or _in_order(table, by):
+    if not by or len(table) < 2:
         return table.reset_index(drop=True)
-    # the order from the key columns alone; a table already in order (often) is not copied
-    order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
-    if order.equals(pd.RangeIndex(len(table))):
+    order = _sort_order(table, by)
+    if order is None:  # a table already in order (often) is not copied
         return table.reset_index(drop=True)
-    return table.take(order.to_numpy()).reset_index(drop=True)
+    return table.take(order).reset_index(drop=True)
 
 
-def _in_order(table: pd.DataFrame, by: list[str]) -> bool:
-    """Whether the rows of ``table`` are already in the order of a stable ``sort_values(by, na_position="last")``
-    (every row's key at most the next one's), from comparisons of neighbouring rows instead of a sort. False
-    when a key column is of a kind it does not compare (the sort decides then)."""
-    undecided = np.ones(len(table) - 1, dtype=bool)  # neighbours equal on the columns so far
+def _sort_order(table: pd.DataFrame, by: list[str]) -> np.ndarray | None:
+    """The row order of ``table.sort_values(by, kind="stable", na_position="last")``, None when that is the order
+    of the rows already. On the sorted codes of each key column (``factorize(sort=True)``, missing last: what
+    pandas' sort itself orders), compared between neighbouring rows, then ``np.lexsort``, instead of sorting
+    the text columns (pandas' sort where a column's values do not compare)."""
+    codes = []
     for column in by:
-        values = table[column]
-        if not (values.dtype == object or str(values.dtype) == "str" or values.dtype.kind in "biuf"):
-            return False
-        missing = values.isna().to_numpy()
-        head, tail = values.iloc[:-1].reset_index(drop=True), values.iloc[1:].reset_index(drop=True)
         try:
-            greater = (head > tail).to_numpy(dtype=bool, na_value=False)
-            equal = (head == tail).to_numpy(dtype=bool, na_value=False)
-        except TypeError:  # (object values that do not compare)
-            return False
-        both = ~missing[:-1] & ~missing[1:]
-        greater = (greater & both) | (missing[:-1] & ~missing[1:])  # missing values sort last
-        if (undecided & greater).any():
-            return False
-        undecided &= (equal & both) | (missing[:-1] & missing[1:])
-        if not undecided.any():
-            return True
-    return True
+            code, uniques = pd.factorize(table[column], sort=True, use_na_sentinel=True)
+        except TypeError:
+            order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
+            return None if order.equals(pd.RangeIndex(len(table))) else order.to_numpy()
+        codes.append(np.where(code < 0, len(uniques), code))
+    undecided = np.ones(len(table) - 1, dtype=bool)  # neighbours equal on the columns so far
+    for code in codes:
+        if (undecided & (code[:-1] > code[1:])).any():
+            return np.lexsort(codes[::-1])
+        undecided &= code[:-1] == code[1:]
+    return None
 
 
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
