@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from doseatlas import schemas as S
 from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes
-from doseatlas._stats import group_summary, summary_by_code
+from doseatlas._stats import group_summary, group_value_order, summary_by_code
 from doseatlas.spatial import nanmedian
 
 ROWS = st.lists(
@@ -71,6 +71,21 @@ def test_summary_by_code_sums_in_the_lexsort_order(codes, seed, method):
     reference = summary_by_code(np.sort(codes), values[order], 4, method=method)  # already in that order
     got = summary_by_code(codes, values, 4, method=method)
     assert np.array_equal(got.view(np.int64), reference.view(np.int64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 5), min_size=0, max_size=60),
+    seed=st.integers(0, 2**16),
+    wide=st.booleans(),
+)
+def test_group_value_order_is_lexsort(codes, seed, wide):
+    """Ties, signed zeros, infinities and NaN ordered as np.lexsort orders them (one wide group: the other path)."""
+    rng = np.random.default_rng(seed)
+    codes = np.asarray(codes + ([6] * 70 if wide else []), dtype=np.int64)
+    values = rng.choice([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, 2.5], size=len(codes))
+    got = group_value_order(codes, values, 8)
+    np.testing.assert_array_equal(got, np.lexsort((values, codes)))
 
 
 @settings(max_examples=30, deadline=None)
