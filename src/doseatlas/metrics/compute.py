@@ -449,32 +449,33 @@ def _assemble(keys: pd.DataFrame, parts: list[dict], order: np.ndarray | None = 
     """The rows of ``parts`` (:func:`_scale_parts`: one per metric, one entry per row of ``keys``) as one table
     of :data:`OUTPUT_COLUMNS`, metric after metric (as the concatenation of one frame per metric), or in
     ``order`` (positions in that concatenation). The key columns are taken from ``keys``, every other column
-    is one concatenation of the parts' arrays."""
+    is one concatenation of the parts' arrays (text: taken from its distinct values)."""
     n = len(keys)
-    rows = np.tile(np.arange(n), len(parts))
-    rows = rows if order is None else rows[order]
-    table = keys[list(S.CURVE_KEY)].take(rows).reset_index(drop=True)
+    at = np.arange(n * len(parts)) if order is None else np.asarray(order)
+    table = keys[list(S.CURVE_KEY)].take(at % n if n else at).reset_index(drop=True)
     for column in OUTPUT_COLUMNS[len(S.CURVE_KEY) :]:
-        values = _column([p[column] for p in parts], n)
-        table[column] = values if order is None else values.take(order).reset_index(drop=True)
-    table[S.STATUS] = table[S.STATUS].astype(str)
+        table[column] = _column([p[column] for p in parts], n, at)
+    codes, status = pd.factorize(table[S.STATUS].to_numpy(dtype=object), use_na_sentinel=False)
+    table[S.STATUS] = pd.Series(status, dtype=object).astype(str).take(codes).reset_index(drop=True)
     return table
 
 
-def _column(pieces: list, n: int) -> pd.Series:
-    """One output column from the pieces of the parts (arrays or Series of ``n`` entries, or one value for
-    all), with the dtype that a concatenation of one frame per part gives."""
+def _column(pieces: list, n: int, at: np.ndarray) -> pd.Series:
+    """Entries ``at`` of the concatenation of the pieces of the parts (arrays or Series of ``n`` entries, or one
+    value for all), with the dtype that a concatenation of one frame per part gives."""
     if all(isinstance(p, np.ndarray) for p in pieces):
-        values = np.concatenate(pieces) if pieces else np.zeros(0)
+        values = np.concatenate(pieces)[at] if pieces else np.zeros(0)
         return pd.Series(values, dtype=values.dtype)  # (an object array stays one: no text inference)
-    if all(isinstance(p, str) for p in pieces):
-        names = np.repeat(np.asarray(pieces, dtype=object), n)
-        return pd.Series(names, dtype=pd.Series(pieces[:1]).dtype)
+    distinct = list({id(p): p for p in pieces}.values())  # the parts of a scale share its Series
+    piece = np.array([next(i for i, d in enumerate(distinct) if d is p) for p in pieces], dtype=np.int64)
+    if all(isinstance(p, str) for p in distinct):
+        return pd.Series(distinct).take(piece[at // n] if n else at).reset_index(drop=True)
     index = pd.RangeIndex(n)
     series = [
-        p.reset_index(drop=True) if isinstance(p, pd.Series) else pd.Series(p, index=index) for p in pieces
+        p.reset_index(drop=True) if isinstance(p, pd.Series) else pd.Series(p, index=index) for p in distinct
     ]
-    return pd.concat(series, ignore_index=True)
+    values = pd.concat(series, ignore_index=True)
+    return values.take(piece[at // n] * n + at % n if n else at).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
