@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes
+from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes, sorted_key_codes
 from doseatlas._stats import group_summary, group_value_order, summary_by_code
 from doseatlas.spatial import nanmedian
 
@@ -39,6 +39,17 @@ def test_key_codes_are_pandas_sorted_grouping(rows):
     grouped = table.groupby(["a", "b"], dropna=False, sort=True)
     np.testing.assert_array_equal(codes, grouped.ngroup().to_numpy())
     pd.testing.assert_frame_equal(keys, grouped.size().reset_index()[["a", "b"]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=ROWS, text=st.sampled_from([object, "str"]))
+def test_sorted_key_codes_are_key_codes(rows, text):
+    table = _table(rows)
+    table["a"] = table["a"].astype(text)
+    codes, keys = sorted_key_codes(table, ["a", "b"])
+    expected_codes, expected_keys = key_codes(table, ["a", "b"])
+    np.testing.assert_array_equal(codes, expected_codes)
+    pd.testing.assert_frame_equal(keys, expected_keys, check_exact=True)
 
 
 @settings(max_examples=30, deadline=None)
