@@ -732,39 +732,6 @@ def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves
     return keys.merge(controls, on=key, how="left")
 
 
-def _fitted_metric(
-    m: Metric,
-    keys: pd.DataFrame,
-    gate: pd.Series,
-    options: MetricOptions,
-    *,
-    part: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """``part``: ``keys[gate.isna()]`` when the caller has it (the same for every metric of a scale)."""
-    usable = gate.isna()
-    body = pd.DataFrame(
-        {S.STATUS: St.REFUSED.value, S.VALUE: np.nan, S.LOWER: np.nan, S.UPPER: np.nan, S.REASON: gate},
-        index=keys.index,
-    )
-    if usable.any():
-        part = keys[usable] if part is None else part
-        if m.kind == "threshold":
-            got = _threshold(m, part)
-        elif m.kind == "midpoint":
-            got = _midpoint(m, part)
-        elif m.kind == "parameter":
-            got = _parameter(m, part)
-        else:
-            got = _area(m, part, window=options.auc_window)
-        if S.REASON not in got:
-            got[S.REASON] = None
-        body.loc[usable, got.columns] = got
-        body = _not_identifiable(m, body, usable & keys["status"].eq(SINGULAR))
-    if m.kind == "threshold":
-        body = _censor_poor_fits(m, body, keys, gate)
-    return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
-
-
 def _fitted_rows(
     m: Metric,
     keys: pd.DataFrame,
@@ -775,8 +742,10 @@ def _fitted_rows(
     singular: np.ndarray,
     part: pd.DataFrame,
 ) -> dict[str, np.ndarray]:
-    """:func:`_fitted_metric` as arrays: ``reasons`` is the gate (None where usable), ``usable`` its missing
-    entries, ``part`` = ``keys[usable]``, ``singular`` the usable keys of a singular fit."""
+    """The rows of fitted metric ``m`` for every key, as arrays: refused with the gate's reason (``reasons``, None
+    where ``usable``), the metric's own rule on the usable keys (``part`` = ``keys[usable]``), a singular fit's
+    rows refused as :func:`_not_identifiable` refuses them, a threshold of a poor fit censored where the data
+    never cross it (:func:`_censor_poor_rows`)."""
     rows = _refused_rows(len(keys), reasons.copy())
     if usable.any():
         if m.kind == "threshold":
@@ -804,7 +773,14 @@ def _fitted_rows(
 def _censor_poor_rows(
     m: Metric, rows: dict[str, np.ndarray], keys: pd.DataFrame, reasons: np.ndarray
 ) -> None:
-    """:func:`_censor_poor_fits` on the rows of :func:`_fitted_rows` (in place)."""
+    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3); in
+    place on the rows of :func:`_fitted_rows`.
+
+    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
+    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
+    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
+    level stay refused ``poor_fit``.
+    """
     level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
     poor = reasons == Why.POOR_FIT.value
     if not poor.any():
@@ -829,30 +805,6 @@ def _mean_range(means: DoseMeans, n_keys: int) -> dict[str, np.ndarray]:
         "_mean_min": grouped.min().reindex(every).to_numpy(),
         "_mean_max": grouped.max().reindex(every).to_numpy(),
     }
-
-
-def _censor_poor_fits(m: Metric, body: pd.DataFrame, keys: pd.DataFrame, gate: pd.Series) -> pd.DataFrame:
-    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3).
-
-    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
-    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
-    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
-    level stay refused ``poor_fit``.
-    """
-    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
-    poor = gate.eq(Why.POOR_FIT.value).to_numpy()
-    above = poor & (keys["_mean_min"] > level).to_numpy()
-    below = poor & (keys["_mean_max"] <= level).to_numpy()
-    body = body.copy()
-    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
-        body.loc[mask, S.STATUS] = status.value
-        body.loc[mask, S.VALUE] = np.nan
-        body.loc[mask, S.REASON] = None
-    body.loc[above, S.LOWER] = keys.loc[above, "conc_max"].to_numpy(float)
-    body.loc[above, S.UPPER] = np.inf
-    body.loc[below, S.LOWER] = 0.0
-    body.loc[below, S.UPPER] = keys.loc[below, "conc_min"].to_numpy(float)
-    return body
 
 
 def _not_identifiable(m: Metric, body: pd.DataFrame, singular: pd.Series) -> pd.DataFrame:
