@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes
-from doseatlas._stats import group_summary, summary_by_code
+from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes, sorted_key_codes
+from doseatlas._stats import group_summary, group_value_order, summary_by_code
 from doseatlas.spatial import nanmedian
 
 ROWS = st.lists(
@@ -41,6 +41,17 @@ def test_key_codes_are_pandas_sorted_grouping(rows):
     pd.testing.assert_frame_equal(keys, grouped.size().reset_index()[["a", "b"]])
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows=ROWS, text=st.sampled_from([object, "str"]))
+def test_sorted_key_codes_are_key_codes(rows, text):
+    table = _table(rows)
+    table["a"] = table["a"].astype(text)
+    codes, keys = sorted_key_codes(table, ["a", "b"])
+    expected_codes, expected_keys = key_codes(table, ["a", "b"])
+    np.testing.assert_array_equal(codes, expected_codes)
+    pd.testing.assert_frame_equal(keys, expected_keys, check_exact=True)
+
+
 @settings(max_examples=30, deadline=None)
 @given(rows=ROWS, method=st.sampled_from(["mean", "median", "trimmed_mean", "std", "sum"]))
 def test_summary_by_code_is_group_summary_to_the_bit(rows, method):
@@ -53,6 +64,39 @@ def test_summary_by_code_is_group_summary_to_the_bit(rows, method):
     assert np.array_equal(got.view(np.int64), expected.view(np.int64)) or np.array_equal(
         got, expected, equal_nan=True
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    seed=st.integers(0, 2**16),
+    method=st.sampled_from(["mean", "median", "trimmed_mean", "std", "sum"]),
+)
+def test_summary_by_code_sums_in_the_lexsort_order(codes, seed, method):
+    """The two stable sorts of summary_by_code order the values as np.lexsort((values, codes)) did: the same
+    sums to the bit (ties, signed zeros and huge values that make the summation order matter)."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice([1e16, -1e16, 1.0, 3.0, -0.0, 0.0, 0.1], size=len(codes))
+    codes = np.asarray(codes)
+    order = np.lexsort((values, codes))
+    reference = summary_by_code(np.sort(codes), values[order], 4, method=method)  # already in that order
+    got = summary_by_code(codes, values, 4, method=method)
+    assert np.array_equal(got.view(np.int64), reference.view(np.int64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codes=st.lists(st.integers(0, 5), min_size=0, max_size=60),
+    seed=st.integers(0, 2**16),
+    wide=st.booleans(),
+)
+def test_group_value_order_is_lexsort(codes, seed, wide):
+    """Ties, signed zeros, infinities and NaN ordered as np.lexsort orders them (one wide group: the other path)."""
+    rng = np.random.default_rng(seed)
+    codes = np.asarray(codes + ([6] * 70 if wide else []), dtype=np.int64)
+    values = rng.choice([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, 2.5], size=len(codes))
+    got = group_value_order(codes, values, 8)
+    np.testing.assert_array_equal(got, np.lexsort((values, codes)))
 
 
 @settings(max_examples=30, deadline=None)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["first_code_rows", "key_codes", "n_distinct", "pair_codes"]
+__all__ = ["first_code_rows", "key_codes", "n_distinct", "pair_codes", "sorted_key_codes"]
 
 
 def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -29,6 +29,31 @@ def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.D
         list(keys.columns), dtype=object
     )  # as a reset_index of the grouped result names them
     return codes, keys
+
+
+def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`key_codes`, faster on a long table of text keys: each key column factorized once (sorted, missing
+    last, as the sorted groupby orders them), the codes combined into one integer per row and made dense with
+    ``np.unique``; the key table is pandas' own grouping of the first row of each key (values and dtypes as
+    :func:`key_codes` gives them). Falls back to :func:`key_codes` for other column types (categorical), a
+    combined code that would not fit 62 bits, or where the small grouping does not confirm the order."""
+    columns = [frame[k] for k in key]
+    if not len(frame) or not all(
+        c.dtype == object or str(c.dtype) == "str" or c.dtype.kind in "biuf" for c in columns
+    ):
+        return key_codes(frame, key)
+    combined, size = np.zeros(len(frame), dtype=np.int64), 1
+    for column in columns:
+        code, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
+        size *= len(uniques) + 1
+        if size > 2**62:
+            return key_codes(frame, key)
+        combined = combined * (len(uniques) + 1) + np.where(code < 0, len(uniques), code)
+    _, first, codes = np.unique(combined, return_index=True, return_inverse=True)
+    check, keys = key_codes(frame.take(first), key)
+    if not np.array_equal(check, np.arange(len(first))):
+        return key_codes(frame, key)
+    return codes.ravel().astype(np.int64), keys
 
 
 def pair_codes(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

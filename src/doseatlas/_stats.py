@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_summary", "summary_by_code"]
+__all__ = ["group_summary", "group_value_order", "summary_by_code"]
 
 
 def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: str) -> pd.Series:
@@ -43,7 +43,7 @@ def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, met
         raise ValueError(f"unknown group summary {method!r}")
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=float)
-    order = np.lexsort((values, codes))
+    order = group_value_order(codes, values, n_groups)
     v, c = values[order], codes[order]
     n = np.bincount(c, minlength=n_groups)
     rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
@@ -64,3 +64,25 @@ def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, met
             return mean
         squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=n_groups)
         return np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
+
+
+def group_value_order(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """``np.lexsort((values, codes))`` (rows by group code, then by value, NaN last, ties in row order), faster:
+    a stable sort of the codes, then each group's values sorted in a row of a (group, rank) grid when groups are
+    small (replicates of a dose), else two stable argsorts (by value, then by code)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    n = np.bincount(codes, minlength=n_groups)
+    width = int(n.max(initial=0))
+    if not len(codes) or width > 64 or len(n) * width > 4 * len(codes):
+        by_value = np.argsort(values, kind="stable")
+        return by_value[np.argsort(codes[by_value], kind="stable")]
+    by_code = np.argsort(codes, kind="stable")
+    start = np.cumsum(n) - n
+    sorted_codes = codes[by_code]
+    grid = np.full(
+        (len(n), width), np.nan
+    )  # a group's row: its values, then NaN (sorted after any NaN value)
+    grid[sorted_codes, np.arange(len(codes)) - start[sorted_codes]] = values[by_code]
+    within = np.argsort(grid, axis=1, kind="stable")
+    return by_code[(start[:, None] + within)[np.arange(width) < n[:, None]]]

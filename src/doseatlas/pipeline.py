@@ -223,11 +223,43 @@ def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
     by = [c for c in TABLE_ORDER[name] if c in table.columns]
     if not by or len(table) < 2:
         return table.reset_index(drop=True)
-    # the order from the key columns alone; a table already in order (often) is not copied
-    order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
-    if order.equals(pd.RangeIndex(len(table))):
+    order = _sort_order(table, by)
+    if order is None:  # a table already in order (often) is not copied
         return table.reset_index(drop=True)
-    return table.take(order.to_numpy()).reset_index(drop=True)
+    return table.take(order).reset_index(drop=True)
+
+
+def _sort_order(table: pd.DataFrame, by: list[str]) -> np.ndarray | None:
+    """The row order of ``table.sort_values(by, kind="stable", na_position="last")``, None when that is the order
+    of the rows already. On a sort key per column (numbers as they are, NaN last; other values by their sorted
+    codes, ``factorize(sort=True)``, missing last: what pandas' own sort orders by), compared between neighbouring
+    rows, then ``np.lexsort``, instead of sorting the text columns (pandas' sort where values do not compare)."""
+    keys, undecided, in_order = [], np.ones(len(table) - 1, dtype=bool), True
+    for column in by:
+        key = _sort_key(table[column])
+        if key is None:
+            order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
+            return None if order.equals(pd.RangeIndex(len(table))) else order.to_numpy()
+        keys.append(key)
+        if in_order and not undecided.any():  # decided by the columns before: in order
+            return None
+        if in_order:
+            missing = np.isnan(key) if key.dtype.kind == "f" else np.zeros(len(key), dtype=bool)
+            greater = (key[:-1] > key[1:]) | (missing[:-1] & ~missing[1:])  # NaN last
+            in_order = not (undecided & greater).any()
+            undecided &= (key[:-1] == key[1:]) | (missing[:-1] & missing[1:])
+    return None if in_order else np.lexsort(keys[::-1])
+
+
+def _sort_key(values: pd.Series) -> np.ndarray | None:
+    """What :func:`_sort_order` sorts ``values`` by (None: values that do not compare)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
+        return values.to_numpy()
+    try:
+        code, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    except TypeError:
+        return None
+    return np.where(code < 0, len(uniques), code)
 
 
 def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -219,20 +219,39 @@ def _pairs(attribute: str) -> set[tuple[str, str]]:
     return {(r.name, scale) for r in READOUTS for scale in getattr(r, attribute)}
 
 
+def _per_row(metrics: pd.DataFrame, rule) -> np.ndarray:
+    """``rule(readout, scale)`` (a bool; scale None for a metric the registry does not know) for every row,
+    evaluated once per distinct readout and metric name (rows with a missing readout: False)."""
+    from doseatlas.metrics.registry import REGISTRY as METRIC_REGISTRY
+
+    readout, readouts = pd.factorize(metrics[S.READOUT])
+    metric, names = pd.factorize(metrics[S.METRIC])
+    scales = [getattr(METRIC_REGISTRY.get(name), "scale", None) for name in names]
+    table = np.array(
+        [[bool(rule(r, scale)) for scale in scales] + [False] for r in readouts]
+        + [[False] * (len(names) + 1)]
+    )
+    return table[readout, metric]  # (code -1, a missing value: the last row or column, False)
+
+
 def _on(metrics: pd.DataFrame, pairs: set[tuple[str, str]]) -> np.ndarray:
     """True for rows whose (readout, scale of the metric) is one of ``pairs``."""
-    if not len(metrics):
-        return np.zeros(0, dtype=bool)
-    index = pd.MultiIndex.from_arrays([metrics[S.READOUT].astype(object).to_numpy(), _metric_scale(metrics)])
-    return index.isin(list(pairs)) if pairs else np.zeros(len(metrics), dtype=bool)
+    if not len(metrics) or not pairs:
+        return np.zeros(len(metrics), dtype=bool)
+    return _per_row(metrics, lambda readout, scale: (readout, scale) in pairs)
 
 
 def unsupported_rows(metrics: pd.DataFrame) -> np.ndarray:
     """True for metric rows of a declared readout whose metric's scale that readout does not support."""
     if not len(metrics):
         return np.zeros(0, dtype=bool)
-    known = metrics[S.READOUT].isin(list(REGISTRY)).to_numpy() & pd.notna(_metric_scale(metrics))
-    return known & ~_on(metrics, _pairs("supports"))
+    supported = _pairs("supports")
+    return _per_row(
+        metrics,
+        lambda readout, scale: (
+            readout in REGISTRY and scale is not None and (readout, scale) not in supported
+        ),
+    )
 
 
 def caveat_rows(metrics: pd.DataFrame) -> np.ndarray:
@@ -247,12 +266,16 @@ def refuse_unsupported(metrics: pd.DataFrame) -> pd.DataFrame:
     bad = unsupported_rows(metrics)
     if not bad.any():
         return metrics
-    out = metrics.copy()
+    out = metrics.copy(deep=False)  # the columns changed are replaced, the others shared
     for column in (S.VALUE, S.LOWER, S.UPPER):
         if column in out:
-            out.loc[bad, column] = np.nan
-    out.loc[bad, S.STATUS] = S.MetricStatus.REFUSED.value
-    out.loc[bad, S.REASON] = S.RefusalReason.READOUT_NOT_SUPPORTED.value
+            out[column] = out[column].mask(bad)
+    out[S.STATUS] = out[S.STATUS].mask(bad, S.MetricStatus.REFUSED.value)
+    reason = S.RefusalReason.READOUT_NOT_SUPPORTED.value
+    if S.REASON in out:
+        out[S.REASON] = out[S.REASON].mask(bad, reason)
+    else:
+        out.loc[bad, S.REASON] = reason
     return out
 
 

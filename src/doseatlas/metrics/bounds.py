@@ -21,10 +21,14 @@ def with_bound_columns(metrics: pd.DataFrame) -> pd.DataFrame:
     ``lower`` and ``upper``; a table without those columns is returned unchanged."""
     if not {S.STATUS, S.LOWER, S.UPPER} <= set(metrics.columns):
         return metrics
-    status = metrics[S.STATUS].astype(str).to_numpy()
+    codes, statuses = pd.factorize(metrics[S.STATUS])  # compared once per distinct status (missing: -1)
+    statuses = np.asarray(statuses, dtype=object).astype(str)
     lower = metrics[S.LOWER].to_numpy(dtype=float, na_value=np.nan)
     upper = metrics[S.UPPER].to_numpy(dtype=float, na_value=np.nan)
-    est, right, left = (status == s.value for s in (St.ESTIMATED, St.RIGHT_CENSORED, St.LEFT_CENSORED))
+    est, right, left = (
+        np.append(statuses == s.value, False)[codes]
+        for s in (St.ESTIMATED, St.RIGHT_CENSORED, St.LEFT_CENSORED)
+    )
     side = np.where(right, S.BoundSide.LOWER.value, np.where(left, S.BoundSide.UPPER.value, None))
     return metrics.assign(
         **{

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes, pair_codes
+from doseatlas._groups import key_codes, pair_codes, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
@@ -120,7 +120,7 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
         if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
             slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
             se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
-    t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    t = _t_quantile(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     # rounding at an asymptote equal to the level (e.g. top == 0.5) can pass the end-point test with a root at
     # -inf or beyond the range: the root decides then (never a value outside the tested range)
     x0a, x1a = x0.to_numpy(float), x1.to_numpy(float)
@@ -139,6 +139,12 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
             },
             index=curves.index,
         )
+
+
+def _t_quantile(df: np.ndarray) -> np.ndarray:
+    """``stats.t.ppf(0.975, df)``, computed once per distinct ``df`` (a curve's point count: few values)."""
+    distinct, inverse = np.unique(df, return_inverse=True)
+    return stats.t.ppf(0.975, distinct)[inverse.ravel()]
 
 
 def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
@@ -445,6 +451,39 @@ def _finish(
     return table[OUTPUT_COLUMNS]
 
 
+def _assemble(keys: pd.DataFrame, parts: list[dict], order: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows of ``parts`` (:func:`_scale_parts`: one per metric, one entry per row of ``keys``) as one table
+    of :data:`OUTPUT_COLUMNS`, metric after metric (as the concatenation of one frame per metric), or in
+    ``order`` (positions in that concatenation). The key columns are taken from ``keys``, every other column
+    is one concatenation of the parts' arrays (text: taken from its distinct values)."""
+    n = len(keys)
+    at = np.arange(n * len(parts)) if order is None else np.asarray(order)
+    table = keys[list(S.CURVE_KEY)].take(at % n if n else at).reset_index(drop=True)
+    for column in OUTPUT_COLUMNS[len(S.CURVE_KEY) :]:
+        table[column] = _column([p[column] for p in parts], n, at)
+    codes, status = pd.factorize(table[S.STATUS].to_numpy(dtype=object), use_na_sentinel=False)
+    table[S.STATUS] = pd.Series(status, dtype=object).astype(str).take(codes).reset_index(drop=True)
+    return table
+
+
+def _column(pieces: list, n: int, at: np.ndarray) -> pd.Series:
+    """Entries ``at`` of the concatenation of the pieces of the parts (arrays or Series of ``n`` entries, or one
+    value for all), with the dtype that a concatenation of one frame per part gives."""
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        values = np.concatenate(pieces)[at] if pieces else np.zeros(0)
+        return pd.Series(values, dtype=values.dtype)  # (an object array stays one: no text inference)
+    distinct = list({id(p): p for p in pieces}.values())  # the parts of a scale share its Series
+    piece = np.array([next(i for i, d in enumerate(distinct) if d is p) for p in pieces], dtype=np.int64)
+    if all(isinstance(p, str) for p in distinct):
+        return pd.Series(distinct).take(piece[at // n] if n else at).reset_index(drop=True)
+    index = pd.RangeIndex(n)
+    series = [
+        p.reset_index(drop=True) if isinstance(p, pd.Series) else pd.Series(p, index=index) for p in distinct
+    ]
+    values = pd.concat(series, ignore_index=True)
+    return values.take(piece[at // n] * n + at % n if n else at).reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class DrugCurves:
     """The drug rows of a responses table coded once by curve key: every grouped step of the metrics reads
@@ -490,7 +529,7 @@ def curve_codes(responses: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """The curve key (:data:`~doseatlas.schemas.CURVE_KEY`, ``time_h`` as ``duration_h``) of every row of
     ``responses`` coded once (:func:`doseatlas._groups.key_codes`)."""
     columns = [S.TIME_H if k == S.DURATION_H else k for k in S.CURVE_KEY]
-    return key_codes(responses[columns].rename(columns={S.TIME_H: S.DURATION_H}), S.CURVE_KEY)
+    return sorted_key_codes(responses[columns].rename(columns={S.TIME_H: S.DURATION_H}), S.CURVE_KEY)
 
 
 def _scale_keys(
@@ -547,15 +586,36 @@ def _curves_for(
     A source that publishes only percent growth has no GR curve: its own PG fit is used then. ``keys``: one
     row per curve key of ``drugs``, in its order (so is the result).
     """
-    own = _one_per_key(keys.merge(curves[curves[S.SCALE] == scale], on=list(S.CURVE_KEY), how="left"), keys)
+    own = _one_per_key(_merge_keys(keys, curves[curves[S.SCALE] == scale]), keys)
     if scale != S.PERCENT_GROWTH:
         return own
-    gr = _one_per_key(keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left"), keys)
+    gr = _one_per_key(_merge_keys(keys, curves[curves[S.SCALE] == S.GR]), keys)
     gr[R0] = _drug_growth_ratio(drugs)
     use_gr = gr[S.CURVE_ID].notna() & (gr[R0] > 0) & (gr[R0] < 1)
     gr["model"] = gr["model"].astype(object) + f"({S.GR})"
     own[R0] = np.nan
     return gr.where(use_gr, own)
+
+
+def _merge_keys(keys: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``keys.merge(table, on=CURVE_KEY, how="left")``; by position, without hashing the text key columns, when
+    ``table`` has the keys of ``keys`` row for row (as the fit gives them)."""
+    key = list(S.CURVE_KEY)
+    table = table.reset_index(drop=True)
+    if len(table) != len(keys) or set(keys.columns) & set(table.columns) != set(key):
+        return keys.merge(table, on=key, how="left")
+    cast = {}
+    for column in key:
+        left, right = keys[column], table[column]
+        if left.dtype != right.dtype:  # merge gives object for text of object and str dtype; else: merge
+            if {str(left.dtype), str(right.dtype)} != {"object", "str"}:
+                return keys.merge(table, on=key, how="left")
+            cast[column] = object
+        a, b = left.to_numpy(dtype=object), right.to_numpy(dtype=object)
+        missing = pd.isna(a)
+        if not (np.array_equal(missing, pd.isna(b)) and (a[~missing] == b[~missing]).all()):
+            return keys.merge(table, on=key, how="left")
+    return pd.concat([keys.astype(cast) if cast else keys, table.drop(columns=key)], axis=1)
 
 
 def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
@@ -575,6 +635,21 @@ def _scale_metrics(
 ):
     """The metric frames of ``scale``, each with one row per drug curve key in the order of ``drugs.keys``
     (``drugs``: :meth:`DrugCurves.of` the responses, computed when absent)."""
+    keys, parts = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+    return [_assemble(keys, [part]) for part in parts]
+
+
+def _scale_parts(
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    scale: str,
+    options: MetricOptions,
+    *,
+    controls=None,
+    drugs: DrugCurves | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The curve keys of ``scale`` (one row per drug curve key, in the order of ``drugs.keys``) and one part
+    per metric of the scale: its output columns as arrays (or one value) with one entry per key."""
     drugs = drugs if drugs is not None else DrugCurves.of(responses)
     means = DoseMeans.of(drugs, scale)
     keys = _scale_keys(responses, scale, drugs=drugs, means=means)
@@ -583,23 +658,55 @@ def _scale_metrics(
         keys = _with_controls(keys, controls, drugs)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
-    usable_keys = keys[gate.isna()]  # what every fitted metric of the scale reads
+    usable = gate.isna().to_numpy()
+    usable_keys = keys[usable]  # what every fitted metric of the scale reads
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
-    frames = []
+    shared = {S.CURVE_ID: keys[S.CURVE_ID], S.FIT_MODEL: model, S.FIT_POLICY: policy, S.SCALE: scale}
+    singular = usable & keys["status"].eq(SINGULAR).to_numpy(dtype=bool, na_value=False)
+    reasons = gate.to_numpy(dtype=object)
+    parts = []
     for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
         if m.kind == "observed" or m.name == "gr_aoc":
-            body = keys[list(S.CURVE_KEY)].join(_observed(m, means))
-            body[S.REASON] = None
-            no_data = keys["n_usable"].eq(0).to_numpy()
-            body = _refuse_where(body, no_data, Why.NO_RESPONSES)
-            body.loc[no_data, S.REASON] = keys.loc[no_data, "row_reason"]
-            body = _refuse_where(body, keys[N_NON_FINITE].gt(0), Why.NON_FINITE_RESPONSE)
+            rows = _observed_rows(m, means, keys)
         else:
-            body = _fitted_metric(m, keys, gate, options, part=usable_keys)
-        body[S.CURVE_ID] = keys[S.CURVE_ID]
-        frames.append(_finish(body, m, fit_model=model, fit_policy=policy))
-    return frames
+            rows = _fitted_rows(m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys)
+        parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
+    return keys, parts
+
+
+def _observed_rows(m: Metric, means: DoseMeans, keys: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The rows of an observed metric (:func:`_observed`), refused where a key has no usable response
+    (``row_reason`` then) or a non-finite one."""
+    got = _observed(m, means)
+    at = got.index.to_numpy()
+    rows = _refused_rows(len(keys), np.full(len(keys), None, dtype=object))
+    rows[S.STATUS][:] = np.nan  # a key without a mean (refused below: it has no usable response)
+    rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+    rows[S.VALUE][at] = got[S.VALUE].to_numpy(dtype=float, na_value=np.nan)
+    no_data = keys["n_usable"].eq(0).to_numpy()
+    _refuse_rows(rows, no_data, keys["row_reason"].to_numpy(dtype=object)[no_data])
+    _refuse_rows(rows, keys[N_NON_FINITE].gt(0).to_numpy(), Why.NON_FINITE_RESPONSE.value)
+    return rows
+
+
+def _refused_rows(n: int, reason: np.ndarray) -> dict[str, np.ndarray]:
+    """``n`` refused rows with ``reason`` (an object array, taken as it is)."""
+    return {
+        S.STATUS: np.full(n, St.REFUSED.value, dtype=object),
+        S.VALUE: np.full(n, np.nan),
+        S.LOWER: np.full(n, np.nan),
+        S.UPPER: np.full(n, np.nan),
+        S.REASON: reason,
+    }
+
+
+def _refuse_rows(rows: dict[str, np.ndarray], mask: np.ndarray, reason) -> None:
+    """Refuse ``rows`` where ``mask`` (in place): no value nor bounds, status ``refused``, ``reason``."""
+    for column in (S.VALUE, S.LOWER, S.UPPER):
+        rows[column][mask] = np.nan
+    rows[S.STATUS][mask] = St.REFUSED.value
+    rows[S.REASON][mask] = reason
 
 
 def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:
@@ -614,22 +721,22 @@ def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves
     return keys.merge(controls, on=key, how="left")
 
 
-def _fitted_metric(
+def _fitted_rows(
     m: Metric,
     keys: pd.DataFrame,
-    gate: pd.Series,
+    reasons: np.ndarray,
     options: MetricOptions,
     *,
-    part: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """``part``: ``keys[gate.isna()]`` when the caller has it (the same for every metric of a scale)."""
-    usable = gate.isna()
-    body = pd.DataFrame(
-        {S.STATUS: St.REFUSED.value, S.VALUE: np.nan, S.LOWER: np.nan, S.UPPER: np.nan, S.REASON: gate},
-        index=keys.index,
-    )
+    usable: np.ndarray,
+    singular: np.ndarray,
+    part: pd.DataFrame,
+) -> dict[str, np.ndarray]:
+    """The rows of fitted metric ``m`` for every key, as arrays: refused with the gate's reason (``reasons``, None
+    where ``usable``), the metric's own rule on the usable keys (``part`` = ``keys[usable]``), a singular fit's
+    rows refused as :func:`_not_identifiable` refuses them, a threshold of a poor fit censored where the data
+    never cross it (:func:`_censor_poor_rows`)."""
+    rows = _refused_rows(len(keys), reasons.copy())
     if usable.any():
-        part = keys[usable] if part is None else part
         if m.kind == "threshold":
             got = _threshold(m, part)
         elif m.kind == "midpoint":
@@ -638,13 +745,45 @@ def _fitted_metric(
             got = _parameter(m, part)
         else:
             got = _area(m, part, window=options.auc_window)
-        if S.REASON not in got:
-            got[S.REASON] = None
-        body.loc[usable, got.columns] = got
-        body = _not_identifiable(m, body, usable & keys["status"].eq(SINGULAR))
+        at = np.flatnonzero(usable)
+        rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+        for column in (S.VALUE, S.LOWER, S.UPPER):
+            rows[column][at] = got[column].to_numpy(dtype=float, na_value=np.nan)
+        rows[S.REASON][at] = got[S.REASON].to_numpy(dtype=object) if S.REASON in got else None
+        status = rows[S.STATUS]
+        keep = (status == St.LEFT_CENSORED.value) | (status == St.RIGHT_CENSORED.value)
+        keep = keep if m.kind == "threshold" else np.zeros(len(keys), dtype=bool)
+        _refuse_rows(rows, singular & ~keep & (status != St.REFUSED.value), Why.NOT_IDENTIFIABLE.value)
     if m.kind == "threshold":
-        body = _censor_poor_fits(m, body, keys, gate)
-    return pd.concat([keys[list(S.CURVE_KEY)], body], axis=1)
+        _censor_poor_rows(m, rows, keys, reasons)
+    return rows
+
+
+def _censor_poor_rows(
+    m: Metric, rows: dict[str, np.ndarray], keys: pd.DataFrame, reasons: np.ndarray
+) -> None:
+    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3); in
+    place on the rows of :func:`_fitted_rows`.
+
+    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
+    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
+    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
+    level stay refused ``poor_fit``.
+    """
+    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
+    poor = reasons == Why.POOR_FIT.value
+    if not poor.any():
+        return
+    above = poor & (keys["_mean_min"].to_numpy(dtype=float, na_value=np.nan) > level)
+    below = poor & (keys["_mean_max"].to_numpy(dtype=float, na_value=np.nan) <= level)
+    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
+        rows[S.STATUS][mask] = status.value
+        rows[S.VALUE][mask] = np.nan
+        rows[S.REASON][mask] = None
+    rows[S.LOWER][above] = keys["conc_max"].to_numpy(float)[above]
+    rows[S.UPPER][above] = np.inf
+    rows[S.LOWER][below] = 0.0
+    rows[S.UPPER][below] = keys["conc_min"].to_numpy(float)[below]
 
 
 def _mean_range(means: DoseMeans, n_keys: int) -> dict[str, np.ndarray]:
@@ -655,30 +794,6 @@ def _mean_range(means: DoseMeans, n_keys: int) -> dict[str, np.ndarray]:
         "_mean_min": grouped.min().reindex(every).to_numpy(),
         "_mean_max": grouped.max().reindex(every).to_numpy(),
     }
-
-
-def _censor_poor_fits(m: Metric, body: pd.DataFrame, keys: pd.DataFrame, gate: pd.Series) -> pd.DataFrame:
-    """A threshold the data never cross is censored even where the sigmoid fit is poor (issue 14, item 3).
-
-    R^2 means nothing on flat data (viability 0.9-1.0 at every dose): when the replicate mean at every tested
-    dose lies above the level, the data support "beyond the top dose" (right-censored at ``conc_max``); below
-    it at every dose, "below the lowest dose" (left-censored at ``conc_min``). Curves whose means cross the
-    level stay refused ``poor_fit``.
-    """
-    level = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
-    poor = gate.eq(Why.POOR_FIT.value).to_numpy()
-    above = poor & (keys["_mean_min"] > level).to_numpy()
-    below = poor & (keys["_mean_max"] <= level).to_numpy()
-    body = body.copy()
-    for mask, status in ((above, St.RIGHT_CENSORED), (below, St.LEFT_CENSORED)):
-        body.loc[mask, S.STATUS] = status.value
-        body.loc[mask, S.VALUE] = np.nan
-        body.loc[mask, S.REASON] = None
-    body.loc[above, S.LOWER] = keys.loc[above, "conc_max"].to_numpy(float)
-    body.loc[above, S.UPPER] = np.inf
-    body.loc[below, S.LOWER] = 0.0
-    body.loc[below, S.UPPER] = keys.loc[below, "conc_min"].to_numpy(float)
-    return body
 
 
 def _not_identifiable(m: Metric, body: pd.DataFrame, singular: pd.Series) -> pd.DataFrame:
@@ -719,13 +834,27 @@ def compute_metrics(
     drugs = DrugCurves.of(responses, coded=coded)
     controls = U.control_terms(responses, coded=coded) if U.has_controls(responses) else None  # none: no term
     curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
-    frames = []
+    parts = []
     for scale in S.RESPONSE_SCALES:
-        frames += _scale_metrics(responses, curves, scale, options, controls=controls, drugs=drugs)
-    frames = [f for f in [effects, *frames] if len(f)]
+        keys, got = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+        parts += got
+    if not len(drugs.keys) or not parts:
+        return _with_effects(effects, None, None)
+    names = [p[S.METRIC] for p in parts]
+    if not len(effects):  # the keys are sorted: each key's rows, its metrics by name (as _metric_order)
+        by_name = np.argsort(np.asarray(names, dtype=object), kind="stable")
+        order = (by_name[None, :] * len(keys) + np.arange(len(keys))[:, None]).ravel()
+        return _assemble(keys, parts, order)
+    return _with_effects(effects, _assemble(keys, parts), _metric_order(effects, names, drugs.keys))
+
+
+def _with_effects(
+    effects: pd.DataFrame, table: pd.DataFrame | None, order: np.ndarray | None
+) -> pd.DataFrame:
+    """The genetic effect rows and the drug rows (``table``) as one table, in ``order``."""
+    frames = [f for f in (effects, table) if f is not None and len(f)]
     if not frames:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
-    order = _metric_order(effects, frames[1:] if len(effects) else frames, drugs.keys)
     table = pd.concat(frames, ignore_index=True)
     table[S.VALUE] = table[S.VALUE].astype(float)
     table[S.LOWER] = table[S.LOWER].astype(float)
@@ -736,18 +865,13 @@ def compute_metrics(
     return table.take(order).reset_index(drop=True)
 
 
-def _metric_order(effects: pd.DataFrame, frames: list[pd.DataFrame], keys: pd.DataFrame) -> np.ndarray | None:
+def _metric_order(effects: pd.DataFrame, names: list[str], keys: pd.DataFrame) -> np.ndarray:
     """The row order of ``sort_values([*CURVE_KEY, metric], kind="stable")`` on the concatenation of
-    ``effects`` and ``frames`` (each one metric, one row per row of ``keys``, in its order), from the ranks of
-    the curve keys and the metric names instead of sorting the text columns of every row. None when a frame
-    does not have that shape."""
-    if any(len(f) != len(keys) or f[S.METRIC].nunique() > 1 for f in frames):
-        return None
-    ranked = pd.concat([effects[list(S.CURVE_KEY)], keys], ignore_index=True)
+    ``effects`` and one frame per metric of ``names`` (one row per row of ``keys``, in its order), from the
+    ranks of the curve keys and the metric names instead of sorting the text columns of every row."""
+    ranked = pd.concat([effects[list(S.CURVE_KEY)], keys[list(S.CURVE_KEY)]], ignore_index=True)
     rank, _ = key_codes(ranked, S.CURVE_KEY)
-    curve = np.concatenate([rank[: len(effects)], *[rank[len(effects) :]] * len(frames)])
-    names = np.concatenate(
-        [effects[S.METRIC].to_numpy(dtype=object), *[np.repeat(f[S.METRIC].iloc[0], len(f)) for f in frames]]
-    )
-    metric, _ = pd.factorize(names, sort=True)
+    curve = np.concatenate([rank[: len(effects)], *[rank[len(effects) :]] * len(names)])
+    every = [effects[S.METRIC].to_numpy(dtype=object), *[np.repeat(name, len(keys)) for name in names]]
+    metric, _ = pd.factorize(np.concatenate(every), sort=True)
     return np.lexsort((metric, curve))
