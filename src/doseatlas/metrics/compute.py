@@ -238,8 +238,7 @@ def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     value = curves[name].where(~flat, curves["flat_value"]) if name == "bottom" else curves[name]
     lower, upper = curves[f"{name}_lower"].where(~flat), curves[f"{name}_upper"].where(~flat)
     if name == "bottom":  # noise model and misfit (uncertainty.sandwich_se), then the plate controls
-        grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
-        lower, upper = U.sandwich_bounds(curves, value, lower, upper, grad)
+        lower, upper = U.plateau_bounds(curves, value, lower, upper)
         lower, upper = _widened(value, lower, upper, U.level_variance(m.scale, value.to_numpy(float), curves))
     out = pd.DataFrame(
         {

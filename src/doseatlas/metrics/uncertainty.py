@@ -279,13 +279,19 @@ def _unit_covariance(codes: np.ndarray, jac: np.ndarray, free: np.ndarray) -> tu
         jtj[:, a, b] = jtj[:, b, a] = np.bincount(codes, weights=jac[:, a] * jac[:, b], minlength=n)
     good = np.isfinite(jtj).all(axis=(1, 2)) & free.any(axis=1)
     mat = np.where(good[:, None, None], np.nan_to_num(jtj) + np.eye(4)[None] * (~free)[:, :, None], np.eye(4))
-    with np.errstate(all="ignore"):
-        inv = np.linalg.inv(mat) * (free[:, :, None] & free[:, None, :])
-    return inv, good & np.isfinite(inv).all(axis=(1, 2))
+    diag = np.sqrt(np.einsum("nii->ni", mat))
+    good &= (diag > 0).all(axis=1)
+    root = np.where(good[:, None], diag, 1.0)
+    corr = mat / (root[:, :, None] * root[:, None, :])  # correlation-scaled, as the fit's kernel inverts it
+    good &= np.linalg.eigvalsh(np.where(good[:, None, None], corr, np.eye(4)))[:, 0] > 1e-13
+    corr = np.where(good[:, None, None], corr, np.eye(4))
+    inv = np.linalg.inv(corr) / (root[:, :, None] * root[:, None, :])
+    return inv * (free[:, :, None] & free[:, None, :]), good
 
 
 #: the response at which multiplicative noise vanishes, per scale (GR: -1, percent growth read on its own fit
 #: in percent: -100); the noise model is ``var = sigma_m^2 (f + offset)^2 + sigma_a^2`` (see noise_model)
+MISFIT_BANDWIDTH = 0.25  # kernel width of the local misfit, in shares of the transition (top to bottom)
 NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
 
 
@@ -337,7 +343,16 @@ def sandwich_terms(
     }
     for a, b in _PAIRS:
         out[f"{SANDWICH}a{a}{b}"] = inv[:, a, b]
-    per_dose = {"n": count, "v": noise, **{f"j{a}": jd[:, a] for a in range(4)}}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (fitted[first] - p["bottom"][pair_curve]) / (p["top"] - p["bottom"])[pair_curve]
+    per_dose = {
+        "n": count,
+        "v": noise,
+        "e": np.nan_to_num(excess),
+        "d": count,
+        "u": np.nan_to_num(share, nan=0.5),
+        **{f"j{a}": jd[:, a] for a in range(4)},
+    }
     out.update(_pad(per_dose, pair_curve, n))
     return out
 
@@ -368,7 +383,9 @@ def noise_model(
         s2 = np.where(rep, ss / (count - 1.0), 0.0)
     w = np.where(rep, count - 1.0, 0.0)
     u = level**2
-    pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(pair_curve, weights=w, minlength=n)
+    pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
+        pair_curve, weights=w, minlength=n
+    )
     pred = np.full(len(count), np.nan)
     for _ in range(2):
         weight = w if np.isnan(pred).all() else w / np.maximum(pred, 1e-12) ** 2
@@ -394,12 +411,17 @@ def noise_model(
 
 def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
     columns = sorted(
-        (c for c in curves.columns if c.startswith(f"{SANDWICH}{name}_")), key=lambda c: int(c.rsplit("_", 1)[1])
+        (c for c in curves.columns if c.startswith(f"{SANDWICH}{name}_")),
+        key=lambda c: int(c.rsplit("_", 1)[1]),
     )
+    if not columns:
+        return np.zeros((len(curves), 0))
     return np.stack([curves[c].to_numpy(float) for c in columns], axis=1)
 
 
-def metric_variance(curves: pd.DataFrame, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def metric_variance(
+    curves: pd.DataFrame, grad: np.ndarray, *, plateau: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per curve, for the metric ``grad . theta``: its variance under the fit's own ``s^2 (J'J)^-1``, its
     variance under the noise model and the misfit (sandwich ``A J' V J A``, ``A = (J'J)^-1``) and the
     Satterthwaite degrees of freedom of that variance."""
@@ -412,8 +434,11 @@ def metric_variance(curves: pd.DataFrame, grad: np.ndarray) -> tuple[np.ndarray,
     ag = np.einsum("nij,nj->ni", a, grad)
     w2 = np.einsum("nki,ni->nk", jd, ag) ** 2
     v_noise = np.sum(w2 * nd * np.nan_to_num(vd), axis=1)
-    v_misfit = np.sum(w2 * nd**2, axis=1) * curves[f"{SANDWICH}misfit"].to_numpy(float)
     df_n, df_m = (curves[f"{SANDWICH}{k}_df"].to_numpy(float) for k in ("noise", "misfit"))
+    if plateau:  # the plateau: the misfit of the doses that determine it, through the fit's weights
+        v_misfit = np.sum(w2 * nd**2, axis=1) * curves[f"{SANDWICH}misfit"].to_numpy(float)
+    else:  # a crossing: the local misfit where the curve crosses, as a shift of the level
+        v_misfit, df_m = _local_misfit(curves, grad, nd)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (v_noise + v_misfit) ** 2 / (v_noise**2 / df_n + np.where(v_misfit > 0, v_misfit**2 / df_m, 0.0))
     own = curves[f"{SANDWICH}s2"].to_numpy(float) * np.einsum("ni,ni->n", grad, ag)
@@ -421,12 +446,26 @@ def metric_variance(curves: pd.DataFrame, grad: np.ndarray) -> tuple[np.ndarray,
     return own, np.where(usable, v_noise + v_misfit, np.nan), df
 
 
-def sandwich_se(curves: pd.DataFrame, se: np.ndarray, grad: np.ndarray) -> np.ndarray:
+def _local_misfit(curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
+    g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
+        u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
+    kern = np.exp(-0.5 * ((_padded(curves, "u") - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * _padded(curves, "d"), axis=1)
+        k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
+    return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
+
+
+def sandwich_se(
+    curves: pd.DataFrame, se: np.ndarray, grad: np.ndarray, *, plateau: bool = False
+) -> np.ndarray:
     """``se`` (the fit's own standard error of a metric, with the :data:`MISFIT` factor) replaced by the
     noise-model and misfit standard error, expressed for the fit's t quantile ``t(n - 4)``."""
     if f"{SANDWICH}s2" not in curves:
         return se
-    own, var, df = metric_variance(curves, grad)
+    own, var, df = metric_variance(curves, grad, plateau=plateau)
     misfit = curves[MISFIT].to_numpy(float) if MISFIT in curves else np.ones(len(curves))
     n_pts = curves["n_points"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -435,10 +474,11 @@ def sandwich_se(curves: pd.DataFrame, se: np.ndarray, grad: np.ndarray) -> np.nd
     return np.where(np.isfinite(new), new, se)
 
 
-def sandwich_bounds(curves: pd.DataFrame, value, lower, upper, grad: np.ndarray):
-    """Interval ``lower``, ``upper`` about ``value`` (the fit's own, with the :data:`MISFIT` factor) with
+def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
+    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the :data:`MISFIT` factor) with
     each half-width rescaled as :func:`sandwich_se` rescales a standard error."""
     value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+    grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = sandwich_se(curves, np.ones(len(curves)), grad)
+        scale = sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
     return value - (value - lower) * scale, value + (upper - value) * scale
