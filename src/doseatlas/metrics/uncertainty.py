@@ -383,9 +383,10 @@ def noise_model(
         s2 = np.where(rep, ss / (count - 1.0), 0.0)
     w = np.where(rep, count - 1.0, 0.0)
     u = level**2
-    pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
-        pair_curve, weights=w, minlength=n
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN for a curve without replicates
+        pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
+            pair_curve, weights=w, minlength=n
+        )
     pred = np.full(len(count), np.nan)
     for _ in range(2):
         weight = w if np.isnan(pred).all() else w / np.maximum(pred, 1e-12) ** 2
