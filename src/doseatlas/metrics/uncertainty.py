@@ -309,6 +309,8 @@ def sandwich_terms(
     p = {k: curves[k].to_numpy(float) for k in PARAMS}
     ok = np.isfinite(y) & np.isfinite(x)
     codes, x, y = codes[ok], x[ok], y[ok]
+    order = np.lexsort((y, x, codes))  # every sum below in one order, whatever the order of the rows
+    codes, x, y = codes[order], x[order], y[order]
     fitted, jac = sigmoid_jacobian(x, *(p[k][codes] for k in PARAMS))
     free = _free(curves)
     jac = np.where(free[codes], np.nan_to_num(jac), 0.0)
