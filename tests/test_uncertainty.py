@@ -118,8 +118,10 @@ def test_low_noise_intervals_cover_the_model_misfit():
     table = _coverage_module().coverage_table(seeds=(0,), cvs=(0.01,), policies=("refuse",))
     table = table.set_index("metric")
     names = ["ic50", "gi50", "tgi", "lc50", "gr50"]
-    assert (table.loc[names, "coverage"] >= 0.92).all(), table
+    assert (table.loc[names, "coverage"] >= 0.9).all(), table  # n = 49-95: binomial SE 0.02-0.03
     assert (table.loc[names, "mean_width"] < 0.1).all(), table  # log10 units: honest, not infinitely wide
+    # lc50 near the lower plateau: one pooled s^2 (dominated by the noisy top doses) made it 0.111 wide
+    assert table.loc["lc50", "mean_width"] < 0.08, table
 
 
 def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
@@ -158,10 +160,66 @@ def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["refuse", "shrink"])
 def test_coverage_across_noise_levels(policy):
-    """1, 2, 4 and 8 % noise, 2 seeds (docs/validation.md section 5): every concentration metric >= 0.9."""
-    table = _coverage_module().coverage_table(seeds=(0, 1), cvs=(0.01, 0.02, 0.04, 0.08), policies=(policy,))
-    conc = table[table["metric"].isin(["ic50", "gi50", "tgi", "lc50", "gr50"])]
-    assert (conc["coverage"] >= 0.9).all(), conc
+    """1, 2, 4 and 8 % noise, 3 seeds (docs/validation.md section 5): every metric pooled over the noise levels
+    (n = 350-780) within 0.92-0.985 (measured: tgi 0.926-0.931, lc50 0.971-0.980, the rest 0.937-0.966), lc50 and
+    einf no longer over-covering (main, seeds 0-5: lc50 0.991-0.996, einf 0.988), every cell >= 0.87."""
+    table = _coverage_module().coverage_table(
+        seeds=(0, 1, 2), cvs=(0.01, 0.02, 0.04, 0.08), policies=(policy,)
+    )
+    assert (table["coverage"] >= 0.87).all(), table
+    table["covered"] = table["coverage"] * table["n"]
+    pooled = table.groupby("metric")[["covered", "n"]].sum()
+    coverage = pooled["covered"] / pooled["n"]
+    assert coverage.between(0.92, 0.985).all(), coverage
+    assert (coverage[["lc50", "einf"]] < 0.985).all(), coverage
+
+
+# ------------------------------------------------------------------------------ noise model and local misfit
+def test_noise_model_recovers_multiplicative_and_additive_noise():
+    """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
+    model recovers both components (median over curves within 20 %; each curve has 18 pure-error degrees of
+    freedom, 16 left for the model)."""
+    rng = np.random.default_rng(5)
+    n, k, reps = 200, 9, 3
+    level = np.tile(np.linspace(0.05, 1.0, k), n)
+    true = 0.04**2 * level**2 + 0.005**2
+    ss = true * rng.chisquare(reps - 1, n * k)
+    got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    assert df == pytest.approx(np.full(n, 16.0))
+    ratio = np.median((got / true).reshape(n, k), axis=0)  # low doses (additive) to high (multiplicative)
+    assert ratio == pytest.approx(np.ones(k), abs=0.2), ratio
+    assert np.mean(got / true) == pytest.approx(1.0, abs=0.2)
+
+
+def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -> tuple[list, float]:
+    """``n`` curves (3 plates of 9 doses each) of an exact 4-parameter truth (no misfit) with multiplicative
+    noise, and the true ic50 in molar."""
+    from wells import plate
+
+    rng = np.random.default_rng(seed)
+    doses = 0.01 * 3.0 ** np.arange(9)  # uM
+    x50, hill = -6.0, 1.5
+    rv = bottom + (1 - bottom) / (1 + 10 ** (hill * (np.log10(doses * 1e-6) - x50)))
+    rows = []
+    for i in range(n):
+        for rep in range(3):
+            treated = {
+                float(d): 10.0 + 100.0 * r * (1 + cv * rng.normal()) for d, r in zip(doses, rv, strict=True)
+            }
+            vehicle = list(10.0 + 100.0 * (1 + cv * rng.normal(size=4)))
+            rows += plate(treated=treated, vehicle=vehicle, plate_id=f"p{i}_{rep}", **{S.CELL_LINE: f"c{i}"})
+    return rows, 10.0 ** (x50 + np.log10(0.5 / (0.5 - bottom)) / hill)
+
+
+def test_crossing_near_the_lower_plateau_is_calibrated_under_multiplicative_noise():
+    """Multiplicative noise is 3x smaller at viability 0.35 than at 1: one pooled s^2 (main) made the ic50 of
+    curves levelling off at 0.3 cover 0.99; the noise model fitted to the replicates gives 0.95-0.97."""
+    rows, truth = _multiplicative_noise_rows(150, bottom=0.3, cv=0.04, seed=0)
+    ic50 = _run(rows)
+    ic50 = ic50[(ic50[S.METRIC] == "ic50") & (ic50[S.STATUS] == "estimated")]
+    assert len(ic50) == 150
+    coverage = float(((ic50[S.LOWER] <= truth) & (truth <= ic50[S.UPPER])).mean())
+    assert 0.93 <= coverage <= 0.975, coverage
 
 
 # ------------------------------------------------------------------------------ censoring at the edges of the data

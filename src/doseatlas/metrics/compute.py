@@ -116,7 +116,7 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (p["top"] - level) / (level - p["bottom"])
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
-        se = _root_se(curves, ratio, level)
+        se = U.sandwich_se(curves, _root_se(curves, ratio, level), _root_grad(curves, ratio, level))
         if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
             slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
             se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
@@ -147,19 +147,25 @@ def _t_quantile(df: np.ndarray) -> np.ndarray:
     return stats.t.ppf(0.975, distinct)[inverse.ravel()]
 
 
-def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
-    """Delta-method SE of log10 of the crossing, from the parameter covariance when present."""
+def _root_grad(curves: pd.DataFrame, ratio: np.ndarray, level) -> np.ndarray:
+    """Gradient ``(n, 4)`` of log10 of the crossing with respect to (top, bottom, log10_ec50, hill)."""
     top, bottom, h = (curves[k].to_numpy(float) for k in ("top", "bottom", "hill"))
     ln10 = np.log(10.0)
-    grad = np.stack(
-        [
-            1.0 / ((top - level) * ln10 * h),  # d/d top
-            1.0 / ((level - bottom) * ln10 * h),  # d/d bottom
-            np.ones_like(h),  # d/d log10_ec50
-            -np.log10(ratio) / h**2,  # d/d hill
-        ],
-        axis=1,
-    )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.stack(
+            [
+                1.0 / ((top - level) * ln10 * h),  # d/d top
+                1.0 / ((level - bottom) * ln10 * h),  # d/d bottom
+                np.ones_like(h),  # d/d log10_ec50
+                -np.log10(ratio) / h**2,  # d/d hill
+            ],
+            axis=1,
+        )
+
+
+def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
+    """Delta-method SE of log10 of the crossing, from the parameter covariance when present."""
+    grad = _root_grad(curves, ratio, level)
     names = ("top", "bottom", "log10_ec50", "hill")
     if all(f"cov_{a}_{b}" in curves for a in names for b in names):
         cov = np.stack([[curves[f"cov_{a}_{b}"].to_numpy(float) for b in names] for a in names], axis=-1)
@@ -237,7 +243,8 @@ def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     flat = curves["selected"].eq("flat")
     value = curves[name].where(~flat, curves["flat_value"]) if name == "bottom" else curves[name]
     lower, upper = curves[f"{name}_lower"].where(~flat), curves[f"{name}_upper"].where(~flat)
-    if name == "bottom":  # the plateau moves with the plate controls (uncertainty.level_variance)
+    if name == "bottom":  # noise model and misfit (uncertainty.sandwich_se), then the plate controls
+        lower, upper = U.plateau_bounds(curves, value, lower, upper)
         lower, upper = _widened(value, lower, upper, U.level_variance(m.scale, value.to_numpy(float), curves))
     out = pd.DataFrame(
         {
@@ -656,6 +663,7 @@ def _scale_parts(
     keys = _curves_for(scale, keys, curves, responses, drugs=drugs)
     if controls is not None:
         keys = _with_controls(keys, controls, drugs)
+    keys = _with_sandwich(keys, drugs, scale)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
     usable = gate.isna().to_numpy()
@@ -707,6 +715,22 @@ def _refuse_rows(rows: dict[str, np.ndarray], mask: np.ndarray, reason) -> None:
         rows[column][mask] = np.nan
     rows[S.STATUS][mask] = St.REFUSED.value
     rows[S.REASON][mask] = reason
+
+
+def _with_sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> pd.DataFrame:
+    """``keys`` with the dose-clustered sandwich terms of their fitted curves (uncertainty.sandwich_terms); the
+    percent-growth keys read on the GR curve take the GR responses."""
+    y = drugs.values(scale) if scale in drugs.responses else np.full(len(drugs.rows), np.nan)
+    if R0 in keys:
+        on_gr = np.isfinite(keys[R0].to_numpy(float))[drugs.codes]
+        y = np.where(on_gr, drugs.values(S.GR), y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log10(drugs.values(S.CONCENTRATION))
+    offset = np.full(len(keys), U.NOISE_OFFSET.get(scale, 0.0))
+    if R0 in keys:
+        offset = np.where(np.isfinite(keys[R0].to_numpy(float)), U.NOISE_OFFSET[S.GR], offset)
+    terms = pd.DataFrame(U.sandwich_terms(drugs.codes, x, y, keys, offset=offset), index=keys.index)
+    return pd.concat([keys, terms], axis=1)
 
 
 def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:

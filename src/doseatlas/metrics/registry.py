@@ -619,10 +619,10 @@ def render_markdown() -> str:
         "follow the same rule (-inf / +inf for the open side of a censored label; docs/export.md).",
         "",
         "The 95% interval of a fitted metric carries three sources of error: the curve's fit (its covariance), "
-        "the plate controls shared by every curve of a plate, and model misfit measured by the replicate wells "
-        "(the lack-of-fit factor); an estimated crossing whose level lies within the uncertainty of the curve's "
+        "the plate controls shared by every curve of a plate, and the noise and model misfit measured by the "
+        "replicate wells where the metric lies (for crossings and plateaus); an estimated crossing whose level lies within the uncertainty of the curve's "
         "plateau and that no dose mean reaches is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
-        'plateau (docs/fitting.md, "Model misfit" and "Censoring at the edges of the data"). Coverage of the '
+        'plateau (docs/fitting.md, "Noise model and model misfit" and "Censoring at the edges of the data"). Coverage of the '
         "truth on the simulator: docs/validation.md section 5.",
     ]
     lines += IC50_VS_EC50

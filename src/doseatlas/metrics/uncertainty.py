@@ -230,6 +230,7 @@ def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     f = curves[S.CURVE_ID].map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
     root = np.sqrt(f)
     out = curves.copy()
+    out[MISFIT] = f
     for column in [c for c in out.columns if c.startswith("cov_")]:
         out[column] = out[column].to_numpy(float) * f
     for name in ("top", "bottom", "log10_ec50", "hill", "ec50"):
@@ -246,3 +247,241 @@ def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             out["ec50_lower"] = 10.0 ** (x - (x - np.log10(out["ec50_lower"].to_numpy(float))) * root)
             out["ec50_upper"] = 10.0 ** (x + (np.log10(out["ec50_upper"].to_numpy(float)) - x) * root)
     return out
+
+
+# ------------------------------------------------------------------------------ dose-clustered sandwich
+PARAMS = ("top", "bottom", "log10_ec50", "hill")
+SANDWICH = "_sw_"  # prefix of the per-curve sandwich columns (see sandwich_terms)
+_PAIRS = [(a, b) for a in range(4) for b in range(a, 4)]
+
+
+def sigmoid_jacobian(x: np.ndarray, top, bottom, x50, hill) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted value and Jacobian ``(n, 4)`` (top, bottom, log10_ec50, hill) of the log-logistic curve at
+    ``x = log10 c``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = 1.0 / (1.0 + 10.0 ** (hill * (x - x50)))
+        ds = s * (1.0 - s) * np.log(10.0) * (top - bottom)
+        jac = np.stack([s, 1.0 - s, ds * hill, -ds * (x - x50)], axis=1)
+    return bottom + (top - bottom) * s, jac
+
+
+def _free(curves: pd.DataFrame) -> np.ndarray:
+    cov = np.stack([curves[f"cov_{k}_{k}"].to_numpy(float) for k in PARAMS], axis=1)
+    return np.isfinite(cov) & (cov > 0)
+
+
+def _unit_covariance(codes: np.ndarray, jac: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per curve ``(J'J)^-1`` over its free parameters (0 rows and columns for the fixed ones), and whether
+    it exists."""
+    n = len(free)
+    jtj = np.zeros((n, 4, 4))
+    for a, b in _PAIRS:
+        jtj[:, a, b] = jtj[:, b, a] = np.bincount(codes, weights=jac[:, a] * jac[:, b], minlength=n)
+    good = np.isfinite(jtj).all(axis=(1, 2)) & free.any(axis=1)
+    mat = np.where(good[:, None, None], np.nan_to_num(jtj) + np.eye(4)[None] * (~free)[:, :, None], np.eye(4))
+    diag = np.sqrt(np.einsum("nii->ni", mat))
+    good &= (diag > 0).all(axis=1)
+    root = np.where(good[:, None], diag, 1.0)
+    corr = mat / (root[:, :, None] * root[:, None, :])  # correlation-scaled, as the fit's kernel inverts it
+    good &= np.linalg.eigvalsh(np.where(good[:, None, None], corr, np.eye(4)))[:, 0] > 1e-13
+    corr = np.where(good[:, None, None], corr, np.eye(4))
+    inv = np.linalg.inv(corr) / (root[:, :, None] * root[:, None, :])
+    return inv * (free[:, :, None] & free[:, None, :]), good
+
+
+#: the response at which multiplicative noise vanishes, per scale (GR: -1, percent growth read on its own fit
+#: in percent: -100); the noise model is ``var = sigma_m^2 (f + offset)^2 + sigma_a^2`` (see noise_model)
+MISFIT_BANDWIDTH = 0.25  # kernel width of the local misfit, in shares of the transition (top to bottom)
+NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
+
+
+def sandwich_terms(
+    codes: np.ndarray, x: np.ndarray, y: np.ndarray, curves: pd.DataFrame, *, offset
+) -> dict[str, np.ndarray]:
+    """Per curve (rows of ``curves``): the terms of :func:`sandwich_se` from the responses ``y`` at
+    ``x = log10 c`` of the curve ``codes`` (position in ``curves``): ``(J'J)^-1`` of the fitted curve, its
+    residual variance ``s^2``, the misfit variance and its degrees of freedom, the noise model's degrees of
+    freedom and, per tested dose (padded to the largest number of doses), its wells, Jacobian row and noise
+    variance. ``offset``: per curve, :data:`NOISE_OFFSET` of the responses it was fitted to."""
+    from doseatlas._groups import pair_codes
+
+    n = len(curves)
+    p = {k: curves[k].to_numpy(float) for k in PARAMS}
+    ok = np.isfinite(y) & np.isfinite(x)
+    codes, x, y = codes[ok], x[ok], y[ok]
+    order = np.lexsort((y, x, codes))  # every sum below in one order, whatever the order of the rows
+    codes, x, y = codes[order], x[order], y[order]
+    fitted, jac = sigmoid_jacobian(x, *(p[k][codes] for k in PARAMS))
+    free = _free(curves)
+    jac = np.where(free[codes], np.nan_to_num(jac), 0.0)
+    inv, good = _unit_covariance(codes, jac, free)
+    resid = y - fitted
+    n_free = free.sum(axis=1)
+    n_obs = np.bincount(codes, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.bincount(codes, weights=resid**2, minlength=n) / (n_obs - n_free)
+    pair, pair_curve, _ = pair_codes(codes, x)
+    n_pairs = len(pair_curve)
+    first = np.zeros(n_pairs, dtype=np.int64)
+    first[pair[::-1]] = np.arange(len(pair))[::-1]
+    count = np.bincount(pair, minlength=n_pairs).astype(float)
+    mean_resid = np.bincount(pair, weights=resid, minlength=n_pairs) / np.maximum(count, 1)
+    ss = np.bincount(pair, weights=(resid - mean_resid[pair]) ** 2, minlength=n_pairs)
+    level = np.abs(fitted[first] + np.asarray(offset, dtype=float)[pair_curve])
+    noise, noise_df = noise_model(pair_curve, count, ss, level, n)
+    jd = jac[first]
+    lev = count * np.einsum("di,dij,dj->d", jd, inv[pair_curve], jd)
+    with np.errstate(divide="ignore", invalid="ignore"):  # lack of fit beyond the noise: misfit variance
+        excess = count * mean_resid**2 - noise * (1.0 - lev)
+        k = np.bincount(pair_curve, minlength=n).astype(float)
+        misfit = np.bincount(pair_curve, weights=excess, minlength=n) / np.bincount(
+            pair_curve, weights=count * (1.0 - lev), minlength=n
+        )
+    out = {
+        f"{SANDWICH}s2": np.where(good, s2, np.nan),
+        f"{SANDWICH}misfit": np.clip(np.nan_to_num(misfit), 0.0, None),
+        f"{SANDWICH}misfit_df": k - n_free,
+        f"{SANDWICH}noise_df": noise_df,
+    }
+    for a, b in _PAIRS:
+        out[f"{SANDWICH}a{a}{b}"] = inv[:, a, b]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (fitted[first] - p["bottom"][pair_curve]) / (p["top"] - p["bottom"])[pair_curve]
+    per_dose = {
+        "n": count,
+        "v": noise,
+        "e": np.nan_to_num(excess),
+        "d": count,
+        "u": np.nan_to_num(share, nan=0.5),
+        **{f"j{a}": jd[:, a] for a in range(4)},
+    }
+    out.update(_pad(per_dose, pair_curve, n))
+    return out
+
+
+def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per-dose values as columns ``<name>_<d>``, ``d`` the dose's position within its curve (0 where a
+    curve has fewer doses)."""
+    start = np.searchsorted(pair_curve, np.arange(n))
+    pos = np.arange(len(pair_curve)) - start[pair_curve]
+    k_max = int(pos.max()) + 1 if len(pos) else 0
+    out = {}
+    for name, values in per_dose.items():
+        padded = np.zeros((n, k_max))
+        padded[pair_curve, pos] = values
+        out.update({f"{SANDWICH}{name}_{d}": padded[:, d] for d in range(k_max)})
+    return out
+
+
+def noise_model(
+    pair_curve: np.ndarray, count: np.ndarray, ss: np.ndarray, level: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per dose, the noise variance of one well ``sigma_m^2 level^2 + sigma_a^2`` (multiplicative and
+    additive noise) fitted per curve to the replicate variances of its doses, with weights ``(n_d - 1) /
+    var_d^2`` (two passes; a negative component dropped); and per curve the pure-error degrees of freedom
+    minus the model's two. NaN where a curve has no replicate."""
+    rep = count > 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(rep, ss / (count - 1.0), 0.0)
+    w = np.where(rep, count - 1.0, 0.0)
+    u = level**2
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN for a curve without replicates
+        pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
+            pair_curve, weights=w, minlength=n
+        )
+    pred = np.full(len(count), np.nan)
+    for _ in range(2):
+        weight = w if np.isnan(pred).all() else w / np.maximum(pred, 1e-12) ** 2
+        sums = {
+            k: np.bincount(pair_curve, weights=weight * v, minlength=n)
+            for k, v in {"1": np.ones_like(u), "u": u, "uu": u * u, "s": s2, "us": u * s2}.items()
+        }
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = sums["1"] * sums["uu"] - sums["u"] ** 2
+            mult = (sums["1"] * sums["us"] - sums["u"] * sums["s"]) / det
+            add = (sums["uu"] * sums["s"] - sums["u"] * sums["us"]) / det
+            only_mult = sums["us"] / sums["uu"]
+            only_add = sums["s"] / sums["1"]
+        both = np.isfinite(mult) & np.isfinite(add) & (mult >= 0) & (add >= 0)
+        use_mult = ~both & np.isfinite(only_mult) & (np.nan_to_num(add, nan=-1.0) < 0) & (only_mult > 0)
+        mult = np.where(both, mult, np.where(use_mult, only_mult, 0.0))
+        add = np.where(both, add, np.where(use_mult, 0.0, np.where(np.isfinite(only_add), only_add, pooled)))
+        pred = mult[pair_curve] * u + add[pair_curve]
+        pred = np.where(pred > 0, pred, pooled[pair_curve])
+    df = np.bincount(pair_curve, weights=w, minlength=n) - 2.0
+    return np.where(np.isfinite(pred), pred, np.nan), df
+
+
+def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
+    columns = sorted(
+        (c for c in curves.columns if c.startswith(f"{SANDWICH}{name}_")),
+        key=lambda c: int(c.rsplit("_", 1)[1]),
+    )
+    if not columns:
+        return np.zeros((len(curves), 0))
+    return np.stack([curves[c].to_numpy(float) for c in columns], axis=1)
+
+
+def metric_variance(
+    curves: pd.DataFrame, grad: np.ndarray, *, plateau: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per curve, for the metric ``grad . theta``: its variance under the fit's own ``s^2 (J'J)^-1``, its
+    variance under the noise model and the misfit (sandwich ``A J' V J A``, ``A = (J'J)^-1``) and the
+    Satterthwaite degrees of freedom of that variance."""
+    grad = np.nan_to_num(np.asarray(grad, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+    a = np.zeros((len(curves), 4, 4))
+    for i, j in _PAIRS:
+        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
+    jd = np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2)  # (n, K, 4)
+    nd, vd = _padded(curves, "n"), _padded(curves, "v")
+    ag = np.einsum("nij,nj->ni", a, grad)
+    w2 = np.einsum("nki,ni->nk", jd, ag) ** 2
+    v_noise = np.sum(w2 * nd * np.nan_to_num(vd), axis=1)
+    df_n, df_m = (curves[f"{SANDWICH}{k}_df"].to_numpy(float) for k in ("noise", "misfit"))
+    if plateau:  # the plateau: the misfit of the doses that determine it, through the fit's weights
+        v_misfit = np.sum(w2 * nd**2, axis=1) * curves[f"{SANDWICH}misfit"].to_numpy(float)
+    else:  # a crossing: the local misfit where the curve crosses, as a shift of the level
+        v_misfit, df_m = _local_misfit(curves, grad, nd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (v_noise + v_misfit) ** 2 / (v_noise**2 / df_n + np.where(v_misfit > 0, v_misfit**2 / df_m, 0.0))
+    own = curves[f"{SANDWICH}s2"].to_numpy(float) * np.einsum("ni,ni->n", grad, ag)
+    usable = (df_n > 0) & np.isfinite(vd).all(axis=1)
+    return own, np.where(usable, v_noise + v_misfit, np.nan), df
+
+
+def _local_misfit(curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
+    g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
+        u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
+    kern = np.exp(-0.5 * ((_padded(curves, "u") - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * _padded(curves, "d"), axis=1)
+        k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
+    return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
+
+
+def sandwich_se(
+    curves: pd.DataFrame, se: np.ndarray, grad: np.ndarray, *, plateau: bool = False
+) -> np.ndarray:
+    """``se`` (the fit's own standard error of a metric, with the :data:`MISFIT` factor) replaced by the
+    noise-model and misfit standard error, expressed for the fit's t quantile ``t(n - 4)``."""
+    if f"{SANDWICH}s2" not in curves:
+        return se
+    own, var, df = metric_variance(curves, grad, plateau=plateau)
+    misfit = curves[MISFIT].to_numpy(float) if MISFIT in curves else np.ones(len(curves))
+    n_pts = curves["n_points"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tq = stats.t.ppf(0.975, np.maximum(df, 1)) / stats.t.ppf(0.975, np.maximum(n_pts - 4, 1))
+        new = se / np.sqrt(misfit) * np.sqrt(var / own) * tq
+    return np.where(np.isfinite(new), new, se)
+
+
+def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
+    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the :data:`MISFIT` factor) with
+    each half-width rescaled as :func:`sandwich_se` rescales a standard error."""
+    value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+    grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+    return value - (value - lower) * scale, value + (upper - value) * scale
