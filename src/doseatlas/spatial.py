@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary
@@ -50,6 +51,9 @@ N_PASSES = (
     30  # backfitting passes (fixed: the same sums in every engine; converged to ~1e-6 on the simulator)
 )
 HUBER_K = 2.0  # robust SDs beyond which a well's weight falls (Huber)
+#: compiled kernels: exact IEEE arithmetic (no fastmath), numpy's rules for a division by zero
+_JIT = {"cache": True, "error_model": "numpy"}
+_FMAX = float(np.finfo(np.float64).max)  # numpy.nan_to_num's stand-in for inf
 _CONDITION = [S.DATASET, S.CELL_LINE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.CONCENTRATION, S.TIME_H,
               S.READOUT, S.SEEDING_DENSITY]  # fmt: skip
 
@@ -142,30 +146,130 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs)."""
+    mean absorbs). Compiled (:func:`_backfit_passes`); every sum runs over the wells in their order, as
+    ``numpy.bincount`` sums, so the numbers are those of the same passes written with numpy."""
     n_p, n_c = int(plate.max()) + 1, int(cond.max()) + 1
-    a, e, w = np.zeros(n_p), np.zeros(n_p), np.ones(len(y))
-    inside, out = (~edge).astype(float), edge.astype(float)
-    for i in range(N_PASSES):
-        b = _means(cond, y - a[plate] - e[plate] * out, w, n_c)
-        r = y - b[cond]
-        a_in, a_out = _means(plate, r, w * inside, n_p), _means(plate, r, w * out, n_p)
-        a = np.where(np.isnan(a_in), np.nan_to_num(a_out), a_in)
-        e = np.nan_to_num(a_out - a_in)  # no edge effect where a side is empty
-        if i >= N_PASSES // 3:
-            w = _huber(r - a[plate] - e[plate] * out, plate, w, cond, n_c)
-    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
-    return r - a[plate], w, leverage
+    plate, cond = plate.astype(np.int64), cond.astype(np.int64)
+    order, starts = _segments(plate, n_p)
+    return _backfit_passes(
+        y, plate, cond, edge.astype(np.float64), n_p, n_c, order, starts, N_PASSES, HUBER_K
+    )
 
 
-def _huber(resid: np.ndarray, plate: np.ndarray, w: np.ndarray, cond: np.ndarray, n_c: int) -> np.ndarray:
-    """Huber weights (k = :data:`HUBER_K` robust SDs of the plate's standardized residuals)."""
-    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.abs(resid) / np.sqrt(np.clip(1.0 - leverage, 1e-12, None))
-    scale = 1.4826 * pd.Series(z).groupby(plate).transform("median").to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(z > HUBER_K * scale, HUBER_K * scale / z, 1.0)
+def _segments(group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each group (a stable order by group) and where each group starts in it (``n + 1`` bounds)."""
+    order = np.argsort(group, kind="stable")
+    return order, np.r_[0, np.cumsum(np.bincount(group, minlength=n))].astype(np.int64)
+
+
+@njit(**_JIT)
+def _nan_to_num(x: float) -> float:
+    if np.isnan(x):
+        return 0.0
+    if np.isinf(x):
+        return _FMAX if x > 0 else -_FMAX
+    return x
+
+
+@njit(**_JIT)
+def _median(values: np.ndarray) -> float:
+    """Median of the non-NaN ``values`` (NaN if none), as pandas' grouped median computes it: the middle value,
+    or the two middle values added and halved. ``values`` is reordered."""
+    m = 0
+    for k in range(len(values)):
+        if not np.isnan(values[k]):
+            values[m] = values[k]
+            m += 1
+    if m == 0:
+        return np.nan
+    part = np.partition(values[:m], m // 2)
+    high = part[m // 2]
+    if m % 2 == 1:
+        return high
+    low = part[0]
+    for k in range(1, m // 2):
+        low = max(low, part[k])
+    return (high + low) / 2
+
+
+@njit(**_JIT)
+def _group_medians(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Median (:func:`_median`) of ``values`` per group, the groups given by :func:`_segments`."""
+    n = len(starts) - 1
+    out = np.empty(n)
+    for g in range(n):
+        out[g] = _median(values[order[starts[g] : starts[g + 1]]])
+    return out
+
+
+@njit(**_JIT)
+def _backfit_passes(y, plate, cond, out, n_p, n_c, order, starts, n_passes, k_huber):
+    """The passes of :func:`_backfit` (``out``: 1.0 on the edge, else 0.0; ``order``/``starts``: the plates'
+    rows). Each grouped sum adds its rows in row order from 0.0, as ``numpy.bincount(group, weights)``."""
+    n = len(y)
+    a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
+    for i in range(n_passes):
+        num, den = np.zeros(n_c), np.zeros(n_c)
+        for k in range(n):
+            v = y[k] - a[plate[k]] - e[plate[k]] * out[k]
+            num[cond[k]] += w[k] * v
+            den[cond[k]] += w[k]
+        b = num / den
+        for k in range(n):
+            r[k] = y[k] - b[cond[k]]
+        _plate_terms(r, w, plate, out, a, e)
+        if i >= n_passes // 3:
+            w = _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber)
+    w_c = _sums(cond, w, n_c)
+    resid, leverage = np.empty(n), np.empty(n)
+    for k in range(n):
+        resid[k] = r[k] - a[plate[k]]
+        leverage[k] = w[k] / w_c[cond[k]]
+    return resid, w, leverage
+
+
+@njit(**_JIT)
+def _sums(group, values, n):
+    out = np.zeros(n)
+    for k in range(len(group)):
+        out[group[k]] += values[k]
+    return out
+
+
+@njit(**_JIT)
+def _plate_terms(r, w, plate, out, a, e):
+    """Plate gain ``a`` (interior mean of ``r``, the edge mean on a plate without interior) and edge term ``e``
+    (edge less interior mean, 0 where a side is empty), in place."""
+    n_p = len(a)
+    s_in, w_in, s_out, w_out = np.zeros(n_p), np.zeros(n_p), np.zeros(n_p), np.zeros(n_p)
+    for k in range(len(r)):
+        p = plate[k]
+        wk_in, wk_out = w[k] * (1.0 - out[k]), w[k] * out[k]
+        s_in[p] += wk_in * r[k]
+        w_in[p] += wk_in
+        s_out[p] += wk_out * r[k]
+        w_out[p] += wk_out
+    a_in, a_out = s_in / w_in, s_out / w_out
+    for p in range(n_p):
+        a[p] = _nan_to_num(a_out[p]) if np.isnan(a_in[p]) else a_in[p]
+        e[p] = _nan_to_num(a_out[p] - a_in[p])
+
+
+@njit(**_JIT)
+def _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber):
+    """Huber weights (``k_huber`` robust SDs of the plate's residuals standardized by their leverage)."""
+    w_c = _sums(cond, w, n_c)
+    z = np.empty(len(r))
+    for k in range(len(r)):
+        resid = r[k] - a[plate[k]] - e[plate[k]] * out[k]
+        one_less = 1.0 - w[k] / w_c[cond[k]]
+        z[k] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
+    scale = 1.4826 * _group_medians(z, order, starts)
+    new = np.empty(len(r))
+    for k in range(len(r)):
+        bound = k_huber * scale[plate[k]]
+        new[k] = bound / z[k] if z[k] > bound else 1.0
+    return new
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
