@@ -33,8 +33,8 @@ import pandas as pd
 from numba import njit
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
-from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
+from doseatlas._stats import group_summary, summary_by_code
+from doseatlas.qc import PLATE_KEY, PlateCoding, _edge_flags, key_table, plate_coding, run_codes
 
 EDGE_EFFECT = "edge_effect"
 EDGE_EFFECT_SE = "edge_effect_se"
@@ -58,27 +58,37 @@ _CONDITION = [S.DATASET, S.CELL_LINE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.CONC
               S.READOUT, S.SEEDING_DENSITY]  # fmt: skip
 
 
-def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -> pd.DataFrame:
+def well_positions(
+    clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION, coding: PlateCoding | None = None
+) -> pd.DataFrame:
     """One row per well with cells (vehicle, untreated, treated) whose position parses: plate key, ``row``,
     ``col``, ``edge``, ``position_residual`` (NaN where unused), ``position_weight`` (the well's robust weight,
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
-    ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``."""
-    wells = clean[clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED])]
-    if S.WELL not in wells or not len(wells):
+    ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
+    :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
+    cells = clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED]).to_numpy()
+    if S.WELL not in clean or not cells.any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
-    wells = _canonical_order(S.with_series(wells))
-    positions = parse_wells(wells[S.WELL])
-    plate = pd.Series(wells.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=wells.index)
+    coding = coding or plate_coding(clean)
+    rows = _canonical_order(clean, np.flatnonzero(cells), coding)
+    wells = S.with_series(clean.take(rows).reset_index(drop=True))
+    full_plate = coding.plate[rows]
+    plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
+    positions = coding.positions(rows)
     out = wells[[*PLATE_KEY, S.WELL]].assign(
-        row=positions["row"], col=positions["col"], edge=_edge_flags(positions, plate), _plate=plate
+        row=positions["row"],
+        col=positions["col"],
+        edge=_edge_flags(positions, pd.Series(plate)),
+        _plate=plate,
     )
     model = _edge_model(
         wells,
-        plate.to_numpy(),
+        plate,
         out["edge"].to_numpy(float),
-        blank=_blanks(clean, wells),
+        blank=_plate_blanks(clean, coding)[full_plate],
         min_fraction=min_fraction,
+        cond=_condition_codes(wells, full_plate, coding),
     )
     out = out.assign(**dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True)))
     out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
@@ -95,10 +105,50 @@ def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
     return merged["_blank"].fillna(0.0).to_numpy(float)
 
 
-def _canonical_order(wells: pd.DataFrame) -> pd.DataFrame:
-    """The wells sorted by plate key, well and signal: the model's sums then run in one order in every engine."""
-    by = [*PLATE_KEY, S.WELL, S.SIGNAL]
-    return wells.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+def _plate_blanks(clean: pd.DataFrame, coding: PlateCoding) -> np.ndarray:
+    """Per plate of ``coding``: :func:`_blanks` (the mean blank signal, 0 where the plate has none)."""
+    blank = (clean[S.ROLE] == S.Role.BLANK).to_numpy()
+    signal = clean[S.SIGNAL].to_numpy(float)[blank]
+    means = summary_by_code(coding.plate[blank], signal, coding.n_plates, method="mean")
+    return np.where(np.isnan(means), 0.0, means)
+
+
+def _canonical_order(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The positions ``rows`` of ``clean`` sorted by plate key, well and signal (missing last; a stable sort),
+    as ``sort_values`` sorts them: the model's sums then run in one order in every engine."""
+    names = pd.Series(coding.names, dtype=object).sort_values(kind="stable").index.to_numpy()
+    rank = np.empty(len(names) + 1, dtype=np.int64)
+    rank[names], rank[-1] = np.arange(len(names)), len(names)  # code -1 (no name): last
+    key = coding.plate[rows] * (len(names) + 1) + rank[coding.well[rows]]
+    within = np.argsort(key, kind="stable")
+    same = key[within][1:] == key[within][:-1]
+    if same.any():  # wells of one name on one plate: by signal
+        tied = np.zeros(len(key), dtype=bool)
+        tied[1:] |= same
+        tied[:-1] |= same
+        at = np.flatnonzero(tied)
+        block = within[at]
+        signal = clean[S.SIGNAL].to_numpy(float)[rows]
+        within[at] = block[np.lexsort((signal[block], key[block]))]
+    return rows[within]
+
+
+def _condition_codes(wells: pd.DataFrame, plate: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The condition (:data:`_CONDITION`) of each well, numbered as ``groupby(_CONDITION, sort=True,
+    dropna=False).ngroup()`` numbers them; the columns of the plate key are coded on the plates
+    (``plate``: the wells' plates in ``coding``)."""
+    keys = key_table(coding.firsts)
+    combined = np.zeros(len(wells), dtype=np.int64)
+    for column in _CONDITION:
+        values = keys[column] if column in PLATE_KEY else wells[column]
+        codes, uniques = pd.factorize(values, sort=True)
+        codes = np.where(codes < 0, len(uniques), codes)  # missing after every value
+        if column in PLATE_KEY:
+            codes = codes[plate]
+        if int(combined.max(initial=0)) >= 2**62 // (len(uniques) + 1):
+            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)  # keeps the order, smaller
+        combined = combined * (len(uniques) + 1) + codes
+    return pd.factorize(combined, sort=True)[0]
 
 
 def _usable(
@@ -108,20 +158,27 @@ def _usable(
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    reference = pd.Series(signal).groupby(cond).transform("median").to_numpy()
-    control = pd.Series(np.where(treated, np.nan, signal)).groupby(plate).transform("median").to_numpy()
+    reference = _group_medians(signal, *_segments(cond, int(cond.max()) + 1))[cond]
+    control = _group_medians(np.where(treated, np.nan, signal), *_segments(plate, int(plate.max()) + 1))[
+        plate
+    ]
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(signal) & (signal > 0) & (reference > min_fraction * control)
     return usable & (np.bincount(cond, weights=usable)[cond] >= 2)
 
 
 def _edge_model(
-    wells: pd.DataFrame, plate: np.ndarray, edge: np.ndarray, *, blank: np.ndarray, min_fraction: float
+    wells: pd.DataFrame,
+    plate: np.ndarray,
+    edge: np.ndarray,
+    *,
+    blank: np.ndarray,
+    min_fraction: float,
+    cond: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     """Per well: residual of ``log(signal - blank) = plate gain + condition + plate edge effect x edge`` less
     the plate gain (NaN where unused), its robust weight, its leverage in its condition (see :func:`_backfit`)
-    and its condition's number."""
-    cond = wells[_CONDITION].astype(object).groupby(_CONDITION, dropna=False, sort=True).ngroup().to_numpy()
+    and its condition's number (``cond``: :func:`_condition_codes`)."""
     signal = wells[S.SIGNAL].to_numpy(float) - blank
     use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
     resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
@@ -395,8 +452,7 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
     used = positions[positions[WEIGHT].astype(float) > 0] if WEIGHT in positions else positions.iloc[:0]
     if not len(used):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
-    grouped = used.groupby(PLATE_KEY, dropna=False, sort=True)
-    plate = grouped.ngroup().to_numpy()
+    plate, firsts = run_codes(used, PLATE_KEY)  # the wells of a plate are together (well_positions' order)
     n = int(plate.max()) + 1
     r, w = used[RESIDUAL].to_numpy(float), used[WEIGHT].to_numpy(float)
     info = w * (1.0 - used[LEVERAGE].to_numpy(float))
@@ -414,7 +470,7 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
         }
         se = np.sqrt(s2 * (1.0 / i_side[True] + 1.0 / i_side[False]))
     counts = {side: np.bincount(plate, weights=(edge == side).astype(float), minlength=n) for side in (0, 1)}
-    keys = grouped.size().index.to_frame(index=False)
+    keys = key_table(firsts)
     return keys.assign(
         **{
             EDGE_EFFECT: np.exp(log_edge),
