@@ -79,6 +79,25 @@ def key_table(firsts: pd.DataFrame) -> pd.DataFrame:
     return firsts.groupby(list(firsts.columns), dropna=False, sort=True).size().index.to_frame(index=False)
 
 
+def combined_codes(
+    frame: pd.DataFrame, columns: list[str], *, plate: np.ndarray, keys: pd.DataFrame
+) -> np.ndarray:
+    """Groups of ``columns`` of ``frame`` numbered as ``groupby(columns, sort=True, dropna=False).ngroup()``
+    numbers them, from each column's sorted codes; a column of the plate key is coded on ``keys`` (the plates'
+    keys, :func:`key_table`) and taken by ``plate`` (each row's plate)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        values = keys[column] if column in PLATE_KEY else frame[column]
+        codes, uniques = pd.factorize(values, sort=True)
+        codes = np.where(codes < 0, len(uniques), codes)  # missing after every value
+        if column in PLATE_KEY:
+            codes = codes[plate]
+        if int(combined.max(initial=0)) >= 2**62 // (len(uniques) + 1):
+            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)  # keeps the order, smaller
+        combined = combined * (len(uniques) + 1) + codes
+    return pd.factorize(combined, sort=True)[0]
+
+
 @dataclass(frozen=True)
 class PlateCoding:
     """The rows of a well table coded once for the plate-level steps (:func:`plate_coding`)."""

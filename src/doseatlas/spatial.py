@@ -34,7 +34,15 @@ from numba import njit
 
 from doseatlas import schemas as S
 from doseatlas._stats import group_summary, summary_by_code
-from doseatlas.qc import PLATE_KEY, PlateCoding, _edge_flags, key_table, plate_coding, run_codes
+from doseatlas.qc import (
+    PLATE_KEY,
+    PlateCoding,
+    _edge_flags,
+    combined_codes,
+    key_table,
+    plate_coding,
+    run_codes,
+)
 
 EDGE_EFFECT = "edge_effect"
 EDGE_EFFECT_SE = "edge_effect_se"
@@ -137,18 +145,7 @@ def _condition_codes(wells: pd.DataFrame, plate: np.ndarray, coding: PlateCoding
     """The condition (:data:`_CONDITION`) of each well, numbered as ``groupby(_CONDITION, sort=True,
     dropna=False).ngroup()`` numbers them; the columns of the plate key are coded on the plates
     (``plate``: the wells' plates in ``coding``)."""
-    keys = key_table(coding.firsts)
-    combined = np.zeros(len(wells), dtype=np.int64)
-    for column in _CONDITION:
-        values = keys[column] if column in PLATE_KEY else wells[column]
-        codes, uniques = pd.factorize(values, sort=True)
-        codes = np.where(codes < 0, len(uniques), codes)  # missing after every value
-        if column in PLATE_KEY:
-            codes = codes[plate]
-        if int(combined.max(initial=0)) >= 2**62 // (len(uniques) + 1):
-            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)  # keeps the order, smaller
-        combined = combined * (len(uniques) + 1) + codes
-    return pd.factorize(combined, sort=True)[0]
+    return combined_codes(wells, _CONDITION, plate=plate, keys=key_table(coding.firsts))
 
 
 def _usable(
@@ -211,6 +208,15 @@ def _backfit(
     return _backfit_passes(
         y, plate, cond, edge.astype(np.float64), n_p, n_c, order, starts, N_PASSES, HUBER_K
     )
+
+
+def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per row: the median of the non-NaN ``values`` of its group (integer codes ``group``), the numbers of
+    ``pd.Series(values).groupby(group).transform("median")`` (compiled)."""
+    if not len(values):
+        return np.zeros(0)
+    group = np.asarray(group, dtype=np.int64)
+    return _group_medians(np.asarray(values, dtype=float), *_segments(group, int(group.max()) + 1))[group]
 
 
 def _segments(group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
