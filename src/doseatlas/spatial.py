@@ -26,8 +26,6 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -349,21 +347,64 @@ def _grid(table: pd.DataFrame) -> np.ndarray:
 def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tukey's median polish of each plate of ``grid`` (plates, rows, columns; NaN ignored): (row effects
     (plates, rows), column effects (plates, columns), residuals). The overall effect is left in the residuals'
-    median (the residual grid is centred per plate already)."""
+    median (the residual grid is centred per plate already). Compiled, plate by plate; each median is
+    :func:`nanmedian`'s (an all-NaN row or column has no effect)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    return _polish(np.ascontiguousarray(grid), n_iter)
+
+
+@njit(**_JIT)
+def _middle(buffer: np.ndarray, m: int) -> float:
+    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered)."""
+    if m == 0:
+        return np.nan
+    ordered = np.sort(buffer[:m])
+    high = m // 2
+    low = high if m % 2 == 1 else high - 1
+    return (ordered[low] + ordered[high]) / 2.0
+
+
+@njit(**_JIT)
+def _polish(grid, n_iter):
+    n_plates, n_rows, n_cols = grid.shape
     resid = grid.copy()
-    row_eff = np.zeros(grid.shape[:2])
-    col_eff = np.zeros((grid.shape[0], grid.shape[2]))
-    with np.errstate(all="ignore"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows / columns: no effect
-            for _ in range(n_iter):
-                r = np.nan_to_num(nanmedian(resid, axis=2))
-                resid -= r[:, :, None]
-                row_eff += r
-                c = np.nan_to_num(nanmedian(resid, axis=1))
-                resid -= c[:, None, :]
-                col_eff += c
+    row_eff, col_eff = np.zeros((n_plates, n_rows)), np.zeros((n_plates, n_cols))
+    buffer = np.empty(max(n_rows, n_cols))
+    for p in range(n_plates):
+        for _ in range(n_iter):
+            for i in range(n_rows):
+                m = 0
+                for j in range(n_cols):
+                    if not np.isnan(resid[p, i, j]):
+                        buffer[m] = resid[p, i, j]
+                        m += 1
+                r = _nan_to_num(_middle(buffer, m))
+                resid[p, i, :] -= r
+                row_eff[p, i] += r
+            for j in range(n_cols):
+                m = 0
+                for i in range(n_rows):
+                    if not np.isnan(resid[p, i, j]):
+                        buffer[m] = resid[p, i, j]
+                        m += 1
+                c = _nan_to_num(_middle(buffer, m))
+                resid[p, :, j] -= c
+                col_eff[p, j] += c
     return row_eff, col_eff, resid
+
+
+@njit(**_JIT)
+def _plate_mad(resid):
+    """Per plate: 1.4826 x the median absolute deviation of its residuals from their median (NaN ignored)."""
+    mad = np.empty(resid.shape[0])
+    for p in range(resid.shape[0]):
+        flat = resid[p].ravel()
+        buffer = flat[~np.isnan(flat)].copy()
+        centre = _middle(buffer, len(buffer))
+        buffer = np.abs(flat - centre)
+        buffer = buffer[~np.isnan(buffer)].copy()
+        mad[p] = 1.4826 * _middle(buffer, len(buffer))
+    return mad
 
 
 def nanmedian(values: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
@@ -395,17 +436,15 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
                 SHRUNK_COL: np.nan,
             }
         ).drop(columns="_plate")
-    row_eff, col_eff, resid = median_polish(_grid(table))
+    grid = _grid(table)
+    row_eff, col_eff, resid = median_polish(grid)
     p, r, c = table["_plate"].to_numpy(int), table["row"].to_numpy(int) - 1, table["col"].to_numpy(int) - 1
+    mad = _plate_mad(resid)
     with np.errstate(all="ignore"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            centre = nanmedian(resid, axis=(1, 2))
-            mad = 1.4826 * nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]
-    present = ~np.isnan(_grid(table))
+    present = ~np.isnan(grid)
     shrunk_rows = _shrunk(row_eff, present.sum(axis=2), mad)
     shrunk_cols = _shrunk(col_eff, present.sum(axis=1), mad)
     table[SHRUNK_ROW], table[SHRUNK_COL] = shrunk_rows[p, r], shrunk_cols[p, c]
