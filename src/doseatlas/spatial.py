@@ -358,7 +358,16 @@ def _middle(buffer: np.ndarray, m: int) -> float:
     """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered)."""
     if m == 0:
         return np.nan
-    ordered = np.sort(buffer[:m])
+    if m <= 64:  # a row or column of a plate: sorted in place
+        ordered = buffer
+        for k in range(1, m):
+            v, i = buffer[k], k - 1
+            while i >= 0 and buffer[i] > v:
+                buffer[i + 1] = buffer[i]
+                i -= 1
+            buffer[i + 1] = v
+    else:
+        ordered = np.sort(buffer[:m])
     high = m // 2
     low = high if m % 2 == 1 else high - 1
     return (ordered[low] + ordered[high]) / 2.0
