@@ -139,14 +139,19 @@ def _row_number(letters: str) -> int:
 
 
 def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
-    """True for wells on the outer rows/columns of their plate's format (NaN where unknown)."""
-    extent = positions.groupby(plate.to_numpy()).agg(rows=("row", "max"), cols=("col", "max"))
-    if extent.empty:  # no well at all (e.g. every row went to the ledger)
+    """True for wells on the outer rows/columns of their plate's format (NaN where unknown); ``plate``: each
+    row's plate number (0, 1, ...)."""
+    codes = plate.to_numpy().astype(np.int64)
+    if not len(codes):  # no well at all (e.g. every row went to the ledger)
         return pd.Series(np.nan, index=plate.index)
-    dims = _formats_of(extent)
-    nr = plate.map(dims["nr"]).to_numpy(float)
-    nc = plate.map(dims["nc"]).to_numpy(float)
-    r, c = positions["row"].to_numpy(), positions["col"].to_numpy()
+    r, c = positions["row"].to_numpy(float), positions["col"].to_numpy(float)
+    extent = {}
+    for name, values in (("rows", r), ("cols", c)):
+        largest = np.full(int(codes.max()) + 1, -np.inf)
+        np.fmax.at(largest, codes, values)  # NaN ignored, as a grouped max
+        extent[name] = np.where(np.isneginf(largest), np.nan, largest)
+    dims = _formats_of(pd.DataFrame(extent))
+    nr, nc = dims["nr"].to_numpy()[codes], dims["nc"].to_numpy()[codes]
     edge = (r == 1) | (c == 1) | (r == nr) | (c == nc)
     return pd.Series(np.where(np.isnan(r) | np.isnan(c) | np.isnan(nr), np.nan, edge), index=plate.index)
 
@@ -183,7 +188,8 @@ def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.Da
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = means[:, 1] / means[:, 0]
     out = keys.assign(**{EDGE_RATIO: ratio[coding.plate[first_code_rows(coding.plate)]]})
-    z = _z_factor(clean)
+    positive = (clean[S.ROLE] == S.Role.POSITIVE_CONTROL).to_numpy()
+    z = _z_factor(clean) if positive.any() else pd.DataFrame()
     if not len(z):
         return out.assign(**{Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     return out.merge(z, on=PLATE_KEY, how="left")
