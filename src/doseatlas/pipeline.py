@@ -33,7 +33,7 @@ from doseatlas.metrics.flags import FlagOptions, flag_counts, flag_metrics
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.normalize import NormalizationOptions, from_response_table, normalize
 from doseatlas.position import check_position_correction, correct_positions
-from doseatlas.qc import plate_qc
+from doseatlas.qc import key_table, plate_coding, plate_qc, run_starts
 from doseatlas.readouts import refuse_unsupported, unsupported_rows
 from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
@@ -269,21 +269,25 @@ def result_tables(**tables: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
-    """Per-plate QC: counts by role and the control summaries used (rows of response tables have no plate)."""
+    """Per-plate QC: counts by role and the control summaries used (rows of response tables have no plate).
+    The plates are coded once (:func:`doseatlas.qc.plate_coding`) for the counts, the QC and the edge model."""
     clean = clean[clean[S.ROLE].notna()] if clean[S.ROLE].hasnans else clean
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
-    counts = clean.groupby([*key, S.ROLE], dropna=False).size().unstack(S.ROLE, fill_value=0)
-    counts = counts.reindex(
-        columns=[r.value for r in S.Role], fill_value=0
+    coding = plate_coding(clean)
+    roles = [r.value for r in S.Role]
+    role = pd.Categorical(clean[S.ROLE], categories=roles).codes.astype(np.int64)  # -1: not a role
+    n = coding.n_plates
+    known = role >= 0
+    counts = np.bincount(coding.plate[known] * len(roles) + role[known], minlength=n * len(roles))
+    plates = key_table(coding.firsts).assign(
+        **{f"n_{r}": counts.reshape(n, len(roles))[:, i] for i, r in enumerate(roles)}
     )  # every role, whatever is present
-    counts.columns = [f"n_{c}" for c in counts.columns]
-    counts = counts.reset_index()
     cols = [S.BLANK_SIGNAL, S.VEHICLE_SIGNAL, S.VEHICLE_SPREAD, S.TIME_ZERO_SIGNAL]
-    controls = responses[key + cols].drop_duplicates(subset=key)
-    plates = counts.merge(controls, on=key, how="left")
+    controls = responses.iloc[run_starts(responses, key)][key + cols].drop_duplicates(subset=key)
+    plates = plates.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
-    plates = plates.merge(plate_qc(clean), on=key, how="left")
-    edges = edge_effects(well_positions(clean))
+    plates = plates.merge(plate_qc(clean, coding=coding), on=key, how="left")
+    edges = edge_effects(well_positions(clean, coding=coding))
     if len(edges):
         plates = plates.merge(edges, on=key, how="left")
     else:  # no position to use (no well names, or no condition on both sides)

@@ -16,7 +16,8 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas._groups import key_codes
 from doseatlas._text import plain
-from doseatlas.qc import parse_wells
+from doseatlas.qc import combined_codes, key_table, parse_wells, run_codes
+from doseatlas.spatial import group_medians
 
 #: plates drawn in the report (flagged ones first); the others are counted
 MAX_PLATE_MAPS = 12
@@ -30,18 +31,19 @@ def well_residuals(responses: pd.DataFrame) -> pd.DataFrame:
     need = {*_KEY, *_CONDITION, S.WELL, S.SIGNAL}
     if not len(responses) or not need <= set(responses.columns):
         return pd.DataFrame(columns=[*_KEY, "row", "col", "residual"])
-    wells = responses[[*dict.fromkeys([*_KEY, *_CONDITION, S.WELL, S.SIGNAL])]]
-    signal = wells[S.SIGNAL].to_numpy(float)
+    signal = responses[S.SIGNAL].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         log = np.where(signal > 0, np.log2(signal), np.nan)
-    frame = wells[_KEY].assign(_log=log)
-    condition = wells[_CONDITION].astype(object).groupby(_CONDITION, dropna=False, sort=False).ngroup()
-    raw = log - frame["_log"].groupby(condition.to_numpy()).transform("median").to_numpy()
-    plate = wells[_KEY].astype(object).groupby(_KEY, dropna=False, sort=False).ngroup().to_numpy()
-    centred = raw - pd.Series(raw).groupby(plate).transform("median").to_numpy()
-    at = parse_wells(wells[S.WELL])
-    out = wells[_KEY].assign(row=at["row"].to_numpy(), col=at["col"].to_numpy(), residual=centred)
-    return out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
+    plate, firsts = run_codes(responses, _KEY)  # the groups' numbers do not matter, only their members
+    condition = combined_codes(responses, _CONDITION, plate=plate, keys=key_table(firsts))
+    raw = log - group_medians(log, condition)
+    centred = raw - group_medians(raw, plate)
+    at = parse_wells(responses[S.WELL])
+    placed = np.flatnonzero(at["row"].notna().to_numpy() & at["col"].notna().to_numpy())
+    out = responses[_KEY].take(placed).reset_index(drop=True)
+    return out.assign(
+        row=at["row"].to_numpy()[placed], col=at["col"].to_numpy()[placed], residual=centred[placed]
+    )
 
 
 def _colour(value: float) -> str:

@@ -9,12 +9,14 @@ columns of that format.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
+from doseatlas._groups import first_code_rows
+from doseatlas._stats import group_summary, summary_by_code
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
 _WELL = re.compile(r"^([A-Za-z]{1,2})0*(\d{1,2})$")
@@ -38,6 +40,97 @@ def parse_wells(wells: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"row": row.to_numpy()[codes], "col": col.to_numpy()[codes]}, index=wells.index)
 
 
+def run_codes(frame: pd.DataFrame, key: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """(code per row, first rows) of ``frame`` grouped by ``key``: the codes are those of
+    ``frame.groupby(key, sort=True, dropna=False).ngroup()``, found by grouping only the first row of each run
+    of equal keys (:func:`run_starts`; every key's rows are among them), returned as ``first rows`` (the key
+    columns). A plate's wells come one after another, so a table of a million wells is grouped on a few
+    thousand rows."""
+    starts = run_starts(frame, key)
+    firsts = frame[key].iloc[starts]
+    codes = firsts.groupby(key, dropna=False, sort=True).ngroup().to_numpy(dtype=np.int64)
+    return np.repeat(codes, np.diff(np.append(starts, len(frame)))), firsts
+
+
+def run_starts(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Positions of the rows whose ``key`` differs from the row before (and the first row): the first row of
+    every key is one of them."""
+    change = np.ones(len(frame), dtype=bool)
+    if len(frame) > 1:
+        change[1:] = False
+        for column in key:
+            change[1:] |= _differs(frame[column])
+    return np.flatnonzero(change)
+
+
+def _differs(column: pd.Series) -> np.ndarray:
+    """True where a value differs from the one before (missing values may count as different)."""
+    values = column.to_numpy() if column.dtype.kind in "biufO" else pd.factorize(column)[0]
+    try:
+        return np.asarray(values[1:] != values[:-1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
+        codes = pd.factorize(column)[0]
+        return codes[1:] != codes[:-1]
+
+
+def key_table(firsts: pd.DataFrame) -> pd.DataFrame:
+    """The sorted keys of the groups of :func:`run_codes` (row ``i``: code ``i``), as
+    ``groupby(key, sort=True, dropna=False).size().index.to_frame(index=False)`` gives them."""
+    return firsts.groupby(list(firsts.columns), dropna=False, sort=True).size().index.to_frame(index=False)
+
+
+def combined_codes(
+    frame: pd.DataFrame, columns: list[str], *, plate: np.ndarray, keys: pd.DataFrame
+) -> np.ndarray:
+    """Groups of ``columns`` of ``frame`` numbered as ``groupby(columns, sort=True, dropna=False).ngroup()``
+    numbers them, from each column's sorted codes; a column of the plate key is coded on ``keys`` (the plates'
+    keys, :func:`key_table`) and taken by ``plate`` (each row's plate)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        values = keys[column] if column in PLATE_KEY else frame[column]
+        codes, uniques = pd.factorize(values, sort=True)
+        codes = np.where(codes < 0, len(uniques), codes)  # missing after every value
+        if column in PLATE_KEY:
+            codes = codes[plate]
+        if int(combined.max(initial=0)) >= 2**62 // (len(uniques) + 1):
+            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)  # keeps the order, smaller
+        combined = combined * (len(uniques) + 1) + codes
+    return pd.factorize(combined, sort=True)[0]
+
+
+@dataclass(frozen=True)
+class PlateCoding:
+    """The rows of a well table coded once for the plate-level steps (:func:`plate_coding`)."""
+
+    plate: np.ndarray  # per row: its plate (``PLATE_KEY``), numbered as a sorted groupby numbers them
+    firsts: pd.DataFrame  # the plate key of the first row of each run of rows of one plate
+    well: np.ndarray  # per row: the code of its well name (-1: missing), an index into ``names``
+    names: np.ndarray  # the distinct well names
+    row: np.ndarray  # per row: row number (1-based), NaN where the name does not parse
+    col: np.ndarray  # per row: column number
+
+    @property
+    def n_plates(self) -> int:
+        return int(self.plate.max()) + 1 if len(self.plate) else 0
+
+    def positions(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """``row`` and ``col`` (of the rows at positions ``rows``, or all), as :func:`parse_wells` gives them."""
+        take = slice(None) if rows is None else rows
+        return pd.DataFrame({"row": self.row[take], "col": self.col[take]})
+
+
+def plate_coding(clean: pd.DataFrame) -> PlateCoding:
+    """Plate codes (:func:`run_codes`) and parsed well names of every row of ``clean`` (which has a well
+    column), for :func:`plate_qc` and :func:`doseatlas.spatial.well_positions` to share."""
+    plate, firsts = run_codes(clean, PLATE_KEY)
+    well, names = pd.factorize(clean[S.WELL])
+    names = np.asarray(names, dtype=object)
+    parsed = parse_wells(pd.Series(names, dtype=object))
+    row = np.append(parsed["row"].to_numpy(float), np.nan)[well]  # code -1: the NaN appended
+    col = np.append(parsed["col"].to_numpy(float), np.nan)[well]
+    return PlateCoding(plate=plate, firsts=firsts, well=well, names=names, row=row, col=col)
+
+
 def _row_number(letters: str) -> int:
     number = 0
     for char in letters:
@@ -46,14 +139,19 @@ def _row_number(letters: str) -> int:
 
 
 def _edge_flags(positions: pd.DataFrame, plate: pd.Series) -> pd.Series:
-    """True for wells on the outer rows/columns of their plate's format (NaN where unknown)."""
-    extent = positions.groupby(plate.to_numpy()).agg(rows=("row", "max"), cols=("col", "max"))
-    if extent.empty:  # no well at all (e.g. every row went to the ledger)
+    """True for wells on the outer rows/columns of their plate's format (NaN where unknown); ``plate``: each
+    row's plate number (0, 1, ...)."""
+    codes = plate.to_numpy().astype(np.int64)
+    if not len(codes):  # no well at all (e.g. every row went to the ledger)
         return pd.Series(np.nan, index=plate.index)
-    dims = _formats_of(extent)
-    nr = plate.map(dims["nr"]).to_numpy(float)
-    nc = plate.map(dims["nc"]).to_numpy(float)
-    r, c = positions["row"].to_numpy(), positions["col"].to_numpy()
+    r, c = positions["row"].to_numpy(float), positions["col"].to_numpy(float)
+    extent = {}
+    for name, values in (("rows", r), ("cols", c)):
+        largest = np.full(int(codes.max()) + 1, -np.inf)
+        np.fmax.at(largest, codes, values)  # NaN ignored, as a grouped max
+        extent[name] = np.where(np.isneginf(largest), np.nan, largest)
+    dims = _formats_of(pd.DataFrame(extent))
+    nr, nc = dims["nr"].to_numpy()[codes], dims["nc"].to_numpy()[codes]
     edge = (r == 1) | (c == 1) | (r == nr) | (c == nc)
     return pd.Series(np.where(np.isnan(r) | np.isnan(c) | np.isnan(nr), np.nan, edge), index=plate.index)
 
@@ -66,7 +164,7 @@ def _formats_of(extent: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"nr": nr, "nc": nc}, index=extent.index)
 
 
-def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
+def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.DataFrame:
     """Per plate: vehicle signal on edge wells over interior wells, and the Z'-factor of the controls.
 
     ``edge_vehicle_ratio`` (null unless the plate has vehicle wells both on the edge and inside): a value
@@ -74,21 +172,24 @@ def plate_qc(clean: pd.DataFrame) -> pd.DataFrame:
     |mean_vehicle - mean_positive| (Zhang et al. 1999) and ``ssmd`` = |mean_vehicle - mean_positive| /
     sqrt(sd_vehicle^2 + sd_positive^2) (Zhang 2007), both from the vehicle wells and the strongest positive
     control only (one perturbagen at one concentration: the lowest mean signal); null without positive controls.
+    ``coding``: :func:`plate_coding` of ``clean`` when the caller has it. Plates in order of first appearance.
     """
-    plate_id = pd.Series(clean.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=clean.index)
-    wells = clean.assign(_edge=_edge_flags(parse_wells(clean[S.WELL]), plate_id))
-    vehicle = wells[wells[S.ROLE] == S.Role.VEHICLE]
-    keys = wells[PLATE_KEY].drop_duplicates().reset_index(drop=True)
-    means = group_summary(vehicle, [*PLATE_KEY, "_edge"], S.SIGNAL, method="mean").unstack("_edge")
-    means = means.reindex(
-        columns=[0.0, 1.0]
-    )  # interior, edge (NaN where a plate has none or positions are unknown)
-    if means.empty:
+    coding = coding or plate_coding(clean)
+    plate_id = pd.Series(coding.plate, index=clean.index)
+    edge = _edge_flags(coding.positions().set_axis(clean.index), plate_id).to_numpy(float)
+    keys = clean[PLATE_KEY].iloc[first_code_rows(coding.plate)].reset_index(drop=True)
+    vehicle = (clean[S.ROLE] == S.Role.VEHICLE).to_numpy()
+    if not vehicle.any():
         return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
-    out = keys.merge(
-        pd.DataFrame({EDGE_RATIO: means[1.0] / means[0.0]}).reset_index(), on=PLATE_KEY, how="left"
-    )
-    z = _z_factor(wells)
+    side = np.where(np.isnan(edge), 2, edge).astype(np.int64)[vehicle]  # interior, edge, unknown
+    n = coding.n_plates
+    means = summary_by_code(coding.plate[vehicle] * 3 + side, clean[S.SIGNAL].to_numpy(float)[vehicle],
+                            3 * n, method="mean").reshape(n, 3)  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = means[:, 1] / means[:, 0]
+    out = keys.assign(**{EDGE_RATIO: ratio[coding.plate[first_code_rows(coding.plate)]]})
+    positive = (clean[S.ROLE] == S.Role.POSITIVE_CONTROL).to_numpy()
+    z = _z_factor(clean) if positive.any() else pd.DataFrame()
     if not len(z):
         return out.assign(**{Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     return out.merge(z, on=PLATE_KEY, how="left")

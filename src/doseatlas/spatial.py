@@ -26,14 +26,21 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from doseatlas import schemas as S
-from doseatlas._stats import group_summary
-from doseatlas.qc import PLATE_KEY, _edge_flags, parse_wells
+from doseatlas._stats import group_summary, summary_by_code
+from doseatlas.qc import (
+    PLATE_KEY,
+    PlateCoding,
+    _edge_flags,
+    combined_codes,
+    key_table,
+    plate_coding,
+    run_codes,
+)
 
 EDGE_EFFECT = "edge_effect"
 EDGE_EFFECT_SE = "edge_effect_se"
@@ -50,31 +57,44 @@ N_PASSES = (
     30  # backfitting passes (fixed: the same sums in every engine; converged to ~1e-6 on the simulator)
 )
 HUBER_K = 2.0  # robust SDs beyond which a well's weight falls (Huber)
+#: compiled kernels: exact IEEE arithmetic (no fastmath), numpy's rules for a division by zero
+_JIT = {"cache": True, "error_model": "numpy"}
+_FMAX = float(np.finfo(np.float64).max)  # numpy.nan_to_num's stand-in for inf
 _CONDITION = [S.DATASET, S.CELL_LINE, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.CONCENTRATION, S.TIME_H,
               S.READOUT, S.SEEDING_DENSITY]  # fmt: skip
 
 
-def well_positions(clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION) -> pd.DataFrame:
+def well_positions(
+    clean: pd.DataFrame, *, min_fraction: float = MIN_FRACTION, coding: PlateCoding | None = None
+) -> pd.DataFrame:
     """One row per well with cells (vehicle, untreated, treated) whose position parses: plate key, ``row``,
     ``col``, ``edge``, ``position_residual`` (NaN where unused), ``position_weight`` (the well's robust weight,
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
-    ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``."""
-    wells = clean[clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED])]
-    if S.WELL not in wells or not len(wells):
+    ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
+    :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
+    cells = clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED]).to_numpy()
+    if S.WELL not in clean or not cells.any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
-    wells = _canonical_order(S.with_series(wells))
-    positions = parse_wells(wells[S.WELL])
-    plate = pd.Series(wells.groupby(PLATE_KEY, dropna=False).ngroup().to_numpy(), index=wells.index)
+    coding = coding or plate_coding(clean)
+    rows = _canonical_order(clean, np.flatnonzero(cells), coding)
+    wells = S.with_series(clean.take(rows).reset_index(drop=True))
+    full_plate = coding.plate[rows]
+    plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
+    positions = coding.positions(rows)
     out = wells[[*PLATE_KEY, S.WELL]].assign(
-        row=positions["row"], col=positions["col"], edge=_edge_flags(positions, plate), _plate=plate
+        row=positions["row"],
+        col=positions["col"],
+        edge=_edge_flags(positions, pd.Series(plate)),
+        _plate=plate,
     )
     model = _edge_model(
         wells,
-        plate.to_numpy(),
+        plate,
         out["edge"].to_numpy(float),
-        blank=_blanks(clean, wells),
+        blank=_plate_blanks(clean, coding)[full_plate],
         min_fraction=min_fraction,
+        cond=_condition_codes(wells, full_plate, coding),
     )
     out = out.assign(**dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True)))
     out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
@@ -91,10 +111,39 @@ def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
     return merged["_blank"].fillna(0.0).to_numpy(float)
 
 
-def _canonical_order(wells: pd.DataFrame) -> pd.DataFrame:
-    """The wells sorted by plate key, well and signal: the model's sums then run in one order in every engine."""
-    by = [*PLATE_KEY, S.WELL, S.SIGNAL]
-    return wells.sort_values(by, kind="stable", na_position="last", ignore_index=True)
+def _plate_blanks(clean: pd.DataFrame, coding: PlateCoding) -> np.ndarray:
+    """Per plate of ``coding``: :func:`_blanks` (the mean blank signal, 0 where the plate has none)."""
+    blank = (clean[S.ROLE] == S.Role.BLANK).to_numpy()
+    signal = clean[S.SIGNAL].to_numpy(float)[blank]
+    means = summary_by_code(coding.plate[blank], signal, coding.n_plates, method="mean")
+    return np.where(np.isnan(means), 0.0, means)
+
+
+def _canonical_order(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The positions ``rows`` of ``clean`` sorted by plate key, well and signal (missing last; a stable sort),
+    as ``sort_values`` sorts them: the model's sums then run in one order in every engine."""
+    names = pd.Series(coding.names, dtype=object).sort_values(kind="stable").index.to_numpy()
+    rank = np.empty(len(names) + 1, dtype=np.int64)
+    rank[names], rank[-1] = np.arange(len(names)), len(names)  # code -1 (no name): last
+    key = coding.plate[rows] * (len(names) + 1) + rank[coding.well[rows]]
+    within = np.argsort(key, kind="stable")
+    same = key[within][1:] == key[within][:-1]
+    if same.any():  # wells of one name on one plate: by signal
+        tied = np.zeros(len(key), dtype=bool)
+        tied[1:] |= same
+        tied[:-1] |= same
+        at = np.flatnonzero(tied)
+        block = within[at]
+        signal = clean[S.SIGNAL].to_numpy(float)[rows]
+        within[at] = block[np.lexsort((signal[block], key[block]))]
+    return rows[within]
+
+
+def _condition_codes(wells: pd.DataFrame, plate: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The condition (:data:`_CONDITION`) of each well, numbered as ``groupby(_CONDITION, sort=True,
+    dropna=False).ngroup()`` numbers them; the columns of the plate key are coded on the plates
+    (``plate``: the wells' plates in ``coding``)."""
+    return combined_codes(wells, _CONDITION, plate=plate, keys=key_table(coding.firsts))
 
 
 def _usable(
@@ -104,20 +153,27 @@ def _usable(
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    reference = pd.Series(signal).groupby(cond).transform("median").to_numpy()
-    control = pd.Series(np.where(treated, np.nan, signal)).groupby(plate).transform("median").to_numpy()
+    reference = _group_medians(signal, *_segments(cond, int(cond.max()) + 1))[cond]
+    control = _group_medians(np.where(treated, np.nan, signal), *_segments(plate, int(plate.max()) + 1))[
+        plate
+    ]
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(signal) & (signal > 0) & (reference > min_fraction * control)
     return usable & (np.bincount(cond, weights=usable)[cond] >= 2)
 
 
 def _edge_model(
-    wells: pd.DataFrame, plate: np.ndarray, edge: np.ndarray, *, blank: np.ndarray, min_fraction: float
+    wells: pd.DataFrame,
+    plate: np.ndarray,
+    edge: np.ndarray,
+    *,
+    blank: np.ndarray,
+    min_fraction: float,
+    cond: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     """Per well: residual of ``log(signal - blank) = plate gain + condition + plate edge effect x edge`` less
     the plate gain (NaN where unused), its robust weight, its leverage in its condition (see :func:`_backfit`)
-    and its condition's number."""
-    cond = wells[_CONDITION].astype(object).groupby(_CONDITION, dropna=False, sort=True).ngroup().to_numpy()
+    and its condition's number (``cond``: :func:`_condition_codes`)."""
     signal = wells[S.SIGNAL].to_numpy(float) - blank
     use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
     resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
@@ -142,30 +198,139 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs)."""
+    mean absorbs). Compiled (:func:`_backfit_passes`); every sum runs over the wells in their order, as
+    ``numpy.bincount`` sums, so the numbers are those of the same passes written with numpy."""
     n_p, n_c = int(plate.max()) + 1, int(cond.max()) + 1
-    a, e, w = np.zeros(n_p), np.zeros(n_p), np.ones(len(y))
-    inside, out = (~edge).astype(float), edge.astype(float)
-    for i in range(N_PASSES):
-        b = _means(cond, y - a[plate] - e[plate] * out, w, n_c)
-        r = y - b[cond]
-        a_in, a_out = _means(plate, r, w * inside, n_p), _means(plate, r, w * out, n_p)
-        a = np.where(np.isnan(a_in), np.nan_to_num(a_out), a_in)
-        e = np.nan_to_num(a_out - a_in)  # no edge effect where a side is empty
-        if i >= N_PASSES // 3:
-            w = _huber(r - a[plate] - e[plate] * out, plate, w, cond, n_c)
-    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
-    return r - a[plate], w, leverage
+    plate, cond = plate.astype(np.int64), cond.astype(np.int64)
+    order, starts = _segments(plate, n_p)
+    return _backfit_passes(
+        y, plate, cond, edge.astype(np.float64), n_p, n_c, order, starts, N_PASSES, HUBER_K
+    )
 
 
-def _huber(resid: np.ndarray, plate: np.ndarray, w: np.ndarray, cond: np.ndarray, n_c: int) -> np.ndarray:
-    """Huber weights (k = :data:`HUBER_K` robust SDs of the plate's standardized residuals)."""
-    leverage = w / np.bincount(cond, weights=w, minlength=n_c)[cond]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.abs(resid) / np.sqrt(np.clip(1.0 - leverage, 1e-12, None))
-    scale = 1.4826 * pd.Series(z).groupby(plate).transform("median").to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(z > HUBER_K * scale, HUBER_K * scale / z, 1.0)
+def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per row: the median of the non-NaN ``values`` of its group (integer codes ``group``), the numbers of
+    ``pd.Series(values).groupby(group).transform("median")`` (compiled)."""
+    if not len(values):
+        return np.zeros(0)
+    group = np.asarray(group, dtype=np.int64)
+    return _group_medians(np.asarray(values, dtype=float), *_segments(group, int(group.max()) + 1))[group]
+
+
+def _segments(group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each group (a stable order by group) and where each group starts in it (``n + 1`` bounds)."""
+    order = np.argsort(group, kind="stable")
+    return order, np.r_[0, np.cumsum(np.bincount(group, minlength=n))].astype(np.int64)
+
+
+@njit(**_JIT)
+def _nan_to_num(x: float) -> float:
+    if np.isnan(x):
+        return 0.0
+    if np.isinf(x):
+        return _FMAX if x > 0 else -_FMAX
+    return x
+
+
+@njit(**_JIT)
+def _median(values: np.ndarray) -> float:
+    """Median of the non-NaN ``values`` (NaN if none), as pandas' grouped median computes it: the middle value,
+    or the two middle values added and halved. ``values`` is reordered."""
+    m = 0
+    for k in range(len(values)):
+        if not np.isnan(values[k]):
+            values[m] = values[k]
+            m += 1
+    if m == 0:
+        return np.nan
+    part = np.partition(values[:m], m // 2)
+    high = part[m // 2]
+    if m % 2 == 1:
+        return high
+    low = part[0]
+    for k in range(1, m // 2):
+        low = max(low, part[k])
+    return (high + low) / 2
+
+
+@njit(**_JIT)
+def _group_medians(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Median (:func:`_median`) of ``values`` per group, the groups given by :func:`_segments`."""
+    n = len(starts) - 1
+    out = np.empty(n)
+    for g in range(n):
+        out[g] = _median(values[order[starts[g] : starts[g + 1]]])
+    return out
+
+
+@njit(**_JIT)
+def _backfit_passes(y, plate, cond, out, n_p, n_c, order, starts, n_passes, k_huber):
+    """The passes of :func:`_backfit` (``out``: 1.0 on the edge, else 0.0; ``order``/``starts``: the plates'
+    rows). Each grouped sum adds its rows in row order from 0.0, as ``numpy.bincount(group, weights)``."""
+    n = len(y)
+    a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
+    for i in range(n_passes):
+        num, den = np.zeros(n_c), np.zeros(n_c)
+        for k in range(n):
+            v = y[k] - a[plate[k]] - e[plate[k]] * out[k]
+            num[cond[k]] += w[k] * v
+            den[cond[k]] += w[k]
+        b = num / den
+        for k in range(n):
+            r[k] = y[k] - b[cond[k]]
+        _plate_terms(r, w, plate, out, a, e)
+        if i >= n_passes // 3:
+            w = _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber)
+    w_c = _sums(cond, w, n_c)
+    resid, leverage = np.empty(n), np.empty(n)
+    for k in range(n):
+        resid[k] = r[k] - a[plate[k]]
+        leverage[k] = w[k] / w_c[cond[k]]
+    return resid, w, leverage
+
+
+@njit(**_JIT)
+def _sums(group, values, n):
+    out = np.zeros(n)
+    for k in range(len(group)):
+        out[group[k]] += values[k]
+    return out
+
+
+@njit(**_JIT)
+def _plate_terms(r, w, plate, out, a, e):
+    """Plate gain ``a`` (interior mean of ``r``, the edge mean on a plate without interior) and edge term ``e``
+    (edge less interior mean, 0 where a side is empty), in place."""
+    n_p = len(a)
+    s_in, w_in, s_out, w_out = np.zeros(n_p), np.zeros(n_p), np.zeros(n_p), np.zeros(n_p)
+    for k in range(len(r)):
+        p = plate[k]
+        wk_in, wk_out = w[k] * (1.0 - out[k]), w[k] * out[k]
+        s_in[p] += wk_in * r[k]
+        w_in[p] += wk_in
+        s_out[p] += wk_out * r[k]
+        w_out[p] += wk_out
+    a_in, a_out = s_in / w_in, s_out / w_out
+    for p in range(n_p):
+        a[p] = _nan_to_num(a_out[p]) if np.isnan(a_in[p]) else a_in[p]
+        e[p] = _nan_to_num(a_out[p] - a_in[p])
+
+
+@njit(**_JIT)
+def _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber):
+    """Huber weights (``k_huber`` robust SDs of the plate's residuals standardized by their leverage)."""
+    w_c = _sums(cond, w, n_c)
+    z = np.empty(len(r))
+    for k in range(len(r)):
+        resid = r[k] - a[plate[k]] - e[plate[k]] * out[k]
+        one_less = 1.0 - w[k] / w_c[cond[k]]
+        z[k] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
+    scale = 1.4826 * _group_medians(z, order, starts)
+    new = np.empty(len(r))
+    for k in range(len(r)):
+        bound = k_huber * scale[plate[k]]
+        new[k] = bound / z[k] if z[k] > bound else 1.0
+    return new
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
@@ -182,21 +347,73 @@ def _grid(table: pd.DataFrame) -> np.ndarray:
 def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tukey's median polish of each plate of ``grid`` (plates, rows, columns; NaN ignored): (row effects
     (plates, rows), column effects (plates, columns), residuals). The overall effect is left in the residuals'
-    median (the residual grid is centred per plate already)."""
+    median (the residual grid is centred per plate already). Compiled, plate by plate; each median is
+    :func:`nanmedian`'s (an all-NaN row or column has no effect)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    return _polish(np.ascontiguousarray(grid), n_iter)
+
+
+@njit(**_JIT)
+def _middle(buffer: np.ndarray, m: int) -> float:
+    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered)."""
+    if m == 0:
+        return np.nan
+    if m <= 64:  # a row or column of a plate: sorted in place
+        ordered = buffer
+        for k in range(1, m):
+            v, i = buffer[k], k - 1
+            while i >= 0 and buffer[i] > v:
+                buffer[i + 1] = buffer[i]
+                i -= 1
+            buffer[i + 1] = v
+    else:
+        ordered = np.sort(buffer[:m])
+    high = m // 2
+    low = high if m % 2 == 1 else high - 1
+    return (ordered[low] + ordered[high]) / 2.0
+
+
+@njit(**_JIT)
+def _polish(grid, n_iter):
+    n_plates, n_rows, n_cols = grid.shape
     resid = grid.copy()
-    row_eff = np.zeros(grid.shape[:2])
-    col_eff = np.zeros((grid.shape[0], grid.shape[2]))
-    with np.errstate(all="ignore"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows / columns: no effect
-            for _ in range(n_iter):
-                r = np.nan_to_num(nanmedian(resid, axis=2))
-                resid -= r[:, :, None]
-                row_eff += r
-                c = np.nan_to_num(nanmedian(resid, axis=1))
-                resid -= c[:, None, :]
-                col_eff += c
+    row_eff, col_eff = np.zeros((n_plates, n_rows)), np.zeros((n_plates, n_cols))
+    buffer = np.empty(max(n_rows, n_cols))
+    for p in range(n_plates):
+        for _ in range(n_iter):
+            for i in range(n_rows):
+                m = 0
+                for j in range(n_cols):
+                    if not np.isnan(resid[p, i, j]):
+                        buffer[m] = resid[p, i, j]
+                        m += 1
+                r = _nan_to_num(_middle(buffer, m))
+                resid[p, i, :] -= r
+                row_eff[p, i] += r
+            for j in range(n_cols):
+                m = 0
+                for i in range(n_rows):
+                    if not np.isnan(resid[p, i, j]):
+                        buffer[m] = resid[p, i, j]
+                        m += 1
+                c = _nan_to_num(_middle(buffer, m))
+                resid[p, :, j] -= c
+                col_eff[p, j] += c
     return row_eff, col_eff, resid
+
+
+@njit(**_JIT)
+def _plate_mad(resid):
+    """Per plate: 1.4826 x the median absolute deviation of its residuals from their median (NaN ignored)."""
+    mad = np.empty(resid.shape[0])
+    for p in range(resid.shape[0]):
+        flat = resid[p].ravel()
+        buffer = flat[~np.isnan(flat)].copy()
+        centre = _middle(buffer, len(buffer))
+        buffer = np.abs(flat - centre)
+        buffer = buffer[~np.isnan(buffer)].copy()
+        mad[p] = 1.4826 * _middle(buffer, len(buffer))
+    return mad
 
 
 def nanmedian(values: np.ndarray, *, axis: int | tuple[int, ...]) -> np.ndarray:
@@ -228,17 +445,15 @@ def _with_polish(table: pd.DataFrame) -> pd.DataFrame:
                 SHRUNK_COL: np.nan,
             }
         ).drop(columns="_plate")
-    row_eff, col_eff, resid = median_polish(_grid(table))
+    grid = _grid(table)
+    row_eff, col_eff, resid = median_polish(grid)
     p, r, c = table["_plate"].to_numpy(int), table["row"].to_numpy(int) - 1, table["col"].to_numpy(int) - 1
+    mad = _plate_mad(resid)
     with np.errstate(all="ignore"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            centre = nanmedian(resid, axis=(1, 2))
-            mad = 1.4826 * nanmedian(np.abs(resid - centre[:, None, None]), axis=(1, 2))
         table[ROW_EFFECT] = row_eff[p, r]
         table[COL_EFFECT] = col_eff[p, c]
         table[B_SCORE] = resid[p, r, c] / np.where(mad > 0, mad, np.nan)[p]
-    present = ~np.isnan(_grid(table))
+    present = ~np.isnan(grid)
     shrunk_rows = _shrunk(row_eff, present.sum(axis=2), mad)
     shrunk_cols = _shrunk(col_eff, present.sum(axis=1), mad)
     table[SHRUNK_ROW], table[SHRUNK_COL] = shrunk_rows[p, r], shrunk_cols[p, c]
@@ -291,8 +506,7 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
     used = positions[positions[WEIGHT].astype(float) > 0] if WEIGHT in positions else positions.iloc[:0]
     if not len(used):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
-    grouped = used.groupby(PLATE_KEY, dropna=False, sort=True)
-    plate = grouped.ngroup().to_numpy()
+    plate, firsts = run_codes(used, PLATE_KEY)  # the wells of a plate are together (well_positions' order)
     n = int(plate.max()) + 1
     r, w = used[RESIDUAL].to_numpy(float), used[WEIGHT].to_numpy(float)
     info = w * (1.0 - used[LEVERAGE].to_numpy(float))
@@ -310,7 +524,7 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
         }
         se = np.sqrt(s2 * (1.0 / i_side[True] + 1.0 / i_side[False]))
     counts = {side: np.bincount(plate, weights=(edge == side).astype(float), minlength=n) for side in (0, 1)}
-    keys = grouped.size().index.to_frame(index=False)
+    keys = key_table(firsts)
     return keys.assign(
         **{
             EDGE_EFFECT: np.exp(log_edge),

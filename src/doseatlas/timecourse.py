@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes
 from doseatlas._stats import group_summary
+from doseatlas.qc import run_codes
 
 WELL_KEY = [S.DATASET, S.PLATE, S.WELL]
 DIP_RATE = "dip_rate"  # doublings per hour
@@ -45,34 +45,55 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
     """
     if not {S.ROLE, S.WELL, S.SIGNAL, S.TIME_H} <= set(reads.columns):
         return _empty()
-    roles = (S.Role.TREATED.value, *CONTROL_ROLES)
-    keep = reads[S.ROLE].isin(roles) & (reads[S.TIME_H] > 0) & (reads[S.SIGNAL] > 0) & reads[S.WELL].notna()
-    needed = [*WELL_KEY, *DESCRIBE, S.TIME_H, S.SIGNAL, S.READ_TIME_H]
-    use = reads.loc[keep, [c for c in reads.columns if c in needed]]  # the columns read below, copied once
-    if not len(use):
+    rows, codes = _well_rows(reads)
+    if not len(rows):
         return _empty()
-    if S.READ_TIME_H in use:  # the actual read times (time_h is the nominal duration once validated)
-        use = use.assign(**{S.TIME_H: use[S.READ_TIME_H]})
-    codes, _ = key_codes(use, WELL_KEY)  # wells in sorted order: by well, then read time (a stable sort)
-    order = np.lexsort((use[S.TIME_H].to_numpy(float), codes))
-    ordered, well = use.take(order), codes[order]
+    # the actual read times (time_h is the nominal duration once validated)
+    times = reads[S.READ_TIME_H if S.READ_TIME_H in reads else S.TIME_H].to_numpy(float)[rows]
+    order = np.lexsort((times, codes))  # wells in sorted order: by well, then read time (a stable sort)
+    well = codes[order]
     starts = np.flatnonzero(np.r_[True, well[1:] != well[:-1]])
-    position = np.arange(len(well)) - np.repeat(starts, np.diff(np.r_[starts, len(well)]))
-    n_wells, width = well.max() + 1, position.max() + 1
-    t = np.full((n_wells, width), np.nan)
-    y = np.full((n_wells, width), np.nan)
-    t[well, position] = ordered[S.TIME_H].to_numpy(float)
-    y[well, position] = np.log2(ordered[S.SIGNAL].to_numpy(float))
-    n = np.bincount(well, minlength=n_wells)
-    first = ordered.take(starts)
+    n = np.diff(np.r_[starts, len(well)])  # reads per well
+    position = np.arange(len(well)) - np.repeat(starts, n)
+    width = position.max() + 1
+    fitted = n >= 2  # the wells of the table; the others are not fitted
+    read = fitted[well]
+    well = np.cumsum(fitted)[well[read]] - 1
+    t = np.full((int(fitted.sum()), width), np.nan)
+    y = np.full((int(fitted.sum()), width), np.nan)
+    t[well, position[read]] = times[order[read]]
+    y[well, position[read]] = np.log2(reads[S.SIGNAL].to_numpy(float)[rows[order[read]]])
+    needed = [*WELL_KEY, *DESCRIBE]
+    first = reads.take(rows[order[starts[fitted]]])[[c for c in reads.columns if c in needed]]
+    n = n[fitted]
     control = first[S.ROLE].isin(CONTROL_ROLES).to_numpy()
     fit = _window_fits(t, y, n, whole=control)
     out = first[[*WELL_KEY, *[c for c in DESCRIBE if c in first]]].reset_index(drop=True)
     for name, values in fit.items():
         out[name] = values
     out[N_READS] = n
-    out[_LAST_TIME] = np.nanmax(t, axis=1)
-    return out[out[N_READS] >= 2].reset_index(drop=True)
+    out[_LAST_TIME] = np.nanmax(t, axis=1) if len(t) else np.zeros(0)
+    return out
+
+
+def _well_rows(reads: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the reads used (role treated, vehicle or untreated, ``time_h > 0``, positive signal, a well
+    name) and the code of their well, numbered as ``groupby(WELL_KEY, sort=True).ngroup()`` numbers them (the
+    plates coded on their runs, :func:`doseatlas.qc.run_codes`; the well names ranked once)."""
+    with np.errstate(invalid="ignore"):
+        rows = np.flatnonzero((reads[S.TIME_H].to_numpy(float) > 0) & (reads[S.SIGNAL].to_numpy(float) > 0))
+    roles = (S.Role.TREATED.value, *CONTROL_ROLES)
+    names, uniques = pd.factorize(reads[S.WELL].iloc[rows])  # -1: no well name
+    keep = reads[S.ROLE].iloc[rows].isin(roles).to_numpy() & (names >= 0)
+    rows, names = rows[keep], names[keep]
+    if not len(rows):
+        return rows, names
+    plate, _ = run_codes(reads[WELL_KEY[:2]].iloc[rows], WELL_KEY[:2])
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[pd.Series(uniques, dtype=object).sort_values(kind="stable").index.to_numpy()] = np.arange(
+        len(uniques)
+    )
+    return rows, pd.factorize(plate * len(uniques) + rank[names], sort=True)[0]
 
 
 def _window_fits(t: np.ndarray, y: np.ndarray, n: np.ndarray, *, whole: np.ndarray) -> dict[str, np.ndarray]:
