@@ -26,8 +26,8 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct
-from doseatlas._stats import summary_by_code
+from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._stats import group_value_order, summary_by_code
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -146,27 +146,32 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
 MISFIT = "_misfit_factor"  # variance factor of a curve's intervals for model misfit (>= 1)
 
 
+def _dose_codes(drugs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(dose code per row, curve code per dose, curve key table) of the drug rows: the numbering of
+    ``groupby([*CURVE_KEY, concentration], sort=True, dropna=False)`` (curves in key order, a curve's doses in
+    increasing concentration, a missing one last), from the curve codes and one ``np.unique`` on integers."""
+    curve, curves = sorted_key_codes(drugs, list(S.CURVE_KEY))
+    conc_values, conc = np.unique(drugs[S.CONCENTRATION].to_numpy(float), return_inverse=True)
+    width = len(conc_values) + 1
+    pairs, dose = np.unique(curve * width + conc.ravel(), return_inverse=True)
+    return dose.ravel(), pairs // width, curves
+
+
 def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataFrame:
     """Per curve key and scale: pure-error sum of squares (replicate wells about their dose mean), wells and
     doses. One grouping of the drug rows for every scale; the sums run over each dose's values in sorted
     order (as :func:`doseatlas._stats.group_summary`), so they do not depend on the order of the rows."""
     drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
     drugs = drugs.rename(columns={S.TIME_H: S.DURATION_H})
-    key = list(S.CURVE_KEY)
-    grouped = drugs.groupby([*key, S.CONCENTRATION], dropna=False, sort=True)
-    dose = grouped.ngroup().to_numpy()
-    doses = grouped.size().index.to_frame(index=False)
-    per_curve = doses.groupby(key, dropna=False, sort=True)
-    curve_of_dose = per_curve.ngroup().to_numpy()
-    curves = per_curve.size().index.to_frame(index=False)
-    n_dose, n_curve = len(doses), len(curves)
+    dose, curve_of_dose, curves = _dose_codes(drugs)
+    n_dose, n_curve = len(curve_of_dose), len(curves)
     parts = []
     for scale, divisor in divisors.items():
         if scale not in drugs:
             continue
         y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
         ok = np.isfinite(y)
-        order = np.lexsort((y[ok], dose[ok]))
+        order = group_value_order(dose[ok], y[ok], n_dose)  # = np.lexsort((y[ok], dose[ok])), faster
         d, v = dose[ok][order], y[ok][order]
         count = np.bincount(d, minlength=n_dose)
         mean = np.bincount(d, weights=v, minlength=n_dose) / np.maximum(count, 1)
