@@ -374,6 +374,22 @@ def _middle(buffer: np.ndarray, m: int) -> float:
 
 
 @njit(**_JIT)
+def _sweep(mat, effect, buffer):
+    """One median-polish sweep over the rows of ``mat`` (a plate, or its transpose for the columns): each row's
+    median of the present values taken out of the row and added to its effect."""
+    n_rows, n_cols = mat.shape
+    for i in range(n_rows):
+        m = 0
+        for j in range(n_cols):
+            if not np.isnan(mat[i, j]):
+                buffer[m] = mat[i, j]
+                m += 1
+        r = _nan_to_num(_middle(buffer, m))
+        mat[i, :] -= r
+        effect[i] += r
+
+
+@njit(**_JIT)
 def _polish(grid, n_iter):
     n_plates, n_rows, n_cols = grid.shape
     resid = grid.copy()
@@ -381,24 +397,8 @@ def _polish(grid, n_iter):
     buffer = np.empty(max(n_rows, n_cols))
     for p in range(n_plates):
         for _ in range(n_iter):
-            for i in range(n_rows):
-                m = 0
-                for j in range(n_cols):
-                    if not np.isnan(resid[p, i, j]):
-                        buffer[m] = resid[p, i, j]
-                        m += 1
-                r = _nan_to_num(_middle(buffer, m))
-                resid[p, i, :] -= r
-                row_eff[p, i] += r
-            for j in range(n_cols):
-                m = 0
-                for i in range(n_rows):
-                    if not np.isnan(resid[p, i, j]):
-                        buffer[m] = resid[p, i, j]
-                        m += 1
-                c = _nan_to_num(_middle(buffer, m))
-                resid[p, :, j] -= c
-                col_eff[p, j] += c
+            _sweep(resid[p], row_eff[p], buffer)
+            _sweep(resid[p].T, col_eff[p], buffer)
     return row_eff, col_eff, resid
 
 
