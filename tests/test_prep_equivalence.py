@@ -67,18 +67,20 @@ def test_dose_spread_is_group_summary():
     n = 400
     used = pd.DataFrame(
         {
-            T._CURVE: rng.integers(0, 12, n),
+            "curve": rng.integers(0, 12, n),
             S.CONCENTRATION: rng.choice([0.0, -0.0, 1e-9, 1e-6, 3e-6, 1e-6 + 1e-22], n),
-            T._Y: rng.choice([0.1, 0.2, 0.30000000000000004, 1e10, -3.0, 0.7], n)
+            "y": rng.choice([0.1, 0.2, 0.30000000000000004, 1e10, -3.0, 0.7], n)
             * rng.choice([1, 1.0000001], n),
         }
     )
-    key = [T._CURVE, S.CONCENTRATION]
-    std = group_summary(used, key, T._Y, method="std").to_numpy()
-    expected = used.groupby(key, sort=True).size().rename("count").reset_index().assign(std=std)
-    got = T._dose_spread(used)
-    pd.testing.assert_frame_equal(got[[T._CURVE, "count", "std"]], expected[[T._CURVE, "count", "std"]])
-    np.testing.assert_array_equal(got["std"].to_numpy(), std)
+    key = ["curve", S.CONCENTRATION]
+    std = group_summary(used, key, "y", method="std").to_numpy()
+    expected = used.groupby(key, sort=True).size().rename("count").reset_index()
+    arrays = (used[c].to_numpy() for c in ("curve", S.CONCENTRATION, "y"))
+    curve, count, got = T._dose_spread(*arrays, presorted=False)
+    np.testing.assert_array_equal(curve, expected["curve"].to_numpy())
+    np.testing.assert_array_equal(count, expected["count"].to_numpy())
+    np.testing.assert_array_equal(got, std)
 
 
 def _wells(n: int) -> pd.DataFrame:
