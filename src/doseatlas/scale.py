@@ -243,7 +243,7 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Pat
         return responses, curves, metrics, interference
     responses = sort_table(responses, "responses")
     kept = _BucketRows(
-        paths=write_pieces(responses, keep, bucket),
+        paths=write_pieces(responses, keep, bucket, n_buckets=n),
         n_rows=len(responses),
         files=responses[S.SOURCE_FILE].dropna().astype(str).unique().tolist() if len(responses) else [],
         counts=response_counts(responses),
