@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from doseatlas import scale
 from doseatlas import schemas as S
 from doseatlas.cli import app, example_path
 from doseatlas.errors import InputFileError
@@ -85,6 +86,19 @@ def test_partitioned_run_equals_the_in_memory_run(split_input, policy, n_partiti
     assert ours.summary["rows_read"] == ours.summary["rows_used"] + ours.summary["rows_in_ledger"]
     assert ours.summary["rows_in_ledger"] >= 8  # 6 unknown roles, 2 duplicates (and wells they read twice)
     assert ours.responses[S.ROW_ID].is_unique
+
+
+def test_a_large_input_gets_more_buckets_than_asked_and_the_same_tables(split_input, monkeypatch):
+    n_rows = sum(len(read_part(p)) for p in split_input)
+    assert scale.bucket_count(2, n_rows, bucket_rows=n_rows // 5 + 1) == 5  # one per bucket_rows rows
+    assert scale.bucket_count(2, n_rows, bucket_rows=n_rows - 1) == 2  # rounded up, at least as asked
+    assert scale.bucket_count(8, n_rows) == 8  # a small input: the buckets asked for
+    asked = []
+    monkeypatch.setattr(scale, "BUCKET_ROWS", n_rows // 5 + 1)
+    monkeypatch.setattr(scale, "plate_buckets", lambda keys, n: asked.append(n) or plate_buckets(keys, n))
+    ours = run_partitioned(split_input, read=read_part, n_partitions=2)
+    assert asked == [5]
+    _assert_same(ours, _in_memory(split_input, "refuse"))
 
 
 @pytest.mark.slow

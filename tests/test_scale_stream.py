@@ -93,6 +93,20 @@ def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch)
     assert max(len(c) for c in table_on_disk.frames()) <= 4 * 5
 
 
+def test_pieces_are_smaller_with_many_buckets_so_the_merge_holds_a_bounded_number_of_rows(
+    tmp_path, monkeypatch
+):
+    assert streamed.piece_rows(1) == streamed.PIECE_ROWS
+    assert streamed.piece_rows(40) * 40 <= streamed.MERGE_ROWS  # one piece per bucket held by the merge
+    assert streamed.piece_rows(10**6) == streamed.MIN_PIECE_ROWS
+    monkeypatch.setattr(streamed, "MERGE_ROWS", 100)
+    monkeypatch.setattr(streamed, "MIN_PIECE_ROWS", 1)
+    monkeypatch.setattr(streamed, "PIECE_ROWS", 50)
+    table = pd.DataFrame({S.ROW_ID: np.arange(95)})
+    assert len(streamed.write_pieces(table, tmp_path, 0, n_buckets=1)) == 2  # pieces of PIECE_ROWS (50)
+    assert len(streamed.write_pieces(table, tmp_path, 1, n_buckets=10)) == 10  # of 100 // 10 rows
+
+
 def test_the_rows_kept_for_the_whole_run_steps_give_their_results():
     """Flags (plate and signal-increase), the growth table and the source names from the kept rows equal
     those from every row."""

@@ -552,11 +552,12 @@ def whole_run_steps(
     """The steps that need the whole run's tables, the same in both engines: DIP curves, ``harmonize``,
     ``consistency`` and ``time``. ``tables`` holds responses, curves, metrics, plates and dip (in the order of the
     output tables); returns the tables (with identities, consistency, growth, converted, time_dependence), what
-    they add to the summary and the notes to show."""
+    they add to the summary and the notes to show. The tables are taken out of ``tables`` (the caller's dict does
+    not keep the versions the steps replace alive: the per-curve tables are the run's largest)."""
     responses, curves, metrics, plates, dip = (
-        tables[k] for k in ("responses", "curves", "metrics", "plates", "dip")
+        tables.pop(k) for k in ("responses", "curves", "metrics", "plates", "dip")
     )
-    interference = tables.get("interference", pd.DataFrame())
+    interference = tables.pop("interference", pd.DataFrame())
     curves, metrics = dip_step(dip, curves, metrics, options=options)
     metrics = _refuse_unsupported(metrics)  # the readout registry: a metric its readout does not support
     # (before the consistency step compares data sets, which refuses the auc_common rows it adds the same way)

@@ -70,6 +70,9 @@ from doseatlas.timecourse import dip_rates
 
 #: columns whose values decide the bucket of a response row in the second shuffle
 CURVE_GROUP_KEY: tuple[str, ...] = (S.DATASET, S.PERTURBAGEN)
+#: most input rows of one bucket: larger inputs get more buckets than asked for (:func:`bucket_count`), so that a
+#: bucket's tables, not the run's, bound the memory of the bucket tasks
+BUCKET_ROWS = 250_000
 #: columns that tie rows together for normalization: a plate's rows share its blanks and vehicle wells; a cell
 #: line's plates share its time-zero reads when they are on other plates
 _PLATE_KEY: tuple[str, ...] = (S.DATASET, S.PLATE)
@@ -150,6 +153,12 @@ def plate_buckets(keys: pd.DataFrame, n_partitions: int) -> dict[str, int]:
             bucket_of_component[c] = int(np.argmin(load))
             load[bucket_of_component[c]] += rows[c]
     return dict(zip(plates.tolist(), bucket_of_component[component[: len(plates)]].tolist(), strict=True))
+
+
+def bucket_count(n_partitions: int, n_rows: int, *, bucket_rows: int | None = None) -> int:
+    """Buckets of each shuffle: ``n_partitions``, or more when the input has more than ``bucket_rows`` rows
+    (default :data:`BUCKET_ROWS`) per bucket (the results do not depend on the number of buckets)."""
+    return max(n_partitions, -(-n_rows // (bucket_rows or BUCKET_ROWS)))
 
 
 def _split_by(table: pd.DataFrame, buckets: np.ndarray, n_partitions: int) -> list[pd.DataFrame]:
@@ -234,7 +243,7 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Pat
         return responses, curves, metrics, interference
     responses = sort_table(responses, "responses")
     kept = _BucketRows(
-        paths=write_pieces(responses, keep, bucket),
+        paths=write_pieces(responses, keep, bucket, n_buckets=n),
         n_rows=len(responses),
         files=responses[S.SOURCE_FILE].dropna().astype(str).unique().tolist() if len(responses) else [],
         counts=response_counts(responses),
@@ -380,7 +389,8 @@ def run_partitioned(
     options
         :class:`doseatlas.pipeline.RunOptions`.
     n_partitions
-        Buckets of each shuffle (more buckets: smaller tasks, less memory each).
+        Buckets of each shuffle (more buckets: smaller tasks, less memory each); at least one per
+        :data:`BUCKET_ROWS` input rows (:func:`bucket_count`).
     workers
         Dask worker processes; 1 runs the tasks in this process, one at a time.
     callbacks
@@ -417,6 +427,7 @@ def run_partitioned(
         planned = dask.compute([delayed(_part_keys)(p, read) for p in parts], **compute_with)[0]
         if check_datasets is not None:
             check_datasets([plan.datasets for plan in planned])
+        n_partitions = bucket_count(n_partitions, sum(plan.n_rows for plan in planned))
         buckets = plate_buckets(pd.concat([plan.keys for plan in planned], ignore_index=True), n_partitions)
         first_rows = np.cumsum([0, *(plan.n_rows for plan in planned)])[:-1].tolist()
         nominal = nominal_map(

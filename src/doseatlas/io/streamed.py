@@ -26,16 +26,28 @@ from doseatlas import schemas as S
 
 #: rows of one spilled piece (the merge holds at most one piece per bucket at a time)
 PIECE_ROWS = 50_000
+#: rows the merge holds at most over all buckets: with many buckets, pieces are smaller (:func:`piece_rows`), so
+#: that writing the table takes memory bounded by this, not by the number of buckets
+MERGE_ROWS = 400_000
+#: rows of a piece at the least, however many buckets
+MIN_PIECE_ROWS = 1_000
 #: the columns that order the rows of the streamed table (its key in ``TABLE_ORDER``)
 ORDER = (S.SOURCE_FILE, S.SOURCE_LINE, S.ROW_ID)
 
 
-def write_pieces(table: pd.DataFrame, directory: Path, bucket: int) -> list[Path]:
-    """Spill ``table`` (already in output order) in pieces of at most :data:`PIECE_ROWS` rows."""
-    paths = []
-    for i, start in enumerate(range(0, max(len(table), 1), PIECE_ROWS)):
+def piece_rows(n_buckets: int) -> int:
+    """Rows of a piece when a table is kept in ``n_buckets`` buckets: :data:`PIECE_ROWS`, fewer when the buckets'
+    pieces together would exceed :data:`MERGE_ROWS` (not fewer than :data:`MIN_PIECE_ROWS`)."""
+    return min(PIECE_ROWS, max(MIN_PIECE_ROWS, MERGE_ROWS // max(n_buckets, 1)))
+
+
+def write_pieces(table: pd.DataFrame, directory: Path, bucket: int, *, n_buckets: int = 1) -> list[Path]:
+    """Spill ``table`` (already in output order) in pieces of at most :func:`piece_rows` rows (``n_buckets``:
+    the buckets the table is kept in)."""
+    paths, rows = [], piece_rows(n_buckets)
+    for i, start in enumerate(range(0, max(len(table), 1), rows)):
         path = directory / f"stream-{bucket:05d}-{i:06d}.pkl"
-        table.iloc[start : start + PIECE_ROWS].to_pickle(path)
+        table.iloc[start : start + rows].to_pickle(path)
         paths.append(path)
     return paths
 
