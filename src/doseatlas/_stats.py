@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_summary", "group_value_order", "summary_by_code"]
+__all__ = ["group_summary", "group_value_order", "summary_by_code", "t975"]
 
 
 def group_summary(frame: pd.DataFrame, key: list[str], column: str, *, method: str) -> pd.Series:
@@ -86,3 +86,13 @@ def group_value_order(codes: np.ndarray, values: np.ndarray, n_groups: int) -> n
     grid[sorted_codes, np.arange(len(codes)) - start[sorted_codes]] = values[by_code]
     within = np.argsort(grid, axis=1, kind="stable")
     return by_code[(start[:, None] + within)[np.arange(width) < n[:, None]]]
+
+
+def t975(df) -> np.ndarray:
+    """``scipy.stats.t.ppf(0.975, df)`` elementwise, computed once per distinct ``df`` (degrees of freedom of
+    curves take few distinct values; the quantile function is the slow part): the same values to the bit."""
+    from scipy import stats
+
+    df = np.asarray(df, dtype=float)
+    distinct, inverse = np.unique(df, return_inverse=True)
+    return stats.t.ppf(0.975, distinct)[inverse.reshape(df.shape)]

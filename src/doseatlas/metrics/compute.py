@@ -15,7 +15,7 @@ from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas._groups import key_codes, pair_codes, sorted_key_codes
-from doseatlas._stats import group_summary, summary_by_code
+from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics.plateau import censor_unreached, near_plateau
@@ -120,7 +120,7 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
         if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
             slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
             se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
-    t = _t_quantile(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    t = t975(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     # rounding at an asymptote equal to the level (e.g. top == 0.5) can pass the end-point test with a root at
     # -inf or beyond the range: the root decides then (never a value outside the tested range)
     x0a, x1a = x0.to_numpy(float), x1.to_numpy(float)
@@ -139,12 +139,6 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
             },
             index=curves.index,
         )
-
-
-def _t_quantile(df: np.ndarray) -> np.ndarray:
-    """``stats.t.ppf(0.975, df)``, computed once per distinct ``df`` (a curve's point count: few values)."""
-    distinct, inverse = np.unique(df, return_inverse=True)
-    return stats.t.ppf(0.975, distinct)[inverse.ravel()]
 
 
 def _root_grad(curves: pd.DataFrame, ratio: np.ndarray, level) -> np.ndarray:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from doseatlas import schemas as S
+from doseatlas._stats import t975
 
 St = S.MetricStatus
 REACHED_SHARE = 0.9
@@ -132,7 +132,7 @@ def near_plateau(
         else np.full(len(top), np.nan)
     )
     var = var + (np.nan_to_num(level_var) if level_var is not None else 0.0)
-    t = stats.t.ppf(0.975, np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    t = t975(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     falling = curves["selected"].eq("sigmoid").to_numpy() & ((top - bottom) * hill > 0)
     with np.errstate(invalid="ignore"):
         near = falling & (np.abs(np.asarray(level, dtype=float) - bottom) <= t * np.sqrt(var))

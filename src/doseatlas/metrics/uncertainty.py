@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from doseatlas import schemas as S
 from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
-from doseatlas._stats import group_value_order, summary_by_code
+from doseatlas._stats import group_value_order, summary_by_code, t975
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -219,9 +218,7 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
         ratio = (np.maximum(rss - ss_pe, 0.0) / (k - n_free)) / (rss / (n - n_free))
     usable = np.isfinite(ratio) & (k > n_free) & (n > k) & (joined["selected"].to_numpy() != "flat")
     with np.errstate(divide="ignore", invalid="ignore"):
-        tq = (
-            stats.t.ppf(0.975, np.maximum(k - n_free, 1)) / stats.t.ppf(0.975, np.maximum(n - n_free, 1))
-        ) ** 2
+        tq = (t975(np.maximum(k - n_free, 1)) / t975(np.maximum(n - n_free, 1))) ** 2
     factor = np.where(usable & (ratio > 1.0), ratio * tq, 1.0)
     return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
 
@@ -477,7 +474,7 @@ def sandwich_se(
     misfit = curves[MISFIT].to_numpy(float) if MISFIT in curves else np.ones(len(curves))
     n_pts = curves["n_points"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tq = stats.t.ppf(0.975, np.maximum(df, 1)) / stats.t.ppf(0.975, np.maximum(n_pts - 4, 1))
+        tq = t975(np.maximum(df, 1)) / t975(np.maximum(n_pts - 4, 1))
         new = se / np.sqrt(misfit) * np.sqrt(var / own) * tq
     return np.where(np.isfinite(new), new, se)
 
