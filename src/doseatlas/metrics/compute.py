@@ -625,18 +625,10 @@ def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def _scale_metrics(
-    responses: pd.DataFrame,
-    curves: pd.DataFrame,
-    scale: str,
-    options: MetricOptions,
-    *,
-    controls=None,
-    drugs: DrugCurves | None = None,
-):
-    """The metric frames of ``scale``, each with one row per drug curve key in the order of ``drugs.keys``
-    (``drugs``: :meth:`DrugCurves.of` the responses, computed when absent)."""
-    keys, parts = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+def _scale_metrics(*args, **kwargs) -> list[pd.DataFrame]:
+    """The metric frames of a scale, each with one row per drug curve key in the order of ``drugs.keys``: the
+    parts of :func:`_scale_parts` (same arguments) as one frame each."""
+    keys, parts = _scale_parts(*args, **kwargs)
     return [_assemble(keys, [part]) for part in parts]
 
 
