@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct, pair_codes, sorted_key_codes
+from doseatlas._groups import (
+    first_code_rows,
+    key_codes,
+    n_distinct,
+    ordered_codes,
+    pair_codes,
+    sorted_key_codes,
+)
 from doseatlas._stats import group_summary, group_value_order, summary_by_code
 from doseatlas.spatial import nanmedian
 
@@ -148,3 +155,15 @@ def test_metrics_come_sorted_by_their_key():
     assert len(metrics)
     expected = metrics.sort_values([*S.CURVE_KEY, S.METRIC], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(metrics, expected)
+
+
+def test_ordered_codes_renumbers_before_overflow_and_keeps_groupby_order():
+    # six columns of 5,000 values each: their codes folded into one int64 would pass 2**62 without renumbering
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"c{i}": rng.integers(0, 5000, 20_000).astype(float) for i in range(6)})
+    frame.loc[::7, "c2"] = np.nan
+    frame["t"] = rng.choice(np.array(["a", "b", None], dtype=object), len(frame))
+    expected = frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
+    factorized = [pd.factorize(frame[c], sort=True) for c in frame.columns]
+    got = ordered_codes([(codes, len(uniques)) for codes, uniques in factorized], len(frame))
+    np.testing.assert_array_equal(got, expected)

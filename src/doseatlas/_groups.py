@@ -10,12 +10,12 @@ one integer array).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["first_code_rows", "key_codes", "n_distinct", "pair_codes", "sorted_key_codes"]
+__all__ = ["first_code_rows", "key_codes", "n_distinct", "ordered_codes", "pair_codes", "sorted_key_codes"]
 
 
 def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -31,29 +31,41 @@ def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.D
     return codes, keys
 
 
+def ordered_codes(columns: Iterable[tuple[np.ndarray, int]], n: int) -> np.ndarray:
+    """Dense group number of each of ``n`` rows by the combination of coded columns, numbered in the order of
+    the codes (first column first): each column is ``(codes, number of distinct values)`` with code -1 for a
+    missing value, which comes after every value. With each column's codes in its values' sorted order
+    (``pd.factorize(sort=True)``) this is ``groupby(columns, sort=True, dropna=False).ngroup()``. The codes are
+    folded into one int64 per row, renumbered densely (order kept) before a column could overflow it."""
+    combined, bound = np.zeros(n, dtype=np.int64), 1
+    for codes, n_values in columns:
+        width = n_values + 1
+        if bound > 2**62 // width:
+            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)
+            bound = int(combined.max(initial=0)) + 1
+        combined = combined * width + np.where(codes < 0, n_values, codes)
+        bound *= width
+    return pd.factorize(combined, sort=True)[0].astype(np.int64, copy=False)
+
+
 def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """:func:`key_codes`, faster on a long table of text keys: each key column factorized once (sorted, missing
-    last, as the sorted groupby orders them), the codes combined into one integer per row and made dense with
-    ``np.unique``; the key table is pandas' own grouping of the first row of each key (values and dtypes as
-    :func:`key_codes` gives them). Falls back to :func:`key_codes` for other column types (categorical), a
-    combined code that would not fit 62 bits, or where the small grouping does not confirm the order."""
+    last, as the sorted groupby orders them) and the codes combined (:func:`ordered_codes`); the key table is
+    pandas' own grouping of the first row of each key (values and dtypes as :func:`key_codes` gives them).
+    Falls back to :func:`key_codes` for other column types (categorical) or where the small grouping does not
+    confirm the order."""
     columns = [frame[k] for k in key]
     if not len(frame) or not all(
         c.dtype == object or str(c.dtype) == "str" or c.dtype.kind in "biuf" for c in columns
     ):
         return key_codes(frame, key)
-    combined, size = np.zeros(len(frame), dtype=np.int64), 1
-    for column in columns:
-        code, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
-        size *= len(uniques) + 1
-        if size > 2**62:
-            return key_codes(frame, key)
-        combined = combined * (len(uniques) + 1) + np.where(code < 0, len(uniques), code)
-    _, first, codes = np.unique(combined, return_index=True, return_inverse=True)
+    factorized = (pd.factorize(c, sort=True, use_na_sentinel=True) for c in columns)
+    codes = ordered_codes(((code, len(uniques)) for code, uniques in factorized), len(frame))
+    first = np.unique(codes, return_index=True)[1]
     check, keys = key_codes(frame.take(first), key)
     if not np.array_equal(check, np.arange(len(first))):
         return key_codes(frame, key)
-    return codes.ravel().astype(np.int64), keys
+    return codes, keys
 
 
 def pair_codes(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows
+from doseatlas._groups import first_code_rows, ordered_codes
 from doseatlas._stats import group_summary, summary_by_code
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
@@ -85,17 +85,13 @@ def combined_codes(
     """Groups of ``columns`` of ``frame`` numbered as ``groupby(columns, sort=True, dropna=False).ngroup()``
     numbers them, from each column's sorted codes; a column of the plate key is coded on ``keys`` (the plates'
     keys, :func:`key_table`) and taken by ``plate`` (each row's plate)."""
-    combined = np.zeros(len(frame), dtype=np.int64)
-    for column in columns:
-        values = keys[column] if column in PLATE_KEY else frame[column]
-        codes, uniques = pd.factorize(values, sort=True)
-        codes = np.where(codes < 0, len(uniques), codes)  # missing after every value
-        if column in PLATE_KEY:
-            codes = codes[plate]
-        if int(combined.max(initial=0)) >= 2**62 // (len(uniques) + 1):
-            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)  # keeps the order, smaller
-        combined = combined * (len(uniques) + 1) + codes
-    return pd.factorize(combined, sort=True)[0]
+
+    def coded(column: str) -> tuple[np.ndarray, int]:
+        on_plates = column in PLATE_KEY
+        codes, uniques = pd.factorize(keys[column] if on_plates else frame[column], sort=True)
+        return (codes[plate] if on_plates else codes), len(uniques)
+
+    return ordered_codes((coded(c) for c in columns), len(frame))
 
 
 @dataclass(frozen=True)

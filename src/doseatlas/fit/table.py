@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._groups import ordered_codes
 from doseatlas.errors import ConfigError
 from doseatlas.fit._order import sort_runs
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
@@ -446,20 +447,11 @@ def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
 
     Also whether the key values that group together are the same value, written the same (:func:`_strict`);
     then every row of a curve gives its key table row and id."""
-    codes, size, strict = np.zeros(len(key_table), dtype=np.int64), 1, True
-    for column in key_table.columns:
-        if column == S.PERTURBATION_TYPE:
-            continue
-        code, uniques = _factorized(key_table[column])
-        size *= len(uniques) + 1
-        if size >= 2**62:
-            by = list(key_table.columns)
-            return key_table.groupby(by, sort=True, dropna=False).ngroup().to_numpy(dtype=np.int64), False
-        strict = strict and _strict(key_table[column], code, uniques)
-        codes = codes * (len(uniques) + 1) + np.where(
-            code < 0, len(uniques), code
-        )  # missing after every value
-    return pd.factorize(codes, sort=True)[0].astype(np.int64, copy=False), strict
+    columns = [c for c in key_table.columns if c != S.PERTURBATION_TYPE]
+    factorized = [_factorized(key_table[c]) for c in columns]
+    strict = all(_strict(key_table[c], *f) for c, f in zip(columns, factorized, strict=True))
+    codes = ordered_codes([(code, len(uniques)) for code, uniques in factorized], len(key_table))
+    return codes, strict
 
 
 def _factorized(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
