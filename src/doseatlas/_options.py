@@ -48,6 +48,12 @@ def _fit_default(name: str) -> Any:
     return _default(FitOptions, name)
 
 
+def _run_default(name: str) -> Any:
+    from doseatlas.pipeline import RunOptions
+
+    return _default(RunOptions, name)
+
+
 _READERS = ", ".join(READERS)
 
 
@@ -117,7 +123,7 @@ class RunSettings:
         metadata=_help("Fewest curves of a drug for --policy shrink to pool them"),
     )
     pool_series: bool = field(
-        default=False,
+        default=_run_default("pool_series"),
         metadata=_help(
             "Pool a source's separate dose series (the series column: e.g. a GDSC drug at two top "
             "concentrations, PharmacoGx experiments) into one curve per cell line and perturbagen",
@@ -125,7 +131,7 @@ class RunSettings:
         ),
     )
     pool_seeding: bool = field(
-        default=False,
+        default=_run_default("pool_seeding"),
         metadata=_help(
             "Pool the seeding densities of a curve after normalization (each well normalized by its own "
             "density's controls), as GDSC's own fits do; default: each density is its own curve",
@@ -147,7 +153,7 @@ class RunSettings:
         ),
     )
     position_correction: str = field(
-        default="none",
+        default=_run_default("position_correction"),
         metadata=_help(
             "Plate position correction before normalization: none, bscore (divide by the plate's row and column "
             "effects, median polish of each well's deviation from its condition) or drop-edge (edge wells to "
