@@ -113,13 +113,13 @@ def test_crossing_never_extrapolates_and_its_value_solves_the_curve(top, bottom,
 
 
 def test_crossing_interval_is_unbounded_when_a_free_parameter_has_infinite_sensitivity():
-    from doseatlas.metrics.compute import _root_se
+    from doseatlas.metrics.compute import _root_grad, _root_se
 
     def se_at(top_se: float) -> float:
         table = _curve(top=0.5, bottom=0.0).assign(top_se=top_se, bottom_se=0.01, log10_ec50_se=0.1)
         with np.errstate(divide="ignore"):
             ratio = np.array([(0.5 - 0.5) / (0.5 - 0.0)])
-            return float(_root_se(table, ratio, 0.5)[0])
+            return float(_root_se(table, _root_grad(table, ratio, 0.5))[0])
 
     assert se_at(0.1) == np.inf  # d root / d top = 1 / (top - level) is infinite: the interval is [0, inf]
     assert np.isfinite(se_at(0.0))  # a fixed top (e.g. ll3) adds nothing

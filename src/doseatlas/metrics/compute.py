@@ -116,7 +116,8 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (p["top"] - level) / (level - p["bottom"])
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
-        se = U.sandwich_se(curves, _root_se(curves, ratio, level), _root_grad(curves, ratio, level))
+        grad = _root_grad(curves, ratio, level)
+        se = U.sandwich_se(curves, _root_se(curves, grad), grad)
         if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
             slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
             se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
@@ -157,9 +158,9 @@ def _root_grad(curves: pd.DataFrame, ratio: np.ndarray, level) -> np.ndarray:
         )
 
 
-def _root_se(curves: pd.DataFrame, ratio: np.ndarray, level: float) -> np.ndarray:
-    """Delta-method SE of log10 of the crossing, from the parameter covariance when present."""
-    grad = _root_grad(curves, ratio, level)
+def _root_se(curves: pd.DataFrame, grad: np.ndarray) -> np.ndarray:
+    """Delta-method SE of log10 of the crossing (``grad``: :func:`_root_grad`), from the parameter covariance
+    when present."""
     names = ("top", "bottom", "log10_ec50", "hill")
     if all(f"cov_{a}_{b}" in curves for a in names for b in names):
         cov = np.stack([[curves[f"cov_{a}_{b}"].to_numpy(float) for b in names] for a in names], axis=-1)
