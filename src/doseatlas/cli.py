@@ -79,7 +79,7 @@ def _dask_bar(bar: Progress) -> list[Any]:
     return [_Bar()]
 
 
-COMPILING = "compiling the numba kernels (fit, plate edge model): first run only, about a minute"
+COMPILING = "compiling the fit kernel and the plate edge model (numba): first run only, about a minute"
 
 
 def _memory_bar(bar: Progress):
