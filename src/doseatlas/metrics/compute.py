@@ -8,16 +8,18 @@ that the data support) or ``refused`` (a reason code). Nothing is clipped or ext
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes, pair_codes, sorted_key_codes
+from doseatlas._groups import key_codes, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
+from doseatlas.metrics._doses import DoseRuns, renumbered
 from doseatlas.metrics.plateau import censor_unreached, near_plateau
 from doseatlas.metrics.registry import METRICS, Metric
 
@@ -320,10 +322,17 @@ class DoseMeans:
     @classmethod
     def of(cls, drugs: DrugCurves, scale: str) -> DoseMeans:
         """The means of ``scale`` over the drug rows where it is not missing."""
+        runs = drugs.runs
         values = drugs.values(scale)
+        values = values[runs.sorted_by(values)]  # by curve, concentration, then value (NaN last)
         ok = ~np.isnan(values)
-        pair, codes, concentration = pair_codes(drugs.codes[ok], drugs.values(S.CONCENTRATION)[ok])
-        return cls(codes, concentration, summary_by_code(pair, values[ok], len(codes), method="mean"))
+        pair, first = renumbered(runs.dose[ok])
+        dose = runs.dose[ok][first]
+        # summary_by_code's mean: each pair's values summed in sorted order
+        mean = np.bincount(pair, weights=values[ok], minlength=len(dose)) / np.bincount(
+            pair, minlength=len(dose)
+        )
+        return cls(runs.curve[dose], runs.concentration[dose], mean)
 
 
 def _observed(m: Metric, means: DoseMeans) -> pd.DataFrame:
@@ -516,6 +525,11 @@ class DrugCurves:
         if len(of_all) < len(keys):  # keys of other perturbation types: renumber the drug keys
             codes, keys = (np.cumsum(present) - 1)[codes], keys.take(of_all).reset_index(drop=True)
         return cls(responses, rows, codes[rows], keys, of_all)
+
+    @cached_property
+    def runs(self) -> DoseRuns:
+        """The drug rows grouped by (curve key, concentration), once for every scale (:class:`DoseRuns`)."""
+        return DoseRuns.of(self.codes, self.values(S.CONCENTRATION), rows=self.rows, keys=self.keys)
 
     def values(self, column: str) -> np.ndarray:
         """``column`` of the drug rows as floats (missing: NaN)."""
@@ -716,7 +730,8 @@ def _with_sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> pd.Data
     offset = np.full(len(keys), U.NOISE_OFFSET.get(scale, 0.0))
     if R0 in keys:
         offset = np.where(np.isfinite(keys[R0].to_numpy(float)), U.NOISE_OFFSET[S.GR], offset)
-    terms = pd.DataFrame(U.sandwich_terms(drugs.codes, x, y, keys, offset=offset), index=keys.index)
+    terms = U.sandwich_terms(drugs.codes, x, y, keys, offset=offset, runs=drugs.runs)
+    terms = pd.DataFrame(terms, index=keys.index)
     return pd.concat([keys, terms], axis=1)
 
 
@@ -844,7 +859,7 @@ def compute_metrics(
     coded = curve_codes(responses)  # the curve key of every row, coded once for every grouped step
     drugs = DrugCurves.of(responses, coded=coded)
     controls = U.control_terms(responses, coded=coded) if U.has_controls(responses) else None  # none: no term
-    curves = U.with_misfit(responses, curves)  # lack-of-fit factor on every interval (uncertainty.py)
+    curves = U.with_misfit(responses, curves, doses=drugs.runs)  # lack-of-fit factor on every interval
     parts = []
     for scale in S.RESPONSE_SCALES:
         keys, got = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)

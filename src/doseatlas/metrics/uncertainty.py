@@ -26,7 +26,8 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
-from doseatlas._stats import group_value_order, summary_by_code, t975
+from doseatlas._stats import summary_by_code, t975
+from doseatlas.metrics._doses import DoseRuns, cross_products, renumbered
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -145,39 +146,39 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
 MISFIT = "_misfit_factor"  # variance factor of a curve's intervals for model misfit (>= 1)
 
 
-def _dose_codes(drugs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(dose code per row, curve code per dose, curve key table) of the drug rows: the numbering of
-    ``groupby([*CURVE_KEY, concentration], sort=True, dropna=False)`` (curves in key order, a curve's doses in
-    increasing concentration, a missing one last), from the curve codes and one ``np.unique`` on integers."""
+def _drug_doses(responses: pd.DataFrame) -> DoseRuns:
+    """The drug rows of ``responses`` grouped by curve key (numbered as ``groupby(CURVE_KEY, sort=True,
+    dropna=False)``: curves in key order) and concentration (increasing, a missing one last)."""
+    drug = (responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG).to_numpy(dtype=bool)
+    drugs = responses[drug].rename(columns={S.TIME_H: S.DURATION_H})
     curve, curves = sorted_key_codes(drugs, list(S.CURVE_KEY))
-    conc_values, conc = np.unique(drugs[S.CONCENTRATION].to_numpy(float), return_inverse=True)
-    width = len(conc_values) + 1
-    pairs, dose = np.unique(curve * width + conc.ravel(), return_inverse=True)
-    return dose.ravel(), pairs // width, curves
+    conc = drugs[S.CONCENTRATION].to_numpy(dtype=float, na_value=np.nan)
+    return DoseRuns.of(curve, conc, rows=np.flatnonzero(drug), keys=curves)
 
 
-def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataFrame:
+def _pure_error(
+    responses: pd.DataFrame, divisors: dict[str, float], *, doses: DoseRuns | None = None
+) -> pd.DataFrame:
     """Per curve key and scale: pure-error sum of squares (replicate wells about their dose mean), wells and
-    doses. One grouping of the drug rows for every scale; the sums run over each dose's values in sorted
-    order (as :func:`doseatlas._stats.group_summary`), so they do not depend on the order of the rows."""
-    drugs = responses[responses[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG]
-    drugs = drugs.rename(columns={S.TIME_H: S.DURATION_H})
-    dose, curve_of_dose, curves = _dose_codes(drugs)
-    n_dose, n_curve = len(curve_of_dose), len(curves)
+    doses. One grouping of the drug rows for every scale (``doses``: :class:`DoseRuns` of the drug rows of
+    ``responses``, when the caller has it); the sums run over each dose's values in sorted order (as
+    :func:`doseatlas._stats.group_summary`), so they do not depend on the order of the rows."""
+    doses = doses if doses is not None else _drug_doses(responses)
+    n_dose, n_curve, curve_of_dose = doses.n_doses, len(doses.keys), doses.curve
     parts = []
     for scale, divisor in divisors.items():
-        if scale not in drugs:
+        if scale not in responses:
             continue
-        y = drugs[scale].to_numpy(dtype=float, na_value=np.nan) / divisor
-        ok = np.isfinite(y)
-        order = group_value_order(dose[ok], y[ok], n_dose)  # = np.lexsort((y[ok], dose[ok])), faster
-        d, v = dose[ok][order], y[ok][order]
+        y = responses[scale].to_numpy(dtype=float, na_value=np.nan)[doses.rows] / divisor
+        v = y[doses.sorted_by(y)]  # by dose, then value (NaN last)
+        ok = np.isfinite(v)
+        d, v = doses.dose[ok], v[ok]
         count = np.bincount(d, minlength=n_dose)
         mean = np.bincount(d, weights=v, minlength=n_dose) / np.maximum(count, 1)
         with np.errstate(over="ignore"):  # responses near 1e300 (refused later as non-finite fits) overflow
             ss = np.bincount(d, weights=(v - mean[d]) ** 2, minlength=n_dose)
         parts.append(
-            curves.assign(
+            doses.keys.assign(
                 **{
                     S.SCALE: scale,
                     "_ss_pe": np.bincount(curve_of_dose, weights=ss, minlength=n_curve),
@@ -189,7 +190,9 @@ def _pure_error(responses: pd.DataFrame, divisors: dict[str, float]) -> pd.DataF
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def misfit_factors(
+    responses: pd.DataFrame, curves: pd.DataFrame, *, doses: DoseRuns | None = None
+) -> pd.DataFrame:
     """Per ``curve_id``: :data:`MISFIT`, the lack-of-fit variance factor of the curve's intervals.
 
     A fitted curve's covariance ``s^2 (J'J)^-1`` takes every well as an independent error. When the curve does
@@ -207,7 +210,7 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
     from doseatlas.fit.models import MODELS
     from doseatlas.fit.table import SCALE_DIVISOR
 
-    pe = _pure_error(responses, SCALE_DIVISOR) if len(responses) else None
+    pe = _pure_error(responses, SCALE_DIVISOR, doses=doses) if len(responses) else None
     if pe is None or not len(curves) or "rss" not in curves:
         return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
     joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
@@ -223,12 +226,17 @@ def misfit_factors(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
 
 
-def with_misfit(responses: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def with_misfit(
+    responses: pd.DataFrame, curves: pd.DataFrame, *, doses: DoseRuns | None = None
+) -> pd.DataFrame:
     """``curves`` with every covariance and standard error scaled by the :func:`misfit_factors` of its curve
-    and the parameter and EC50 intervals widened about their estimates by the factor's square root."""
+    and the parameter and EC50 intervals widened about their estimates by the factor's square root
+    (``doses``: the drug rows' :class:`DoseRuns`, when the caller has them)."""
     if S.CURVE_ID not in curves or not len(curves):
         return curves
-    factors = misfit_factors(responses, curves).dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
+    factors = (
+        misfit_factors(responses, curves, doses=doses).dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
+    )
     f = curves[S.CURVE_ID].map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
     root = np.sqrt(f)
     out = curves.copy()
@@ -279,6 +287,11 @@ def _unit_covariance(codes: np.ndarray, jac: np.ndarray, free: np.ndarray) -> tu
     jtj = np.zeros((n, 4, 4))
     for a, b in _PAIRS:
         jtj[:, a, b] = jtj[:, b, a] = np.bincount(codes, weights=jac[:, a] * jac[:, b], minlength=n)
+    return _inverse(jtj, free)
+
+
+def _inverse(jtj: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_unit_covariance` from the per-curve ``J'J``."""
     good = np.isfinite(jtj).all(axis=(1, 2)) & free.any(axis=1)
     mat = np.where(good[:, None, None], np.nan_to_num(jtj) + np.eye(4)[None] * (~free)[:, :, None], np.eye(4))
     diag = np.sqrt(np.einsum("nii->ni", mat))
@@ -298,40 +311,40 @@ NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
 
 
 def sandwich_terms(
-    codes: np.ndarray, x: np.ndarray, y: np.ndarray, curves: pd.DataFrame, *, offset
+    codes: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    curves: pd.DataFrame,
+    *,
+    offset,
+    runs: DoseRuns | None = None,
 ) -> dict[str, np.ndarray]:
     """Per curve (rows of ``curves``): the terms of :func:`sandwich_se` from the responses ``y`` at
     ``x = log10 c`` of the curve ``codes`` (position in ``curves``): ``(J'J)^-1`` of the fitted curve, its
     residual variance ``s^2``, the misfit variance and its degrees of freedom, the noise model's degrees of
     freedom and, per tested dose (padded to the largest number of doses), its wells, Jacobian row and noise
-    variance. ``offset``: per curve, :data:`NOISE_OFFSET` of the responses it was fitted to."""
-    from doseatlas._groups import pair_codes
-
+    variance. ``offset``: per curve, :data:`NOISE_OFFSET` of the responses it was fitted to. ``runs``: the
+    :class:`DoseRuns` of the rows (``codes`` its curve codes, ``x`` the log10 of its concentrations), when the
+    caller has them: the rows are then ordered from it instead of sorted."""
     n = len(curves)
     p = {k: curves[k].to_numpy(float) for k in PARAMS}
-    ok = np.isfinite(y) & np.isfinite(x)
-    codes, x, y = codes[ok], x[ok], y[ok]
-    order = np.lexsort((y, x, codes))  # every sum below in one order, whatever the order of the rows
-    codes, x, y = codes[order], x[order], y[order]
-    fitted, jac = sigmoid_jacobian(x, *(p[k][codes] for k in PARAMS))
+    codes, x, y, pair, first = _sorted_points(codes, x, y, runs)  # every sum below in this order
+    pair_curve, n_pairs = codes[first], len(first)
+    # the fitted value and Jacobian are functions of (curve, x): computed once per dose
+    fitted, jd = sigmoid_jacobian(x[first], *(p[k][pair_curve] for k in PARAMS))
     free = _free(curves)
-    jac = np.where(free[codes], np.nan_to_num(jac), 0.0)
-    inv, good = _unit_covariance(codes, jac, free)
-    resid = y - fitted
+    jd = np.where(free[pair_curve], np.nan_to_num(jd), 0.0)
+    inv, good = _inverse(cross_products(codes, pair, jd, n), free)
+    resid = y - fitted[pair]
     n_free = free.sum(axis=1)
     n_obs = np.bincount(codes, minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.bincount(codes, weights=resid**2, minlength=n) / (n_obs - n_free)
-    pair, pair_curve, _ = pair_codes(codes, x)
-    n_pairs = len(pair_curve)
-    first = np.zeros(n_pairs, dtype=np.int64)
-    first[pair[::-1]] = np.arange(len(pair))[::-1]
     count = np.bincount(pair, minlength=n_pairs).astype(float)
     mean_resid = np.bincount(pair, weights=resid, minlength=n_pairs) / np.maximum(count, 1)
     ss = np.bincount(pair, weights=(resid - mean_resid[pair]) ** 2, minlength=n_pairs)
-    level = np.abs(fitted[first] + np.asarray(offset, dtype=float)[pair_curve])
+    level = np.abs(fitted + np.asarray(offset, dtype=float)[pair_curve])
     noise, noise_df = noise_model(pair_curve, count, ss, level, n)
-    jd = jac[first]
     lev = count * np.einsum("di,dij,dj->d", jd, inv[pair_curve], jd)
     with np.errstate(divide="ignore", invalid="ignore"):  # lack of fit beyond the noise: misfit variance
         excess = count * mean_resid**2 - noise * (1.0 - lev)
@@ -348,7 +361,7 @@ def sandwich_terms(
     for a, b in _PAIRS:
         out[f"{SANDWICH}a{a}{b}"] = inv[:, a, b]
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = (fitted[first] - p["bottom"][pair_curve]) / (p["top"] - p["bottom"])[pair_curve]
+        share = (fitted - p["bottom"][pair_curve]) / (p["top"] - p["bottom"])[pair_curve]
     per_dose = {
         "n": count,
         "v": noise,
@@ -359,6 +372,28 @@ def sandwich_terms(
     }
     out.update(_pad(per_dose, pair_curve, n))
     return out
+
+
+def _sorted_points(
+    codes: np.ndarray, x: np.ndarray, y: np.ndarray, runs: DoseRuns | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows with a finite ``x`` and ``y`` in (curve, x, y) order (``np.lexsort((y, x, codes))``; rows equal
+    in all three are interchangeable): their codes, x, y, the number of their (curve, x) pair and the first
+    place of each pair."""
+    if runs is not None and runs.log_distinct:  # the runs' doses with a finite x are the (curve, x) pairs
+        places = runs.sorted_by(y)
+        keep = np.isfinite(y[places]) & np.isfinite(x[places])
+        rows = places[keep]
+        pair, first = renumbered(runs.dose[keep])
+        return codes[rows], x[rows], y[rows], pair, first
+    from doseatlas._groups import pair_codes
+
+    ok = np.flatnonzero(np.isfinite(y) & np.isfinite(x))
+    rows = ok[np.lexsort((y[ok], x[ok], codes[ok]))]
+    pair, pair_curve, _ = pair_codes(codes[rows], x[rows])
+    first = np.zeros(len(pair_curve), dtype=np.int64)
+    first[pair[::-1]] = np.arange(len(pair))[::-1]
+    return codes[rows], x[rows], y[rows], pair, first
 
 
 def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dict[str, np.ndarray]:
