@@ -102,3 +102,17 @@ def test_pure_error_is_the_replicate_sum_of_squares_about_the_dose_means():
     np.testing.assert_allclose(got["_ss_pe"].reindex(ss.index), ss, rtol=1e-12)
     wells = finite.groupby([S.CELL_LINE, S.PERTURBAGEN]).size()
     np.testing.assert_array_equal(got["_n_wells"].reindex(wells.index), wells)
+
+
+def test_means_by_code_are_those_of_summary_by_code():
+    from doseatlas._stats import summary_by_code
+    from doseatlas.metrics._doses import means_by_code
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 50, 3000)  # some groups empty (codes 47..49 never drawn below)
+    codes[codes > 46] = 0
+    a = rng.normal(size=3000) * 10.0 ** rng.integers(-8, 8, 3000)  # sums that depend on their order
+    b = np.where(rng.random(3000) < 0.1, np.nan, np.round(a, 1))
+    for got, values in zip(means_by_code(codes, 50, a, b), (a, b), strict=True):
+        expected = summary_by_code(codes, values, 50, method="mean")
+        np.testing.assert_array_equal(got, expected)

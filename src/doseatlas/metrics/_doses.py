@@ -114,3 +114,20 @@ def cross_products(codes, pair, jac, n):
         for b in range(a + 1, 4):
             out[:, b, a] = out[:, a, b]
     return out
+
+
+def means_by_code(codes: np.ndarray, n_groups: int, *columns: np.ndarray) -> list[np.ndarray]:
+    """:func:`doseatlas._stats.summary_by_code` ``mean`` of each of ``columns`` by the same ``codes``, with one
+    sort of the codes for all of them (each group's values then ordered by :func:`sort_runs`): the same
+    values to the bit."""
+    codes = np.asarray(codes, dtype=np.int64)
+    by_code = np.argsort(codes, kind="stable")
+    count = np.bincount(codes, minlength=n_groups)
+    bounds = np.concatenate([[0], np.cumsum(count)])
+    out = []
+    for values in columns:
+        values = np.asarray(values, dtype=np.float64)
+        order = sort_runs(by_code, bounds, values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.bincount(codes[order], weights=values[order], minlength=n_groups) / count)
+    return out

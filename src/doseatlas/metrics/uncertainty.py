@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._groups import first_code_rows, key_codes, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
-from doseatlas.metrics._doses import DoseRuns, cross_products, renumbered
+from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -83,14 +83,18 @@ def control_terms(
         v0 = pooled * factor_0 / np.where(n_zero > 0, n_zero, np.nan)
         d = np.log(c / _floats(wells, S.TIME_ZERO_SIGNAL))
     n = len(keys)
-    n_plates = n_distinct(codes, plate, n)
-    return keys.assign(
-        **{
-            VAR_C: summary_by_code(codes, vc, n, method="mean") / n_plates,
-            VAR_0: summary_by_code(codes, v0, n, method="mean") / n_plates,
-            LOG_GROWTH: summary_by_code(codes, d, n, method="mean"),
-        }
-    )
+    n_plates = _plates_per_code(codes, plate, n)
+    mean_c, mean_0, mean_d = means_by_code(codes, n, vc, v0, d)  # summary_by_code's means, one sort
+    return keys.assign(**{VAR_C: mean_c / n_plates, VAR_0: mean_0 / n_plates, LOG_GROWTH: mean_d})
+
+
+def _plates_per_code(codes: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray:
+    """Distinct plates per curve code (:func:`doseatlas._groups.n_distinct` of the plate codes, which are
+    dense and never missing)."""
+    if not len(codes):
+        return np.zeros(n, dtype=np.int64)
+    width = int(plate.max()) + 1
+    return np.bincount(np.unique(codes.astype(np.int64) * width + plate) // width, minlength=n)
 
 
 def _floats(table: pd.DataFrame, column: str) -> np.ndarray:
