@@ -460,7 +460,9 @@ def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
     )
     if not columns:
         return np.zeros((len(curves), 0))
-    return np.stack([curves[c].to_numpy(float) for c in columns], axis=1)
+    return np.ascontiguousarray(
+        curves[columns].to_numpy(dtype=float)
+    )  # one copy of the block, not per column
 
 
 def metric_variance(
