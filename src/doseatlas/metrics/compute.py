@@ -691,12 +691,22 @@ def _observed_rows(m: Metric, means: DoseMeans, keys: pd.DataFrame) -> dict[str,
     at = got.index.to_numpy()
     rows = _refused_rows(len(keys), np.full(len(keys), None, dtype=object))
     rows[S.STATUS][:] = np.nan  # a key without a mean (refused below: it has no usable response)
-    rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+    rows[S.STATUS][at] = _objects(got[S.STATUS])
     rows[S.VALUE][at] = got[S.VALUE].to_numpy(dtype=float, na_value=np.nan)
     no_data = keys["n_usable"].eq(0).to_numpy()
     _refuse_rows(rows, no_data, keys["row_reason"].to_numpy(dtype=object)[no_data])
     _refuse_rows(rows, keys[N_NON_FINITE].gt(0).to_numpy(), Why.NON_FINITE_RESPONSE.value)
     return rows
+
+
+def _objects(values: pd.Series) -> np.ndarray:
+    """``values.to_numpy(dtype=object)``; a text column of a string dtype through its distinct values: one Python
+    string per distinct value (status, reason codes) instead of one per row."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = np.append(np.asarray(uniques, dtype=object), values.dtype.na_value)
+    return distinct[codes]  # a missing value (code -1): the dtype's own missing value, as to_numpy gives it
 
 
 def _refused_rows(n: int, reason: np.ndarray) -> dict[str, np.ndarray]:
@@ -772,10 +782,10 @@ def _fitted_rows(
         else:
             got = _area(m, part, window=options.auc_window)
         at = np.flatnonzero(usable)
-        rows[S.STATUS][at] = got[S.STATUS].to_numpy(dtype=object)
+        rows[S.STATUS][at] = _objects(got[S.STATUS])
         for column in (S.VALUE, S.LOWER, S.UPPER):
             rows[column][at] = got[column].to_numpy(dtype=float, na_value=np.nan)
-        rows[S.REASON][at] = got[S.REASON].to_numpy(dtype=object) if S.REASON in got else None
+        rows[S.REASON][at] = _objects(got[S.REASON]) if S.REASON in got else None
         status = rows[S.STATUS]
         keep = (status == St.LEFT_CENSORED.value) | (status == St.RIGHT_CENSORED.value)
         keep = keep if m.kind == "threshold" else np.zeros(len(keys), dtype=bool)
