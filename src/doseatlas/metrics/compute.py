@@ -873,6 +873,7 @@ def compute_metrics(
     parts = []
     for scale in S.RESPONSE_SCALES:
         keys, got = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+        keys = keys[list(S.CURVE_KEY)]  # (the next scale's frames are built while this one is held)
         parts += got
     if not len(drugs.keys) or not parts:
         return _with_effects(effects, None, None)
