@@ -104,15 +104,16 @@ def test_pure_error_is_the_replicate_sum_of_squares_about_the_dose_means():
     np.testing.assert_array_equal(got["_n_wells"].reindex(wells.index), wells)
 
 
-def test_means_by_code_are_those_of_summary_by_code():
+@pytest.mark.parametrize("n_groups", [50, 3])  # 3: runs of about 1000 values (the merge sort)
+def test_means_by_code_are_those_of_summary_by_code(n_groups):
     from doseatlas._stats import summary_by_code
     from doseatlas.metrics._doses import means_by_code
 
     rng = np.random.default_rng(5)
-    codes = rng.integers(0, 50, 3000)  # some groups empty (codes 47..49 never drawn below)
-    codes[codes > 46] = 0
+    codes = rng.integers(0, n_groups, 3000)
+    codes[codes == n_groups - 1] = 0  # an empty group
     a = rng.normal(size=3000) * 10.0 ** rng.integers(-8, 8, 3000)  # sums that depend on their order
     b = np.where(rng.random(3000) < 0.1, np.nan, np.round(a, 1))
-    for got, values in zip(means_by_code(codes, 50, a, b), (a, b), strict=True):
-        expected = summary_by_code(codes, values, 50, method="mean")
+    for got, values in zip(means_by_code(codes, n_groups, a, b), (a, b), strict=True):
+        expected = summary_by_code(codes, values, n_groups, method="mean")
         np.testing.assert_array_equal(got, expected)

@@ -94,7 +94,8 @@ def _plates_per_code(codes: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray
     if not len(codes):
         return np.zeros(n, dtype=np.int64)
     width = int(plate.max()) + 1
-    return np.bincount(np.unique(codes.astype(np.int64) * width + plate) // width, minlength=n)
+    distinct = pd.unique(codes.astype(np.int64) * width + plate)  # (hashed: no sort needed for a count)
+    return np.bincount(distinct // width, minlength=n)
 
 
 def _floats(table: pd.DataFrame, column: str) -> np.ndarray:
