@@ -285,18 +285,9 @@ def _free(curves: pd.DataFrame) -> np.ndarray:
     return np.isfinite(cov) & (cov > 0)
 
 
-def _unit_covariance(codes: np.ndarray, jac: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per curve ``(J'J)^-1`` over its free parameters (0 rows and columns for the fixed ones), and whether
-    it exists."""
-    n = len(free)
-    jtj = np.zeros((n, 4, 4))
-    for a, b in _PAIRS:
-        jtj[:, a, b] = jtj[:, b, a] = np.bincount(codes, weights=jac[:, a] * jac[:, b], minlength=n)
-    return _inverse(jtj, free)
-
-
 def _inverse(jtj: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_unit_covariance` from the per-curve ``J'J``."""
+    """Per curve ``(J'J)^-1`` over its free parameters (0 rows and columns for the fixed ones) from its ``J'J``
+    (:func:`doseatlas.metrics._doses.cross_products`), and whether it exists."""
     good = np.isfinite(jtj).all(axis=(1, 2)) & free.any(axis=1)
     mat = np.where(good[:, None, None], np.nan_to_num(jtj) + np.eye(4)[None] * (~free)[:, :, None], np.eye(4))
     diag = np.sqrt(np.einsum("nii->ni", mat))
