@@ -153,10 +153,8 @@ def _usable(
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
     treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    reference = _group_medians(signal, *_segments(cond, int(cond.max()) + 1))[cond]
-    control = _group_medians(np.where(treated, np.nan, signal), *_segments(plate, int(plate.max()) + 1))[
-        plate
-    ]
+    reference = _group_medians(signal, cond, int(cond.max()) + 1)[cond]
+    control = _group_medians(np.where(treated, np.nan, signal), plate, int(plate.max()) + 1)[plate]
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(signal) & (signal > 0) & (reference > min_fraction * control)
     return usable & (np.bincount(cond, weights=usable)[cond] >= 2)
@@ -198,14 +196,20 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs). Compiled (:func:`_backfit_passes`); every sum runs over the wells in their order, as
-    ``numpy.bincount`` sums, so the numbers are those of the same passes written with numpy."""
-    n_p, n_c = int(plate.max()) + 1, int(cond.max()) + 1
-    plate, cond = plate.astype(np.int64), cond.astype(np.int64)
-    order, starts = _segments(plate, n_p)
-    return _backfit_passes(
-        y, plate, cond, edge.astype(np.float64), n_p, n_c, order, starts, N_PASSES, HUBER_K
-    )
+    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate; every sum runs over the wells in their
+    order within a plate and the plates in order (the row order when a plate's wells are together, as
+    :func:`well_positions` gives them), as ``numpy.bincount`` sums, so the numbers are those of the same
+    passes written with numpy."""
+    n_p = int(plate.max()) + 1
+    order = np.argsort(plate, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(plate, minlength=n_p))].astype(np.int64)
+    cond = pd.factorize(cond[order])[0].astype(np.int64)  # renumbered as met: a plate's conditions together
+    n_c = int(cond.max()) + 1
+    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts, N_PASSES, HUBER_K)
+    results = tuple(np.empty(len(y)) for _ in fitted)
+    for result, values in zip(results, fitted, strict=True):
+        result[order] = values
+    return results
 
 
 def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -214,13 +218,7 @@ def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     if not len(values):
         return np.zeros(0)
     group = np.asarray(group, dtype=np.int64)
-    return _group_medians(np.asarray(values, dtype=float), *_segments(group, int(group.max()) + 1))[group]
-
-
-def _segments(group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of each group (a stable order by group) and where each group starts in it (``n + 1`` bounds)."""
-    order = np.argsort(group, kind="stable")
-    return order, np.r_[0, np.cumsum(np.bincount(group, minlength=n))].astype(np.int64)
+    return _group_medians(np.asarray(values, dtype=float), group, int(group.max()) + 1)[group]
 
 
 @njit(**_JIT)
@@ -235,7 +233,7 @@ def _nan_to_num(x: float) -> float:
 @njit(**_JIT)
 def _median(values: np.ndarray) -> float:
     """Median of the non-NaN ``values`` (NaN if none), as pandas' grouped median computes it: the middle value,
-    or the two middle values added and halved. ``values`` is reordered."""
+    or the two middle values added and halved. ``values`` is reordered in place (:func:`_select`)."""
     m = 0
     for k in range(len(values)):
         if not np.isnan(values[k]):
@@ -243,94 +241,137 @@ def _median(values: np.ndarray) -> float:
             m += 1
     if m == 0:
         return np.nan
-    part = np.partition(values[:m], m // 2)
-    high = part[m // 2]
+    high = _select(values, m, m // 2)
     if m % 2 == 1:
         return high
-    low = part[0]
+    low = values[0]
     for k in range(1, m // 2):
-        low = max(low, part[k])
+        low = max(low, values[k])
     return (high + low) / 2
 
 
 @njit(**_JIT)
-def _group_medians(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Median (:func:`_median`) of ``values`` per group, the groups given by :func:`_segments`."""
-    n = len(starts) - 1
+def _select(a: np.ndarray, m: int, k: int) -> float:
+    """The ``k``-th smallest of ``a[:m]`` (no NaN), ``a`` reordered so that ``a[:k] <= a[k] <= a[k + 1:m]``
+    (quickselect, median-of-three pivots; no allocation)."""
+    lo, hi = 0, m - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot, i, j = a[mid], lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i, j = i + 1, j - 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@njit(**_JIT)
+def _group_medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Median (:func:`_median`) of ``values`` per group (codes ``0 <= group < n``; NaN without a value): the
+    values gathered by group once (a counting sort), each group's median taken in place."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(group)):
+        starts[group[k] + 1] += 1
+    for g in range(n):
+        starts[g + 1] += starts[g]
+    at, gathered = starts[:-1].copy(), np.empty(len(values))
+    for k in range(len(group)):
+        gathered[at[group[k]]] = values[k]
+        at[group[k]] += 1
     out = np.empty(n)
     for g in range(n):
-        out[g] = _median(values[order[starts[g] : starts[g + 1]]])
+        out[g] = _median(gathered[starts[g] : starts[g + 1]])
     return out
 
 
 @njit(**_JIT)
-def _backfit_passes(y, plate, cond, out, n_p, n_c, order, starts, n_passes, k_huber):
-    """The passes of :func:`_backfit` (``out``: 1.0 on the edge, else 0.0; ``order``/``starts``: the plates'
-    rows). Each grouped sum adds its rows in row order from 0.0, as ``numpy.bincount(group, weights)``."""
-    n = len(y)
+def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
+    """The passes of :func:`_backfit` over wells ordered by plate (``starts``: where each plate's wells begin;
+    ``out``: 1.0 on the edge, else 0.0), one sweep over the wells per pass: each plate's residuals, gain and
+    edge term (:func:`_plate_update`), its Huber weights, then its wells' sums for the next pass's condition
+    means. Each grouped sum adds its wells in order from 0.0, as ``numpy.bincount(group, weights)``. A
+    condition's numbers sit together (``by_cond`` row: the sums of the weighted deviations and of the weights
+    for the next pass, the mean and the weight for this pass): one memory line per condition and well."""
+    n, n_p = len(y), len(starts) - 1
     a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
+    by_cond = np.zeros((n_c, 4))
+    for p in range(n_p):
+        _weights_and_sums(y, cond, out, w, a[p], e[p], starts[p], starts[p + 1], by_cond, y, 0.0, False)
+    z = np.empty((2, int(np.max(starts[1:] - starts[:-1])) if n_p else 0))  # a plate's z, and a copy
     for i in range(n_passes):
-        num, den = np.zeros(n_c), np.zeros(n_c)
-        for k in range(n):
-            v = y[k] - a[plate[k]] - e[plate[k]] * out[k]
-            num[cond[k]] += w[k] * v
-            den[cond[k]] += w[k]
-        b = num / den
-        for k in range(n):
-            r[k] = y[k] - b[cond[k]]
-        _plate_terms(r, w, plate, out, a, e)
-        if i >= n_passes // 3:
-            w = _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber)
-    w_c = _sums(cond, w, n_c)
+        for c in range(n_c):  # this pass's condition means and weights; the sums start again from 0.0
+            by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
+            by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
+        for p in range(n_p):
+            lo, hi = starts[p], starts[p + 1]
+            a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
+            huber = i >= n_passes // 3  # no Huber weights in the first third of the passes
+            bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, k_huber) if huber else 0.0
+            _weights_and_sums(y, cond, out, w, a[p], e[p], lo, hi, by_cond, z[0], bound, huber)
     resid, leverage = np.empty(n), np.empty(n)
-    for k in range(n):
-        resid[k] = r[k] - a[plate[k]]
-        leverage[k] = w[k] / w_c[cond[k]]
+    for p in range(n_p):
+        for k in range(starts[p], starts[p + 1]):
+            resid[k] = r[k] - a[p]
+            leverage[k] = w[k] / by_cond[cond[k], 1]  # the sums of the final weights
     return resid, w, leverage
 
 
 @njit(**_JIT)
-def _sums(group, values, n):
-    out = np.zeros(n)
-    for k in range(len(group)):
-        out[group[k]] += values[k]
-    return out
-
-
-@njit(**_JIT)
-def _plate_terms(r, w, plate, out, a, e):
-    """Plate gain ``a`` (interior mean of ``r``, the edge mean on a plate without interior) and edge term ``e``
-    (edge less interior mean, 0 where a side is empty), in place."""
-    n_p = len(a)
-    s_in, w_in, s_out, w_out = np.zeros(n_p), np.zeros(n_p), np.zeros(n_p), np.zeros(n_p)
-    for k in range(len(r)):
-        p = plate[k]
+def _plate_update(y, cond, out, w, by_cond, r, lo, hi):
+    """The residuals ``r`` of the wells ``lo:hi`` of a plate from their condition means (``by_cond[:, 2]``)
+    and the plate's gain (interior mean of ``r``, the edge mean on a plate without interior) and edge term
+    (edge less interior mean, 0 where a side is empty)."""
+    s_in, w_in, s_out, w_out = 0.0, 0.0, 0.0, 0.0
+    for k in range(lo, hi):
+        r[k] = y[k] - by_cond[cond[k], 2]
         wk_in, wk_out = w[k] * (1.0 - out[k]), w[k] * out[k]
-        s_in[p] += wk_in * r[k]
-        w_in[p] += wk_in
-        s_out[p] += wk_out * r[k]
-        w_out[p] += wk_out
-    a_in, a_out = s_in / w_in, s_out / w_out
-    for p in range(n_p):
-        a[p] = _nan_to_num(a_out[p]) if np.isnan(a_in[p]) else a_in[p]
-        e[p] = _nan_to_num(a_out[p] - a_in[p])
+        s_in += wk_in * r[k]
+        w_in += wk_in
+        s_out += wk_out * r[k]
+        w_out += wk_out
+    a_in, a_out = s_in / w_in, s_out / w_out  # numpy's rules: inf, or NaN for 0 / 0
+    return (_nan_to_num(a_out) if np.isnan(a_in) else a_in), _nan_to_num(a_out - a_in)
 
 
 @njit(**_JIT)
-def _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber):
-    """Huber weights (``k_huber`` robust SDs of the plate's residuals standardized by their leverage)."""
-    w_c = _sums(cond, w, n_c)
-    z = np.empty(len(r))
-    for k in range(len(r)):
-        resid = r[k] - a[plate[k]] - e[plate[k]] * out[k]
-        one_less = 1.0 - w[k] / w_c[cond[k]]
-        z[k] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
-    scale = 1.4826 * _group_medians(z, order, starts)
-    new = np.empty(len(r))
-    for k in range(len(r)):
-        bound = k_huber * scale[plate[k]]
-        new[k] = bound / z[k] if z[k] > bound else 1.0
-    return new
+def _huber_bound(r, w, cond, out, by_cond, a, e, lo, hi, z, k_huber):
+    """The Huber bound of a plate (``k_huber`` robust SDs of its residuals standardized by their leverage;
+    ``by_cond[:, 3]``: the conditions' weights), its wells' standardized residuals left in ``z[0]``."""
+    for k in range(lo, hi):
+        resid = r[k] - a - e * out[k]
+        one_less = 1.0 - w[k] / by_cond[cond[k], 3]
+        z[0, k - lo] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
+    z[1, : hi - lo] = z[0, : hi - lo]
+    return k_huber * (1.4826 * _median(z[1, : hi - lo]))
+
+
+@njit(**_JIT)
+def _weights_and_sums(y, cond, out, w, a, e, lo, hi, by_cond, z, bound, huber):
+    """The Huber weights of the wells ``lo:hi`` of a plate if ``huber`` (``bound / z`` beyond ``bound``, else
+    1), then their weighted deviations from the plate terms ``a``, ``e`` and their weights added
+    to their conditions' sums (``by_cond[:, 0]``, ``by_cond[:, 1]``)."""
+    for k in range(lo, hi):
+        if huber:
+            w[k] = bound / z[k - lo] if z[k - lo] > bound else 1.0
+        v = y[k] - a - e * out[k]
+        by_cond[cond[k], 0] += w[k] * v
+        by_cond[cond[k], 1] += w[k]
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
