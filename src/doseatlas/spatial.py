@@ -72,13 +72,14 @@ def well_positions(
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
     ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
     :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
-    cells = clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED]).to_numpy()
+    cells = role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
     if S.WELL not in clean or not cells.any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     coding = coding or plate_coding(clean)
     rows = _canonical_order(clean, np.flatnonzero(cells), coding)
-    wells = S.with_series(clean.take(rows).reset_index(drop=True))
+    used = [c for c in dict.fromkeys([*PLATE_KEY, S.WELL, S.SIGNAL, S.ROLE, *_CONDITION]) if c in clean]
+    wells = S.with_series(clean[used].take(rows).reset_index(drop=True))  # the columns the model reads
     full_plate = coding.plate[rows]
     plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
     positions = coding.positions(rows)
@@ -101,6 +102,15 @@ def well_positions(
     return _with_polish(out)
 
 
+def role_is(table: pd.DataFrame, *roles: S.Role) -> np.ndarray:
+    """Per row of ``table``: whether its role is one of ``roles`` (compared as plain text, by numpy)."""
+    values = table[S.ROLE].to_numpy()
+    hit = np.zeros(len(values), dtype=bool)
+    for role in roles:
+        hit |= values == role.value
+    return hit
+
+
 def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
     """Per well: the mean blank signal of its plate (as normalization subtracts it), 0 where it has none."""
     blank_rows = clean[clean[S.ROLE] == S.Role.BLANK]
@@ -113,7 +123,7 @@ def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
 
 def _plate_blanks(clean: pd.DataFrame, coding: PlateCoding) -> np.ndarray:
     """Per plate of ``coding``: :func:`_blanks` (the mean blank signal, 0 where the plate has none)."""
-    blank = (clean[S.ROLE] == S.Role.BLANK).to_numpy()
+    blank = role_is(clean, S.Role.BLANK)
     signal = clean[S.SIGNAL].to_numpy(float)[blank]
     means = summary_by_code(coding.plate[blank], signal, coding.n_plates, method="mean")
     return np.where(np.isnan(means), 0.0, means)
@@ -152,7 +162,7 @@ def _usable(
     """Wells whose log signal (above the blank) is informative: positive, of a condition whose median is at
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
-    treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
+    treated = role_is(wells, S.Role.TREATED)
     reference = _group_medians(signal, cond, int(cond.max()) + 1)[cond]
     control = _group_medians(np.where(treated, np.nan, signal), plate, int(plate.max()) + 1)[plate]
     with np.errstate(invalid="ignore"):
