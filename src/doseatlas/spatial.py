@@ -406,22 +406,17 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
 
 @njit(**_JIT)
 def _middle(buffer: np.ndarray, m: int) -> float:
-    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered)."""
+    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered): the two middle
+    values of the sorted ones added and halved (:func:`_select` finds them)."""
     if m == 0:
         return np.nan
-    if m <= 64:  # a row or column of a plate: sorted in place
-        ordered = buffer
-        for k in range(1, m):
-            v, i = buffer[k], k - 1
-            while i >= 0 and buffer[i] > v:
-                buffer[i + 1] = buffer[i]
-                i -= 1
-            buffer[i + 1] = v
-    else:
-        ordered = np.sort(buffer[:m])
-    high = m // 2
-    low = high if m % 2 == 1 else high - 1
-    return (ordered[low] + ordered[high]) / 2.0
+    high = _select(buffer, m, m // 2)
+    low = high
+    if m % 2 == 0:
+        low = buffer[0]
+        for k in range(1, m // 2):
+            low = max(low, buffer[k])
+    return (low + high) / 2.0
 
 
 @njit(**_JIT)
@@ -457,13 +452,22 @@ def _polish(grid, n_iter):
 def _plate_mad(resid):
     """Per plate: 1.4826 x the median absolute deviation of its residuals from their median (NaN ignored)."""
     mad = np.empty(resid.shape[0])
+    buffer = np.empty(resid.shape[1] * resid.shape[2])
     for p in range(resid.shape[0]):
         flat = resid[p].ravel()
-        buffer = flat[~np.isnan(flat)].copy()
-        centre = _middle(buffer, len(buffer))
-        buffer = np.abs(flat - centre)
-        buffer = buffer[~np.isnan(buffer)].copy()
-        mad[p] = 1.4826 * _middle(buffer, len(buffer))
+        m = 0
+        for v in flat:
+            if not np.isnan(v):
+                buffer[m] = v
+                m += 1
+        centre = _middle(buffer, m)
+        m = 0
+        for v in flat:
+            d = np.abs(v - centre)
+            if not np.isnan(d):
+                buffer[m] = d
+                m += 1
+        mad[p] = 1.4826 * _middle(buffer, m)
     return mad
 
 
