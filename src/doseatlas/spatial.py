@@ -26,6 +26,8 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -422,8 +424,10 @@ def _middle(buffer: np.ndarray, m: int) -> float:
 @njit(**_JIT)
 def _sweep(mat, effect, buffer):
     """One median-polish sweep over the rows of ``mat`` (a plate, or its transpose for the columns): each row's
-    median of the present values taken out of the row and added to its effect."""
+    median of the present values taken out of the row and added to its effect. Returns whether anything
+    changed: not when every median is +0.0 (an effect is never -0.0, so adding +0.0 keeps it)."""
     n_rows, n_cols = mat.shape
+    changed = False
     for i in range(n_rows):
         m = 0
         for j in range(n_cols):
@@ -431,8 +435,11 @@ def _sweep(mat, effect, buffer):
                 buffer[m] = mat[i, j]
                 m += 1
         r = _nan_to_num(_middle(buffer, m))
-        mat[i, :] -= r
-        effect[i] += r
+        if r != 0.0 or math.copysign(1.0, r) < 0.0:
+            mat[i, :] -= r
+            effect[i] += r
+            changed = True
+    return changed
 
 
 @njit(**_JIT)
@@ -443,8 +450,9 @@ def _polish(grid, n_iter):
     buffer = np.empty(max(n_rows, n_cols))
     for p in range(n_plates):
         for _ in range(n_iter):
-            _sweep(resid[p], row_eff[p], buffer)
-            _sweep(resid[p].T, col_eff[p], buffer)
+            rows = _sweep(resid[p], row_eff[p], buffer)
+            if not _sweep(resid[p].T, col_eff[p], buffer) and not rows:
+                break  # a sweep of rows and columns that changed nothing: the later ones change nothing either
     return row_eff, col_eff, resid
 
 
