@@ -326,6 +326,7 @@ def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
     for p in range(n_p):
         _weights_and_sums(y, cond, out, w, a[p], e[p], starts[p], starts[p + 1], by_cond, y, 0.0, False)
     z = np.empty((2, int(np.max(starts[1:] - starts[:-1])) if n_p else 0))  # a plate's z, and a copy
+    medians, bound = np.full(n_p, np.nan), 0.0  # each plate's median z in the pass before
     for i in range(n_passes):
         for c in range(n_c):  # this pass's condition means and weights; the sums start again from 0.0
             by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
@@ -334,7 +335,8 @@ def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
             lo, hi = starts[p], starts[p + 1]
             a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
             huber = i >= n_passes // 3  # no Huber weights in the first third of the passes
-            bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, k_huber) if huber else 0.0
+            if huber:
+                bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
             _weights_and_sums(y, cond, out, w, a[p], e[p], lo, hi, by_cond, z[0], bound, huber)
     resid, leverage = np.empty(n), np.empty(n)
     for p in range(n_p):
@@ -362,15 +364,41 @@ def _plate_update(y, cond, out, w, by_cond, r, lo, hi):
 
 
 @njit(**_JIT)
-def _huber_bound(r, w, cond, out, by_cond, a, e, lo, hi, z, k_huber):
+def _huber_bound(r, w, cond, out, by_cond, a, e, lo, hi, z, median, k_huber):
     """The Huber bound of a plate (``k_huber`` robust SDs of its residuals standardized by their leverage;
-    ``by_cond[:, 3]``: the conditions' weights), its wells' standardized residuals left in ``z[0]``."""
+    ``by_cond[:, 3]``: the conditions' weights), its wells' standardized residuals left in ``z[0]``; the
+    median of the pass before in ``median[0]`` (NaN if none), replaced by this pass's."""
     for k in range(lo, hi):
         resid = r[k] - a - e * out[k]
         one_less = 1.0 - w[k] / by_cond[cond[k], 3]
         z[0, k - lo] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
-    z[1, : hi - lo] = z[0, : hi - lo]
-    return k_huber * (1.4826 * _median(z[1, : hi - lo]))
+    median[0] = _median_near(z[0, : hi - lo], median[0], z[1])
+    return k_huber * (1.4826 * median[0])
+
+
+@njit(**_JIT)
+def _median_near(values, guess, buffer):
+    """:func:`_median` of ``values`` (left as they are; ``buffer`` as long), found among the values within 2%
+    of ``guess`` (>= 0) when the middle ones are among them (the middle values, hence the median, are the
+    same whichever values they are selected from), else among all."""
+    m, below, inside = 0, 0, 0
+    lower, upper = guess * 0.98, guess * 1.02
+    for v in values:  # NaN: in none of the counts
+        m += 0 if np.isnan(v) else 1
+        below += 1 if v < lower else 0
+        buffer[inside] = v
+        inside += 1 if lower <= v <= upper else 0
+    k = m // 2
+    if m > 0 and below <= (k if m % 2 == 1 else k - 1) and k < below + inside:
+        high = _select(buffer, inside, k - below)  # buffer[: k - below]: the values below it
+        if m % 2 == 1:
+            return high
+        low = buffer[0]
+        for j in range(1, k - below):
+            low = max(low, buffer[j])
+        return (high + low) / 2
+    buffer[: len(values)] = values
+    return _median(buffer[: len(values)])
 
 
 @njit(**_JIT)
