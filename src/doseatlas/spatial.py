@@ -80,27 +80,26 @@ def well_positions(
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     coding = coding or plate_coding(clean)
     rows = _canonical_order(clean, np.flatnonzero(cells), coding)
-    used = [c for c in dict.fromkeys([*PLATE_KEY, S.WELL, S.SIGNAL, S.ROLE, *_CONDITION]) if c in clean]
-    wells = S.with_series(clean[used].take(rows).reset_index(drop=True))  # the columns the model reads
+    read = [c for c in (S.SIGNAL, S.ROLE, *_CONDITION) if c in clean and c not in PLATE_KEY]
+    wells = S.with_series(clean[read].take(rows).reset_index(drop=True))  # the plate key: coded on the plates
     full_plate = coding.plate[rows]
     plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
     positions = coding.positions(rows)
-    out = wells[[*PLATE_KEY, S.WELL]].assign(
-        row=positions["row"],
-        col=positions["col"],
-        edge=_edge_flags(positions, pd.Series(plate)),
-        _plate=plate,
-    )
+    edge = _edge_flags(positions, pd.Series(plate)).to_numpy(float)
     model = _edge_model(
         wells,
         plate,
-        out["edge"].to_numpy(float),
+        edge,
         blank=_plate_blanks(clean, coding)[full_plate],
         min_fraction=min_fraction,
         cond=_condition_codes(wells, full_plate, coding),
     )
-    out = out.assign(**dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True)))
-    out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
+    columns = {"row": positions["row"].to_numpy(), "col": positions["col"].to_numpy(), "edge": edge,
+               "_plate": plate, **dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True))}  # fmt: skip
+    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
+    if not keep.all():
+        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
+    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
     return _with_polish(out)
 
 
