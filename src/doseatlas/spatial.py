@@ -187,8 +187,8 @@ def _edge_model(
     use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
     resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
     if use.any():
-        codes = [pd.factorize(v[use], sort=True)[0] for v in (plate, cond)]
-        resid[use], weight[use], leverage[use] = _backfit(np.log(signal[use]), *codes, edge[use] == 1.0)
+        y, codes = np.log(signal[use]), (plate[use], cond[use])  # _backfit numbers what it uses
+        resid[use], weight[use], leverage[use] = _backfit(y, *codes, edge[use] == 1.0)
     return resid, np.where(use, weight, 0.0), leverage, cond
 
 
@@ -210,10 +210,13 @@ def _backfit(
     mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate; every sum runs over the wells in their
     order within a plate and the plates in order (the row order when a plate's wells are together, as
     :func:`well_positions` gives them), as ``numpy.bincount`` sums, so the numbers are those of the same
-    passes written with numpy."""
+    passes written with numpy. ``plate`` and ``cond``: integer codes (codes without wells are skipped)."""
     n_p = int(plate.max()) + 1
-    order = np.argsort(plate, kind="stable")
     starts = np.r_[0, np.cumsum(np.bincount(plate, minlength=n_p))].astype(np.int64)
+    if len(plate) < 2 or bool((plate[1:] >= plate[:-1]).all()):  # the plates' wells together, in order
+        order = slice(None)
+    else:
+        order = np.argsort(plate, kind="stable")
     cond = pd.factorize(cond[order])[0].astype(np.int64)  # renumbered as met: a plate's conditions together
     n_c = int(cond.max()) + 1
     fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts, N_PASSES, HUBER_K)
