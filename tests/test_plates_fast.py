@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from doseatlas.qc import PLATE_KEY, combined_codes, key_table, run_codes
-from doseatlas.spatial import HUBER_K, N_PASSES, _backfit, group_medians
+from doseatlas.spatial import HUBER_K, N_PASSES, _backfit, _median, _median_near, group_medians
 
 
 def _table(seed: int, n: int = 3000) -> pd.DataFrame:
@@ -106,3 +106,15 @@ def test_compiled_backfit_gives_the_numpy_passes_bit_for_bit():
     ):
         np.testing.assert_array_equal(got, expected)
         assert np.array_equal(np.nan_to_num(got).view(np.int64), np.nan_to_num(expected).view(np.int64))
+
+
+def test_median_near_a_guess_is_the_median_to_the_bit():
+    rng = np.random.default_rng(5)
+    for size in (1, 2, 3, 4, 7, 50, 51, 384):
+        values = np.abs(rng.normal(0, 1, size))
+        values[rng.random(size) < 0.1] = np.nan
+        values[rng.random(size) < 0.2] = 0.5  # ties
+        expected = _median(values.copy())
+        for guess in (np.nan, 0.0, 0.5, 0.49, 0.51, expected, expected * 1.019, 3.0):
+            got = _median_near(values.copy(), guess, np.empty(size))
+            assert np.array_equal(got, expected, equal_nan=True), (size, guess)

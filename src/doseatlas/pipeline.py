@@ -275,7 +275,8 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
     coding = plate_coding(clean)
     roles = [r.value for r in S.Role]
-    role = pd.Categorical(clean[S.ROLE], categories=roles).codes.astype(np.int64)  # -1: not a role
+    codes, uniques = pd.factorize(clean[S.ROLE].to_numpy())  # the texts coded once, then named as roles
+    role = np.array([roles.index(u) if u in roles else -1 for u in uniques] + [-1], dtype=np.int64)[codes]
     n = coding.n_plates
     known = role >= 0
     counts = np.bincount(coding.plate[known] * len(roles) + role[known], minlength=n * len(roles))

@@ -174,7 +174,7 @@ def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.Da
     plate_id = pd.Series(coding.plate, index=clean.index)
     edge = _edge_flags(coding.positions().set_axis(clean.index), plate_id).to_numpy(float)
     keys = clean[PLATE_KEY].iloc[first_code_rows(coding.plate)].reset_index(drop=True)
-    vehicle = (clean[S.ROLE] == S.Role.VEHICLE).to_numpy()
+    vehicle = _role_is(clean, S.Role.VEHICLE)
     if not vehicle.any():
         return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     side = np.where(np.isnan(edge), 2, edge).astype(np.int64)[vehicle]  # interior, edge, unknown
@@ -184,11 +184,16 @@ def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.Da
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = means[:, 1] / means[:, 0]
     out = keys.assign(**{EDGE_RATIO: ratio[coding.plate[first_code_rows(coding.plate)]]})
-    positive = (clean[S.ROLE] == S.Role.POSITIVE_CONTROL).to_numpy()
+    positive = _role_is(clean, S.Role.POSITIVE_CONTROL)
     z = _z_factor(clean) if positive.any() else pd.DataFrame()
     if not len(z):
         return out.assign(**{Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     return out.merge(z, on=PLATE_KEY, how="left")
+
+
+def _role_is(table: pd.DataFrame, role: S.Role) -> np.ndarray:
+    """Per row of ``table``: whether its role is ``role`` (compared as plain text, by numpy)."""
+    return np.asarray(table[S.ROLE].to_numpy() == role.value, dtype=bool)
 
 
 def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:

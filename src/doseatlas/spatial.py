@@ -26,6 +26,8 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -72,33 +74,42 @@ def well_positions(
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
     ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
     :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
-    cells = clean[S.ROLE].isin([S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED]).to_numpy()
+    cells = role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
     if S.WELL not in clean or not cells.any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     coding = coding or plate_coding(clean)
     rows = _canonical_order(clean, np.flatnonzero(cells), coding)
-    wells = S.with_series(clean.take(rows).reset_index(drop=True))
+    read = [c for c in (S.SIGNAL, S.ROLE, *_CONDITION) if c in clean and c not in PLATE_KEY]
+    wells = S.with_series(clean[read].take(rows).reset_index(drop=True))  # the plate key: coded on the plates
     full_plate = coding.plate[rows]
     plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
     positions = coding.positions(rows)
-    out = wells[[*PLATE_KEY, S.WELL]].assign(
-        row=positions["row"],
-        col=positions["col"],
-        edge=_edge_flags(positions, pd.Series(plate)),
-        _plate=plate,
-    )
+    edge = _edge_flags(positions, pd.Series(plate)).to_numpy(float)
     model = _edge_model(
         wells,
         plate,
-        out["edge"].to_numpy(float),
+        edge,
         blank=_plate_blanks(clean, coding)[full_plate],
         min_fraction=min_fraction,
         cond=_condition_codes(wells, full_plate, coding),
     )
-    out = out.assign(**dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True)))
-    out = out[out["row"].notna() & out["col"].notna()].reset_index(drop=True)
+    columns = {"row": positions["row"].to_numpy(), "col": positions["col"].to_numpy(), "edge": edge,
+               "_plate": plate, **dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True))}  # fmt: skip
+    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
+    if not keep.all():
+        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
+    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
     return _with_polish(out)
+
+
+def role_is(table: pd.DataFrame, *roles: S.Role) -> np.ndarray:
+    """Per row of ``table``: whether its role is one of ``roles`` (compared as plain text, by numpy)."""
+    values = table[S.ROLE].to_numpy()
+    hit = np.zeros(len(values), dtype=bool)
+    for role in roles:
+        hit |= values == role.value
+    return hit
 
 
 def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
@@ -113,7 +124,7 @@ def _blanks(clean: pd.DataFrame, wells: pd.DataFrame) -> np.ndarray:
 
 def _plate_blanks(clean: pd.DataFrame, coding: PlateCoding) -> np.ndarray:
     """Per plate of ``coding``: :func:`_blanks` (the mean blank signal, 0 where the plate has none)."""
-    blank = (clean[S.ROLE] == S.Role.BLANK).to_numpy()
+    blank = role_is(clean, S.Role.BLANK)
     signal = clean[S.SIGNAL].to_numpy(float)[blank]
     means = summary_by_code(coding.plate[blank], signal, coding.n_plates, method="mean")
     return np.where(np.isnan(means), 0.0, means)
@@ -152,11 +163,9 @@ def _usable(
     """Wells whose log signal (above the blank) is informative: positive, of a condition whose median is at
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
-    treated = (wells[S.ROLE] == S.Role.TREATED).to_numpy()
-    reference = _group_medians(signal, *_segments(cond, int(cond.max()) + 1))[cond]
-    control = _group_medians(np.where(treated, np.nan, signal), *_segments(plate, int(plate.max()) + 1))[
-        plate
-    ]
+    treated = role_is(wells, S.Role.TREATED)
+    reference = _group_medians(signal, cond, int(cond.max()) + 1)[cond]
+    control = _group_medians(np.where(treated, np.nan, signal), plate, int(plate.max()) + 1)[plate]
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(signal) & (signal > 0) & (reference > min_fraction * control)
     return usable & (np.bincount(cond, weights=usable)[cond] >= 2)
@@ -178,8 +187,8 @@ def _edge_model(
     use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
     resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
     if use.any():
-        codes = [pd.factorize(v[use], sort=True)[0] for v in (plate, cond)]
-        resid[use], weight[use], leverage[use] = _backfit(np.log(signal[use]), *codes, edge[use] == 1.0)
+        y, codes = np.log(signal[use]), (plate[use], cond[use])  # _backfit numbers what it uses
+        resid[use], weight[use], leverage[use] = _backfit(y, *codes, edge[use] == 1.0)
     return resid, np.where(use, weight, 0.0), leverage, cond
 
 
@@ -198,14 +207,23 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs). Compiled (:func:`_backfit_passes`); every sum runs over the wells in their order, as
-    ``numpy.bincount`` sums, so the numbers are those of the same passes written with numpy."""
-    n_p, n_c = int(plate.max()) + 1, int(cond.max()) + 1
-    plate, cond = plate.astype(np.int64), cond.astype(np.int64)
-    order, starts = _segments(plate, n_p)
-    return _backfit_passes(
-        y, plate, cond, edge.astype(np.float64), n_p, n_c, order, starts, N_PASSES, HUBER_K
-    )
+    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate; every sum runs over the wells in their
+    order within a plate and the plates in order (the row order when a plate's wells are together, as
+    :func:`well_positions` gives them), as ``numpy.bincount`` sums, so the numbers are those of the same
+    passes written with numpy. ``plate`` and ``cond``: integer codes (codes without wells are skipped)."""
+    n_p = int(plate.max()) + 1
+    starts = np.r_[0, np.cumsum(np.bincount(plate, minlength=n_p))].astype(np.int64)
+    if len(plate) < 2 or bool((plate[1:] >= plate[:-1]).all()):  # the plates' wells together, in order
+        order = slice(None)
+    else:
+        order = np.argsort(plate, kind="stable")
+    cond = pd.factorize(cond[order])[0].astype(np.int64)  # renumbered as met: a plate's conditions together
+    n_c = int(cond.max()) + 1
+    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts, N_PASSES, HUBER_K)
+    results = tuple(np.empty(len(y)) for _ in fitted)
+    for result, values in zip(results, fitted, strict=True):
+        result[order] = values
+    return results
 
 
 def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -214,13 +232,7 @@ def group_medians(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     if not len(values):
         return np.zeros(0)
     group = np.asarray(group, dtype=np.int64)
-    return _group_medians(np.asarray(values, dtype=float), *_segments(group, int(group.max()) + 1))[group]
-
-
-def _segments(group: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of each group (a stable order by group) and where each group starts in it (``n + 1`` bounds)."""
-    order = np.argsort(group, kind="stable")
-    return order, np.r_[0, np.cumsum(np.bincount(group, minlength=n))].astype(np.int64)
+    return _group_medians(np.asarray(values, dtype=float), group, int(group.max()) + 1)[group]
 
 
 @njit(**_JIT)
@@ -235,7 +247,7 @@ def _nan_to_num(x: float) -> float:
 @njit(**_JIT)
 def _median(values: np.ndarray) -> float:
     """Median of the non-NaN ``values`` (NaN if none), as pandas' grouped median computes it: the middle value,
-    or the two middle values added and halved. ``values`` is reordered."""
+    or the two middle values added and halved. ``values`` is reordered in place (:func:`_select`)."""
     m = 0
     for k in range(len(values)):
         if not np.isnan(values[k]):
@@ -243,94 +255,165 @@ def _median(values: np.ndarray) -> float:
             m += 1
     if m == 0:
         return np.nan
-    part = np.partition(values[:m], m // 2)
-    high = part[m // 2]
+    high = _select(values, m, m // 2)
     if m % 2 == 1:
         return high
-    low = part[0]
+    low = values[0]
     for k in range(1, m // 2):
-        low = max(low, part[k])
+        low = max(low, values[k])
     return (high + low) / 2
 
 
 @njit(**_JIT)
-def _group_medians(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Median (:func:`_median`) of ``values`` per group, the groups given by :func:`_segments`."""
-    n = len(starts) - 1
+def _select(a: np.ndarray, m: int, k: int) -> float:
+    """The ``k``-th smallest of ``a[:m]`` (no NaN), ``a`` reordered so that ``a[:k] <= a[k] <= a[k + 1:m]``
+    (quickselect, median-of-three pivots; no allocation)."""
+    lo, hi = 0, m - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot, i, j = a[mid], lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i, j = i + 1, j - 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@njit(**_JIT)
+def _group_medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Median (:func:`_median`) of ``values`` per group (codes ``0 <= group < n``; NaN without a value): the
+    values gathered by group once (a counting sort), each group's median taken in place."""
+    starts = np.zeros(n + 1, dtype=np.int64)
+    for k in range(len(group)):
+        starts[group[k] + 1] += 1
+    for g in range(n):
+        starts[g + 1] += starts[g]
+    at, gathered = starts[:-1].copy(), np.empty(len(values))
+    for k in range(len(group)):
+        gathered[at[group[k]]] = values[k]
+        at[group[k]] += 1
     out = np.empty(n)
     for g in range(n):
-        out[g] = _median(values[order[starts[g] : starts[g + 1]]])
+        out[g] = _median(gathered[starts[g] : starts[g + 1]])
     return out
 
 
 @njit(**_JIT)
-def _backfit_passes(y, plate, cond, out, n_p, n_c, order, starts, n_passes, k_huber):
-    """The passes of :func:`_backfit` (``out``: 1.0 on the edge, else 0.0; ``order``/``starts``: the plates'
-    rows). Each grouped sum adds its rows in row order from 0.0, as ``numpy.bincount(group, weights)``."""
-    n = len(y)
+def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
+    """The passes of :func:`_backfit` over wells ordered by plate (``starts``: where each plate's wells begin;
+    ``out``: 1.0 on the edge, else 0.0), one sweep over the wells per pass: each plate's residuals, gain and
+    edge term (:func:`_plate_update`), its Huber weights, then its wells' sums for the next pass's condition
+    means. Each grouped sum adds its wells in order from 0.0, as ``numpy.bincount(group, weights)``. A
+    condition's numbers sit together (``by_cond`` row: the sums of the weighted deviations and of the weights
+    for the next pass, the mean and the weight for this pass): one memory line per condition and well."""
+    n, n_p = len(y), len(starts) - 1
     a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
+    by_cond = np.zeros((n_c, 4))
+    for p in range(n_p):
+        _weights_and_sums(y, cond, out, w, a[p], e[p], starts[p], starts[p + 1], by_cond, y, 0.0, False)
+    z = np.empty((2, int(np.max(starts[1:] - starts[:-1])) if n_p else 0))  # a plate's z, and a copy
+    medians, bound = np.full(n_p, np.nan), 0.0  # each plate's median z in the pass before
     for i in range(n_passes):
-        num, den = np.zeros(n_c), np.zeros(n_c)
-        for k in range(n):
-            v = y[k] - a[plate[k]] - e[plate[k]] * out[k]
-            num[cond[k]] += w[k] * v
-            den[cond[k]] += w[k]
-        b = num / den
-        for k in range(n):
-            r[k] = y[k] - b[cond[k]]
-        _plate_terms(r, w, plate, out, a, e)
-        if i >= n_passes // 3:
-            w = _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber)
-    w_c = _sums(cond, w, n_c)
+        for c in range(n_c):  # this pass's condition means and weights; the sums start again from 0.0
+            by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
+            by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
+        for p in range(n_p):
+            lo, hi = starts[p], starts[p + 1]
+            a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
+            huber = i >= n_passes // 3  # no Huber weights in the first third of the passes
+            if huber:
+                bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
+            _weights_and_sums(y, cond, out, w, a[p], e[p], lo, hi, by_cond, z[0], bound, huber)
     resid, leverage = np.empty(n), np.empty(n)
-    for k in range(n):
-        resid[k] = r[k] - a[plate[k]]
-        leverage[k] = w[k] / w_c[cond[k]]
+    for p in range(n_p):
+        for k in range(starts[p], starts[p + 1]):
+            resid[k] = r[k] - a[p]
+            leverage[k] = w[k] / by_cond[cond[k], 1]  # the sums of the final weights
     return resid, w, leverage
 
 
 @njit(**_JIT)
-def _sums(group, values, n):
-    out = np.zeros(n)
-    for k in range(len(group)):
-        out[group[k]] += values[k]
-    return out
-
-
-@njit(**_JIT)
-def _plate_terms(r, w, plate, out, a, e):
-    """Plate gain ``a`` (interior mean of ``r``, the edge mean on a plate without interior) and edge term ``e``
-    (edge less interior mean, 0 where a side is empty), in place."""
-    n_p = len(a)
-    s_in, w_in, s_out, w_out = np.zeros(n_p), np.zeros(n_p), np.zeros(n_p), np.zeros(n_p)
-    for k in range(len(r)):
-        p = plate[k]
+def _plate_update(y, cond, out, w, by_cond, r, lo, hi):
+    """The residuals ``r`` of the wells ``lo:hi`` of a plate from their condition means (``by_cond[:, 2]``)
+    and the plate's gain (interior mean of ``r``, the edge mean on a plate without interior) and edge term
+    (edge less interior mean, 0 where a side is empty)."""
+    s_in, w_in, s_out, w_out = 0.0, 0.0, 0.0, 0.0
+    for k in range(lo, hi):
+        r[k] = y[k] - by_cond[cond[k], 2]
         wk_in, wk_out = w[k] * (1.0 - out[k]), w[k] * out[k]
-        s_in[p] += wk_in * r[k]
-        w_in[p] += wk_in
-        s_out[p] += wk_out * r[k]
-        w_out[p] += wk_out
-    a_in, a_out = s_in / w_in, s_out / w_out
-    for p in range(n_p):
-        a[p] = _nan_to_num(a_out[p]) if np.isnan(a_in[p]) else a_in[p]
-        e[p] = _nan_to_num(a_out[p] - a_in[p])
+        s_in += wk_in * r[k]
+        w_in += wk_in
+        s_out += wk_out * r[k]
+        w_out += wk_out
+    a_in, a_out = s_in / w_in, s_out / w_out  # numpy's rules: inf, or NaN for 0 / 0
+    return (_nan_to_num(a_out) if np.isnan(a_in) else a_in), _nan_to_num(a_out - a_in)
 
 
 @njit(**_JIT)
-def _huber_weights(r, w, plate, cond, out, a, e, n_c, order, starts, k_huber):
-    """Huber weights (``k_huber`` robust SDs of the plate's residuals standardized by their leverage)."""
-    w_c = _sums(cond, w, n_c)
-    z = np.empty(len(r))
-    for k in range(len(r)):
-        resid = r[k] - a[plate[k]] - e[plate[k]] * out[k]
-        one_less = 1.0 - w[k] / w_c[cond[k]]
-        z[k] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
-    scale = 1.4826 * _group_medians(z, order, starts)
-    new = np.empty(len(r))
-    for k in range(len(r)):
-        bound = k_huber * scale[plate[k]]
-        new[k] = bound / z[k] if z[k] > bound else 1.0
-    return new
+def _huber_bound(r, w, cond, out, by_cond, a, e, lo, hi, z, median, k_huber):
+    """The Huber bound of a plate (``k_huber`` robust SDs of its residuals standardized by their leverage;
+    ``by_cond[:, 3]``: the conditions' weights), its wells' standardized residuals left in ``z[0]``; the
+    median of the pass before in ``median[0]`` (NaN if none), replaced by this pass's."""
+    for k in range(lo, hi):
+        resid = r[k] - a - e * out[k]
+        one_less = 1.0 - w[k] / by_cond[cond[k], 3]
+        z[0, k - lo] = np.abs(resid) / np.sqrt(one_less if not one_less < 1e-12 else 1e-12)  # NaN stays NaN
+    median[0] = _median_near(z[0, : hi - lo], median[0], z[1])
+    return k_huber * (1.4826 * median[0])
+
+
+@njit(**_JIT)
+def _median_near(values, guess, buffer):
+    """:func:`_median` of ``values`` (left as they are; ``buffer`` as long), found among the values within 2%
+    of ``guess`` (>= 0) when the middle ones are among them (the middle values, hence the median, are the
+    same whichever values they are selected from), else among all."""
+    m, below, inside = 0, 0, 0
+    lower, upper = guess * 0.98, guess * 1.02
+    for v in values:  # NaN: in none of the counts
+        m += 0 if np.isnan(v) else 1
+        below += 1 if v < lower else 0
+        buffer[inside] = v
+        inside += 1 if lower <= v <= upper else 0
+    k = m // 2
+    if m > 0 and below <= (k if m % 2 == 1 else k - 1) and k < below + inside:
+        high = _select(buffer, inside, k - below)  # buffer[: k - below]: the values below it
+        if m % 2 == 1:
+            return high
+        low = buffer[0]
+        for j in range(1, k - below):
+            low = max(low, buffer[j])
+        return (high + low) / 2
+    buffer[: len(values)] = values
+    return _median(buffer[: len(values)])
+
+
+@njit(**_JIT)
+def _weights_and_sums(y, cond, out, w, a, e, lo, hi, by_cond, z, bound, huber):
+    """The Huber weights of the wells ``lo:hi`` of a plate if ``huber`` (``bound / z`` beyond ``bound``, else
+    1), then their weighted deviations from the plate terms ``a``, ``e`` and their weights added
+    to their conditions' sums (``by_cond[:, 0]``, ``by_cond[:, 1]``)."""
+    for k in range(lo, hi):
+        if huber:
+            w[k] = bound / z[k - lo] if z[k - lo] > bound else 1.0
+        v = y[k] - a - e * out[k]
+        by_cond[cond[k], 0] += w[k] * v
+        by_cond[cond[k], 1] += w[k]
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
@@ -355,29 +438,26 @@ def median_polish(grid: np.ndarray, *, n_iter: int = 10) -> tuple[np.ndarray, np
 
 @njit(**_JIT)
 def _middle(buffer: np.ndarray, m: int) -> float:
-    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered)."""
+    """:func:`nanmedian` of the ``m`` non-NaN values at the start of ``buffer`` (reordered): the two middle
+    values of the sorted ones added and halved (:func:`_select` finds them)."""
     if m == 0:
         return np.nan
-    if m <= 64:  # a row or column of a plate: sorted in place
-        ordered = buffer
-        for k in range(1, m):
-            v, i = buffer[k], k - 1
-            while i >= 0 and buffer[i] > v:
-                buffer[i + 1] = buffer[i]
-                i -= 1
-            buffer[i + 1] = v
-    else:
-        ordered = np.sort(buffer[:m])
-    high = m // 2
-    low = high if m % 2 == 1 else high - 1
-    return (ordered[low] + ordered[high]) / 2.0
+    high = _select(buffer, m, m // 2)
+    low = high
+    if m % 2 == 0:
+        low = buffer[0]
+        for k in range(1, m // 2):
+            low = max(low, buffer[k])
+    return (low + high) / 2.0
 
 
 @njit(**_JIT)
 def _sweep(mat, effect, buffer):
     """One median-polish sweep over the rows of ``mat`` (a plate, or its transpose for the columns): each row's
-    median of the present values taken out of the row and added to its effect."""
+    median of the present values taken out of the row and added to its effect. Returns whether anything
+    changed: not when every median is +0.0 (an effect is never -0.0, so adding +0.0 keeps it)."""
     n_rows, n_cols = mat.shape
+    changed = False
     for i in range(n_rows):
         m = 0
         for j in range(n_cols):
@@ -385,8 +465,11 @@ def _sweep(mat, effect, buffer):
                 buffer[m] = mat[i, j]
                 m += 1
         r = _nan_to_num(_middle(buffer, m))
-        mat[i, :] -= r
-        effect[i] += r
+        if r != 0.0 or math.copysign(1.0, r) < 0.0:
+            mat[i, :] -= r
+            effect[i] += r
+            changed = True
+    return changed
 
 
 @njit(**_JIT)
@@ -397,8 +480,9 @@ def _polish(grid, n_iter):
     buffer = np.empty(max(n_rows, n_cols))
     for p in range(n_plates):
         for _ in range(n_iter):
-            _sweep(resid[p], row_eff[p], buffer)
-            _sweep(resid[p].T, col_eff[p], buffer)
+            rows = _sweep(resid[p], row_eff[p], buffer)
+            if not _sweep(resid[p].T, col_eff[p], buffer) and not rows:
+                break  # a sweep of rows and columns that changed nothing: the later ones change nothing either
     return row_eff, col_eff, resid
 
 
@@ -406,13 +490,22 @@ def _polish(grid, n_iter):
 def _plate_mad(resid):
     """Per plate: 1.4826 x the median absolute deviation of its residuals from their median (NaN ignored)."""
     mad = np.empty(resid.shape[0])
+    buffer = np.empty(resid.shape[1] * resid.shape[2])
     for p in range(resid.shape[0]):
         flat = resid[p].ravel()
-        buffer = flat[~np.isnan(flat)].copy()
-        centre = _middle(buffer, len(buffer))
-        buffer = np.abs(flat - centre)
-        buffer = buffer[~np.isnan(buffer)].copy()
-        mad[p] = 1.4826 * _middle(buffer, len(buffer))
+        m = 0
+        for v in flat:
+            if not np.isnan(v):
+                buffer[m] = v
+                m += 1
+        centre = _middle(buffer, m)
+        m = 0
+        for v in flat:
+            d = np.abs(v - centre)
+            if not np.isnan(d):
+                buffer[m] = d
+                m += 1
+        mad[p] = 1.4826 * _middle(buffer, m)
     return mad
 
 
