@@ -203,7 +203,8 @@ def curve_grid(
         curve = _curve_used(curves, mm, pick)
         _draw_panel(ax, points, curve, mm, scale)
         title = "\n".join(plain(line, limit=150) for line in str(pick["title"]).split("\n"))
-        ax.set_title(title, fontsize=7.5, parse_math=False)
+        # y given: drawn where matplotlib would put it (no tick labels above), without measuring every label
+        ax.set_title(title, fontsize=7.5, parse_math=False, y=1.0)
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
     _fixed_layout(fig, nrows=nrows, ncols=ncols)
