@@ -25,6 +25,7 @@ MAX_PLATE_MAPS = 12
 LIMIT = 0.5  # |log2 residual| at which the colour saturates (a 1.41-fold deviation)
 _KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
 _CONDITION = [S.TIME_H if c == S.DURATION_H else c for c in (*S.CURVE_KEY, S.CONCENTRATION)]
+_COLUMNS = list(dict.fromkeys([*_KEY, *_CONDITION, S.WELL, S.SIGNAL]))  # the columns the residuals read
 
 
 def well_residuals(responses: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +177,7 @@ def plate_maps_section(result) -> str:
     options = result.options.flags if getattr(result, "options", None) is not None else FlagOptions()
     ordered = _order(plates, plate_flags(plates, options=options))
     rows = _map_rows(responses, ordered)
-    residuals = well_residuals(responses if rows is None else responses.take(rows))
+    residuals = well_residuals(responses if rows is None else responses[_COLUMNS].take(rows))
     if not len(residuals):
         return '<p class="sub">No treated well with a position.</p>'
     drawn, cells = _drawn_cells(ordered, residuals)
