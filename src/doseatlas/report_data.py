@@ -341,7 +341,12 @@ def curve_sample(
     from doseatlas import report
 
     datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
-    shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])] if datasets else metrics.head(0)
+    if not datasets:
+        shown = metrics.head(0)
+    elif len(datasets) <= report.MAX_FIGURES and not metrics[S.DATASET].isna().any():
+        shown = metrics  # every row is of a data set drawn: no copy of the whole table
+    else:
+        shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])]
     candidates = report.pick_candidates(shown)
     if streamed is not None:
         responses = streamed_points(streamed, candidates)
