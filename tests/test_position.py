@@ -213,3 +213,27 @@ def test_plate_qc_thresholds_are_run_options():
     assert RunSettings(position_correction="bscore").run_options().position_correction == "bscore"
     with pytest.raises(ConfigError):
         RunSettings(min_edge_effect=1.5).run_options()
+
+
+def test_plate_maps_of_the_drawn_plates_rows_equal_those_of_the_whole_table(monkeypatch):
+    """The plate maps are computed on the rows of the drawn plates' cell lines and perturbagens only: the same
+    page as from every row; the colours computed on arrays are those of one cell at a time."""
+    from doseatlas import plotting_plates as P
+
+    config = SimulationConfig(
+        n_cell_lines=3,
+        n_drugs=4,
+        datasets=[DatasetConfig(name="a", edge_loss=0.3), DatasetConfig(name="b", plate_format=384)],
+    )
+    result = run_pipeline(canonical_columns(simulate(config, seed=6).wells, source="sim"))
+    monkeypatch.setattr(P, "MAX_PLATE_MAPS", 2)  # two plates: the rows of one cell line (of 3) are enough
+    ordered = P._order(result.plates, result.plates.head(0))
+    rows = P._map_rows(result.responses, ordered)
+    assert rows is not None and 0 < len(rows) < len(result.responses)
+    fast = P.plate_maps_section(result)
+    monkeypatch.setattr(P, "_map_rows", lambda responses, ordered: None)
+    assert fast == P.plate_maps_section(result)
+    values = np.array(
+        [[np.nan, -np.inf, np.inf, -1.0, -0.5, -0.25, -1e-9], [0.0, 1e-9, 0.1, 0.25, 0.5, 3.0, -3.0]]
+    )
+    assert P._colours(values).tolist() == [[P._colour(v) for v in row] for row in values.tolist()]

@@ -78,3 +78,46 @@ def test_counts_of_the_aggregates_are_those_of_the_rows(result):
         again[[*S.CURVE_KEY, S.METRIC]],
         report.pick_curves(result.metrics)[[*S.CURVE_KEY, S.METRIC]],
     )
+
+
+def _marked_by_sorting(metrics: pd.DataFrame, most: int) -> tuple[pd.DataFrame, int]:
+    """marked_curves as the rows say it: distinct (curve, mark) rows sorted by text, marks joined per curve."""
+    text = (
+        metrics[S.FLAGS].astype("string").fillna("") + " " + metrics[S.REVIEWED].astype("string").fillna("")
+    )
+    text = text.str.strip()
+    keys = list(S.CURVE_KEY)
+    rows = metrics[keys].assign(mark=text.to_numpy(dtype=object))[text.ne("").to_numpy(dtype=bool)]
+    rows = rows.drop_duplicates().sort_values([*keys, "mark"], kind="stable")
+    joined = rows.groupby(keys, dropna=False, sort=False)["mark"].agg(" ".join).reset_index()
+    return joined.head(most).reset_index(drop=True), len(joined)
+
+
+def test_marked_curves_are_those_of_sorting_the_rows():
+    from doseatlas.report_data import marked_curves
+
+    rng = np.random.default_rng(5)
+    n = 400
+    text = pd.StringDtype(na_value=np.nan)
+    metrics = pd.DataFrame(
+        {
+            S.DATASET: pd.array(rng.choice(["b", "a", None], n), dtype=text),
+            S.CELL_LINE: pd.array(rng.choice(["CL2", "CL10", "cl1", "É"], n), dtype=text),
+            S.PERTURBATION_TYPE: pd.array(["compound"] * n, dtype=text),
+            S.PERTURBAGEN: pd.array(rng.choice(["d1", "d2", None], n), dtype=text),
+            S.READOUT: pd.array(rng.choice(["atp", "count"], n), dtype=text),
+            S.DURATION_H: rng.choice([72.0, 24.0, np.nan], n),
+            S.SERIES: pd.array(rng.choice(["", "s1"], n), dtype=text),
+            S.SEEDING_DENSITY: rng.choice([1000.0, np.nan, 500.0], n),
+            S.FLAGS: pd.array(
+                rng.choice(["", "edge_effect", "bound_limited;edge_effect", None], n), dtype=text
+            ),
+            S.REVIEWED: pd.array(
+                rng.choice([None, "accepted", "rejected"], n, p=[0.8, 0.1, 0.1]), dtype=text
+            ),
+        }
+    )
+    for most in (3, 10_000):
+        (got, total), (want, count) = marked_curves(metrics, most=most), _marked_by_sorting(metrics, most)
+        assert total == count > most // 1000
+        pd.testing.assert_frame_equal(got.astype(object), want.astype(object), check_exact=True)

@@ -192,8 +192,9 @@ def curve_grid(
     nrows = int(np.ceil(n / ncols))
     fig = Figure(figsize=(PANEL_W * ncols, PANEL_H * nrows))  # room for the metric text below each panel
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    resp = _candidates(responses.rename(columns={S.TIME_H: S.DURATION_H}), picks)
-    metrics = _candidates(metrics, picks)
+    resp = _candidates(responses.rename(columns={S.TIME_H: S.DURATION_H}), picks, RESPONSE_COLUMNS)
+    metrics = _candidates(metrics, picks, METRIC_COLUMNS)
+    curves = curves[[c for c in CURVE_COLUMNS if c in curves]] if len(curves) else curves
     resp_key, metrics_key, pick_key = _key_codes(resp, metrics, picks)
     for i, (ax, (_, pick)) in enumerate(zip(axes.flat, picks.iterrows(), strict=False)):
         scale = pick[S.SCALE]
@@ -202,7 +203,8 @@ def curve_grid(
         curve = _curve_used(curves, mm, pick)
         _draw_panel(ax, points, curve, mm, scale)
         title = "\n".join(plain(line, limit=150) for line in str(pick["title"]).split("\n"))
-        ax.set_title(title, fontsize=7.5, parse_math=False)
+        # y given: drawn where matplotlib would put it (no tick labels above), without measuring every label
+        ax.set_title(title, fontsize=7.5, parse_math=False, y=1.0)
     for ax in list(axes.flat)[len(picks) :]:
         ax.axis("off")
     _fixed_layout(fig, nrows=nrows, ncols=ncols)
@@ -233,11 +235,29 @@ def _fixed_layout(fig, *, nrows: int, ncols: int) -> None:
     )
 
 
-def _candidates(table: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``table`` whose cell line and perturbagen are those of some pick: one scan of the whole
-    table, so that the key codes of each panel (:func:`_key_codes`) are made of these few rows only."""
+#: the columns of the responses, metrics and curves that a panel draws (the rest are left behind before the
+#: rows of each panel are selected: a wide table makes every selection slow)
+RESPONSE_COLUMNS = (*S.CURVE_KEY, S.CONCENTRATION, *S.RESPONSE_SCALES, S.TIME_ZERO_SIGNAL, S.VEHICLE_SIGNAL)
+METRIC_COLUMNS = (*S.CURVE_KEY, S.METRIC, S.STATUS, S.VALUE, S.LOWER, S.UPPER, S.REASON, S.CURVE_ID)
+CURVE_COLUMNS = (
+    S.CURVE_ID,
+    S.SCALE,
+    "status",
+    "selected",
+    "flat_value",
+    "top",
+    "bottom",
+    "log10_ec50",
+    "hill",
+)
+
+
+def _candidates(table: pd.DataFrame, picks: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``table`` whose cell line and perturbagen are those of some pick (one scan of the whole
+    table, so that the key codes of each panel, :func:`_key_codes`, are made of these few rows only), and of
+    its ``columns`` only."""
     keep = table[S.CELL_LINE].isin(picks[S.CELL_LINE]) & table[S.PERTURBAGEN].isin(picks[S.PERTURBAGEN])
-    return table[keep]
+    return table[[c for c in columns if c in table]][keep.to_numpy(dtype=bool)]
 
 
 def _key_codes(*tables: pd.DataFrame) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ red high, white as its replicates. Only treated wells are in the responses; othe
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ MAX_PLATE_MAPS = 12
 LIMIT = 0.5  # |log2 residual| at which the colour saturates (a 1.41-fold deviation)
 _KEY = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
 _CONDITION = [S.TIME_H if c == S.DURATION_H else c for c in (*S.CURVE_KEY, S.CONCENTRATION)]
+_COLUMNS = list(dict.fromkeys([*_KEY, *_CONDITION, S.WELL, S.SIGNAL]))  # the columns the residuals read
 
 
 def well_residuals(responses: pd.DataFrame) -> pd.DataFrame:
@@ -57,16 +59,31 @@ def _colour(value: float) -> str:
     return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
 
 
+#: the ends of the colour scale (:func:`_colour`): low (blue) and high (red), white in the middle
+_LOW, _HIGH = np.array([49.0, 130.0, 189.0]), np.array([197.0, 48.0, 48.0])
+
+
+def _colours(values: np.ndarray) -> np.ndarray:
+    """:func:`_colour` of every value of ``values`` (the same numbers, computed on the whole array)."""
+    t = np.clip(values / LIMIT, -1.0, 1.0)[..., None]
+    with np.errstate(invalid="ignore"):
+        rgb = np.where(t < 0, 255 + t * (255 - _LOW), 255 - t * (255 - _HIGH))
+    rgb = np.trunc(np.nan_to_num(rgb)).astype(np.int64)
+    text = np.array([f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.reshape(-1, 3).tolist()], dtype=object)
+    return np.where(np.isfinite(values).ravel(), text, "#e2e8f0").reshape(values.shape)
+
+
 def _plate_table(cells: pd.DataFrame, n_rows: int, n_cols: int) -> str:
     grid = np.full((n_rows, n_cols), np.nan)
     grid[cells["row"].to_numpy(int) - 1, cells["col"].to_numpy(int) - 1] = cells["residual"].to_numpy(float)
+    colours = _colours(grid)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td style="background:{_colour(v)}" title="{_well(r, c)}: {v:+.2f}"></td>'
-            if np.isfinite(v)
-            else f'<td style="background:{_colour(v)}"></td>'
-            for c, v in enumerate(row)
+            f'<td style="background:{colours[r, c]}" title="{_well(r, c)}: {v:+.2f}"></td>'
+            if math.isfinite(v)
+            else f'<td style="background:{colours[r, c]}"></td>'
+            for c, v in enumerate(row.tolist())
         )
         + "</tr>"
         for r, row in enumerate(grid)
@@ -105,6 +122,43 @@ def _drawn_cells(ordered: pd.DataFrame, residuals: pd.DataFrame) -> tuple[pd.Dat
     return drawn.drop(columns="_code"), residuals[n >= 0].assign(_n=n[n >= 0]).reset_index(drop=True)
 
 
+def _among(column: pd.Series, values: pd.Series) -> np.ndarray:
+    """True where ``column`` holds one of ``values`` (a missing value matches a missing one)."""
+    hit = column.isin(values.dropna().unique()).to_numpy(dtype=bool)
+    return hit | column.isna().to_numpy(dtype=bool) if values.isna().any() else hit
+
+
+def _map_rows(responses: pd.DataFrame, ordered: pd.DataFrame) -> np.ndarray | None:
+    """Positions of the rows the residuals of the drawn plates depend on: every row of their cell lines and
+    perturbagens (a well's condition and plate medians are taken over rows that share both), so the residuals are
+    computed on those rows only, not on a whole screen. The drawn plates are found among the first plates of
+    ``ordered``, a few at a time (4 times more each round). None when the columns are missing or no plate
+    of ``ordered`` has a placed well (the whole table is used then)."""
+    if not {*_KEY, *_CONDITION, S.WELL, S.SIGNAL} <= set(responses.columns) or not len(responses):
+        return None
+    n = MAX_PLATE_MAPS
+    while True:
+        head = ordered.head(n)[_KEY].drop_duplicates()
+        near = responses[[*_KEY, S.PERTURBAGEN, S.WELL]].take(
+            np.flatnonzero(_among(responses[S.PLATE], head[S.PLATE]))
+        )
+        at = parse_wells(near[S.WELL])
+        placed = (at["row"].notna() & at["col"].notna()).to_numpy(dtype=bool)
+        drawn = head.merge(key_codes(near[placed], _KEY)[1], on=_KEY, how="inner").head(MAX_PLATE_MAPS)
+        if len(drawn) == MAX_PLATE_MAPS or n >= len(ordered):
+            break
+        n *= 4
+    if not len(drawn):
+        return None
+    codes, keys = key_codes(near, _KEY)
+    on = keys.merge(drawn.assign(_drawn=True), on=_KEY, how="left")["_drawn"].eq(True).to_numpy(dtype=bool)
+    members = near[on[codes]]
+    return np.flatnonzero(
+        _among(responses[S.CELL_LINE], members[S.CELL_LINE])
+        & _among(responses[S.PERTURBAGEN], members[S.PERTURBAGEN])
+    )
+
+
 PLATE_MAP_CSS = (
     ".platemaps{display:flex;flex-wrap:wrap;gap:10px}.platemaps figure{margin:0}"
     ".platemap{border-collapse:collapse}.platemap td{width:7px;height:7px;padding:0;border:1px solid #fff}"
@@ -121,11 +175,11 @@ def plate_maps_section(result) -> str:
     if plates is None or plates.empty or S.WELL not in responses:
         return '<p class="sub">No plate with well positions.</p>'
     options = result.options.flags if getattr(result, "options", None) is not None else FlagOptions()
-    flagged = plate_flags(plates, options=options)
-    residuals = well_residuals(responses)
+    ordered = _order(plates, plate_flags(plates, options=options))
+    rows = _map_rows(responses, ordered)
+    residuals = well_residuals(responses if rows is None else responses[_COLUMNS].take(rows))
     if not len(residuals):
         return '<p class="sub">No treated well with a position.</p>'
-    ordered = _order(plates, flagged)
     drawn, cells = _drawn_cells(ordered, residuals)
     figures = []
     for n, block in cells.groupby("_n", sort=True):  # at most MAX_PLATE_MAPS plates: a short loop

@@ -348,7 +348,7 @@ def pick_candidates(metrics: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     )
     wanted = np.flatnonzero(first & metrics[S.STATUS].isin(list(WANTED)).to_numpy(bool))
     keys = [*S.CURVE_KEY, S.METRIC]
-    narrow = S.with_series(metrics.iloc[wanted][[c for c in (*keys, S.STATUS) if c in metrics]])
+    narrow = S.with_series(metrics[[c for c in (*keys, S.STATUS) if c in metrics]].iloc[wanted])
     rank = pd.util.hash_pandas_object(narrow[keys].astype(object), index=False, hash_key=f"{seed:016d}"[-16:])
     kept = recut_candidates(narrow.assign(_rank=rank.to_numpy()).set_axis(wanted))
     rows = metrics.iloc[kept.index.to_numpy()].drop(columns=S.SCALE, errors="ignore")
@@ -361,7 +361,8 @@ def recut_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     """The first (lowest ``_rank``) :data:`WANTED` rows of each (data set, metric, status) of ``candidates``
     (e.g. the candidates of several parts of a run put together)."""
     rows = candidates.sort_values("_rank", kind="stable")
-    wanted = rows[S.STATUS].map(WANTED).to_numpy()
+    codes, statuses = pd.factorize(rows[S.STATUS])  # each distinct status looked up once, not every row
+    wanted = np.append([WANTED.get(s, np.nan) for s in statuses], np.nan)[codes]
     return rows[rows.groupby([S.DATASET, S.METRIC, S.STATUS]).cumcount().to_numpy() < wanted]
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._codes import joint_codes
+from doseatlas._groups import ordered_codes
 
 #: the count column of every count table
 ROWS = "rows"
@@ -248,21 +250,45 @@ def _joined(sorted_rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out
 
 
+def _mark_codes(metrics: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(per row: the code of its mark text, :func:`_mark_text`; the distinct texts, sorted): the text made once
+    per distinct combination of the ``columns`` (one row of each), not once per row."""
+    (combo,), _ = joint_codes([metrics], [columns])
+    _, first = np.unique(combo, return_index=True)  # combo numbers are dense: one first row per number
+    text_of_combo = _mark_text(metrics[columns].iloc[first], columns).to_numpy(dtype=object)
+    text_code, texts = pd.factorize(text_of_combo, sort=True)
+    return text_code[combo], np.asarray(texts, dtype=object)
+
+
+def _sorted_codes(rows: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Dense number of every row's ``keys``, in the order ``sort_values(keys)`` puts them (missing last)."""
+    coded = []
+    for key in keys:
+        codes, uniques = pd.factorize(rows[key], sort=True)
+        coded.append((np.asarray(codes, dtype=np.int64), len(uniques)))
+    return ordered_codes(coded, len(rows))
+
+
 def marked_curves(metrics: pd.DataFrame, *, most: int) -> tuple[pd.DataFrame | None, int]:
     """The first ``most`` flagged or reviewed curves in curve-key order (curve key and ``mark``), and how many
-    there are; (None, 0) when metrics have neither a ``flags`` nor a ``reviewed`` column."""
+    there are; (None, 0) when metrics have neither a ``flags`` nor a ``reviewed`` column. The marked rows are
+    ordered and made distinct on integer codes (each key column factorized once, sorted); only the rows of the
+    curves kept are taken whole."""
     columns = [c for c in (S.FLAGS, S.REVIEWED) if c in metrics]
     keys = list(S.CURVE_KEY)
     if not len(metrics) or not columns:
         return None, 0
-    text = _mark_text(metrics, columns)
-    marked = text.ne("").to_numpy(dtype=bool)  # only the key columns are taken (not every metric column)
-    rows = S.with_series(metrics[[c for c in keys if c in metrics]][marked])
-    rows = rows[keys].assign(**{MARK: text[marked].to_numpy(dtype=object)})
-    rows = rows.drop_duplicates().sort_values([*keys, MARK], kind="stable")
-    first = ~rows.duplicated(keys).to_numpy()
-    kept = rows[np.cumsum(first) <= most]
-    return _joined(kept, keys), int(first.sum())
+    mark, texts = _mark_codes(metrics, columns)
+    marked = np.flatnonzero(texts[mark] != "")  # only the key columns are taken (not every metric column)
+    rows = S.with_series(metrics[[c for c in keys if c in metrics]].take(marked))[keys]
+    pair = _sorted_codes(rows, keys) * len(texts) + mark[marked]
+    pairs, first = np.unique(pair, return_index=True)  # sorted by curve, then mark; one row of each pair
+    curve = pairs // len(texts)
+    new = np.r_[True, curve[1:] != curve[:-1]]
+    kept = np.cumsum(new) <= most
+    chosen = rows.iloc[first[kept]].reset_index(drop=True)
+    chosen[MARK] = texts[pairs[kept] % len(texts)]
+    return _joined(chosen, keys), int(new.sum())
 
 
 def ledger_parts(ledger: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -315,7 +341,12 @@ def curve_sample(
     from doseatlas import report
 
     datasets = sorted(metrics[S.DATASET].dropna().unique().tolist()) if len(metrics) else []
-    shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])] if datasets else metrics.head(0)
+    if not datasets:
+        shown = metrics.head(0)
+    elif len(datasets) <= report.MAX_FIGURES and not metrics[S.DATASET].isna().any():
+        shown = metrics  # every row is of a data set drawn: no copy of the whole table
+    else:
+        shown = metrics[metrics[S.DATASET].isin(datasets[: report.MAX_FIGURES])]
     candidates = report.pick_candidates(shown)
     if streamed is not None:
         responses = streamed_points(streamed, candidates)
