@@ -172,11 +172,27 @@ def join_flags(raised: dict[str, np.ndarray], n: int) -> np.ndarray:
             hit = np.asarray(raised[code], dtype=bool)
             out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
         return out
+    text, bits = _flag_sets(raised, codes, n)
+    return np.array(text, dtype=object)[bits]
+
+
+def _flag_sets(raised: dict[str, np.ndarray], codes: list[str], n: int) -> tuple[list[str], np.ndarray]:
+    """(the ``flags`` string of every set of ``codes``, the set of each of ``n`` rows as bits of one number)."""
     bits = np.zeros(n, dtype=np.int64)
     for i, code in enumerate(codes):
         bits |= np.asarray(raised[code], dtype=bool).astype(np.int64) << i
     text = [SEPARATOR.join(c for i, c in enumerate(codes) if s >> i & 1) for s in range(2 ** len(codes))]
-    return np.array(text, dtype=object)[bits]
+    return text, bits
+
+
+def _flags_column(raised: dict[str, np.ndarray], n: int) -> pd.Series | np.ndarray:
+    """The ``flags`` column of ``n`` (> 0) rows, as :func:`join_flags` makes it and the column type pandas gives
+    those strings (its string dtype): the strings of every set of codes converted once, then taken to the rows."""
+    codes = sorted(raised)
+    if len(codes) > 16:
+        return join_flags(raised, n)
+    text, bits = _flag_sets(raised, codes, n)
+    return pd.Series(pd.array(text, dtype=pd.StringDtype(na_value=np.nan)).take(bits))
 
 
 def flag_metrics(
@@ -210,7 +226,7 @@ def flag_metrics(
         **_curve_flags(metrics, responses, plates, options=options),
         FlagCode.BOUND_LIMITED: bound_limited(metrics, curves),
     }
-    metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
+    metrics[S.FLAGS] = _flags_column(raised, n) if n else np.array([], dtype=object)
     return metrics
 
 
@@ -346,18 +362,32 @@ def _curve_flags(
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
         bad = plate_flags(plates, options=options)
         if len(bad):
-            on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
-            (well_plate, bad_plate), n_plates = joint_codes([wells, bad], [on, PLATE_KEY])
-            for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
-                plate_hit = np.zeros(n_plates, dtype=bool)
-                plate_hit[bad_plate[bad[code].to_numpy(bool)]] = True
-                hit = np.zeros(n_curves, dtype=bool)
-                hit[well_curve[plate_hit[well_plate]]] = True
-                out[code] = hit[metric_curve]
+            out.update(_bad_plate_flags(wells, bad, well_curve, metric_curve, n_curves))
     rising = _signal_increase(wells, well_curve, options=options)
     hit = np.zeros(n_curves, dtype=bool)
     hit[rising] = True
     out[FlagCode.SIGNAL_INCREASE] = hit[metric_curve]
+    return out
+
+
+def _bad_plate_flags(
+    wells: pd.DataFrame, bad: pd.DataFrame, well_curve: np.ndarray, metric_curve: np.ndarray, n_curves: int
+) -> dict[str, np.ndarray]:
+    """``edge_effect`` and ``low_z_factor`` of the metric rows: raised on every curve with a well on a flagged plate
+    (``bad``, from :func:`plate_flags`). Only the wells whose plate name is one of the flagged plates' are matched
+    on the whole plate key (the others cannot be on a flagged plate)."""
+    on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
+    plate = wells[S.PLATE]
+    named = np.flatnonzero((plate.isin(bad[S.PLATE].unique()) | plate.isna()).to_numpy(bool))
+    # (missing plates kept: missing values match in joint_codes)
+    (well_plate, bad_plate), n_plates = joint_codes([wells.iloc[named], bad], [on, PLATE_KEY])
+    out = {}
+    for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
+        plate_hit = np.zeros(n_plates, dtype=bool)
+        plate_hit[bad_plate[bad[code].to_numpy(bool)]] = True
+        hit = np.zeros(n_curves, dtype=bool)
+        hit[well_curve[named[plate_hit[well_plate]]]] = True
+        out[code] = hit[metric_curve]
     return out
 
 
