@@ -19,6 +19,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._codes import combine, joint_codes, per_distinct
+from doseatlas._runs import run_joint_codes
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -358,7 +359,8 @@ def _curve_flags(
         return out
     wells = S.with_series(responses).rename(columns={S.TIME_H: S.DURATION_H})
     curve = list(S.CURVE_KEY)
-    (metric_curve, well_curve), n_curves = joint_codes([S.with_series(metrics), wells], [curve, curve])
+    # (both tables come in curve order: their curve keys are coded on the rows that start a run)
+    (metric_curve, well_curve), n_curves = run_joint_codes([S.with_series(metrics), wells], [curve, curve])
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
         bad = plate_flags(plates, options=options)
         if len(bad):
