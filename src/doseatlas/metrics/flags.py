@@ -249,10 +249,22 @@ def bound_limited(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> np.ndar
     ]  # (-1: a missing metric)
     rows = np.flatnonzero(kind & _status_is(metrics)(S.MetricStatus.ESTIMATED.value))
     out = none.copy()
-    out[rows] = (
-        metrics[S.CURVE_ID].iloc[rows].isin(set(bound)).to_numpy()
-    )  # the curve asked of these rows only
+    out[rows] = _is_in(metrics[S.CURVE_ID], rows, bound)  # the curve asked of these rows only
     return out
+
+
+def _is_in(values: pd.Series, rows: np.ndarray, found: pd.Series) -> np.ndarray:
+    """``values.iloc[rows].isin(set(found))``: by pyarrow's ``is_in`` where both are pandas' string dtype without a
+    missing value (pandas' own isin of that dtype converts every value to a Python object first)."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    if values.dtype == text and found.dtype == text and not values.hasnans and not found.hasnans:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        value_set = pa.chunked_array(found.array.__arrow_array__()).combine_chunks()
+        taken = values.array.__arrow_array__().take(pa.array(rows, type=pa.int64()))
+        return pc.is_in(taken, value_set=value_set).to_numpy(zero_copy_only=False)
+    return values.iloc[rows].isin(set(found)).to_numpy()
 
 
 def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:
