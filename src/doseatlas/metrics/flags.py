@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import combine, joint_codes, per_distinct
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct
 from doseatlas._runs import run_joint_codes
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
@@ -322,8 +322,8 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     molar_names = np.array([n in REGISTRY and REGISTRY[n].unit == MOLAR for n in names] + [False])
     molar = molar_names[metric]  # (code -1, a missing metric: the last entry)
     lo, hi = np.where(molar, lo / fold, lo), np.where(molar, hi * fold, hi)
-    (group,), _ = joint_codes([metrics], [READOUT_PAIR_KEY])
-    readout, readouts = pd.factorize(metrics[S.READOUT], use_na_sentinel=True)
+    group = _pair_groups(metrics, np.where(metric < 0, len(names), metric), len(names) + 1)
+    readout, readouts = factorize(metrics[S.READOUT])
     used = ~np.isnan(lo) & (readout >= 0)  # rows of a missing readout are not compared
     if not used.any():
         return np.zeros(len(metrics), dtype=bool)
@@ -342,6 +342,16 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     with np.errstate(invalid="ignore"):
         apart = (other_lo[pair] > hi) | (other_hi[pair] < lo)
     return used & apart
+
+
+def _pair_groups(metrics: pd.DataFrame, metric: np.ndarray, n_metrics: int) -> np.ndarray:
+    """The number of each row's :data:`READOUT_PAIR_KEY` (``metric``: the metric codes, missing included): its
+    columns but the metric coded on the rows that start a run (a table in curve order: one run per curve), then
+    combined with the metric's codes (which change from row to row)."""
+    pair_key = [c for c in READOUT_PAIR_KEY if c != S.METRIC]
+    (rest,), n_rest = run_joint_codes([metrics], [pair_key])
+    group, _ = combine([(rest, max(n_rest, 1)), (metric, n_metrics)], len(metrics))
+    return group
 
 
 def _others(group: np.ndarray, values: np.ndarray, best: np.ufunc) -> np.ndarray:
