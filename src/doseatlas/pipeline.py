@@ -703,12 +703,15 @@ def run_pipeline(
     plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": sort_table(plates, "plates"),
               "dip": dip, "interference": sort_table(interference, "interference")}  # fmt: skip
-    tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
+    # the validated wells and the tables the whole-run steps replace are not kept alive by this frame
+    n_read, n_clean, ledger = checked.n_read, len(checked.clean), checked.ledger
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
-    summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, tables["responses"])
-    summary.update(record_accounting(attrs, checked.n_read))
+    del checked, responses, curves, metrics, dip, plates, interference
+    tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
+    summary = _summary(n_read, n_clean, datasets, ledger, tables["responses"])
+    summary.update(record_accounting(attrs, n_read))
     summary.update(added)
     if notes:
         summary.setdefault("notes", []).extend(notes)
-    tables = result_tables(ledger=checked.ledger, **tables)
+    tables = result_tables(ledger=ledger, **tables)
     return RunResult(**tables, summary=summary, options=options)
