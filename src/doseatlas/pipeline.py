@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import per_distinct
+from doseatlas._codes import factorize, per_distinct
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.fit.table import in_response_units
@@ -194,10 +194,26 @@ def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     type whatever pandas inferred along the way (the in-memory and the partitioned runs concatenate different
     pieces). Returns ``table``."""
     for column in table.columns[table.dtypes.eq(object)]:
-        values = table[column]
-        if pd.api.types.infer_dtype(values, skipna=True) == "string":  # ("empty" when every value is missing)
-            table[column] = values.astype(pd.StringDtype(na_value=np.nan))
+        text = _as_text(table[column])
+        if text is not None:
+            table[column] = text
     return table
+
+
+def _as_text(values: pd.Series) -> pd.Series | None:
+    """``values.astype(pd.StringDtype(na_value=np.nan))`` when every value that is not missing is text, else None
+    (also when every value is missing). Factorized first (:func:`doseatlas._codes.factorize`: identifier columns
+    hold few distinct values, often in runs): the distinct values are tested and converted, then taken to the
+    rows, instead of converting a Python object per row. The missing values (code -1) are tested too: text
+    with a missing value ``infer_dtype`` does not skip (e.g. NaT) is not all text."""
+    codes, uniques = factorize(values)
+    if pd.api.types.infer_dtype(uniques, skipna=True) != "string":  # ("empty" when every value is missing)
+        return None
+    missing = codes < 0
+    if missing.any() and pd.api.types.infer_dtype(values.to_numpy()[missing], skipna=True) != "empty":
+        return None
+    text = pd.array(np.asarray(uniques, dtype=object), dtype=pd.StringDtype(na_value=np.nan))
+    return pd.Series(text.take(codes, allow_fill=True), index=values.index, name=values.name)
 
 
 #: the row order of every output table, the same in both engines: its key, then what makes the order total
@@ -231,24 +247,55 @@ def sort_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def _sort_order(table: pd.DataFrame, by: list[str]) -> np.ndarray | None:
     """The row order of ``table.sort_values(by, kind="stable", na_position="last")``, None when that is the order
-    of the rows already. On a sort key per column (numbers as they are, NaN last; other values by their sorted
-    codes, ``factorize(sort=True)``, missing last: what pandas' own sort orders by), compared between neighbouring
-    rows, then ``np.lexsort``, instead of sorting the text columns (pandas' sort where values do not compare)."""
-    keys, undecided, in_order = [], np.ones(len(table) - 1, dtype=bool), True
+    of the rows already. A table in order (often) is recognized by comparing neighbouring rows column by column
+    (:func:`_neighbours`) until every pair is decided; otherwise ``np.lexsort`` of a sort key per column (numbers
+    as they are, NaN last; other values by their sorted codes, ``factorize(sort=True)``, missing last: what
+    pandas' own sort orders by), instead of sorting the text columns (pandas' sort where values do not compare)."""
+    if _in_order(table, by):
+        return None
+    keys = [_sort_key(table[column]) for column in by]
+    if any(key is None for key in keys):
+        order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
+        return None if order.equals(pd.RangeIndex(len(table))) else order.to_numpy()
+    return np.lexsort(keys[::-1])
+
+
+def _in_order(table: pd.DataFrame, by: list[str]) -> bool:
+    """True when the rows of ``table`` are in the order of ``by`` already (missing values last); False also when a
+    column's values do not compare (then sorted by pandas, which decides)."""
+    undecided = np.ones(len(table) - 1, dtype=bool)
     for column in by:
-        key = _sort_key(table[column])
+        pairs = _neighbours(table[column])
+        if pairs is None:
+            return False
+        greater, equal = pairs
+        if (undecided & greater).any():
+            return False
+        undecided &= equal
+        if not undecided.any():
+            return True
+    return True
+
+
+def _neighbours(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(row i sorts after row i + 1, rows i and i + 1 sort equal) of neighbouring rows in the order of
+    :func:`_sort_key` (missing values last, equal among themselves). Text of pandas' string dtype is compared by
+    pyarrow (code point order, as its sort); other values by their sort key. None: values that do not compare."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        import pyarrow.compute as pc
+
+        array = values.array.__arrow_array__()
+        missing = array.is_null().to_numpy(zero_copy_only=False)
+        before, after = array[:-1], array[1:]
+        greater = pc.greater(before, after).fill_null(False).to_numpy(zero_copy_only=False)
+        equal = pc.equal(before, after).fill_null(False).to_numpy(zero_copy_only=False)
+    else:
+        key = _sort_key(values)
         if key is None:
-            order = table[by].reset_index(drop=True).sort_values(by, kind="stable", na_position="last").index
-            return None if order.equals(pd.RangeIndex(len(table))) else order.to_numpy()
-        keys.append(key)
-        if in_order and not undecided.any():  # decided by the columns before: in order
             return None
-        if in_order:
-            missing = np.isnan(key) if key.dtype.kind == "f" else np.zeros(len(key), dtype=bool)
-            greater = (key[:-1] > key[1:]) | (missing[:-1] & ~missing[1:])  # NaN last
-            in_order = not (undecided & greater).any()
-            undecided &= (key[:-1] == key[1:]) | (missing[:-1] & missing[1:])
-    return None if in_order else np.lexsort(keys[::-1])
+        missing = np.isnan(key) if key.dtype.kind == "f" else np.zeros(len(key), dtype=bool)
+        greater, equal = key[:-1] > key[1:], key[:-1] == key[1:]
+    return greater | (missing[:-1] & ~missing[1:]), equal | (missing[:-1] & missing[1:])
 
 
 def _sort_key(values: pd.Series) -> np.ndarray | None:
@@ -657,12 +704,15 @@ def run_pipeline(
     plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": sort_table(plates, "plates"),
               "dip": dip, "interference": sort_table(interference, "interference")}  # fmt: skip
-    tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
+    # the validated wells and the tables the whole-run steps replace are not kept alive by this frame
+    n_read, n_clean, ledger = checked.n_read, len(checked.clean), checked.ledger
     datasets = sorted(checked.clean[S.DATASET].unique().tolist())
-    summary = _summary(checked.n_read, len(checked.clean), datasets, checked.ledger, tables["responses"])
-    summary.update(record_accounting(attrs, checked.n_read))
+    del checked, responses, curves, metrics, dip, plates, interference
+    tables, added, notes = whole_run_steps(tables, options=options, published=published, tick=tick)
+    summary = _summary(n_read, n_clean, datasets, ledger, tables["responses"])
+    summary.update(record_accounting(attrs, n_read))
     summary.update(added)
     if notes:
         summary.setdefault("notes", []).extend(notes)
-    tables = result_tables(ledger=checked.ledger, **tables)
+    tables = result_tables(ledger=ledger, **tables)
     return RunResult(**tables, summary=summary, options=options)

@@ -75,7 +75,7 @@ def in_response_units(curves: pd.DataFrame) -> pd.DataFrame:
     factor = curves[S.SCALE].map(SCALE_DIVISOR).fillna(1.0).to_numpy(dtype=float)
     if (factor == 1.0).all():
         return curves
-    out = curves.copy()
+    out = curves.copy(deep=False)  # its columns are replaced, never written into: no copy of the table
     linear = [f"{p}{sfx}" for p in _RESPONSE_LEVELS for sfx in ("", SE_SUFFIX, LOWER_SUFFIX, UPPER_SUFFIX)]
     for column in [*linear, FLAT_VALUE, REPLICATE_SD]:
         if column in out:

@@ -551,14 +551,22 @@ def _source_names(tables: list[dict[S.IdentityKind, _Names]]) -> pd.DataFrame:
     return names.reset_index(drop=True)
 
 
-def _lookup(names: _Names, identities: pd.DataFrame, kind: S.IdentityKind) -> tuple[np.ndarray, np.ndarray]:
+def _lookup(names: _Names, identities: pd.DataFrame, kind: S.IdentityKind) -> tuple[pd.Series, pd.Series]:
     """(canonical name, canonical id) of every row of a table (looked up once per distinct name, then taken
     to the rows)."""
     key = [S.DATASET, S.PERTURBATION_TYPE, S.SOURCE_NAME]
     found = identities.loc[identities[S.IDENTITY_KIND] == kind, [*key, S.CANONICAL_NAME, S.CANONICAL_ID]]
     out = names.keys.merge(found, on=key, how="left", sort=False)
     name = out[S.CANONICAL_NAME].where(out[S.CANONICAL_NAME].notna(), out[S.SOURCE_NAME])
-    return name.to_numpy()[names.inverse], out[S.CANONICAL_ID].to_numpy()[names.inverse]
+    return _taken(name.to_numpy(), names.inverse), _taken(out[S.CANONICAL_ID].to_numpy(), names.inverse)
+
+
+def _taken(values: np.ndarray, inverse: np.ndarray) -> pd.Series:
+    """``pd.Series(values[inverse])`` (values: one per distinct name): the column type pandas infers for the
+    rows is inferred once on the distinct values (the same values, so the same type), whose array is then
+    taken to the rows, instead of inferring and converting a Python object per row."""
+    distinct = pd.Series(values)  # (the inference of a column made of these values)
+    return pd.Series(distinct.array.take(inverse), dtype=distinct.dtype)
 
 
 def apply_identities(table: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
@@ -577,8 +585,8 @@ def _applied(
             continue
         canonical, canonical_id = _lookup(names[kind], identities, kind)
         out[source] = out[name]
-        out[name] = canonical
-        out[ident] = canonical_id
+        out[name] = canonical.set_axis(out.index)
+        out[ident] = canonical_id.set_axis(out.index)
     return out
 
 

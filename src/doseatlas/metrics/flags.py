@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import combine, joint_codes, per_distinct
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct
+from doseatlas._runs import run_joint_codes
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
@@ -172,11 +173,27 @@ def join_flags(raised: dict[str, np.ndarray], n: int) -> np.ndarray:
             hit = np.asarray(raised[code], dtype=bool)
             out[hit] = np.where(out[hit] == "", code, out[hit] + SEPARATOR + code)
         return out
+    text, bits = _flag_sets(raised, codes, n)
+    return np.array(text, dtype=object)[bits]
+
+
+def _flag_sets(raised: dict[str, np.ndarray], codes: list[str], n: int) -> tuple[list[str], np.ndarray]:
+    """(the ``flags`` string of every set of ``codes``, the set of each of ``n`` rows as bits of one number)."""
     bits = np.zeros(n, dtype=np.int64)
     for i, code in enumerate(codes):
         bits |= np.asarray(raised[code], dtype=bool).astype(np.int64) << i
     text = [SEPARATOR.join(c for i, c in enumerate(codes) if s >> i & 1) for s in range(2 ** len(codes))]
-    return np.array(text, dtype=object)[bits]
+    return text, bits
+
+
+def _flags_column(raised: dict[str, np.ndarray], n: int) -> pd.Series | np.ndarray:
+    """The ``flags`` column of ``n`` (> 0) rows, as :func:`join_flags` makes it and the column type pandas gives
+    those strings (its string dtype): the strings of every set of codes converted once, then taken to the rows."""
+    codes = sorted(raised)
+    if len(codes) > 16:
+        return join_flags(raised, n)
+    text, bits = _flag_sets(raised, codes, n)
+    return pd.Series(pd.array(text, dtype=pd.StringDtype(na_value=np.nan)).take(bits))
 
 
 def flag_metrics(
@@ -210,7 +227,7 @@ def flag_metrics(
         **_curve_flags(metrics, responses, plates, options=options),
         FlagCode.BOUND_LIMITED: bound_limited(metrics, curves),
     }
-    metrics[S.FLAGS] = join_flags(raised, n) if n else np.array([], dtype=object)
+    metrics[S.FLAGS] = _flags_column(raised, n) if n else np.array([], dtype=object)
     return metrics
 
 
@@ -232,10 +249,22 @@ def bound_limited(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> np.ndar
     ]  # (-1: a missing metric)
     rows = np.flatnonzero(kind & _status_is(metrics)(S.MetricStatus.ESTIMATED.value))
     out = none.copy()
-    out[rows] = (
-        metrics[S.CURVE_ID].iloc[rows].isin(set(bound)).to_numpy()
-    )  # the curve asked of these rows only
+    out[rows] = _is_in(metrics[S.CURVE_ID], rows, bound)  # the curve asked of these rows only
     return out
+
+
+def _is_in(values: pd.Series, rows: np.ndarray, found: pd.Series) -> np.ndarray:
+    """``values.iloc[rows].isin(set(found))``: by pyarrow's ``is_in`` where both are pandas' string dtype without a
+    missing value (pandas' own isin of that dtype converts every value to a Python object first)."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    if values.dtype == text and found.dtype == text and not values.hasnans and not found.hasnans:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        value_set = pa.chunked_array(found.array.__arrow_array__()).combine_chunks()
+        taken = values.array.__arrow_array__().take(pa.array(rows, type=pa.int64()))
+        return pc.is_in(taken, value_set=value_set).to_numpy(zero_copy_only=False)
+    return values.iloc[rows].isin(set(found)).to_numpy()
 
 
 def _rows_of(metrics: pd.DataFrame, keys: pd.DataFrame, on: list[str]) -> np.ndarray:
@@ -293,8 +322,8 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     molar_names = np.array([n in REGISTRY and REGISTRY[n].unit == MOLAR for n in names] + [False])
     molar = molar_names[metric]  # (code -1, a missing metric: the last entry)
     lo, hi = np.where(molar, lo / fold, lo), np.where(molar, hi * fold, hi)
-    (group,), _ = joint_codes([metrics], [READOUT_PAIR_KEY])
-    readout, readouts = pd.factorize(metrics[S.READOUT], use_na_sentinel=True)
+    group = _pair_groups(metrics, np.where(metric < 0, len(names), metric), len(names) + 1)
+    readout, readouts = factorize(metrics[S.READOUT])
     used = ~np.isnan(lo) & (readout >= 0)  # rows of a missing readout are not compared
     if not used.any():
         return np.zeros(len(metrics), dtype=bool)
@@ -313,6 +342,16 @@ def readout_discordant(metrics: pd.DataFrame, *, fold: float = 1.0) -> np.ndarra
     with np.errstate(invalid="ignore"):
         apart = (other_lo[pair] > hi) | (other_hi[pair] < lo)
     return used & apart
+
+
+def _pair_groups(metrics: pd.DataFrame, metric: np.ndarray, n_metrics: int) -> np.ndarray:
+    """The number of each row's :data:`READOUT_PAIR_KEY` (``metric``: the metric codes, missing included): its
+    columns but the metric coded on the rows that start a run (a table in curve order: one run per curve), then
+    combined with the metric's codes (which change from row to row)."""
+    pair_key = [c for c in READOUT_PAIR_KEY if c != S.METRIC]
+    (rest,), n_rest = run_joint_codes([metrics], [pair_key])
+    group, _ = combine([(rest, max(n_rest, 1)), (metric, n_metrics)], len(metrics))
+    return group
 
 
 def _others(group: np.ndarray, values: np.ndarray, best: np.ufunc) -> np.ndarray:
@@ -342,22 +381,37 @@ def _curve_flags(
         return out
     wells = S.with_series(responses).rename(columns={S.TIME_H: S.DURATION_H})
     curve = list(S.CURVE_KEY)
-    (metric_curve, well_curve), n_curves = joint_codes([S.with_series(metrics), wells], [curve, curve])
+    # (both tables come in curve order: their curve keys are coded on the rows that start a run)
+    (metric_curve, well_curve), n_curves = run_joint_codes([S.with_series(metrics), wells], [curve, curve])
     if len(plates) and S.PLATE in wells and all(c in plates for c in PLATE_KEY):
         bad = plate_flags(plates, options=options)
         if len(bad):
-            on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
-            (well_plate, bad_plate), n_plates = joint_codes([wells, bad], [on, PLATE_KEY])
-            for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
-                plate_hit = np.zeros(n_plates, dtype=bool)
-                plate_hit[bad_plate[bad[code].to_numpy(bool)]] = True
-                hit = np.zeros(n_curves, dtype=bool)
-                hit[well_curve[plate_hit[well_plate]]] = True
-                out[code] = hit[metric_curve]
+            out.update(_bad_plate_flags(wells, bad, well_curve, metric_curve, n_curves))
     rising = _signal_increase(wells, well_curve, options=options)
     hit = np.zeros(n_curves, dtype=bool)
     hit[rising] = True
     out[FlagCode.SIGNAL_INCREASE] = hit[metric_curve]
+    return out
+
+
+def _bad_plate_flags(
+    wells: pd.DataFrame, bad: pd.DataFrame, well_curve: np.ndarray, metric_curve: np.ndarray, n_curves: int
+) -> dict[str, np.ndarray]:
+    """``edge_effect`` and ``low_z_factor`` of the metric rows: raised on every curve with a well on a flagged plate
+    (``bad``, from :func:`plate_flags`). Only the wells whose plate name is one of the flagged plates' are matched
+    on the whole plate key (the others cannot be on a flagged plate)."""
+    on = [S.DURATION_H if c == S.TIME_H else c for c in PLATE_KEY]
+    plate = wells[S.PLATE]
+    named = np.flatnonzero((plate.isin(bad[S.PLATE].unique()) | plate.isna()).to_numpy(bool))
+    # (missing plates kept: missing values match in joint_codes)
+    (well_plate, bad_plate), n_plates = joint_codes([wells.iloc[named], bad], [on, PLATE_KEY])
+    out = {}
+    for code in (FlagCode.EDGE_EFFECT, FlagCode.LOW_Z_FACTOR):
+        plate_hit = np.zeros(n_plates, dtype=bool)
+        plate_hit[bad_plate[bad[code].to_numpy(bool)]] = True
+        hit = np.zeros(n_curves, dtype=bool)
+        hit[well_curve[named[plate_hit[well_plate]]]] = True
+        out[code] = hit[metric_curve]
     return out
 
 
