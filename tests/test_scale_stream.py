@@ -142,3 +142,56 @@ def run_conversion():
     from doseatlas.metrics.convert import ConversionOptions
 
     return ConversionOptions(targets=(72.0,))
+
+
+@pytest.fixture(scope="module")
+def one_dataset(tmp_path_factory):
+    """One data set (the whole-run steps run bucket by bucket, curves and metrics streamed), 6 buckets; the
+    largest number of metric rows one bucket's steps held at once."""
+    from doseatlas import scale_steps
+
+    root = tmp_path_factory.mktemp("stream1")
+    wells = pd.read_parquet(example_path())
+    inputs = root / "in"
+    inputs.mkdir()
+    one = wells[wells[S.DATASET].eq("lab_a")].sample(frac=1.0, random_state=3)
+    for i, rows in enumerate(np.array_split(np.arange(len(one)), 2)):
+        one.iloc[rows].to_parquet(inputs / f"part{i}.parquet")
+    _run(inputs, root / "memory")
+    held = []
+    steps = scale_steps.bucket_steps
+
+    def counted(rows, curves, metrics, **kwargs):
+        held.append(len(metrics))
+        return steps(rows, curves, metrics, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streamed, "PIECE_ROWS", 53)
+        patch.setattr(scale_steps, "bucket_steps", counted)
+        _run(inputs, root / "dask", "--engine", "dask", "--partitions", "6")
+    return root / "memory", root / "dask", held
+
+
+@pytest.mark.parametrize("name", RUN_TABLES)
+def test_streamed_curves_and_metrics_files_equal_the_in_memory_runs(one_dataset, name):
+    memory, dask = (pq.read_table(d / f"{name}.parquet") for d in one_dataset[:2])
+    assert dask.schema.remove_metadata() == memory.schema.remove_metadata()
+    for a, b in zip(dask.schema, memory.schema, strict=True):
+        assert a.metadata == b.metadata, a.name  # units
+    pd.testing.assert_frame_equal(dask.to_pandas(), memory.to_pandas(), check_exact=True, obj=name)
+
+
+def test_a_streamed_run_holds_one_buckets_metrics_at_a_time(one_dataset):
+    """The whole-run steps ran on each bucket's metrics, never on the run's: the most metric rows held at
+    once is one bucket's (here at most half the run's), and the summaries are the same."""
+    memory, dask, held = one_dataset
+    total = pq.read_metadata(memory / "metrics.parquet").num_rows
+    assert len(held) == 6 and sum(held) == total
+    assert 0 < max(held) <= total / 2
+    assert pq.ParquetFile(dask / "metrics.parquet").metadata.num_row_groups > 1  # written from the pieces
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (memory, dask)]
+    for summary in summaries:
+        summary.pop("provenance")
+    assert summaries[0] == summaries[1]
+    assert list(summaries[0]["metric_status"]) == list(summaries[1]["metric_status"])
+    assert "Metrics computed and refused" in (dask / "report.html").read_text()

@@ -363,6 +363,10 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
     from doseatlas import report
     from doseatlas.plotting_plates import plate_maps_section
 
+    parts = getattr(getattr(result, "metrics", None), "report_parts", None)
+    if parts:  # a streamed run's metrics stay on disk: the report data of its buckets, merged
+        return merge_report_data(parts, summary=getattr(result, "summary", {}),
+                                 **{n: _table(result, n) for n in ("identities", "consistency", "plates")})  # fmt: skip
     metrics, responses, curves = (_table(result, n) for n in ("metrics", "responses", "curves"))
     streamed = _streamed_responses(result)
     consistency = _table(result, "consistency")

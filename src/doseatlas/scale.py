@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from doseatlas import scale_steps
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
 from doseatlas.durations import distinct_times, nominal_map
@@ -249,13 +250,19 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Pat
         counts=response_counts(responses),
         first={scale: _first_reasons(responses, scale) for scale in S.RESPONSE_SCALES},
     )
-    return (
-        responses[rows_for_whole_run_steps(responses, options=options)],
-        curves,
-        metrics,
-        interference,
-        kept,
-    )
+    rows = responses[rows_for_whole_run_steps(responses, options=options)]
+    del responses
+    return _spill_curve_tables(bucket, keep, rows, sort_table(curves, "curves"), sort_table(metrics, "metrics"),
+                               interference, kept)  # fmt: skip
+
+
+def _spill_curve_tables(
+    bucket: int, keep: Path, rows: pd.DataFrame, curves: pd.DataFrame, metrics: pd.DataFrame,
+    interference: pd.DataFrame, kept: _BucketRows,
+) -> scale_steps.Spilled:  # fmt: skip
+    """A streamed bucket's per-curve tables kept on disk (in output order), with what the run needs of them."""
+    return scale_steps.spill(keep, bucket, {"rows": rows, "curves": curves, "metrics": metrics},
+                             interference=interference, kept=kept, growth=rows[growth_rows(rows)])  # fmt: skip
 
 
 @dataclass
@@ -305,8 +312,6 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
     if options.conversion.targets or not n:
         return np.ones(n, dtype=bool)
     keep = np.zeros(n, dtype=bool)
-    present = [c for c in (S.TIME_ZERO_SIGNAL, S.VEHICLE_SIGNAL, S.DOUBLING_TIME_H) if c in responses]
-    later = responses[S.TIME_H].to_numpy(float) > 0 if S.TIME_H in responses else np.zeros(n, bool)
     curve = [S.TIME_H if c == S.DURATION_H else c for c in S.CURVE_KEY]
 
     def first_of(rows: np.ndarray, key: list[str]) -> None:
@@ -316,12 +321,7 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
             keep[chosen[~responses.iloc[chosen][columns].duplicated().to_numpy()]] = True
 
     everything = np.ones(n, dtype=bool)
-    if S.TIME_ZERO_SIGNAL in present and S.VEHICLE_SIGNAL in present:
-        timed = responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()
-        first_of(timed.to_numpy() & later, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.TIME_H])
-    if S.DOUBLING_TIME_H in present:
-        given = responses[S.DOUBLING_TIME_H].notna().to_numpy() & later
-        first_of(given, [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.TIME_H])
+    keep |= growth_rows(responses)
     first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.CELL_LINE, S.CELL_LINE_ID])
     first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.PERTURBAGEN_ID])
     first_of(everything, [*curve, S.PLATE])
@@ -331,6 +331,35 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
         by = [c for c in curve if c in rows]
         top = rows.groupby(by, dropna=False, sort=False)[S.CONCENTRATION].transform("max").to_numpy(float)
         keep[np.flatnonzero(usable)[rows[S.CONCENTRATION].to_numpy(float) == top]] = True
+    return keep
+
+
+def _first_rows(responses: pd.DataFrame, rows: np.ndarray, key: list[str]) -> np.ndarray:
+    """Of the rows where ``rows`` is true, the first of each distinct ``key`` (the columns present)."""
+    out = np.zeros(len(responses), dtype=bool)
+    columns = [c for c in key if c in responses]
+    if rows.any() and columns:
+        chosen = np.flatnonzero(rows)
+        out[chosen[~responses.iloc[chosen][columns].duplicated().to_numpy()]] = True
+    return out
+
+
+def growth_rows(responses: pd.DataFrame) -> np.ndarray:
+    """The response rows :func:`doseatlas.growth.growth_table` reads, of a table in output order: the first
+    row of each plate and read time with a time-zero and a vehicle summary and of each (cell line, readout,
+    density, time) with a doubling time. Of the buckets of a run, their union (in output order) gives the
+    run's growth table."""
+    n = len(responses)
+    keep = np.zeros(n, dtype=bool)
+    later = responses[S.TIME_H].to_numpy(float) > 0 if S.TIME_H in responses else np.zeros(n, bool)
+    if S.TIME_ZERO_SIGNAL in responses and S.VEHICLE_SIGNAL in responses:
+        timed = (responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()).to_numpy()
+        keep |= _first_rows(responses, timed & later, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.TIME_H])
+    if S.DOUBLING_TIME_H in responses:
+        given = responses[S.DOUBLING_TIME_H].notna().to_numpy() & later
+        keep |= _first_rows(
+            responses, given, [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.TIME_H]
+        )
     return keep
 
 
@@ -486,23 +515,39 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def _assemble(
-    normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions, keep: Any = None
+    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None
 ) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning). With ``keep`` (a streamed run) the
-    responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts."""
-    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], [], []]
-    kept = parts.pop(4) if keep is not None else None
-    fitted.clear()  # each table's pieces are released once it is concatenated
+    responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts; the
+    curves and metrics too when the whole-run steps are local to a bucket (:mod:`doseatlas.scale_steps`)."""
+    if keep is None:
+        parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], []]
+        fitted.clear()  # each table's pieces are released once it is concatenated
+        return _assembled(normalized, parts, options=options)
+    spilled: list[scale_steps.Spilled] = list(fitted)
+    fitted.clear()
+    local = scale_steps.is_local(datasets=[d for n in normalized for d in n.datasets],
+                                 dip=[n.dip for n in normalized], options=options)  # fmt: skip
+    if local:
+        return _streamed_result(normalized, spilled, options=options, keep=keep)
+    loaded = [s.load() for s in spilled]
+    parts = [[t[i] for t in loaded] for i in range(3)] + [[s.interference for s in spilled]]
+    del loaded
+    return _assembled(normalized, parts, options=options, kept=[s.kept for s in spilled], keep=keep)
+
+
+def _assembled(
+    normalized: list[_Normalized], parts: list[list[pd.DataFrame]], *, options: RunOptions,
+    kept: list[_BucketRows] | None = None, keep: Any = None,
+) -> RunResult:  # fmt: skip
+    """The run result from the buckets' (responses or the rows the steps read, curves, metrics, interference)
+    assembled in memory, the whole-run steps run on the whole tables."""
     # in the order of the output tables before the steps that work on the whole run (as the in-memory run)
     responses = sort_table(_concat(_drain(parts[0])), "responses")
     curves = sort_table(_concat(_drain(parts[1])), "curves")
     metrics = sort_table(_concat(_drain(parts[2])), "metrics")
-    ledger = _concat([n.ledger for n in normalized])
-    plates = sort_table(_concat([n.plates for n in normalized]), "plates")
-    datasets = sorted({d for n in normalized for d in n.datasets})
-    summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
-                       responses)  # fmt: skip
+    ledger, plates, summary = _run_basics(normalized, responses)
     dip = sort_table(_concat([n.dip for n in normalized]), "dip")
     interference = sort_table(_concat(_drain(parts[3])), "interference")
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,
@@ -514,10 +559,61 @@ def _assemble(
     if kept is None:
         return RunResult(**result_tables(ledger=ledger, **tables), summary=summary)
     tables["responses"] = _streamed(kept, tables["identities"], keep)
-    summary["treated_wells"] = len(tables["responses"])
-    summary["refusals"] = {scale: _refusals([k.first[scale] for k in kept]) for scale in S.RESPONSE_SCALES}
+    _streamed_counts(summary, kept, tables["responses"])
     streamed = tables.pop("responses")
     return RunResult(responses=streamed, **result_tables(ledger=ledger, **tables), summary=summary)
+
+
+def _run_basics(normalized: list[_Normalized], responses: pd.DataFrame) -> tuple:
+    """(ledger, plates, summary) of the run from the step-2 buckets."""
+    ledger = _concat([n.ledger for n in normalized])
+    plates = sort_table(_concat([n.plates for n in normalized]), "plates")
+    datasets = sorted({d for n in normalized for d in n.datasets})
+    summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
+                       responses)  # fmt: skip
+    return ledger, plates, summary
+
+
+def _streamed_counts(summary: dict, kept: list[_BucketRows], responses: StreamedTable) -> None:
+    summary["treated_wells"] = len(responses)
+    summary["refusals"] = {scale: _refusals([k.first[scale] for k in kept]) for scale in S.RESPONSE_SCALES}
+
+
+def _streamed_result(
+    normalized: list[_Normalized], spilled: list[scale_steps.Spilled], *, options: RunOptions, keep: Any
+) -> RunResult:
+    """The run result of a streamed run whose whole-run steps are local to a bucket: curves and metrics go
+    through them bucket by bucket and stay on disk (:mod:`doseatlas.scale_steps`)."""
+    kept = [s.kept for s in spilled]
+    growth = _concat([s.growth for s in spilled])
+    ledger, plates, summary = _run_basics(normalized, growth.iloc[:0])
+    identities = scale_steps.run_identities(spilled, options)
+    plates = apply_identities(plates, identities) if len(plates) and S.CELL_LINE in plates else plates
+    interference = sort_table(_concat([s.interference for s in spilled]), "interference")
+    interference = apply_identities(interference, identities) if len(interference) else interference
+    dip = sort_table(_concat([n.dip for n in normalized]), "dip")
+    dip = apply_identities(dip, identities) if len(dip) else dip
+    steps = {"identities": identities, "plates": plates, "interference": interference, "options": options}
+    context = {"steps": steps, "ledger": ledger}
+    directory = Path(keep.name)
+    finished = []
+    for i, bucket in enumerate(spilled):
+        finished.append(scale_steps.finish_bucket(bucket, i, keep=directory, n_buckets=len(spilled),
+                                                  context=context, first=i == 0))  # fmt: skip
+    growth = apply_identities(sort_table(growth, "responses"), identities)
+    timed, added, notes = scale_steps.whole_run_aggregates(
+        finished, growth=growth, identities=identities, interference=interference, options=options
+    )
+    summary.update(added)
+    if notes:
+        summary.setdefault("notes", []).extend(notes)
+    responses = _streamed(kept, identities, keep)
+    _streamed_counts(summary, kept, responses)
+    curves, metrics = (scale_steps.streamed_table(finished, name, keep) for name in ("curves", "metrics"))
+    metrics.report_parts = [f.report for f in finished]
+    small = result_tables(ledger=ledger, plates=plates, dip=dip, identities=identities,
+                          consistency=finished[0].consistency, interference=interference, **timed)  # fmt: skip
+    return RunResult(responses=responses, curves=curves, metrics=metrics, **small, summary=summary)
 
 
 def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> StreamedTable:
