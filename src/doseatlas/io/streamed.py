@@ -72,7 +72,7 @@ class StreamedTable:
     distinct_on: tuple[str, ...] = ()
     counts: pd.DataFrame | None = None
     order: tuple[str, ...] = ORDER
-    ranks: dict[str, dict[Any, int]] | None = None
+    ranks: dict[str, pd.Index] | None = None
     report_parts: list | None = None  # report_data.ReportData of each bucket (the metrics of a streamed run)
     _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
     _found_types: Any = field(default=None, repr=False)
@@ -152,17 +152,16 @@ def _keys(table: pd.DataFrame, files: dict[str, int]) -> tuple[np.ndarray, ...]:
     return rank, line, table[S.ROW_ID].to_numpy(float)
 
 
-def value_ranks(values: list[Any]) -> dict[Any, int]:
-    """The rank of each distinct non-missing value of a text column among ``values`` (every bucket's): the
-    order of ``pd.factorize(sort=True)``, as :func:`doseatlas.pipeline.sort_table` sorts (missing: last)."""
+def value_ranks(values: list[Any]) -> pd.Index:
+    """The distinct non-missing values of a text column among ``values`` (every bucket's) in the order of
+    ``pd.factorize(sort=True)``, as :func:`doseatlas.pipeline.sort_table` sorts (missing: last): a value's
+    position is its rank."""
     distinct = pd.unique(pd.Series(values, dtype=object).dropna())
     _, uniques = pd.factorize(distinct, sort=True)
-    return {value: rank for rank, value in enumerate(uniques)}
+    return pd.Index(np.asarray(uniques, dtype=object), dtype=object)
 
 
-def rank_keys(
-    table: pd.DataFrame, order: tuple[str, ...], ranks: dict[str, dict[Any, int]]
-) -> list[np.ndarray]:
+def rank_keys(table: pd.DataFrame, order: tuple[str, ...], ranks: dict[str, pd.Index]) -> list[np.ndarray]:
     """The order of ``table``'s rows as numeric arrays: per text column (in ``ranks``) its values' ranks
     (missing last), per number column (missing last) whether it is missing, then its value."""
     keys = []
@@ -170,7 +169,8 @@ def rank_keys(
         if column not in table:
             continue
         if column in ranks:
-            keys.append(table[column].map(ranks[column]).astype(float).fillna(np.inf).to_numpy(float))
+            rank = ranks[column].get_indexer(table[column].to_numpy(dtype=object)).astype(float)
+            keys.append(np.where(rank < 0, np.inf, rank))
             continue
         values = table[column].to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(values)
@@ -190,35 +190,36 @@ def _merged(
     buckets: list[list[Path]], key_of: Callable[[pd.DataFrame], list[np.ndarray]]
 ) -> Iterator[pd.DataFrame]:
     """The rows of every bucket in the output order, one piece per bucket held at a time (``key_of``: the
-    order of a table's rows as numeric arrays). A chunk holds every buffered row up to the smallest last key
-    among the buckets that have pieces left."""
+    order of a table's rows as numeric arrays, computed once per piece). A chunk holds every buffered row up to
+    the smallest last key among the buckets that have pieces left."""
     queues = [list(paths) for paths in buckets]
-    buffers: list[pd.DataFrame | None] = [None] * len(buckets)
-    yielded = False
+    buffers: list[tuple[pd.DataFrame, np.ndarray] | None] = [None] * len(buckets)
+    first, yielded = None, False
     while True:
         for i, queue in enumerate(queues):
-            while (buffers[i] is None or not len(buffers[i])) and queue:
-                buffers[i] = pd.read_pickle(queue.pop(0))
-        live = [i for i, b in enumerate(buffers) if b is not None and len(b)]
+            while (buffers[i] is None or not len(buffers[i][0])) and queue:
+                piece = pd.read_pickle(queue.pop(0))
+                first = piece.iloc[:0] if first is None else first
+                keys = key_of(piece)
+                buffers[i] = (piece, np.array(keys, dtype=float).reshape(len(keys), len(piece)))
+        live = [i for i, b in enumerate(buffers) if b is not None and len(b[0])]
         if not live:
-            if not yielded:  # an empty table: one empty chunk (the first bucket's columns)
-                yield next(b for b in buffers if b is not None).reset_index(drop=True)
+            if not yielded and first is not None:  # an empty table: one empty chunk (the first piece's)
+                yield first.reset_index(drop=True)
             return
         pending = [i for i in live if queues[i]]
-        bound = min((tuple(k[-1] for k in key_of(buffers[i].iloc[-1:])) for i in pending), default=None)
-        taken = []
+        bound = min((tuple(buffers[i][1][:, -1]) for i in pending), default=None)
+        frames, keys = [], []
         for i in live:
-            if bound is None:
-                mask = np.ones(len(buffers[i]), bool)
-            else:
-                mask = _at_most(key_of(buffers[i]), list(bound))
-            taken.append(buffers[i][mask])
-            buffers[i] = buffers[i][~mask]
-        chunk = pd.concat([t for t in taken if len(t)], ignore_index=True)
+            table, key = buffers[i]
+            mask = np.ones(len(table), bool) if bound is None else _at_most(list(key), list(bound))
+            frames.append(table[mask])
+            keys.append(key[:, mask])
+            buffers[i] = (table[~mask], key[:, ~mask])
+        chunk = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        key = np.concatenate(keys, axis=1)
         yielded = True
-        keys = key_of(chunk)
-        order = np.lexsort(keys[::-1]) if keys else np.arange(len(chunk))
-        yield chunk.take(order).reset_index(drop=True)
+        yield chunk.take(np.lexsort(key[::-1]) if len(key) else np.arange(len(chunk))).reset_index(drop=True)
 
 
 def keep_directory(parent: str | Path | None) -> tempfile.TemporaryDirectory:
