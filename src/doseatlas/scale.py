@@ -111,6 +111,7 @@ class _PartPlan(NamedTuple):
     times: pd.DataFrame
     attrs: dict
     datasets: list[str]
+    groups: pd.Series  # input rows per (dataset, perturbagen) text key (CURVE_GROUP_KEY, joined)
 
 
 def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
@@ -118,7 +119,7 @@ def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
     distinct (dataset, read time) pairs (for the nominal durations of the whole input), the metadata its reader
     found (``attrs``, e.g. doubling times) and its data set names."""
     table = read(part)
-    line, dataset = _text(table, S.CELL_LINE), _text(table, S.DATASET)
+    line, dataset, drug = _text(table, S.CELL_LINE), _text(table, S.DATASET), _text(table, S.PERTURBAGEN)
     keys = pd.DataFrame(
         {"plate": _plate_ids(table), "line": dataset + "\x1f" + line, "has_line": line.ne("")}
     )
@@ -129,6 +130,7 @@ def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
         distinct_times(table),
         dict(table.attrs),
         sorted(d for d in pd.unique(dataset) if d),
+        (dataset + "\x1f" + drug)[drug.ne("")].value_counts(sort=False),
     )
 
 
@@ -190,17 +192,48 @@ def _read_and_split(
     return len(table)
 
 
-def _curve_buckets(responses: pd.DataFrame, n_partitions: int) -> np.ndarray:
-    """Bucket per response row: a stable hash of (dataset, perturbagen)."""
+def group_buckets(rows: pd.Series, n_partitions: int) -> dict[str, int]:
+    """Bucket of every (dataset, perturbagen) key (``rows``: its input rows): packed into the buckets largest
+    first (balanced rows; ties in key order), so that a bucket holds about its share of the run's rows."""
+    rows = rows.groupby(level=0, sort=True).sum()
+    load = np.zeros(n_partitions)
+    out = {}
+    for key, n in zip(
+        rows.index[np.argsort(-rows.to_numpy(), kind="stable")],
+        np.sort(-rows.to_numpy(), kind="stable"),
+        strict=True,
+    ):
+        out[key] = int(np.argmin(load))
+        load[out[key]] -= n
+    return out
+
+
+def _curve_buckets(
+    responses: pd.DataFrame, n_partitions: int, groups: dict[str, int] | None = None
+) -> np.ndarray:
+    """Bucket per response row: that of its (dataset, perturbagen) in ``groups`` (:func:`group_buckets`),
+    else a stable hash of (dataset, perturbagen)."""
     if not len(responses):
         return np.zeros(0, dtype=np.int64)
     text = pd.DataFrame({c: _text(responses, c) for c in CURVE_GROUP_KEY})
-    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
-    return (hashed % np.uint64(n_partitions)).astype(np.int64)
+    hashed = (pd.util.hash_pandas_object(text, index=False).to_numpy() % np.uint64(n_partitions)).astype(
+        np.int64
+    )
+    if not groups:
+        return hashed
+    known = (text[S.DATASET] + "\x1f" + text[S.PERTURBAGEN]).map(groups)
+    return np.where(known.notna(), known.fillna(-1).to_numpy(np.int64), hashed)
 
 
 def _normalize_bucket(
-    bucket: int, n_parts: int, options: RunOptions, n: int, spill: Path, nominal: pd.DataFrame, *_after
+    bucket: int,
+    n_parts: int,
+    options: RunOptions,
+    n: int,
+    spill: Path,
+    nominal: pd.DataFrame,
+    groups: dict[str, int],
+    *_after,
 ) -> _Normalized:
     """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
     responses to the step-3 buckets of their (dataset, perturbagen)."""
@@ -211,10 +244,10 @@ def _normalize_bucket(
     )
     del pieces
     plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
-    for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
+    for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n, groups), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
     compound = compound_wells(checked.clean)  # with the responses of their (dataset, perturbagen)
-    for target, piece in enumerate(_split_by(compound, _curve_buckets(compound, n), n)):
+    for target, piece in enumerate(_split_by(compound, _curve_buckets(compound, n, groups), n)):
         write_piece(piece, _piece(spill, "compound", target, bucket))
     return _Normalized(
         ledger=checked.ledger,
@@ -368,19 +401,20 @@ def _graph(
     read,
     options: RunOptions,
     n: int,
-    plan: tuple[dict, list[int]],
+    plan: tuple[dict, list[int], pd.DataFrame, dict[str, int]],
     spill: Path,
     keep: Path | None = None,
 ):
     """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
     from dask import delayed
 
-    buckets, first_rows, nominal = plan
+    buckets, first_rows, nominal, groups = plan
     split = [
         delayed(_read_and_split)(i, p, read, buckets, n, spill, first_rows[i]) for i, p in enumerate(parts)
     ]
     normalized = [
-        delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, *split) for j in range(n)
+        delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, groups, *split)
+        for j in range(n)
     ]
     fitted = [delayed(_fit_bucket)(k, n, options, spill, keep, *normalized) for k in range(n)]
     return normalized, fitted
@@ -462,13 +496,14 @@ def run_partitioned(
         nominal = nominal_map(
             pd.concat([plan.times for plan in planned], ignore_index=True), options=options.durations
         )
+        groups = group_buckets(pd.concat([plan.groups for plan in planned]), n_partitions)
         attrs = merged_attrs(plan.attrs for plan in planned)
         options = with_reader_metadata(options, attrs)
         with spill_directory(spill_dir) as spill:
             # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
             bucket_options = replace(options, harmonize=HarmonizeOptions())
             keep = keep_directory(spill_dir) if stream else None
-            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill,
+            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal, groups), spill,
                            Path(keep.name) if keep is not None else None)  # fmt: skip
             normalized, fitted = dask.compute(*graph, **compute_with)
     result = replace(_assemble(normalized, fitted, options=options, keep=keep), options=options)
