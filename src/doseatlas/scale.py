@@ -10,8 +10,9 @@ temporary directory):
    cell line (whose time-zero reads may sit on another plate) form one component, and the components are
    packed into the buckets largest first (a first pass over the parts reads their keys);
 2. each bucket gathers its rows from every part (so every plate is whole, rows in input order) and is
-   validated and normalized: its responses, ledger and plate table; its responses are split by a hash of
-   (dataset, perturbagen) into ``n_partitions`` buckets;
+   validated and normalized: its responses, ledger and plate table; its responses are split by (dataset,
+   perturbagen) into ``n_partitions`` buckets (the groups packed largest first by their input rows, counted in
+   the first pass: :func:`group_buckets`);
 3. each of those gathers its responses from every step-2 bucket (every curve and every shrink population is
    whole) and is fitted and turned into metrics.
 
@@ -27,7 +28,9 @@ A streamed run (``stream=True``, as ``doseatlas run`` runs it) does not assemble
 as the input: each step-3 bucket keeps them on disk in sorted pieces, the whole-run steps get only the rows they
 read (:func:`rows_for_whole_run_steps`), the summary and the report get the buckets' counts, and the output file
 is written from a merge of the pieces (:mod:`doseatlas.io.streamed`; ``tests/test_scale_stream.py`` checks that
-every output file equals the in-memory run's).
+every output file equals the in-memory run's). When the whole-run steps are local to a bucket (one data set, no
+time course, no conversion: :func:`doseatlas.scale_steps.is_local`), the curves and metrics are streamed too:
+each bucket's go through those steps alone and stay on disk (:mod:`doseatlas.scale_steps`).
 """
 
 from __future__ import annotations
