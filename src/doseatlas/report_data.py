@@ -19,7 +19,7 @@ deterministic rules), except that the order of the first rejected rows follows t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -365,8 +365,9 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
 
     parts = getattr(getattr(result, "metrics", None), "report_parts", None)
     if parts:  # a streamed run's metrics stay on disk: the report data of its buckets, merged
-        return merge_report_data(parts, summary=getattr(result, "summary", {}),
-                                 **{n: _table(result, n) for n in ("identities", "consistency", "plates")})  # fmt: skip
+        merged = merge_report_data(parts, summary=getattr(result, "summary", {}),
+                                   **{n: _table(result, n) for n in ("identities", "consistency", "plates")})  # fmt: skip
+        return replace(merged, plate_maps=STREAMED_PLATE_MAPS)
     metrics, responses, curves = (_table(result, n) for n in ("metrics", "responses", "curves"))
     streamed = _streamed_responses(result)
     consistency = _table(result, "consistency")
