@@ -196,3 +196,34 @@ def test_a_streamed_run_holds_one_buckets_metrics_at_a_time(one_dataset):
     assert list(summaries[0]["metric_status"]) == list(summaries[1]["metric_status"])
     report = (dask / "report.html").read_text()
     assert "Metrics computed and refused" in report and "this run streamed its responses" in report
+
+
+def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory_files(tmp_path):
+    """Growth (time-zero plates), time dependence (two read times) and flags from the buckets' aggregates."""
+    from doseatlas import io
+    from doseatlas.ingest.partitioned import list_parts, read_part
+    from doseatlas.pipeline import run_pipeline
+    from doseatlas.scale import run_partitioned
+    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+
+    dataset = DatasetConfig(name="s", plate_format=384, read_times_h=[72.0, 96.0], time_zero=True)
+    wells = simulate(SimulationConfig(n_cell_lines=3, n_drugs=8, datasets=[dataset]), seed=4).wells
+    folder = tmp_path / "in" / "dataset=s"
+    folder.mkdir(parents=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(wells)), 2)):
+        wells.sample(frac=1.0, random_state=5).iloc[rows].drop(columns=[S.DATASET]).to_parquet(
+            folder / f"p{i}.parquet"
+        )
+    parts = list_parts([str(tmp_path / "in")])
+    memory = run_pipeline(pd.concat([read_part(p) for p in parts], ignore_index=True))
+    dask = run_partitioned(parts, read=read_part, n_partitions=4, stream=True)
+    assert isinstance(dask.metrics, streamed.StreamedTable)
+    for name, result in (("m", memory), ("d", dask)):
+        (tmp_path / name).mkdir()
+        io.write_run(result, tmp_path / name, meta={})
+    for name in RUN_TABLES:
+        a, b = (pd.read_parquet(tmp_path / d / f"{name}.parquet") for d in "md")
+        pd.testing.assert_frame_equal(b, a, check_exact=True, obj=name)
+    assert len(memory.growth) and len(memory.time_dependence)
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in "md"]
+    assert summaries[0] == summaries[1]
