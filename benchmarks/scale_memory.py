@@ -1,11 +1,15 @@
 """Peak memory and time of the partitioned (Dask) run against the in-memory run, on the same simulated screen.
 
-Usage: ``python benchmarks/scale_memory.py [--cell-lines N] [--drugs M] [--files F] [--partitions P] [--workers W]``
+Usage: ``python benchmarks/scale_memory.py [--cell-lines N] [--drugs M] [--files F] [--partitions P] [--workers W]
+[--stream]``
 
 Simulates a 384-well screen (two read times, time-zero plates), writes its well table as a hive-partitioned
 Parquet data set of ``F`` files (rows shuffled, so plates span files), then runs, each in a fresh process (so
 that peak RSS is that run's alone): the in-memory pipeline (the baseline) and ``doseatlas.scale`` with
-``P`` buckets and ``W`` workers. Checks that the metrics tables are identical. The last line is
+``P`` buckets and ``W`` workers. Checks that the metrics tables are identical. ``--stream``: both runs also
+write every output table (as ``doseatlas run``), the partitioned one streamed (``stream=True``: responses,
+curves and metrics kept on disk per bucket and merged into the files), and the written metrics files are
+compared. The last line is
 ``peak_mb_ratio=<partitioned / in-memory> time_ratio=<partitioned / in-memory>``.
 """
 
@@ -50,9 +54,20 @@ def _child(args: argparse.Namespace) -> None:
     if args.child == "memory":
         result = run_pipeline(pd.concat([read_part(p) for p in parts], ignore_index=True))
     else:
-        result = run_partitioned(parts, read=read_part, n_partitions=args.partitions, workers=args.workers)
-    seconds = time.perf_counter() - start
-    result.metrics.to_parquet(Path(args.input).parent / f"metrics_{args.child}.parquet")
+        result = run_partitioned(
+            parts, read=read_part, n_partitions=args.partitions, workers=args.workers, stream=args.stream
+        )
+    if args.stream:  # the output tables written, as doseatlas run writes them (timed)
+        from doseatlas import io
+
+        out = Path(args.input).parent / f"out_{args.child}"
+        out.mkdir()
+        io.write_run(result, out, meta={})
+        seconds = time.perf_counter() - start
+        (out / "metrics.parquet").rename(Path(args.input).parent / f"metrics_{args.child}.parquet")
+    else:
+        seconds = time.perf_counter() - start
+        result.metrics.to_parquet(Path(args.input).parent / f"metrics_{args.child}.parquet")
     peak = (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -63,6 +78,7 @@ def _child(args: argparse.Namespace) -> None:
 def _run(kind: str, args: argparse.Namespace, root: Path) -> dict:
     command = [sys.executable, __file__, "--child", kind, "--input", str(root / "in")]
     command += ["--partitions", str(args.partitions), "--workers", str(args.workers)]
+    command += ["--stream"] if args.stream else []
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -75,6 +91,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stream", action="store_true", help="write the output tables, streamed")
     parser.add_argument("--child", choices=["memory", "dask"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,7 +118,9 @@ def main() -> None:
         ]
         a, b = a.sort_values(key).reset_index(drop=True), b[a.columns].sort_values(key).reset_index(drop=True)
         identical = a.equals(b)
-    print(f"wells={n} files={args.files} partitions={args.partitions} workers={args.workers}")
+    print(
+        f"wells={n} files={args.files} partitions={args.partitions} workers={args.workers} stream={args.stream}"
+    )
     print(f"in-memory: {memory['seconds']:.1f} s, peak {memory['peak_mb']:.0f} MB")
     print(
         f"partitioned: {partitioned['seconds']:.1f} s, peak {partitioned['peak_mb']:.0f} MB (all processes)"

@@ -212,3 +212,16 @@ def test_a_manifest_with_two_sources_of_one_data_set_is_refused_before_anything_
     check = functools.partial(check_part_datasets, manifest)
     with pytest.raises(InputFileError, match=r"source 2 \(path = 'b.csv'\): its rows have dataset 'lab_a'"):
         run_partitioned(manifest.parts, read=read_source_part, n_partitions=2, check_datasets=check)
+
+
+def test_curve_groups_are_packed_into_buckets_largest_first():
+    """(dataset, perturbagen) groups go to the least loaded bucket, largest first, so that a bucket holds about
+    its share of the rows (a hash of few groups does not); a group not counted in planning is hashed."""
+    from doseatlas.scale import _curve_buckets, group_buckets
+
+    rows = pd.Series({"d\x1fa": 100, "d\x1fb": 60, "d\x1fc": 50, "d\x1fd": 40, "e\x1fa": 5})
+    groups = group_buckets(pd.concat([rows.iloc[:3], rows.iloc[3:], rows.iloc[:1] * 0]), 2)
+    assert groups == {"d\x1fa": 0, "d\x1fb": 1, "d\x1fc": 1, "d\x1fd": 0, "e\x1fa": 1}
+    table = pd.DataFrame({S.DATASET: ["d", "d", " d", "x"], S.PERTURBAGEN: ["a", "c", "c ", "y"]})
+    hashed = _curve_buckets(table, 2)
+    assert _curve_buckets(table, 2, groups).tolist() == [0, 1, 1, hashed[3]]

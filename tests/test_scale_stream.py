@@ -142,3 +142,88 @@ def run_conversion():
     from doseatlas.metrics.convert import ConversionOptions
 
     return ConversionOptions(targets=(72.0,))
+
+
+@pytest.fixture(scope="module")
+def one_dataset(tmp_path_factory):
+    """One data set (the whole-run steps run bucket by bucket, curves and metrics streamed), 6 buckets; the
+    largest number of metric rows one bucket's steps held at once."""
+    from doseatlas import scale_steps
+
+    root = tmp_path_factory.mktemp("stream1")
+    wells = pd.read_parquet(example_path())
+    inputs = root / "in"
+    inputs.mkdir()
+    one = wells[wells[S.DATASET].eq("lab_a")].sample(frac=1.0, random_state=3)
+    for i, rows in enumerate(np.array_split(np.arange(len(one)), 2)):
+        one.iloc[rows].to_parquet(inputs / f"part{i}.parquet")
+    _run(inputs, root / "memory")
+    held = []
+    steps = scale_steps.bucket_steps
+
+    def counted(rows, curves, metrics, **kwargs):
+        held.append(len(metrics))
+        return steps(rows, curves, metrics, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streamed, "PIECE_ROWS", 53)
+        patch.setattr(scale_steps, "bucket_steps", counted)
+        _run(inputs, root / "dask", "--engine", "dask", "--partitions", "6")
+    return root / "memory", root / "dask", held
+
+
+@pytest.mark.parametrize("name", RUN_TABLES)
+def test_streamed_curves_and_metrics_files_equal_the_in_memory_runs(one_dataset, name):
+    memory, dask = (pq.read_table(d / f"{name}.parquet") for d in one_dataset[:2])
+    assert dask.schema.remove_metadata() == memory.schema.remove_metadata()
+    for a, b in zip(dask.schema, memory.schema, strict=True):
+        assert a.metadata == b.metadata, a.name  # units
+    pd.testing.assert_frame_equal(dask.to_pandas(), memory.to_pandas(), check_exact=True, obj=name)
+
+
+def test_a_streamed_run_holds_one_buckets_metrics_at_a_time(one_dataset):
+    """The whole-run steps ran on each bucket's metrics, never on the run's: the most metric rows held at
+    once is one bucket's (here at most half the run's), and the summaries are the same."""
+    memory, dask, held = one_dataset
+    total = pq.read_metadata(memory / "metrics.parquet").num_rows
+    assert len(held) == 6 and sum(held) == total
+    assert 0 < max(held) <= total / 2
+    assert pq.ParquetFile(dask / "metrics.parquet").metadata.num_row_groups > 1  # written from the pieces
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (memory, dask)]
+    for summary in summaries:
+        summary.pop("provenance")
+    assert summaries[0] == summaries[1]
+    assert list(summaries[0]["metric_status"]) == list(summaries[1]["metric_status"])
+    report = (dask / "report.html").read_text()
+    assert "Metrics computed and refused" in report and "this run streamed its responses" in report
+
+
+def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory_files(tmp_path):
+    """Growth (time-zero plates), time dependence (two read times) and flags from the buckets' aggregates."""
+    from doseatlas import io
+    from doseatlas.ingest.partitioned import list_parts, read_part
+    from doseatlas.pipeline import run_pipeline
+    from doseatlas.scale import run_partitioned
+    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+
+    dataset = DatasetConfig(name="s", plate_format=384, read_times_h=[72.0, 96.0], time_zero=True)
+    wells = simulate(SimulationConfig(n_cell_lines=3, n_drugs=8, datasets=[dataset]), seed=4).wells
+    folder = tmp_path / "in" / "dataset=s"
+    folder.mkdir(parents=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(wells)), 2)):
+        wells.sample(frac=1.0, random_state=5).iloc[rows].drop(columns=[S.DATASET]).to_parquet(
+            folder / f"p{i}.parquet"
+        )
+    parts = list_parts([str(tmp_path / "in")])
+    memory = run_pipeline(pd.concat([read_part(p) for p in parts], ignore_index=True))
+    dask = run_partitioned(parts, read=read_part, n_partitions=4, stream=True)
+    assert isinstance(dask.metrics, streamed.StreamedTable)
+    for name, result in (("m", memory), ("d", dask)):
+        (tmp_path / name).mkdir()
+        io.write_run(result, tmp_path / name, meta={})
+    for name in RUN_TABLES:
+        a, b = (pd.read_parquet(tmp_path / d / f"{name}.parquet") for d in "md")
+        pd.testing.assert_frame_equal(b, a, check_exact=True, obj=name)
+    assert len(memory.growth) and len(memory.time_dependence)
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in "md"]
+    assert summaries[0] == summaries[1]

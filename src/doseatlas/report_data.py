@@ -19,7 +19,7 @@ deterministic rules), except that the order of the first rejected rows follows t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -394,6 +394,11 @@ def report_data(result: Any, *, problems: list[str] | None = None) -> ReportData
     from doseatlas import report
     from doseatlas.plotting_plates import plate_maps_section
 
+    parts = getattr(getattr(result, "metrics", None), "report_parts", None)
+    if parts:  # a streamed run's metrics stay on disk: the report data of its buckets, merged
+        merged = merge_report_data(parts, summary=getattr(result, "summary", {}),
+                                   **{n: _table(result, n) for n in ("identities", "consistency", "plates")})  # fmt: skip
+        return replace(merged, plate_maps=STREAMED_PLATE_MAPS)
     metrics, responses, curves = (_table(result, n) for n in ("metrics", "responses", "curves"))
     streamed = _streamed_responses(result)
     consistency = _table(result, "consistency")

@@ -10,8 +10,9 @@ temporary directory):
    cell line (whose time-zero reads may sit on another plate) form one component, and the components are
    packed into the buckets largest first (a first pass over the parts reads their keys);
 2. each bucket gathers its rows from every part (so every plate is whole, rows in input order) and is
-   validated and normalized: its responses, ledger and plate table; its responses are split by a hash of
-   (dataset, perturbagen) into ``n_partitions`` buckets;
+   validated and normalized: its responses, ledger and plate table; its responses are split by (dataset,
+   perturbagen) into ``n_partitions`` buckets (the groups packed largest first by their input rows, counted in
+   the first pass: :func:`group_buckets`);
 3. each of those gathers its responses from every step-2 bucket (every curve and every shrink population is
    whole) and is fitted and turned into metrics.
 
@@ -27,7 +28,9 @@ A streamed run (``stream=True``, as ``doseatlas run`` runs it) does not assemble
 as the input: each step-3 bucket keeps them on disk in sorted pieces, the whole-run steps get only the rows they
 read (:func:`rows_for_whole_run_steps`), the summary and the report get the buckets' counts, and the output file
 is written from a merge of the pieces (:mod:`doseatlas.io.streamed`; ``tests/test_scale_stream.py`` checks that
-every output file equals the in-memory run's).
+every output file equals the in-memory run's). When the whole-run steps are local to a bucket (one data set, no
+time course, no conversion: :func:`doseatlas.scale_steps.is_local`), the curves and metrics are streamed too:
+each bucket's go through those steps alone and stay on disk (:mod:`doseatlas.scale_steps`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from doseatlas import scale_steps
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text
 from doseatlas.durations import distinct_times, nominal_map
@@ -110,6 +114,7 @@ class _PartPlan(NamedTuple):
     times: pd.DataFrame
     attrs: dict
     datasets: list[str]
+    groups: pd.Series  # input rows per (dataset, perturbagen) text key (CURVE_GROUP_KEY, joined)
 
 
 def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
@@ -117,7 +122,7 @@ def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
     distinct (dataset, read time) pairs (for the nominal durations of the whole input), the metadata its reader
     found (``attrs``, e.g. doubling times) and its data set names."""
     table = read(part)
-    line, dataset = _text(table, S.CELL_LINE), _text(table, S.DATASET)
+    line, dataset, drug = _text(table, S.CELL_LINE), _text(table, S.DATASET), _text(table, S.PERTURBAGEN)
     keys = pd.DataFrame(
         {"plate": _plate_ids(table), "line": dataset + "\x1f" + line, "has_line": line.ne("")}
     )
@@ -128,6 +133,7 @@ def _part_keys(part: Any, read: Callable[[Any], pd.DataFrame]) -> _PartPlan:
         distinct_times(table),
         dict(table.attrs),
         sorted(d for d in pd.unique(dataset) if d),
+        (dataset + "\x1f" + drug)[drug.ne("")].value_counts(sort=False),
     )
 
 
@@ -189,17 +195,48 @@ def _read_and_split(
     return len(table)
 
 
-def _curve_buckets(responses: pd.DataFrame, n_partitions: int) -> np.ndarray:
-    """Bucket per response row: a stable hash of (dataset, perturbagen)."""
+def group_buckets(rows: pd.Series, n_partitions: int) -> dict[str, int]:
+    """Bucket of every (dataset, perturbagen) key (``rows``: its input rows): packed into the buckets largest
+    first (balanced rows; ties in key order), so that a bucket holds about its share of the run's rows."""
+    rows = rows.groupby(level=0, sort=True).sum()
+    load = np.zeros(n_partitions)
+    out = {}
+    for key, n in zip(
+        rows.index[np.argsort(-rows.to_numpy(), kind="stable")],
+        np.sort(-rows.to_numpy(), kind="stable"),
+        strict=True,
+    ):
+        out[key] = int(np.argmin(load))
+        load[out[key]] -= n
+    return out
+
+
+def _curve_buckets(
+    responses: pd.DataFrame, n_partitions: int, groups: dict[str, int] | None = None
+) -> np.ndarray:
+    """Bucket per response row: that of its (dataset, perturbagen) in ``groups`` (:func:`group_buckets`),
+    else a stable hash of (dataset, perturbagen)."""
     if not len(responses):
         return np.zeros(0, dtype=np.int64)
     text = pd.DataFrame({c: _text(responses, c) for c in CURVE_GROUP_KEY})
-    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
-    return (hashed % np.uint64(n_partitions)).astype(np.int64)
+    hashed = (pd.util.hash_pandas_object(text, index=False).to_numpy() % np.uint64(n_partitions)).astype(
+        np.int64
+    )
+    if not groups:
+        return hashed
+    known = (text[S.DATASET] + "\x1f" + text[S.PERTURBAGEN]).map(groups)
+    return np.where(known.notna(), known.fillna(-1).to_numpy(np.int64), hashed)
 
 
 def _normalize_bucket(
-    bucket: int, n_parts: int, options: RunOptions, n: int, spill: Path, nominal: pd.DataFrame, *_after
+    bucket: int,
+    n_parts: int,
+    options: RunOptions,
+    n: int,
+    spill: Path,
+    nominal: pd.DataFrame,
+    groups: dict[str, int],
+    *_after,
 ) -> _Normalized:
     """Step 2: validate and normalize the whole plates of one bucket (rows in input order); spill the
     responses to the step-3 buckets of their (dataset, perturbagen)."""
@@ -210,10 +247,10 @@ def _normalize_bucket(
     )
     del pieces
     plates = _plates_table(checked.plate_rows, responses) if S.ROLE in checked.clean else pd.DataFrame()
-    for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n), n)):
+    for target, piece in enumerate(_split_by(responses, _curve_buckets(responses, n, groups), n)):
         write_piece(piece, _piece(spill, "responses", target, bucket))
     compound = compound_wells(checked.clean)  # with the responses of their (dataset, perturbagen)
-    for target, piece in enumerate(_split_by(compound, _curve_buckets(compound, n), n)):
+    for target, piece in enumerate(_split_by(compound, _curve_buckets(compound, n, groups), n)):
         write_piece(piece, _piece(spill, "compound", target, bucket))
     return _Normalized(
         ledger=checked.ledger,
@@ -249,13 +286,19 @@ def _fit_bucket(bucket: int, n: int, options: RunOptions, spill: Path, keep: Pat
         counts=response_counts(responses),
         first={scale: _first_reasons(responses, scale) for scale in S.RESPONSE_SCALES},
     )
-    return (
-        responses[rows_for_whole_run_steps(responses, options=options)],
-        curves,
-        metrics,
-        interference,
-        kept,
-    )
+    rows = responses[rows_for_whole_run_steps(responses, options=options)]
+    del responses
+    return _spill_curve_tables(bucket, keep, rows, sort_table(curves, "curves"), sort_table(metrics, "metrics"),
+                               interference, kept)  # fmt: skip
+
+
+def _spill_curve_tables(
+    bucket: int, keep: Path, rows: pd.DataFrame, curves: pd.DataFrame, metrics: pd.DataFrame,
+    interference: pd.DataFrame, kept: _BucketRows,
+) -> scale_steps.Spilled:  # fmt: skip
+    """A streamed bucket's per-curve tables kept on disk (in output order), with what the run needs of them."""
+    return scale_steps.spill(keep, bucket, {"rows": rows, "curves": curves, "metrics": metrics},
+                             interference=interference, kept=kept, growth=rows[growth_rows(rows)])  # fmt: skip
 
 
 @dataclass
@@ -305,8 +348,6 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
     if options.conversion.targets or not n:
         return np.ones(n, dtype=bool)
     keep = np.zeros(n, dtype=bool)
-    present = [c for c in (S.TIME_ZERO_SIGNAL, S.VEHICLE_SIGNAL, S.DOUBLING_TIME_H) if c in responses]
-    later = responses[S.TIME_H].to_numpy(float) > 0 if S.TIME_H in responses else np.zeros(n, bool)
     curve = [S.TIME_H if c == S.DURATION_H else c for c in S.CURVE_KEY]
 
     def first_of(rows: np.ndarray, key: list[str]) -> None:
@@ -316,12 +357,7 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
             keep[chosen[~responses.iloc[chosen][columns].duplicated().to_numpy()]] = True
 
     everything = np.ones(n, dtype=bool)
-    if S.TIME_ZERO_SIGNAL in present and S.VEHICLE_SIGNAL in present:
-        timed = responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()
-        first_of(timed.to_numpy() & later, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.TIME_H])
-    if S.DOUBLING_TIME_H in present:
-        given = responses[S.DOUBLING_TIME_H].notna().to_numpy() & later
-        first_of(given, [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.TIME_H])
+    keep |= growth_rows(responses)
     first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.CELL_LINE, S.CELL_LINE_ID])
     first_of(everything, [S.DATASET, S.PERTURBATION_TYPE, S.PERTURBAGEN, S.PERTURBAGEN_ID])
     first_of(everything, [*curve, S.PLATE])
@@ -334,24 +370,54 @@ def rows_for_whole_run_steps(responses: pd.DataFrame, *, options: RunOptions) ->
     return keep
 
 
+def _first_rows(responses: pd.DataFrame, rows: np.ndarray, key: list[str]) -> np.ndarray:
+    """Of the rows where ``rows`` is true, the first of each distinct ``key`` (the columns present)."""
+    out = np.zeros(len(responses), dtype=bool)
+    columns = [c for c in key if c in responses]
+    if rows.any() and columns:
+        chosen = np.flatnonzero(rows)
+        out[chosen[~responses.iloc[chosen][columns].duplicated().to_numpy()]] = True
+    return out
+
+
+def growth_rows(responses: pd.DataFrame) -> np.ndarray:
+    """The response rows :func:`doseatlas.growth.growth_table` reads, of a table in output order: the first
+    row of each plate and read time with a time-zero and a vehicle summary and of each (cell line, readout,
+    density, time) with a doubling time. Of the buckets of a run, their union (in output order) gives the
+    run's growth table."""
+    n = len(responses)
+    keep = np.zeros(n, dtype=bool)
+    later = responses[S.TIME_H].to_numpy(float) > 0 if S.TIME_H in responses else np.zeros(n, bool)
+    if S.TIME_ZERO_SIGNAL in responses and S.VEHICLE_SIGNAL in responses:
+        timed = (responses[S.TIME_ZERO_SIGNAL].notna() & responses[S.VEHICLE_SIGNAL].notna()).to_numpy()
+        keep |= _first_rows(responses, timed & later, [S.DATASET, S.PLATE, S.CELL_LINE, S.READOUT, S.TIME_H])
+    if S.DOUBLING_TIME_H in responses:
+        given = responses[S.DOUBLING_TIME_H].notna().to_numpy() & later
+        keep |= _first_rows(
+            responses, given, [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY, S.TIME_H]
+        )
+    return keep
+
+
 def _graph(
     parts: Sequence[Any],
     read,
     options: RunOptions,
     n: int,
-    plan: tuple[dict, list[int]],
+    plan: tuple[dict, list[int], pd.DataFrame, dict[str, int]],
     spill: Path,
     keep: Path | None = None,
 ):
     """The delayed tasks: step-2 bucket results and step-3 (responses, curves, metrics) per bucket."""
     from dask import delayed
 
-    buckets, first_rows, nominal = plan
+    buckets, first_rows, nominal, groups = plan
     split = [
         delayed(_read_and_split)(i, p, read, buckets, n, spill, first_rows[i]) for i, p in enumerate(parts)
     ]
     normalized = [
-        delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, *split) for j in range(n)
+        delayed(_normalize_bucket)(j, len(parts), options, n, spill, nominal, groups, *split)
+        for j in range(n)
     ]
     fitted = [delayed(_fit_bucket)(k, n, options, spill, keep, *normalized) for k in range(n)]
     return normalized, fitted
@@ -433,13 +499,14 @@ def run_partitioned(
         nominal = nominal_map(
             pd.concat([plan.times for plan in planned], ignore_index=True), options=options.durations
         )
+        groups = group_buckets(pd.concat([plan.groups for plan in planned]), n_partitions)
         attrs = merged_attrs(plan.attrs for plan in planned)
         options = with_reader_metadata(options, attrs)
         with spill_directory(spill_dir) as spill:
             # the buckets do not need the identity evidence (possibly a whole Cellosaurus): not shipped to them
             bucket_options = replace(options, harmonize=HarmonizeOptions())
             keep = keep_directory(spill_dir) if stream else None
-            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal), spill,
+            graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal, groups), spill,
                            Path(keep.name) if keep is not None else None)  # fmt: skip
             normalized, fitted = dask.compute(*graph, **compute_with)
     result = replace(_assemble(normalized, fitted, options=options, keep=keep), options=options)
@@ -486,23 +553,39 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def _assemble(
-    normalized: list[_Normalized], fitted: list[tuple], *, options: RunOptions, keep: Any = None
+    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None
 ) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning). With ``keep`` (a streamed run) the
-    responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts."""
-    parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], [], []]
-    kept = parts.pop(4) if keep is not None else None
-    fitted.clear()  # each table's pieces are released once it is concatenated
+    responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts; the
+    curves and metrics too when the whole-run steps are local to a bucket (:mod:`doseatlas.scale_steps`)."""
+    if keep is None:
+        parts = [list(t) for t in zip(*fitted, strict=True)] if fitted else [[], [], [], []]
+        fitted.clear()  # each table's pieces are released once it is concatenated
+        return _assembled(normalized, parts, options=options)
+    spilled: list[scale_steps.Spilled] = list(fitted)
+    fitted.clear()
+    local = scale_steps.is_local(datasets=[d for n in normalized for d in n.datasets],
+                                 dip=[n.dip for n in normalized], options=options)  # fmt: skip
+    if local:
+        return _streamed_result(normalized, spilled, options=options, keep=keep)
+    loaded = [s.load() for s in spilled]
+    parts = [[t[i] for t in loaded] for i in range(3)] + [[s.interference for s in spilled]]
+    del loaded
+    return _assembled(normalized, parts, options=options, kept=[s.kept for s in spilled], keep=keep)
+
+
+def _assembled(
+    normalized: list[_Normalized], parts: list[list[pd.DataFrame]], *, options: RunOptions,
+    kept: list[_BucketRows] | None = None, keep: Any = None,
+) -> RunResult:  # fmt: skip
+    """The run result from the buckets' (responses or the rows the steps read, curves, metrics, interference)
+    assembled in memory, the whole-run steps run on the whole tables."""
     # in the order of the output tables before the steps that work on the whole run (as the in-memory run)
     responses = sort_table(_concat(_drain(parts[0])), "responses")
     curves = sort_table(_concat(_drain(parts[1])), "curves")
     metrics = sort_table(_concat(_drain(parts[2])), "metrics")
-    ledger = _concat([n.ledger for n in normalized])
-    plates = sort_table(_concat([n.plates for n in normalized]), "plates")
-    datasets = sorted({d for n in normalized for d in n.datasets})
-    summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
-                       responses)  # fmt: skip
+    ledger, plates, summary = _run_basics(normalized, responses)
     dip = sort_table(_concat([n.dip for n in normalized]), "dip")
     interference = sort_table(_concat(_drain(parts[3])), "interference")
     tables = {"responses": responses, "curves": curves, "metrics": metrics, "plates": plates, "dip": dip,
@@ -514,10 +597,61 @@ def _assemble(
     if kept is None:
         return RunResult(**result_tables(ledger=ledger, **tables), summary=summary)
     tables["responses"] = _streamed(kept, tables["identities"], keep)
-    summary["treated_wells"] = len(tables["responses"])
-    summary["refusals"] = {scale: _refusals([k.first[scale] for k in kept]) for scale in S.RESPONSE_SCALES}
+    _streamed_counts(summary, kept, tables["responses"])
     streamed = tables.pop("responses")
     return RunResult(responses=streamed, **result_tables(ledger=ledger, **tables), summary=summary)
+
+
+def _run_basics(normalized: list[_Normalized], responses: pd.DataFrame) -> tuple:
+    """(ledger, plates, summary) of the run from the step-2 buckets."""
+    ledger = _concat([n.ledger for n in normalized])
+    plates = sort_table(_concat([n.plates for n in normalized]), "plates")
+    datasets = sorted({d for n in normalized for d in n.datasets})
+    summary = _summary(sum(n.n_read for n in normalized), sum(n.n_used for n in normalized), datasets, ledger,
+                       responses)  # fmt: skip
+    return ledger, plates, summary
+
+
+def _streamed_counts(summary: dict, kept: list[_BucketRows], responses: StreamedTable) -> None:
+    summary["treated_wells"] = len(responses)
+    summary["refusals"] = {scale: _refusals([k.first[scale] for k in kept]) for scale in S.RESPONSE_SCALES}
+
+
+def _streamed_result(
+    normalized: list[_Normalized], spilled: list[scale_steps.Spilled], *, options: RunOptions, keep: Any
+) -> RunResult:
+    """The run result of a streamed run whose whole-run steps are local to a bucket: curves and metrics go
+    through them bucket by bucket and stay on disk (:mod:`doseatlas.scale_steps`)."""
+    kept = [s.kept for s in spilled]
+    growth = _concat([s.growth for s in spilled])
+    ledger, plates, summary = _run_basics(normalized, growth.iloc[:0])
+    identities = scale_steps.run_identities(spilled, options)
+    plates = apply_identities(plates, identities) if len(plates) and S.CELL_LINE in plates else plates
+    interference = sort_table(_concat([s.interference for s in spilled]), "interference")
+    interference = apply_identities(interference, identities) if len(interference) else interference
+    dip = sort_table(_concat([n.dip for n in normalized]), "dip")
+    dip = apply_identities(dip, identities) if len(dip) else dip
+    steps = {"identities": identities, "plates": plates, "interference": interference, "options": options}
+    context = {"steps": steps, "ledger": ledger}
+    directory = Path(keep.name)
+    finished = []
+    for i, bucket in enumerate(spilled):
+        finished.append(scale_steps.finish_bucket(bucket, i, keep=directory, n_buckets=len(spilled),
+                                                  context=context, first=i == 0))  # fmt: skip
+    growth = apply_identities(sort_table(growth, "responses"), identities)
+    timed, added, notes = scale_steps.whole_run_aggregates(
+        finished, growth=growth, identities=identities, interference=interference, options=options
+    )
+    summary.update(added)
+    if notes:
+        summary.setdefault("notes", []).extend(notes)
+    responses = _streamed(kept, identities, keep)
+    _streamed_counts(summary, kept, responses)
+    curves, metrics = (scale_steps.streamed_table(finished, name, keep) for name in ("curves", "metrics"))
+    metrics.report_parts = [f.report for f in finished]
+    small = result_tables(ledger=ledger, plates=plates, dip=dip, identities=identities,
+                          consistency=finished[0].consistency, interference=interference, **timed)  # fmt: skip
+    return RunResult(responses=responses, curves=curves, metrics=metrics, **small, summary=summary)
 
 
 def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> StreamedTable:

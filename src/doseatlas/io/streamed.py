@@ -41,12 +41,14 @@ def piece_rows(n_buckets: int) -> int:
     return min(PIECE_ROWS, max(MIN_PIECE_ROWS, MERGE_ROWS // max(n_buckets, 1)))
 
 
-def write_pieces(table: pd.DataFrame, directory: Path, bucket: int, *, n_buckets: int = 1) -> list[Path]:
+def write_pieces(
+    table: pd.DataFrame, directory: Path, bucket: int, *, n_buckets: int = 1, name: str = "stream"
+) -> list[Path]:
     """Spill ``table`` (already in output order) in pieces of at most :func:`piece_rows` rows (``n_buckets``:
-    the buckets the table is kept in)."""
+    the buckets the table is kept in; ``name``: the table's, in the file names)."""
     paths, rows = [], piece_rows(n_buckets)
     for i, start in enumerate(range(0, max(len(table), 1), rows)):
-        path = directory / f"stream-{bucket:05d}-{i:06d}.pkl"
+        path = directory / f"{name}-{bucket:05d}-{i:06d}.pkl"
         table.iloc[start : start + rows].to_pickle(path)
         paths.append(path)
     return paths
@@ -58,7 +60,10 @@ class StreamedTable:
     ``files``: the source files of its rows; ``distinct_on``: the columns that decide what ``prepare`` makes of
     a row (it changes only these and adds columns: one row per distinct combination shows the types); ``counts`` (optional):
     rows per data set, response scale and outcome
-    (:func:`doseatlas.report_data.response_counts` of the whole table, the report's)."""
+    (:func:`doseatlas.report_data.response_counts` of the whole table, the report's). ``order``: the columns
+    that order the rows (the table's key in ``TABLE_ORDER``); ``ranks``: the rank of every value of its text
+    columns among the run's (:func:`value_ranks`; default: the responses' order, source files ranked by
+    ``files``)."""
 
     buckets: list[list[Path]]
     n_rows: int
@@ -66,6 +71,9 @@ class StreamedTable:
     files: list[str] = field(default_factory=list)
     distinct_on: tuple[str, ...] = ()
     counts: pd.DataFrame | None = None
+    order: tuple[str, ...] = ORDER
+    ranks: dict[str, pd.Index] | None = None
+    report_parts: list | None = None  # report_data.ReportData of each bucket (the metrics of a streamed run)
     _keep: Any = field(default=None, repr=False)  # the temporary directory holding the pieces
     _found_types: Any = field(default=None, repr=False)
 
@@ -84,9 +92,14 @@ class StreamedTable:
     def frames(self) -> Iterator[pd.DataFrame]:
         """The output rows in order, chunk by chunk, with the column types of the whole table."""
         dtypes, text = self._types()
-        for chunk in _merged(self.buckets, self.files):
+        for chunk in _merged(self.buckets, self._key_of):
             out = self.prepare(chunk)
             yield _typed(out, dtypes, text)
+
+    def _key_of(self, table: pd.DataFrame) -> list[np.ndarray]:
+        if self.ranks is None:
+            return list(_keys(table, {name: r for r, name in enumerate(sorted(set(self.files)))}))
+        return rank_keys(table, self.order, self.ranks)
 
     def _types(self) -> tuple[pd.Series, set[str]]:
         """The column types of the whole table: those of concatenating every piece, and the object columns
@@ -120,7 +133,9 @@ class StreamedTable:
         """The output rows for which ``keep`` is true (e.g. those of the curves a report draws)."""
         dtypes, text = self._types()
         found = [_typed(out[keep(out)], dtypes, text) for out in map(self.prepare, self._pieces())]
-        return pd.concat(found, ignore_index=True).sort_values(list(ORDER), kind="stable", ignore_index=True)
+        return pd.concat(found, ignore_index=True).sort_values(
+            list(self.order), kind="stable", ignore_index=True
+        )
 
 
 def _typed(table: pd.DataFrame, dtypes: pd.Series, text: set[str]) -> pd.DataFrame:
@@ -137,40 +152,74 @@ def _keys(table: pd.DataFrame, files: dict[str, int]) -> tuple[np.ndarray, ...]:
     return rank, line, table[S.ROW_ID].to_numpy(float)
 
 
-def _at_most(keys: tuple[np.ndarray, ...], bound: tuple[float, ...]) -> np.ndarray:
-    (a, b, c), (x, y, z) = keys, bound
-    return (a < x) | ((a == x) & ((b < y) | ((b == y) & (c <= z))))
+def value_ranks(values: list[Any]) -> pd.Index:
+    """The distinct non-missing values of a text column among ``values`` (every bucket's) in the order of
+    ``pd.factorize(sort=True)``, as :func:`doseatlas.pipeline.sort_table` sorts (missing: last): a value's
+    position is its rank."""
+    distinct = pd.unique(pd.Series(values, dtype=object).dropna())
+    _, uniques = pd.factorize(distinct, sort=True)
+    return pd.Index(np.asarray(uniques, dtype=object), dtype=object)
 
 
-def _merged(buckets: list[list[Path]], names: list[str]) -> Iterator[pd.DataFrame]:
-    """The rows of every bucket in the output order, one piece per bucket held at a time (``names``: every
-    source file of the rows). A chunk holds every buffered row up to the smallest last key among the buckets
-    that have pieces left."""
-    files = {name: rank for rank, name in enumerate(sorted(set(names)))}
+def rank_keys(table: pd.DataFrame, order: tuple[str, ...], ranks: dict[str, pd.Index]) -> list[np.ndarray]:
+    """The order of ``table``'s rows as numeric arrays: per text column (in ``ranks``) its values' ranks
+    (missing last), per number column (missing last) whether it is missing, then its value."""
+    keys = []
+    for column in order:
+        if column not in table:
+            continue
+        if column in ranks:
+            rank = ranks[column].get_indexer(table[column].to_numpy(dtype=object)).astype(float)
+            keys.append(np.where(rank < 0, np.inf, rank))
+            continue
+        values = table[column].to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(values)
+        keys += [missing.astype(float), np.where(missing, 0.0, values)]
+    return keys
+
+
+def _at_most(keys: list[np.ndarray], bound: list[float]) -> np.ndarray:
+    """Rows whose keys are, in lexicographic order, at most ``bound``."""
+    out = np.ones(len(keys[0]), dtype=bool) if keys else np.ones(0, dtype=bool)
+    for key, limit in zip(keys[::-1], bound[::-1], strict=True):
+        out = (key < limit) | ((key == limit) & out)
+    return out
+
+
+def _merged(
+    buckets: list[list[Path]], key_of: Callable[[pd.DataFrame], list[np.ndarray]]
+) -> Iterator[pd.DataFrame]:
+    """The rows of every bucket in the output order, one piece per bucket held at a time (``key_of``: the
+    order of a table's rows as numeric arrays, computed once per piece). A chunk holds every buffered row up to
+    the smallest last key among the buckets that have pieces left."""
     queues = [list(paths) for paths in buckets]
-    buffers: list[pd.DataFrame | None] = [None] * len(buckets)
-    yielded = False
+    buffers: list[tuple[pd.DataFrame, np.ndarray] | None] = [None] * len(buckets)
+    first, yielded = None, False
     while True:
         for i, queue in enumerate(queues):
-            while (buffers[i] is None or not len(buffers[i])) and queue:
-                buffers[i] = pd.read_pickle(queue.pop(0))
-        live = [i for i, b in enumerate(buffers) if b is not None and len(b)]
+            while (buffers[i] is None or not len(buffers[i][0])) and queue:
+                piece = pd.read_pickle(queue.pop(0))
+                first = piece.iloc[:0] if first is None else first
+                keys = key_of(piece)
+                buffers[i] = (piece, np.array(keys, dtype=float).reshape(len(keys), len(piece)))
+        live = [i for i, b in enumerate(buffers) if b is not None and len(b[0])]
         if not live:
-            if not yielded:  # an empty table: one empty chunk (the first bucket's columns)
-                yield next(b for b in buffers if b is not None).reset_index(drop=True)
+            if not yielded and first is not None:  # an empty table: one empty chunk (the first piece's)
+                yield first.reset_index(drop=True)
             return
         pending = [i for i in live if queues[i]]
-        bound = min((tuple(k[-1] for k in _keys(buffers[i].iloc[-1:], files)) for i in pending), default=None)
-        taken = []
+        bound = min((tuple(buffers[i][1][:, -1]) for i in pending), default=None)
+        frames, keys = [], []
         for i in live:
-            mask = (
-                np.ones(len(buffers[i]), bool) if bound is None else _at_most(_keys(buffers[i], files), bound)
-            )
-            taken.append(buffers[i][mask])
-            buffers[i] = buffers[i][~mask]
-        chunk = pd.concat([t for t in taken if len(t)], ignore_index=True)
+            table, key = buffers[i]
+            mask = np.ones(len(table), bool) if bound is None else _at_most(list(key), list(bound))
+            frames.append(table[mask])
+            keys.append(key[:, mask])
+            buffers[i] = (table[~mask], key[:, ~mask])
+        chunk = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        key = np.concatenate(keys, axis=1)
         yielded = True
-        yield chunk.sort_values(list(ORDER), kind="stable", na_position="last", ignore_index=True)
+        yield chunk.take(np.lexsort(key[::-1]) if len(key) else np.arange(len(chunk))).reset_index(drop=True)
 
 
 def keep_directory(parent: str | Path | None) -> tempfile.TemporaryDirectory:
