@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import special
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows
+from doseatlas._codes import first_code_rows
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, ordered_codes
+from doseatlas._codes import first_code_rows, ordered_codes
 from doseatlas._stats import group_summary, summary_by_code
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import ordered_codes
+from doseatlas._codes import ordered_codes
 from doseatlas.errors import ConfigError
 from doseatlas.fit._order import sort_runs
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
