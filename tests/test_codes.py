@@ -20,6 +20,18 @@ def test_combinations_are_numbered_as_a_sorted_groupby_numbers_them(seed):
         np.testing.assert_array_equal(codes[group], column)  # each combination's codes
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_combinations_of_a_sorted_table_are_read_off_its_runs(sparse):
+    rng = np.random.default_rng(2)
+    n = 5000
+    columns = [np.sort(rng.integers(0, 30, n)), rng.integers(0, 10**6 if sparse else 50, n)]
+    table = pd.DataFrame({"a": columns[0], "b": columns[1]}).sort_values(["a", "b"], kind="stable")
+    coded = [(table[c].to_numpy(), int(table[c].max()) + 1) for c in ("a", "b")]
+    group, per = combine(coded, n)
+    np.testing.assert_array_equal(group, table.groupby(["a", "b"], sort=True).ngroup().to_numpy())
+    np.testing.assert_array_equal(per[1][group], table["b"].to_numpy())
+
+
 def test_text_in_runs_is_factorized_as_pandas_does():
     values = np.array(["b"] * 3000 + [None] * 5 + ["a"] * 2000 + ["b"] * 10 + [np.nan] * 3, dtype=object)
     codes, uniques = factorize(values)

@@ -75,7 +75,12 @@ def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
 
 def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct values of ``combined`` (integers in ``[0, size)``), sorted; the position of every value
-    among them): a mark table when ``size`` is small, else a hash of the values."""
+    among them): read off the runs of values already in order, else a mark table when ``size`` is small, else
+    a hash of the values."""
+    if len(combined) > 1 and (combined[1:] >= combined[:-1]).all():  # (a table sorted by its key)
+        heads = np.empty(len(combined), dtype=bool)
+        heads[0], heads[1:] = True, combined[1:] != combined[:-1]
+        return combined[heads], np.cumsum(heads, dtype=np.int64) - 1
     if size <= 4 * len(combined) + 4096:
         present = np.zeros(size, dtype=bool)
         present[combined] = True
@@ -171,17 +176,10 @@ def ordered_codes(columns: Iterable[tuple[np.ndarray, int]], n: int) -> np.ndarr
     """Dense group number of each of ``n`` rows by the combination of coded columns, numbered in the order of
     the codes (first column first): each column is ``(codes, number of distinct values)`` with code -1 for a
     missing value, which comes after every value. With each column's codes in its values' sorted order
-    (``pd.factorize(sort=True)``) this is ``groupby(columns, sort=True, dropna=False).ngroup()``. The codes are
-    folded into one int64 per row, renumbered densely (order kept) before a column could overflow it."""
-    combined, bound = np.zeros(n, dtype=np.int64), 1
-    for codes, n_values in columns:
-        width = n_values + 1
-        if bound > 2**62 // width:
-            combined = pd.factorize(combined, sort=True)[0].astype(np.int64)
-            bound = int(combined.max(initial=0)) + 1
-        combined = combined * width + np.where(codes < 0, n_values, codes)
-        bound *= width
-    return pd.factorize(combined, sort=True)[0].astype(np.int64, copy=False)
+    (``pd.factorize(sort=True)``) this is ``groupby(columns, sort=True, dropna=False).ngroup()``. The
+    combination of :func:`combine`, a missing value being the code after the last."""
+    coded = [(np.where(codes < 0, n_values, codes), n_values + 1) for codes, n_values in columns]
+    return combine(coded, n)[0]
 
 
 def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
