@@ -39,27 +39,51 @@ __all__ = [
     "ordered_codes",
     "pair_codes",
     "per_distinct",
+    "run_starts",
     "sorted_key_codes",
+    "value_changes",
 ]
 
 
 def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of Python objects (text)
     whose values come in runs (a table in plate, cell line or curve order) is factorized on the first value of
-    each run only (the codes are the same: numbered in the order of first appearance)."""
+    each run only (:func:`value_changes`; the codes are the same: numbered in the order of first appearance)."""
     array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype == object else values
     if isinstance(array, np.ndarray) and array.dtype == object and len(array) > 1024:
         heads = np.ones(len(array), dtype=bool)
-        try:  # (missing values never equal: each starts a run, and stays missing)
-            heads[1:] = array[1:] != array[:-1]
-        except (TypeError, ValueError):  # values without a plain equality (e.g. pd.NA): hash every row
-            heads[:] = True
+        heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
             codes, uniques = pd.factorize(array[heads], use_na_sentinel=True)
             runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
             return np.repeat(codes.astype(np.int64), runs), uniques
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), uniques
+
+
+def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Where a value differs from the one before (``len(values) - 1`` flags): compared as they are (numbers,
+    Python objects: a missing value may differ from a missing one before it), other columns (pandas' text)
+    and values without a plain equality (``pd.NA``) by their ``pd.factorize`` codes."""
+    array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype.kind in "biufO" else values
+    if not (isinstance(array, np.ndarray) and array.dtype.kind in "biufO"):
+        array = pd.factorize(values)[0]
+    try:
+        return np.asarray(array[1:] != array[:-1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
+        codes = pd.factorize(values)[0]
+        return codes[1:] != codes[:-1]
+
+
+def run_starts(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
+    """Positions of the rows whose ``key`` differs from the row before (and the first row): the first row of
+    every key is one of them."""
+    change = np.ones(len(frame), dtype=bool)
+    if len(frame) > 1:
+        change[1:] = False
+        for column in key:
+            change[1:] |= value_changes(frame[column])
+    return np.flatnonzero(change)
 
 
 def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
