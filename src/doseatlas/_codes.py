@@ -108,8 +108,10 @@ def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     if size <= 4 * len(combined) + 4096:
         present = np.zeros(size, dtype=bool)
         present[combined] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present), rank[combined]
+        slots = np.flatnonzero(present)
+        rank = np.empty(size, dtype=np.int32 if len(slots) < 2**31 else np.int64)  # (read only at the slots)
+        rank[slots] = np.arange(len(slots), dtype=rank.dtype)
+        return slots, rank[combined].astype(np.int64)
     codes, uniques = pd.factorize(combined)  # sparse: hashed (no sort of every row), then put in order
     order = np.argsort(uniques, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)

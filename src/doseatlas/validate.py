@@ -15,6 +15,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text, text_codes
+from doseatlas._codes import combine
 from doseatlas._text import clip
 from doseatlas.errors import DoseatlasError
 from doseatlas.readouts import canonical_readouts
@@ -418,14 +419,16 @@ def _repeated(
     content: pd.DataFrame, key: list[str], codes: Mapping[str, np.ndarray], *, rows: np.ndarray
 ) -> np.ndarray:
     """Which of the ``rows`` have ``key`` values another of them has too (``content[rows].duplicated(key,
-    keep=False)``), on integer codes (a column's ``codes``, else the column factorized)."""
-    group = np.zeros(int(rows.sum()), dtype=np.int64)
+    keep=False)``), on integer codes (a column's ``codes``, else the column factorized) combined into one
+    number per row (:func:`doseatlas._codes.combine`)."""
+    coded = []
     for column in key:
         if column in codes:
             code = np.asarray(codes[column])[rows]
         else:
             code = pd.factorize(content[column].to_numpy()[rows], use_na_sentinel=False)[0]
-        group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
+        coded.append((code.astype(np.int64, copy=False), int(code.max(initial=0)) + 1))
+    group, _ = combine(coded, int(rows.sum()))
     return np.bincount(group, minlength=1)[group] > 1
 
 
