@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from doseatlas._codes import factorize
+
 #: integral floats below this magnitude are exact integers (2**53), written without ``.0``
 INTEGRAL_LIMIT = 2.0**53
 
@@ -58,17 +60,16 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     column of mixed Python objects (``1``, ``1.0`` and ``True`` are one value to a hash, not one text)."""
     kind = series.dtype.kind
     if isinstance(series.dtype, pd.StringDtype) or kind in "fiu":
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        codes, uniques = factorize(series) if kind == "O" else pd.factorize(series, use_na_sentinel=True)
         texts = _distinct_texts(uniques, kind)
     else:
-        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        codes, uniques = factorize(series.to_numpy(dtype=object))
         if all(isinstance(u, str) for u in uniques):  # text (and missing values) as such
             texts = [u.strip() for u in uniques]
         else:  # booleans, other objects (numbers...): each value's text, then its distinct texts
             codes, texts = pd.factorize(_object_text(series))
             return np.asarray(codes, dtype=np.intp), np.asarray(texts, dtype=object)
-    codes = np.where(codes < 0, len(uniques), codes)  # missing -> the empty text after the uniques
-    texts.append("")
+    texts.append("")  # the text of a missing value (code -1: the last one)
     inner, distinct = pd.factorize(np.array(texts, dtype=object))
     return inner[codes], np.asarray(distinct, dtype=object)
 

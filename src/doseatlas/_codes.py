@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "column_codes",
@@ -46,11 +48,14 @@ __all__ = [
 
 
 def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of Python objects (text)
-    whose values come in runs (a table in plate, cell line or curve order) is factorized on the first value of
-    each run only (:func:`value_changes`; the codes are the same: numbered in the order of first appearance)."""
+    """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of text (Python objects
+    or pandas' text) whose values come in runs (a table in plate, cell line or curve order) is factorized on
+    the first value of each run only (:func:`value_changes`; the codes are the same: numbered in the order of
+    first appearance)."""
     array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype == object else values
-    if isinstance(array, np.ndarray) and array.dtype == object and len(array) > 1024:
+    if isinstance(array, pd.Series):
+        array = array.array  # (pandas' text: its arrow array)
+    if len(array) > 1024 and (_arrow_text(array) is not None or _is_object(array)):
         heads = np.ones(len(array), dtype=bool)
         heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
@@ -61,10 +66,27 @@ def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(codes, dtype=np.int64), uniques
 
 
+def _is_object(array: object) -> bool:
+    return isinstance(array, np.ndarray) and array.dtype == object
+
+
+def _arrow_text(values: object) -> pa.ChunkedArray | None:
+    """The arrow array of pandas' text (a Series or its array of pyarrow storage), else None."""
+    array = values.array if isinstance(values, pd.Series) else values
+    dtype = getattr(array, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return array.__arrow_array__()
+    return None
+
+
 def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
     """Where a value differs from the one before (``len(values) - 1`` flags): compared as they are (numbers,
-    Python objects: a missing value may differ from a missing one before it), other columns (pandas' text)
-    and values without a plain equality (``pd.NA``) by their ``pd.factorize`` codes."""
+    Python objects, pandas' text in arrow: a missing value may differ from a missing one before it), other
+    columns and values without a plain equality (``pd.NA``) by their ``pd.factorize`` codes."""
+    arrow = _arrow_text(values)
+    if arrow is not None:
+        changed = pc.fill_null(pc.not_equal(arrow[1:], arrow[:-1]), True)
+        return np.asarray(changed.to_numpy(zero_copy_only=False), dtype=bool)
     array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype.kind in "biufO" else values
     if not (isinstance(array, np.ndarray) and array.dtype.kind in "biufO"):
         array = pd.factorize(values)[0]
