@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import special
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows
+from doseatlas._codes import combine
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 
@@ -225,10 +225,10 @@ def normalize(
     summaries = summaries.drop(columns=CONTROL_KEY).take(codes).reset_index(drop=True)
     treated = pd.concat([treated.reset_index(drop=True), summaries], axis=1)
     x = treated[S.SIGNAL] - treated[S.BLANK_SIGNAL].fillna(0.0)
-    treated = treated.assign(**_relative_viability(x, treated))
-    treated = treated.assign(**_percent_growth(x, treated))
-    treated = treated.assign(**_gr(x, treated, options=options))
-    return treated.drop(columns=[S.ROLE]).reset_index(drop=True)
+    responses = responses_from_signal(x, treated, options=options)
+    if set(responses) & set(treated.columns):  # (a column replaced in place, as ``assign`` replaces it)
+        return treated.assign(**responses).drop(columns=[S.ROLE])
+    return pd.concat([treated.drop(columns=[S.ROLE]), pd.DataFrame(responses, index=treated.index)], axis=1)
 
 
 class _Roles:
@@ -253,16 +253,18 @@ class _Roles:
 
 def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(code per row, position of each code's first row) of the :data:`CONTROL_KEY` values of ``table``
-    (values equal as ``merge`` matches them, missing equal to missing), codes in the order of the rows; a
-    column of ``given`` (codes of its distinct values) is not factorized again."""
-    group = np.zeros(len(table), dtype=np.int64)
+    (values equal as ``merge`` matches them, missing equal to missing): the columns' codes combined
+    (:func:`doseatlas._codes.combine`); a column of ``given`` (codes of its distinct values) is not factorized
+    again."""
+    coded = []
     for column in CONTROL_KEY:
         if column in given:
             code = np.asarray(given[column], dtype=np.int64)
         else:
-            code, _ = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)
-        group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
-    return group, first_code_rows(group)
+            code = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)[0].astype(np.int64)
+        coded.append((code, int(code.max(initial=0)) + 1))
+    group, _ = combine(coded, len(table))
+    return group, np.unique(group, return_index=True)[1]
 
 
 def responses_from_signal(
