@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct, text_column
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -63,3 +63,14 @@ def test_a_test_of_distinct_rows_is_taken_back_to_every_row():
 
     np.testing.assert_array_equal(per_distinct(table, ["r", "m"], test), test(table))
     assert calls[0] == 4  # one row per distinct (readout, metric)
+
+
+@pytest.mark.parametrize("codes", [[0, -1, 1, 1, -1], [-1, -1], [], [1, 1]])
+def test_a_text_column_from_codes_is_the_column_pandas_makes_of_the_texts(codes):
+    codes = np.array(codes, dtype=np.int8)
+    texts = ("no_time_zero", "time_zero")
+    objects = np.array([*texts, None], dtype=object)[codes]
+    expected = pd.DataFrame({"c": objects})["c"]
+    got = pd.DataFrame({"c": text_column(codes, texts)})["c"]
+    pd.testing.assert_series_equal(got, expected)
+    assert got.dtype == expected.dtype

@@ -43,6 +43,7 @@ __all__ = [
     "per_distinct",
     "run_starts",
     "sorted_key_codes",
+    "text_column",
     "value_changes",
 ]
 
@@ -279,3 +280,17 @@ def first_code_rows(codes: np.ndarray) -> np.ndarray:
     """Position of the first row of each code, in the order of first appearance (as ``drop_duplicates``)."""
     _, first = np.unique(codes, return_index=True)
     return np.sort(first)
+
+
+#: pandas' text dtype (what a column of Python strings becomes)
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def text_column(codes: np.ndarray, texts: Sequence[str]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column a table makes of the object array ``texts[codes]`` (code -1: None): pandas' text where a
+    value is text, else an object array of None; built in arrow from the codes (no Python object per row)."""
+    codes = np.asarray(codes)
+    if not len(texts) or not (codes >= 0).any():
+        return np.full(len(codes), None, dtype=object)
+    indices = pa.array(codes, mask=codes < 0)
+    return pd.array(pc.take(pa.array(list(texts), type=pa.large_string()), indices), dtype=_TEXT)
