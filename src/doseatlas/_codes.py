@@ -48,27 +48,26 @@ __all__ = [
 ]
 
 
-def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of text (Python objects
-    or pandas' text) whose values come in runs (a table in plate, cell line or curve order) is factorized on
-    the first value of each run only (:func:`value_changes`; the codes are the same: numbered in the order of
-    first appearance)."""
-    array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype == object else values
+def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=sort)`` (codes as int64, missing: -1; uniques) of one column. A column whose
+    values come in runs (a table in plate, cell line or curve order) is factorized on the first value of each
+    run only (:func:`value_changes`; the codes are the same: numbered in the order of first appearance, or of
+    the sorted values)."""
+    array = (
+        values.to_numpy() if isinstance(values, pd.Series) and isinstance(values.dtype, np.dtype) else values
+    )
     if isinstance(array, pd.Series):
         array = array.array  # (pandas' text: its arrow array)
-    if len(array) > 1024 and (_arrow_text(array) is not None or _is_object(array)):
+    plain = isinstance(array, np.ndarray) and array.dtype.kind in "biufO"
+    if len(array) > 1024 and (plain or _arrow_text(array) is not None):
         heads = np.ones(len(array), dtype=bool)
         heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
-            codes, uniques = pd.factorize(array[heads], use_na_sentinel=True)
+            codes, uniques = pd.factorize(array[heads], sort=sort, use_na_sentinel=True)
             runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
             return np.repeat(codes.astype(np.int64), runs), uniques
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), uniques
-
-
-def _is_object(array: object) -> bool:
-    return isinstance(array, np.ndarray) and array.dtype == object
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
