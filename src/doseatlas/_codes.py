@@ -226,8 +226,13 @@ def ordered_codes(columns: Iterable[tuple[np.ndarray, int]], n: int) -> np.ndarr
     missing value, which comes after every value. With each column's codes in its values' sorted order
     (``pd.factorize(sort=True)``) this is ``groupby(columns, sort=True, dropna=False).ngroup()``. The
     combination of :func:`combine`, a missing value being the code after the last."""
-    coded = [(np.where(codes < 0, n_values, codes), n_values + 1) for codes, n_values in columns]
+    coded = [(_missing_last(codes, n_values), n_values + 1) for codes, n_values in columns]
     return combine(coded, n)[0]
+
+
+def _missing_last(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """``codes`` with -1 (missing) as ``n_values``, the code after every value."""
+    return np.where(codes < 0, n_values, codes) if len(codes) and codes.min() < 0 else codes
 
 
 def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:

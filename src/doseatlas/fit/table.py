@@ -408,7 +408,9 @@ def _group_curves(
     """The drug rows of ``responses`` grouped into curves (None when there is none)."""
     used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, *scales, *map(S.reason_column, scales)]
     narrow = responses[[c for c in dict.fromkeys(used) if c in responses.columns]]  # not every column's copy
-    drug = S.with_series(narrow[narrow[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
+    types, names = factorize(narrow[S.PERTURBATION_TYPE])  # (each distinct type compared once)
+    is_drug = np.append(np.asarray(names, dtype=object) == S.PerturbationType.DRUG.value, False)[types]
+    drug = S.with_series(narrow[is_drug])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     if not len(frame):
         return None
