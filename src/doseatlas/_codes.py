@@ -71,8 +71,8 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
-    """The arrow array of pandas' text (a Series or its array of pyarrow storage), else None."""
-    array = values.array if isinstance(values, pd.Series) else values
+    """The arrow array of pandas' text (a Series, an Index or their array of pyarrow storage), else None."""
+    array = values.array if isinstance(values, pd.Series | pd.Index) else values
     dtype = getattr(array, "dtype", None)
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         return array.__arrow_array__()
