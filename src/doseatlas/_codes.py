@@ -141,7 +141,7 @@ def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return uniques[order], rank[codes]
 
 
-def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def combine(columns: Iterable[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """(combination number of every row, per column the code of each combination) of ``n`` rows of coded
     columns (``(codes, number of codes)`` each, e.g. from :func:`column_codes`). Combinations are numbered in
     the order of their codes (first column first). Columns are folded into one number while it stays small
@@ -153,7 +153,9 @@ def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarr
         if pending and n_groups * width > 4 * n + 4096:
             group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)
             pending = []
-        group, n_groups = group * width + codes, n_groups * width
+        group *= width  # (in place: ``group`` is this function's own array)
+        group += codes
+        n_groups *= width
         pending.append(width)
     if pending:
         group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)

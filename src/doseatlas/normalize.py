@@ -258,14 +258,15 @@ def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tup
     (values equal as ``merge`` matches them, missing equal to missing): the columns' codes combined
     (:func:`doseatlas._codes.combine`); a column of ``given`` (codes of its distinct values) is not factorized
     again."""
-    coded = []
-    for column in CONTROL_KEY:
+
+    def coded(column: str) -> tuple[np.ndarray, int]:
         if column in given:
-            code = np.asarray(given[column], dtype=np.int64)
+            code = np.asarray(given[column])
         else:
-            code = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)[0].astype(np.int64)
-        coded.append((code, int(code.max(initial=0)) + 1))
-    group, _ = combine(coded, len(table))
+            code = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)[0]
+        return code, int(code.max(initial=0)) + 1
+
+    group, _ = combine((coded(c) for c in CONTROL_KEY), len(table))  # (one column at a time in memory)
     return group, np.unique(group, return_index=True)[1]
 
 

@@ -421,14 +421,15 @@ def _repeated(
     """Which of the ``rows`` have ``key`` values another of them has too (``content[rows].duplicated(key,
     keep=False)``), on integer codes (a column's ``codes``, else the column factorized) combined into one
     number per row (:func:`doseatlas._codes.combine`)."""
-    coded = []
-    for column in key:
+
+    def coded(column: str) -> tuple[np.ndarray, int]:
         if column in codes:
             code = np.asarray(codes[column])[rows]
         else:
             code = pd.factorize(content[column].to_numpy()[rows], use_na_sentinel=False)[0]
-        coded.append((code.astype(np.int64, copy=False), int(code.max(initial=0)) + 1))
-    group, _ = combine(coded, int(rows.sum()))
+        return code, int(code.max(initial=0)) + 1
+
+    group, _ = combine((coded(c) for c in key), int(rows.sum()))  # (one column at a time in memory)
     return np.bincount(group, minlength=1)[group] > 1
 
 
