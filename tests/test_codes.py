@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct, text_column
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -18,6 +18,18 @@ def test_combinations_are_numbered_as_a_sorted_groupby_numbers_them(seed):
     np.testing.assert_array_equal(group, expected)
     for column, codes in zip(columns, per, strict=True):
         np.testing.assert_array_equal(codes[group], column)  # each combination's codes
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_combinations_of_a_sorted_table_are_read_off_its_runs(sparse):
+    rng = np.random.default_rng(2)
+    n = 5000
+    columns = [np.sort(rng.integers(0, 30, n)), rng.integers(0, 10**6 if sparse else 50, n)]
+    table = pd.DataFrame({"a": columns[0], "b": columns[1]}).sort_values(["a", "b"], kind="stable")
+    coded = [(table[c].to_numpy(), int(table[c].max()) + 1) for c in ("a", "b")]
+    group, per = combine(coded, n)
+    np.testing.assert_array_equal(group, table.groupby(["a", "b"], sort=True).ngroup().to_numpy())
+    np.testing.assert_array_equal(per[1][group], table["b"].to_numpy())
 
 
 def test_text_in_runs_is_factorized_as_pandas_does():
@@ -51,3 +63,14 @@ def test_a_test_of_distinct_rows_is_taken_back_to_every_row():
 
     np.testing.assert_array_equal(per_distinct(table, ["r", "m"], test), test(table))
     assert calls[0] == 4  # one row per distinct (readout, metric)
+
+
+@pytest.mark.parametrize("codes", [[0, -1, 1, 1, -1], [-1, -1], [], [1, 1]])
+def test_a_text_column_from_codes_is_the_column_pandas_makes_of_the_texts(codes):
+    codes = np.array(codes, dtype=np.int8)
+    texts = ("no_time_zero", "time_zero")
+    objects = np.array([*texts, None], dtype=object)[codes]
+    expected = pd.DataFrame({"c": objects})["c"]
+    got = pd.DataFrame({"c": text_column(codes, texts)})["c"]
+    pd.testing.assert_series_equal(got, expected)
+    assert got.dtype == expected.dtype

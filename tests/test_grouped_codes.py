@@ -1,4 +1,4 @@
-"""Group codes computed once (doseatlas._groups) and the reductions on them against pandas / numpy references."""
+"""Group codes computed once (doseatlas._codes, sorted numbering) and the reductions on them against pandas / numpy references."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doseatlas import schemas as S
-from doseatlas._groups import (
+from doseatlas._codes import (
     first_code_rows,
     key_codes,
     n_distinct,

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from doseatlas._codes import factorize
+
 #: integral floats below this magnitude are exact integers (2**53), written without ``.0``
 INTEGRAL_LIMIT = 2.0**53
 
@@ -45,56 +47,47 @@ def value_text(value: object) -> str:
 
 
 def stripped_text(series: pd.Series) -> pd.Series:
-    """Values as canonical text (:func:`value_text`), missing as empty string; vectorized where the dtype allows."""
-    if isinstance(series.dtype, pd.StringDtype):  # text as such: strip each distinct value once, no copy
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        stripped = np.array([u.strip() for u in uniques] + [""], dtype=object)  # code -1 (missing) -> ""
-        return pd.Series(stripped[codes], index=series.index, dtype=object)
-    missing = series.isna()
-    kind = series.dtype.kind
-    if kind == "f":  # numbers repeat (plate ids, doses): each distinct value formatted once
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        text = np.append(float_text(np.asarray(uniques, dtype=float)), "")  # code -1 (missing) -> ""
-        out = pd.Series(text[codes], index=series.index, dtype=object)
-    elif kind in "iub":
-        out = series.astype(str)
-    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        # identifiers repeat (plates, cell lines, roles...): strip each distinct value once
-        codes, uniques = pd.factorize(series.astype(object).where(~missing, ""))
-        stripped = np.array([u.strip() for u in uniques], dtype=object)
-        out = pd.Series(
-            stripped[codes] if len(uniques) else np.full(len(series), "", dtype=object), index=series.index
-        )
-    else:  # mixed Python objects
-        out = series.astype(object).map(value_text)
-    return out.where(~missing, "").astype(object)
+    """Values as canonical text (:func:`value_text`), missing as empty string: the texts of :func:`text_codes`
+    taken to every row (each distinct value converted once where the dtype allows)."""
+    codes, texts = text_codes(series)
+    return pd.Series(texts[codes], index=series.index, dtype=object)
 
 
 def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`stripped_text` factorized: (code per value, the distinct texts as an object array), so that
-    ``uniques[codes]`` is ``stripped_text(series)`` value for value; each distinct value is converted once
-    (values that differ only by surrounding spaces share a code)."""
+    """The canonical text (:func:`value_text`, missing as empty string) of every value, factorized: (code per
+    value, the distinct texts as an object array), so that ``uniques[codes]`` is :func:`stripped_text`. Each
+    distinct value is converted once (values that differ only by surrounding spaces share a code), except in a
+    column of mixed Python objects (``1``, ``1.0`` and ``True`` are one value to a hash, not one text)."""
     kind = series.dtype.kind
     if isinstance(series.dtype, pd.StringDtype) or kind in "fiu":
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        if kind == "f":
-            texts = list(float_text(np.asarray(uniques, dtype=float)))
-        elif kind in "iu":  # as ``astype(str)`` writes an integer
-            texts = [str(int(u)) for u in uniques]
-        else:
-            texts = [u.strip() for u in uniques]
-        codes = np.where(codes < 0, len(uniques), codes)  # missing -> the empty text after the uniques
-        texts.append("")
+        codes, uniques = factorize(series) if kind == "O" else pd.factorize(series, use_na_sentinel=True)
+        texts = _distinct_texts(uniques, kind)
     else:
-        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        codes, uniques = factorize(series.to_numpy(dtype=object))
         if all(isinstance(u, str) for u in uniques):  # text (and missing values) as such
             texts = [u.strip() for u in uniques]
-            codes = np.where(codes < 0, len(uniques), codes)
-            texts.append("")
-        else:  # other objects (numbers, booleans): stripped_text itself, then its distinct values
-            codes, texts = pd.factorize(stripped_text(series).to_numpy(dtype=object))
+        else:  # booleans, other objects (numbers...): each value's text, then its distinct texts
+            codes, texts = pd.factorize(_object_text(series))
+            return np.asarray(codes, dtype=np.intp), np.asarray(texts, dtype=object)
+    texts.append("")  # the text of a missing value (code -1: the last one)
     inner, distinct = pd.factorize(np.array(texts, dtype=object))
     return inner[codes], np.asarray(distinct, dtype=object)
+
+
+def _distinct_texts(uniques, kind: str) -> list[str]:
+    """The canonical text of each distinct value of a text or number column."""
+    if kind == "f":
+        return list(float_text(np.asarray(uniques, dtype=float)))
+    if kind in "iu":  # as ``astype(str)`` writes an integer
+        return [str(int(u)) for u in uniques]
+    return [u.strip() for u in uniques]
+
+
+def _object_text(series: pd.Series) -> np.ndarray:
+    """:func:`value_text` of every value of a column of booleans or mixed Python objects (missing -> empty
+    string)."""
+    out = series.astype(str) if series.dtype.kind == "b" else series.astype(object).map(value_text)
+    return out.where(~series.isna(), "").to_numpy(dtype=object)
 
 
 def number_text(values: pd.Series | np.ndarray) -> pd.Series:

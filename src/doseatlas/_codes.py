@@ -1,40 +1,111 @@
-"""Integer codes of key columns, for grouping and matching the rows of large tables on the run path.
+"""Integer codes of key columns, for grouping and matching the rows of large tables on the run path: the one
+home of both numberings.
 
-A pandas ``groupby`` or ``merge`` on several text columns hashes tuples of Python objects; here each column is
-factorized once (one hash per value) and the columns of a key are combined one at a time into the number of
-each distinct combination: a mark table over the codes (a hash when the codes are sparse), so the numbers stay
-below the number of rows times one column's codes. Missing values are one value, as a merge or a grouping with
-``dropna=False`` match them. Tables coded together (:func:`joint_codes`) share one numbering, so matching rows
-of one table against another is an index into a boolean array.
+A pandas ``groupby`` or ``merge`` on several text columns hashes tuples of Python objects, each time it is
+called; here each column is factorized once (one hash per value) and the columns of a key are combined one at
+a time into the number of each distinct combination (:func:`combine`): a mark table over the codes (a hash
+when the codes are sparse), so the numbers stay below the number of rows times one column's codes. Missing
+values are one value, as a merge or a grouping with ``dropna=False`` match them.
+
+Two numberings of a column's values, and so of the combinations:
+
+* *first appearance* (:func:`factorize`, :func:`column_codes`, :func:`joint_codes`): ``pd.factorize``'s
+  order, for matching rows (tables coded together share one numbering, so matching the rows of one table
+  against another is an index into a boolean array);
+* *sorted* (:func:`ordered_codes`, :func:`key_codes`, :func:`sorted_key_codes`, :func:`pair_codes`): the
+  order of ``groupby(key, sort=True, dropna=False)`` (missing last), for grouped steps whose output is in key
+  order; the grouped statistics then run on the codes (:func:`doseatlas._stats.summary_by_code`,
+  ``numpy.bincount``, or a pandas groupby on one integer array).
+
+Runs of equal keys (a table in plate, cell line or curve order) are found by one run detector
+(:func:`value_changes`, :func:`run_starts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["column_codes", "combine", "factorize", "joint_codes", "per_distinct"]
+__all__ = [
+    "column_codes",
+    "combine",
+    "factorize",
+    "first_code_rows",
+    "joint_codes",
+    "key_codes",
+    "n_distinct",
+    "ordered_codes",
+    "pair_codes",
+    "per_distinct",
+    "run_starts",
+    "sorted_key_codes",
+    "text_column",
+    "value_changes",
+]
 
 
-def factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` (codes as int64, missing: -1; uniques) of one column. A column of Python objects (text)
-    whose values come in runs (a table in plate, cell line or curve order) is factorized on the first value of
-    each run only (the codes are the same: numbered in the order of first appearance)."""
-    array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype == object else values
-    if isinstance(array, np.ndarray) and array.dtype == object and len(array) > 1024:
+def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=sort)`` (codes as int64, missing: -1; uniques) of one column. A column whose
+    values come in runs (a table in plate, cell line or curve order) is factorized on the first value of each
+    run only (:func:`value_changes`; the codes are the same: numbered in the order of first appearance, or of
+    the sorted values)."""
+    array = (
+        values.to_numpy() if isinstance(values, pd.Series) and isinstance(values.dtype, np.dtype) else values
+    )
+    if isinstance(array, pd.Series):
+        array = array.array  # (pandas' text: its arrow array)
+    plain = isinstance(array, np.ndarray) and array.dtype.kind in "biufO"
+    if len(array) > 1024 and (plain or _arrow_text(array) is not None):
         heads = np.ones(len(array), dtype=bool)
-        try:  # (missing values never equal: each starts a run, and stays missing)
-            heads[1:] = array[1:] != array[:-1]
-        except (TypeError, ValueError):  # values without a plain equality (e.g. pd.NA): hash every row
-            heads[:] = True
+        heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
-            codes, uniques = pd.factorize(array[heads], use_na_sentinel=True)
+            codes, uniques = pd.factorize(array[heads], sort=sort, use_na_sentinel=True)
             runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
             return np.repeat(codes.astype(np.int64), runs), uniques
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), uniques
+
+
+def _arrow_text(values: object) -> pa.ChunkedArray | None:
+    """The arrow array of pandas' text (a Series, an Index or their array of pyarrow storage), else None."""
+    array = values.array if isinstance(values, pd.Series | pd.Index) else values
+    dtype = getattr(array, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return array.__arrow_array__()
+    return None
+
+
+def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Where a value differs from the one before (``len(values) - 1`` flags): compared as they are (numbers,
+    Python objects, pandas' text in arrow: a missing value may differ from a missing one before it), other
+    columns and values without a plain equality (``pd.NA``) by their ``pd.factorize`` codes."""
+    arrow = _arrow_text(values)
+    if arrow is not None:
+        changed = pc.fill_null(pc.not_equal(arrow[1:], arrow[:-1]), True)
+        return np.asarray(changed.to_numpy(zero_copy_only=False), dtype=bool)
+    array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype.kind in "biufO" else values
+    if not (isinstance(array, np.ndarray) and array.dtype.kind in "biufO"):
+        array = pd.factorize(values)[0]
+    try:
+        return np.asarray(array[1:] != array[:-1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
+        codes = pd.factorize(values)[0]
+        return codes[1:] != codes[:-1]
+
+
+def run_starts(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
+    """Positions of the rows whose ``key`` differs from the row before (and the first row): the first row of
+    every key is one of them."""
+    change = np.ones(len(frame), dtype=bool)
+    if len(frame) > 1:
+        change[1:] = False
+        for column in key:
+            change[1:] |= value_changes(frame[column])
+    return np.flatnonzero(change)
 
 
 def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
@@ -50,12 +121,19 @@ def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
 
 def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct values of ``combined`` (integers in ``[0, size)``), sorted; the position of every value
-    among them): a mark table when ``size`` is small, else a hash of the values."""
+    among them): read off the runs of values already in order, else a mark table when ``size`` is small, else
+    a hash of the values."""
+    if len(combined) > 1 and (combined[1:] >= combined[:-1]).all():  # (a table sorted by its key)
+        heads = np.empty(len(combined), dtype=bool)
+        heads[0], heads[1:] = True, combined[1:] != combined[:-1]
+        return combined[heads], np.cumsum(heads, dtype=np.int64) - 1
     if size <= 4 * len(combined) + 4096:
         present = np.zeros(size, dtype=bool)
         present[combined] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present), rank[combined]
+        slots = np.flatnonzero(present)
+        rank = np.empty(size, dtype=np.int32 if len(slots) < 2**31 else np.int64)  # (read only at the slots)
+        rank[slots] = np.arange(len(slots), dtype=rank.dtype)
+        return slots, rank[combined].astype(np.int64)
     codes, uniques = pd.factorize(combined)  # sparse: hashed (no sort of every row), then put in order
     order = np.argsort(uniques, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
@@ -63,7 +141,7 @@ def _compress(combined: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return uniques[order], rank[codes]
 
 
-def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def combine(columns: Iterable[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """(combination number of every row, per column the code of each combination) of ``n`` rows of coded
     columns (``(codes, number of codes)`` each, e.g. from :func:`column_codes`). Combinations are numbered in
     the order of their codes (first column first). Columns are folded into one number while it stays small
@@ -75,7 +153,9 @@ def combine(columns: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarr
         if pending and n_groups * width > 4 * n + 4096:
             group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)
             pending = []
-        group, n_groups = group * width + codes, n_groups * width
+        group *= width  # (in place: ``group`` is this function's own array)
+        group += codes
+        n_groups *= width
         pending.append(width)
     if pending:
         group, n_groups, per_group = _renumber(group, n_groups, per_group, pending)
@@ -124,3 +204,99 @@ def per_distinct(
     (group,), _ = joint_codes([table], [columns])
     _, first = np.unique(group, return_index=True)
     return np.asarray(test(table.iloc[first]), dtype=bool)[group]
+
+
+# the sorted numbering (a sorted groupby's)
+
+
+def key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """(code per row, key table) of ``frame`` grouped by ``key`` as ``frame.groupby(key, sort=True,
+    dropna=False)`` groups it: row ``i`` of the key table (a RangeIndex, one column per key column, with the
+    values and dtypes of that groupby's index) is the group of the rows whose code is ``i``."""
+    grouped = frame.groupby(list(key), dropna=False, sort=True)
+    codes = grouped.ngroup().to_numpy(dtype=np.int64)
+    keys = grouped.size().index.to_frame(index=False)
+    keys.columns = pd.Index(
+        list(keys.columns), dtype=object
+    )  # as a reset_index of the grouped result names them
+    return codes, keys
+
+
+def ordered_codes(columns: Iterable[tuple[np.ndarray, int]], n: int) -> np.ndarray:
+    """Dense group number of each of ``n`` rows by the combination of coded columns, numbered in the order of
+    the codes (first column first): each column is ``(codes, number of distinct values)`` with code -1 for a
+    missing value, which comes after every value. With each column's codes in its values' sorted order
+    (``pd.factorize(sort=True)``) this is ``groupby(columns, sort=True, dropna=False).ngroup()``. The
+    combination of :func:`combine`, a missing value being the code after the last."""
+    coded = [(_missing_last(codes, n_values), n_values + 1) for codes, n_values in columns]
+    return combine(coded, n)[0]
+
+
+def _missing_last(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """``codes`` with -1 (missing) as ``n_values``, the code after every value."""
+    return np.where(codes < 0, n_values, codes) if len(codes) and codes.min() < 0 else codes
+
+
+def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`key_codes`, faster on a long table of text keys: each key column factorized once (sorted, missing
+    last, as the sorted groupby orders them) and the codes combined (:func:`ordered_codes`); the key table is
+    pandas' own grouping of the first row of each key (values and dtypes as :func:`key_codes` gives them).
+    Falls back to :func:`key_codes` for other column types (categorical) or where the small grouping does not
+    confirm the order."""
+    columns = [frame[k] for k in key]
+    if not len(frame) or not all(
+        c.dtype == object or str(c.dtype) == "str" or c.dtype.kind in "biuf" for c in columns
+    ):
+        return key_codes(frame, key)
+    factorized = (pd.factorize(c, sort=True, use_na_sentinel=True) for c in columns)
+    codes = ordered_codes(((code, len(uniques)) for code, uniques in factorized), len(frame))
+    first = np.unique(codes, return_index=True)[1]
+    check, keys = key_codes(frame.take(first), key)
+    if not np.array_equal(check, np.arange(len(first))):
+        return key_codes(frame, key)
+    return codes, keys
+
+
+def pair_codes(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of (group code, value) pairs, sorted by code then value (missing values last, as a sorted
+    groupby puts them): (pair code per row, group code of each pair, value of each pair)."""
+    if not len(codes):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.asarray(values).dtype)
+    value_code, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    width = len(uniques) + 1
+    value_code = np.where(value_code < 0, len(uniques), value_code)  # missing after every value
+    pairs, inverse = np.unique(np.asarray(codes, dtype=np.int64) * width + value_code, return_inverse=True)
+    filled = np.append(np.asarray(uniques), np.nan)  # the value of the missing code
+    return inverse.ravel(), pairs // width, filled[pairs % width]
+
+
+def n_distinct(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Distinct non-missing ``values`` per group (as pandas' grouped ``nunique``), for ``n_groups`` groups."""
+    keep = ~pd.isna(values)
+    codes, values = np.asarray(codes)[keep], np.asarray(values)[keep]
+    if not len(codes):
+        return np.zeros(n_groups, dtype=np.int64)
+    value_code, _ = pd.factorize(values)
+    distinct = np.unique(codes.astype(np.int64) * (int(value_code.max()) + 1) + value_code)
+    return np.bincount(distinct // (int(value_code.max()) + 1), minlength=n_groups)
+
+
+def first_code_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first row of each code, in the order of first appearance (as ``drop_duplicates``)."""
+    _, first = np.unique(codes, return_index=True)
+    return np.sort(first)
+
+
+#: pandas' text dtype (what a column of Python strings becomes)
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def text_column(codes: np.ndarray, texts: Sequence[str]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column a table makes of the object array ``texts[codes]`` (code -1: None): pandas' text where a
+    value is text, else an object array of None; built in arrow from the codes (no Python object per row)."""
+    codes = np.asarray(codes)
+    if not len(texts) or not (codes >= 0).any():
+        return np.full(len(codes), None, dtype=object)
+    indices = pa.array(codes, mask=codes < 0)
+    return pd.array(pc.take(pa.array(list(texts), type=pa.large_string()), indices), dtype=_TEXT)

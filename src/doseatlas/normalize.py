@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows
+from doseatlas._codes import combine, text_column
 from doseatlas._stats import group_summary
 from doseatlas.errors import ConfigError
 
@@ -225,10 +226,11 @@ def normalize(
     summaries = summaries.drop(columns=CONTROL_KEY).take(codes).reset_index(drop=True)
     treated = pd.concat([treated.reset_index(drop=True), summaries], axis=1)
     x = treated[S.SIGNAL] - treated[S.BLANK_SIGNAL].fillna(0.0)
-    treated = treated.assign(**_relative_viability(x, treated))
-    treated = treated.assign(**_percent_growth(x, treated))
-    treated = treated.assign(**_gr(x, treated, options=options))
-    return treated.drop(columns=[S.ROLE]).reset_index(drop=True)
+    coded = _responses(x, treated, options=options)
+    responses = {c: v.column() if isinstance(v, _Coded) else v for c, v in coded.items()}
+    if set(responses) & set(treated.columns):  # (a column replaced in place, as ``assign`` replaces it)
+        return treated.assign(**responses).drop(columns=[S.ROLE])
+    return pd.concat([treated.drop(columns=[S.ROLE]), pd.DataFrame(responses, index=treated.index)], axis=1)
 
 
 class _Roles:
@@ -253,16 +255,19 @@ class _Roles:
 
 def _control_groups(table: pd.DataFrame, given: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(code per row, position of each code's first row) of the :data:`CONTROL_KEY` values of ``table``
-    (values equal as ``merge`` matches them, missing equal to missing), codes in the order of the rows; a
-    column of ``given`` (codes of its distinct values) is not factorized again."""
-    group = np.zeros(len(table), dtype=np.int64)
-    for column in CONTROL_KEY:
+    (values equal as ``merge`` matches them, missing equal to missing): the columns' codes combined
+    (:func:`doseatlas._codes.combine`); a column of ``given`` (codes of its distinct values) is not factorized
+    again."""
+
+    def coded(column: str) -> tuple[np.ndarray, int]:
         if column in given:
-            code = np.asarray(given[column], dtype=np.int64)
+            code = np.asarray(given[column])
         else:
-            code, _ = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)
-        group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
-    return group, first_code_rows(group)
+            code = pd.factorize(table[column].to_numpy(), use_na_sentinel=False)[0]
+        return code, int(code.max(initial=0)) + 1
+
+    group, _ = combine((coded(c) for c in CONTROL_KEY), len(table))  # (one column at a time in memory)
+    return group, np.unique(group, return_index=True)[1]
 
 
 def responses_from_signal(
@@ -271,7 +276,14 @@ def responses_from_signal(
     """The response columns (the three scales, their reasons, the GR source and doubling time) of treated rows
     whose control summaries are attached (a responses table), from background-subtracted signals ``x`` (e.g.
     less a compound's own signal: :mod:`doseatlas.interference`); the formulas of :func:`normalize`."""
-    options = options or NormalizationOptions()
+    coded = _responses(x, treated, options=options or NormalizationOptions())
+    return {c: v.objects() if isinstance(v, _Coded) else v for c, v in coded.items()}
+
+
+def _responses(
+    x: pd.Series, treated: pd.DataFrame, *, options: NormalizationOptions
+) -> dict[str, pd.Series | np.ndarray | _Coded]:
+    """The response columns of :func:`responses_from_signal`, the reasons and sources by codes."""
     return {
         **_relative_viability(x, treated),
         **_percent_growth(x, treated),
@@ -292,17 +304,32 @@ def _attach_time_zero(treated: pd.DataFrame, per_plate: pd.DataFrame, per_line: 
     return treated
 
 
-def _reason(conditions: list[tuple[pd.Series | np.ndarray, S.RefusalReason]], n: int) -> np.ndarray:
-    """First applicable reason per row (None where none applies), an object array."""
-    reason = np.full(n, None, dtype=object)
-    for mask, why in reversed(conditions):
-        reason[np.asarray(mask, dtype=bool)] = why.value
-    return reason
+class _Coded(NamedTuple):
+    """A text column by codes: ``texts[code]`` per row, code -1 for None."""
+
+    codes: np.ndarray
+    texts: tuple[str, ...]
+
+    def objects(self) -> np.ndarray:
+        """The object array of the texts and None."""
+        return np.array([*self.texts, None], dtype=object)[self.codes]
+
+    def column(self) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        """The column a table makes of :meth:`objects` (:func:`doseatlas._codes.text_column`)."""
+        return text_column(self.codes, self.texts)
 
 
-def _none(reason: np.ndarray) -> np.ndarray:
+def _reason(conditions: list[tuple[pd.Series | np.ndarray, S.RefusalReason]], n: int) -> _Coded:
+    """First applicable reason per row (None where none applies)."""
+    codes = np.full(n, -1, dtype=np.int8)
+    for i, (mask, _) in reversed(list(enumerate(conditions))):
+        codes[np.asarray(mask, dtype=bool)] = i
+    return _Coded(codes, tuple(why.value for _, why in conditions))
+
+
+def _none(reason: _Coded) -> np.ndarray:
     """Where :func:`_reason` found no reason."""
-    return np.equal(reason, None)
+    return reason.codes < 0
 
 
 def _relative_viability(x: pd.Series, t: pd.DataFrame) -> dict[str, pd.Series]:
@@ -365,11 +392,11 @@ def _gr(x: pd.Series, t: pd.DataFrame, *, options: NormalizationOptions) -> dict
     )
     ok = _none(reason)
     gr = pd.Series(np.where(use_td, gr_td, gr_t0), index=t.index).where(ok)
-    source = np.where(has_t0, "time_zero", np.where(use_td, "doubling_time", None))
+    source = np.where(has_t0, 0, np.where(use_td, 1, -1)).astype(np.int8)  # time_zero, doubling_time, None
     return {
         S.GR: gr,
         S.reason_column(S.GR): reason,
-        S.GR_SOURCE: np.where(ok, source, None),
+        S.GR_SOURCE: _Coded(np.where(ok, source, np.int8(-1)), ("time_zero", "doubling_time")),
         S.DOUBLING_TIME_H: td.where(use_td).to_numpy(),
         S.DOUBLING_TIME_SOURCE: np.where(use_td, td_source, None),
     }

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, ordered_codes
+from doseatlas._codes import first_code_rows, ordered_codes, run_starts
 from doseatlas._stats import group_summary, summary_by_code
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
@@ -50,27 +50,6 @@ def run_codes(frame: pd.DataFrame, key: list[str]) -> tuple[np.ndarray, pd.DataF
     firsts = frame[key].iloc[starts]
     codes = firsts.groupby(key, dropna=False, sort=True).ngroup().to_numpy(dtype=np.int64)
     return np.repeat(codes, np.diff(np.append(starts, len(frame)))), firsts
-
-
-def run_starts(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
-    """Positions of the rows whose ``key`` differs from the row before (and the first row): the first row of
-    every key is one of them."""
-    change = np.ones(len(frame), dtype=bool)
-    if len(frame) > 1:
-        change[1:] = False
-        for column in key:
-            change[1:] |= _differs(frame[column])
-    return np.flatnonzero(change)
-
-
-def _differs(column: pd.Series) -> np.ndarray:
-    """True where a value differs from the one before (missing values may count as different)."""
-    values = column.to_numpy() if column.dtype.kind in "biufO" else pd.factorize(column)[0]
-    try:
-        return np.asarray(values[1:] != values[:-1], dtype=bool)
-    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
-        codes = pd.factorize(column)[0]
-        return codes[1:] != codes[:-1]
 
 
 def key_table(firsts: pd.DataFrame) -> pd.DataFrame:

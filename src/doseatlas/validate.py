@@ -15,6 +15,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text, text_codes
+from doseatlas._codes import combine
 from doseatlas._text import clip
 from doseatlas.errors import DoseatlasError
 from doseatlas.readouts import canonical_readouts
@@ -418,14 +419,17 @@ def _repeated(
     content: pd.DataFrame, key: list[str], codes: Mapping[str, np.ndarray], *, rows: np.ndarray
 ) -> np.ndarray:
     """Which of the ``rows`` have ``key`` values another of them has too (``content[rows].duplicated(key,
-    keep=False)``), on integer codes (a column's ``codes``, else the column factorized)."""
-    group = np.zeros(int(rows.sum()), dtype=np.int64)
-    for column in key:
+    keep=False)``), on integer codes (a column's ``codes``, else the column factorized) combined into one
+    number per row (:func:`doseatlas._codes.combine`)."""
+
+    def coded(column: str) -> tuple[np.ndarray, int]:
         if column in codes:
             code = np.asarray(codes[column])[rows]
         else:
             code = pd.factorize(content[column].to_numpy()[rows], use_na_sentinel=False)[0]
-        group, _ = pd.factorize(group * (int(code.max(initial=0)) + 1) + code)
+        return code, int(code.max(initial=0)) + 1
+
+    group, _ = combine((coded(c) for c in key), int(rows.sum()))  # (one column at a time in memory)
     return np.bincount(group, minlength=1)[group] > 1
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import ordered_codes
+from doseatlas._codes import factorize, ordered_codes
 from doseatlas.errors import ConfigError
 from doseatlas.fit._order import sort_runs
 from doseatlas.fit.bootstrap import BootstrapIntervals, bootstrap_intervals
@@ -408,7 +408,9 @@ def _group_curves(
     """The drug rows of ``responses`` grouped into curves (None when there is none)."""
     used = [*keys, S.PERTURBATION_TYPE, S.TIME_H, S.CONCENTRATION, *scales, *map(S.reason_column, scales)]
     narrow = responses[[c for c in dict.fromkeys(used) if c in responses.columns]]  # not every column's copy
-    drug = S.with_series(narrow[narrow[S.PERTURBATION_TYPE] == S.PerturbationType.DRUG])
+    types, names = factorize(narrow[S.PERTURBATION_TYPE])  # (each distinct type compared once)
+    is_drug = np.append(np.asarray(names, dtype=object) == S.PerturbationType.DRUG.value, False)[types]
+    drug = S.with_series(narrow[is_drug])
     frame = drug.assign(**{S.DURATION_H: drug[S.TIME_H]}) if S.DURATION_H in keys else drug
     if not len(frame):
         return None
@@ -455,13 +457,10 @@ def _curve_numbers(key_table: pd.DataFrame) -> tuple[np.ndarray, bool]:
 
 
 def _factorized(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize(values, sort=True)``; a column of one text (one data set, read-out or series: common) is
-    told by one comparison, cheaper than hashing every value."""
-    if len(values) and isinstance(values.dtype, np.dtype) and values.dtype.kind == "O":
-        array = values.to_numpy()
-        if isinstance(array[0], str) and (array == array[0]).all():
-            return np.zeros(len(array), dtype=np.intp), np.array([array[0]], dtype=object)
-    return pd.factorize(values, sort=True, use_na_sentinel=True)
+    """``pd.factorize(values, sort=True)``, on the first value of each run of equal values (the drug rows come
+    in plate order: a data set, cell line, read time or seeding density in long runs), as
+    :func:`doseatlas._codes.factorize` does it."""
+    return factorize(values, sort=True)
 
 
 def _strict(values: pd.Series, code: np.ndarray, uniques) -> bool:
