@@ -17,7 +17,8 @@ from doseatlas.io import read_metadata
 from doseatlas.review.apply import apply_reviews, review_ids
 from doseatlas.review.store import Decision, ReviewStore
 
-from review_run import EVIL, make_run
+from review_run import CURVE, EVIL, make_run
+from wells import plate
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -263,3 +264,21 @@ def test_the_review_command_serves_localhost_by_default_and_warns_otherwise(
     assert result.exit_code == 0, result.output
     assert served["host"] == host and served["port"] == 8765
     assert ("no authentication" in " ".join(result.output.split())) is warned
+
+
+def test_a_streamed_one_data_set_dask_run_applies_reviews(tmp_path):
+    # one data set: the dask engine would keep curves and metrics on disk; decisions need them in memory
+    rows = [*plate(treated=CURVE, dataset="lab_a", cell_line="CL1", perturbagen="drugamab"),
+            *plate(treated=CURVE, dataset="lab_a", cell_line="CL2", perturbagen="drugamab", plate_id="p3")]  # fmt: skip
+    tmp_path.joinpath("wells.csv").write_text(pd.DataFrame(rows).to_csv(index=False))
+    first = make_run(tmp_path, extra=("--engine", "dask"))
+    client = TestClient(make_app(first, db=tmp_path / "reviews.sqlite"))
+    rejected = _curve(client, cell_line="CL2")
+    client.post(
+        f"/api/curves/{rejected}/review", json={"decision": "reject", "reason": "bad", "reviewer": "a"}
+    )
+    again = make_run(tmp_path, extra=("--engine", "dask", "--reviews", str(tmp_path / "reviews.sqlite")))
+    metrics = pd.read_parquet(again / "metrics.parquet")
+    ids = review_ids(metrics)
+    assert ids.eq(rejected).any() and (metrics.loc[ids.eq(rejected), S.REASON] == "rejected_in_review").all()
+    assert metrics.loc[~ids.eq(rejected), S.REASON].ne("rejected_in_review").all()

@@ -310,7 +310,8 @@ def _run_dask(plan: _Plan, *, callbacks: Sequence[Any] = (), stream: bool = Fals
         files = files_of_inputs(plan.paths, format=s.format)
     result = run_partitioned(parts, read=read, options=plan.options, n_partitions=s.partitions, workers=s.workers,
                              callbacks=list(callbacks), check_datasets=check, scheduler=s.scheduler,
-                             spill_dir=s.spill_dir, stream=stream)  # fmt: skip
+                             spill_dir=s.spill_dir, stream=stream,
+                             stream_curves=s.reviews is None)  # fmt: skip
     return result, files
 
 

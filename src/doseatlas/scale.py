@@ -443,6 +443,7 @@ def run_partitioned(
     check_datasets: Callable[[list[list[str]]], None] | None = None,
     scheduler: str | None = None,
     stream: bool = False,
+    stream_curves: bool = True,
 ) -> RunResult:
     """Run the pipeline on partitioned input with Dask.
 
@@ -476,6 +477,10 @@ def run_partitioned(
         ``spill_dir`` removed with the result: ``result.responses`` is then a
         :class:`doseatlas.io.streamed.StreamedTable` that :func:`doseatlas.io.write_run` writes row group by row
         group, and the whole-run steps read only the rows they need (:func:`rows_for_whole_run_steps`).
+    stream_curves
+        With ``stream``: keep the curves and metrics on disk too where the whole-run steps are local to a bucket
+        (:func:`doseatlas.scale_steps.is_local`); False where the caller needs them in memory (review decisions
+        applied to the metrics).
     """
     import dask
 
@@ -509,7 +514,8 @@ def run_partitioned(
             graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal, groups), spill,
                            Path(keep.name) if keep is not None else None)  # fmt: skip
             normalized, fitted = dask.compute(*graph, **compute_with)
-    result = replace(_assemble(normalized, fitted, options=options, keep=keep), options=options)
+    result = _assemble(normalized, fitted, options=options, keep=keep, local=stream_curves)
+    result = replace(result, options=options)
     result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
     return result
 
@@ -553,7 +559,7 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def _assemble(
-    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None
+    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None, local: bool = True
 ) -> RunResult:
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning). With ``keep`` (a streamed run) the
@@ -565,8 +571,8 @@ def _assemble(
         return _assembled(normalized, parts, options=options)
     spilled: list[scale_steps.Spilled] = list(fitted)
     fitted.clear()
-    local = scale_steps.is_local(datasets=[d for n in normalized for d in n.datasets],
-                                 dip=[n.dip for n in normalized], options=options)  # fmt: skip
+    local = local and scale_steps.is_local(datasets=[d for n in normalized for d in n.datasets],
+                                           dip=[n.dip for n in normalized], options=options)  # fmt: skip
     if local:
         return _streamed_result(normalized, spilled, options=options, keep=keep)
     loaded = [s.load() for s in spilled]
