@@ -93,7 +93,9 @@ def control_terms(
     # a time-zero summary pooled over the cell line's time-zero plates is one summary shared by every plate
     # of the curve: its error averages over the distinct summaries, not over the plates (issue 14)
     n_zero_summaries = np.maximum(n_distinct(codes, _floats(wells, S.TIME_ZERO_SIGNAL), n), 1)
-    gain = _gain_variance(plate_scope[codes[first]], pool_of_key[codes[first]], c[first], vc[first], len(pools))
+    gain = _gain_variance(
+        plate_scope[codes[first]], pool_of_key[codes[first]], c[first], vc[first], len(pools)
+    )
     apart = _time_zero_apart(wells) * gain[pool_of_key[codes]]  # time zero read on other plates than x
     return keys.assign(
         **{
@@ -525,11 +527,18 @@ def sandwich_se(
     return np.where(np.isfinite(new), new, se)
 
 
-def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
-    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the :data:`MISFIT` factor) with
-    each half-width rescaled as :func:`sandwich_se` rescales a standard error."""
-    value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+def plateau_scale(curves: pd.DataFrame) -> np.ndarray:
+    """Per curve, the factor that turns the fit's own standard error of the plateau (``bottom``, with the
+    :data:`MISFIT` factor) into its noise-model and misfit standard error (:func:`sandwich_se`, for the fit's
+    t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms."""
     grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+        return sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+
+
+def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
+    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the
+    :data:`MISFIT` factor) with each half-width rescaled by :func:`plateau_scale`."""
+    value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+    scale = plateau_scale(curves)
     return value - (value - lower) * scale, value + (upper - value) * scale
