@@ -115,3 +115,18 @@ def test_plate_gain_enters_the_time_zero_variance_when_time_zero_is_on_other_pla
     between = np.var(gains, ddof=1) - sampling  # the gain variance beyond the summaries' sampling
     assert same == pytest.approx(0.05**2 * 1.2 / 24)
     assert apart == pytest.approx(same + 2.0 * between / 3.0)
+
+
+@pytest.mark.slow
+def test_grinf_covers_on_the_simulators_default_set_up():
+    """The simulator's default data set (seeding CV 0.1, plate gain SD 0.05, time zero on plates of its own),
+    5 % noise, seeds 20-22, n = 324-335: grinf 0.954 / 0.958 (refuse / shrink); main 0.914 / 0.925 (the pooled
+    time-zero summary's variance divided by the plates, no plate-gain term)."""
+    from conftest import script_module
+
+    table = script_module("interval_coverage").coverage_table(
+        seeds=(20, 21, 22), cvs=(0.05,), n_cell_lines=12, seeding_cv=0.1, plate_gain_sd=0.05
+    )
+    grinf = table[table["metric"] == "grinf"]
+    assert (grinf["n"] >= 300).all(), grinf
+    assert grinf["coverage"].between(0.93, 0.975).all(), grinf
