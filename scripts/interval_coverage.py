@@ -8,6 +8,12 @@ the repeats. Beside it, the status agreement: the share of all curves (any statu
 (estimated / right_censored / left_censored / refused) equals the truth's.
 
     PYTHONPATH=src python scripts/interval_coverage.py [--seeds 0 1] [--cvs 0.01 0.02 0.04 0.08]
+
+The simulated set-up is the one of ``doseatlas.simulate.accuracy.scoring_set`` (10 cell lines x 10 drugs, 9 doses,
+3 replicates, no seeding or plate-gain noise); ``--n-doses``, ``--replicates``, ``--n-cell-lines``,
+``--seeding-cv`` and ``--plate-gain-sd`` change it (``--seeding-cv 0.1 --plate-gain-sd 0.05 --n-cell-lines 12``
+is the simulator's default data set). ``--n-doses`` keeps the tested range (10 uM down 4 decades) and spaces
+the doses evenly on it (dilution factor ``10^(4 / (n_doses - 1))``) unless ``--dilution-factor`` is given.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ CONCENTRATIONS = ("ic50", "gi50", "tgi", "lc50", "gr50")
 PLATEAUS = ("einf", "grinf")
 NOISE_LEVELS = (0.01, 0.02, 0.04, 0.08)
 POLICIES = ("refuse", "shrink")
+RANGE_DECADES = 4.0  # the tested range of the default set-up: 9 doses, dilution factor sqrt(10)
 
 
 def run(wells: pd.DataFrame, policy: str) -> pd.DataFrame:
@@ -67,13 +74,14 @@ def coverage_rows(metrics: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def coverage_table(
-    *, seeds=(0, 1), cvs=NOISE_LEVELS, policies=POLICIES, n_cell_lines: int = 10
+    *, seeds=(0, 1), cvs=NOISE_LEVELS, policies=POLICIES, n_cell_lines: int = 10, **setup
 ) -> pd.DataFrame:
-    """Coverage and mean width per (policy, noise, metric), pooled over ``seeds``."""
+    """Coverage and mean width per (policy, noise, metric), pooled over ``seeds``; ``setup``: fields of the
+    simulated data set (:class:`doseatlas.simulate.DatasetConfig`, e.g. ``n_doses``, ``replicates``)."""
     parts = []
     for cv in cvs:
         for seed in seeds:
-            sim, wells = scoring_set(seed=seed, cv=cv, n_cell_lines=n_cell_lines, n_drugs=10)
+            sim, wells = scoring_set(seed=seed, cv=cv, n_cell_lines=n_cell_lines, n_drugs=10, **setup)
             for policy in policies:
                 rows = coverage_rows(run(wells, policy), sim.truth)
                 parts.append(rows.assign(policy=policy, noise=cv))
@@ -108,8 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--cvs", type=float, nargs="+", default=list(NOISE_LEVELS))
     parser.add_argument("--policies", nargs="+", default=list(POLICIES))
+    parser.add_argument("--n-cell-lines", type=int, default=10)
+    parser.add_argument("--n-doses", type=int, default=None, help="doses per curve (default 9)")
+    parser.add_argument("--dilution-factor", type=float, default=None, help="default: keeps the range")
+    parser.add_argument("--replicates", type=int, default=None, help="wells per dose (default 3)")
+    parser.add_argument("--seeding-cv", type=float, default=None, help="well seeding CV (default 0)")
+    parser.add_argument("--plate-gain-sd", type=float, default=None, help="plate gain SD (default 0)")
     args = parser.parse_args(argv)
-    table = coverage_table(seeds=tuple(args.seeds), cvs=tuple(args.cvs), policies=tuple(args.policies))
+    names = ("n_doses", "dilution_factor", "replicates", "seeding_cv", "plate_gain_sd")
+    setup = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.n_doses is not None and args.dilution_factor is None and args.n_doses > 1:
+        setup["dilution_factor"] = 10.0 ** (RANGE_DECADES / (args.n_doses - 1))
+    table = coverage_table(
+        seeds=tuple(args.seeds),
+        cvs=tuple(args.cvs),
+        policies=tuple(args.policies),
+        n_cell_lines=args.n_cell_lines,
+        **setup,
+    )
     print(markdown(table))
     return 0
 

@@ -32,9 +32,11 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._stats import t975
+from doseatlas.metrics.uncertainty import plateau_scale
 
 St = S.MetricStatus
 REACHED_SHARE = 0.9
+Z975 = 1.959963984540054  # normal 97.5 % quantile (the control terms' quantile, as compute._widened)
 MIN_DOSES_PAST = 2
 
 
@@ -100,6 +102,23 @@ def censor_unreached(name: str, out: pd.DataFrame, curves: pd.DataFrame) -> pd.D
 
 
 # ------------------------------------------------------------------------------ crossings near a plateau (item 4)
+def plateau_half_width(curves: pd.DataFrame, level_var=None) -> np.ndarray:
+    """Half-width of the 95% interval of the fitted plateau ``bottom`` as ``einf`` / ``grinf`` report it before
+    the extrapolation widening: ``sqrt((t se)^2 + z^2 level_var)``, ``se`` the noise-model and misfit
+    standard error (:func:`doseatlas.metrics.uncertainty.plateau_scale` times the fit's own), ``t`` the fit's
+    ``t(n - 4)``, ``level_var`` a control variance (per curve; 0 when None). NaN without a covariance."""
+    own = (
+        curves["cov_bottom_bottom"].to_numpy(float)
+        if "cov_bottom_bottom" in curves
+        else np.full(len(curves), np.nan)
+    )
+    t = t975(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
+    extra = np.nan_to_num(np.asarray(level_var, dtype=float)) if level_var is not None else 0.0
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(own) * plateau_scale(curves)
+    return np.sqrt((t * se) ** 2 + Z975**2 * extra)
+
+
 def near_plateau(
     observed_level: float,
     got: pd.DataFrame,
@@ -111,9 +130,9 @@ def near_plateau(
 ) -> pd.DataFrame:
     """Crossings of a level that lies within the uncertainty of the plateau the curve approaches (item 4).
 
-    Where the fitted ``bottom`` of a falling curve is within ``t`` standard errors of the level (``t`` of the
-    crossing's interval, the standard error from the curve's covariance and the level's own control variance),
-    the crossing is hypersensitive: a plateau a little higher never reaches the level, a little lower crosses it
+    Where the level lies within the 95% interval of the fitted ``bottom`` of a falling curve
+    (:func:`plateau_half_width`: the interval the plateau metrics report before the extrapolation widening,
+    from the noise model and misfit, with the level's own control variance), the crossing is hypersensitive: a plateau a little higher never reaches the level, a little lower crosses it
     far earlier, and the delta-method interval (a linearization) does not hold. The rule:
 
     * an estimated crossing that no replicate dose mean reaches (every mean above ``observed_level``, the level
@@ -126,16 +145,11 @@ def near_plateau(
       instead: the data say "at most the highest dose", the fit's plateau only that it levels off just above.
     """
     top, bottom, hill = (curves[k].to_numpy(float) for k in ("top", "bottom", "hill"))
-    var = (
-        curves["cov_bottom_bottom"].to_numpy(float)
-        if "cov_bottom_bottom" in curves
-        else np.full(len(top), np.nan)
-    )
-    var = var + (np.nan_to_num(level_var) if level_var is not None else 0.0)
-    t = t975(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     falling = curves["selected"].eq("sigmoid").to_numpy() & ((top - bottom) * hill > 0)
     with np.errstate(invalid="ignore"):
-        near = falling & (np.abs(np.asarray(level, dtype=float) - bottom) <= t * np.sqrt(var))
+        near = falling & (
+            np.abs(np.asarray(level, dtype=float) - bottom) <= plateau_half_width(curves, level_var)
+        )
     status = got[S.STATUS].astype(str).to_numpy()
     mean_min = curves["_mean_min"].to_numpy(float) if "_mean_min" in curves else np.full(len(top), np.nan)
     widen = near & (status == St.ESTIMATED.value) & (mean_min > observed_level)

@@ -151,8 +151,9 @@ _MIDPOINT = (
     "bound it lies beyond; refused (flat_fit) when the flat model is selected."
 )
 _PLATEAU = (
-    "estimated when the fitted curve completes at least 90% of its transition by the highest tested dose; "
-    "otherwise the plateau is an extrapolation: a falling curve's einf is left_censored (lower = 0, upper = the "
+    "estimated when the fitted curve completes at least 90% of its transition by the highest tested dose and "
+    "at least two tested doses lie at or beyond the fitted midpoint (its interval then widened in quadrature by "
+    "the remaining extrapolation |f(highest dose) - bottom|); otherwise the plateau is an extrapolation: a falling curve's einf is left_censored (lower = 0, upper = the "
     "fitted response at the highest dose), a falling curve's grinf / dip_einf refused (plateau_not_reached: "
     "they range below 0), a rising curve's right_censored (lower = the fitted response at the highest dose); "
     "a flat fit keeps its level (metrics/plateau.py)"
@@ -619,9 +620,11 @@ def render_markdown() -> str:
         "follow the same rule (-inf / +inf for the open side of a censored label; docs/export.md).",
         "",
         "The 95% interval of a fitted metric carries three sources of error: the curve's fit (its covariance), "
-        "the plate controls shared by every curve of a plate, and the noise and model misfit measured by the "
-        "replicate wells where the metric lies (for crossings and plateaus); an estimated crossing whose level lies within the uncertainty of the curve's "
-        "plateau and that no dose mean reaches is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
+        "the plate controls shared by every curve of a plate (vehicle and time-zero summaries, and the plates' "
+        "difference in signal scale where time zero is read on other plates), and the noise and model misfit "
+        "measured by the replicate wells where the metric lies (for crossings and plateaus); an estimated "
+        "crossing whose level lies within the 95% interval of the curve's plateau (the interval `einf` / `grinf` "
+        "report, before the extrapolation widening) and that no dose mean reaches is open above (`upper` = inf); a plateau metric is estimated only where the data reach the "
         'plateau (docs/fitting.md, "Noise model and model misfit" and "Censoring at the edges of the data"). Coverage of the '
         "truth on the simulator: docs/validation.md section 5.",
     ]

@@ -16,7 +16,14 @@ The plateau (``einf``, ``grinf``) moves by the same ``dL`` at its own level. ``v
 of variation of the vehicle wells pooled over the plates of a data set, perturbagen and readout (per-plate
 spreads from 3-6 wells are too noisy to use alone), times the variance factor of the control summary (1.2 for the
 trimmed mean of 4 or more wells), divided by the number of vehicle wells and by the number of plates of the
-curve. ``v0`` uses the same pooled coefficient of variation with the number of time-zero wells.
+curve. ``v0`` uses the same pooled coefficient of variation with the number of time-zero wells, divided by the
+number of distinct time-zero summaries of the curve (one per plate when each plate holds its time zero; one
+when the time-zero plates of the cell line are pooled: that summary is shared by every plate of the curve).
+A time-zero summary read on other plates than the treated wells also carries the plates' difference in signal
+scale (plate gain), which the vehicle of the treated plate removes from ``C`` but not from ``x0``: ``v0`` gains
+``2 vG / n_plates`` (the treated plates' own gains and, assumed one per plate set, the time-zero plates'),
+``vG`` the between-plate variance of the log vehicle summaries of a cell line's plates beyond their sampling
+variance, pooled as ``vC`` is.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, sorted_key_codes
+from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
 
@@ -84,8 +91,21 @@ def control_terms(
         d = np.log(c / _floats(wells, S.TIME_ZERO_SIGNAL))
     n = len(keys)
     n_plates = _plates_per_code(codes, plate, n)
-    mean_c, mean_0, mean_d = means_by_code(codes, n, vc, v0, d)  # summary_by_code's means, one sort
-    return keys.assign(**{VAR_C: mean_c / n_plates, VAR_0: mean_0 / n_plates, LOG_GROWTH: mean_d})
+    # a time-zero summary pooled over the cell line's time-zero plates is one summary shared by every plate
+    # of the curve: its error averages over the distinct summaries, not over the plates (issue 14)
+    n_zero_summaries = np.maximum(n_distinct(codes, _floats(wells, S.TIME_ZERO_SIGNAL), n), 1)
+    gain = _gain_variance(
+        plate_scope[codes[first]], pool_of_key[codes[first]], c[first], vc[first], len(pools)
+    )
+    apart = _time_zero_apart(wells) * gain[pool_of_key[codes]]  # time zero read on other plates than x
+    mean_c, mean_0, mean_d, mean_apart = means_by_code(codes, n, vc, v0, d, apart)  # summary_by_code's means
+    return keys.assign(
+        **{
+            VAR_C: mean_c / n_plates,
+            VAR_0: mean_0 / n_zero_summaries + 2.0 * mean_apart / n_plates,
+            LOG_GROWTH: mean_d,
+        }
+    )
 
 
 def _plates_per_code(codes: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray:
@@ -96,6 +116,39 @@ def _plates_per_code(codes: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray
     width = int(plate.max()) + 1
     distinct = pd.unique(codes.astype(np.int64) * width + plate)  # (hashed: no sort needed for a count)
     return np.bincount(distinct // width, minlength=n)
+
+
+def _gain_variance(
+    scope: np.ndarray, pool: np.ndarray, vehicle: np.ndarray, sampling: np.ndarray, n_pools: int
+) -> np.ndarray:
+    """Per pool: the between-plate variance of the plates' signal scale (plate gain, log), from the vehicle
+    summaries of the plates of one cell line and duration (``scope``; one entry per plate): their variance
+    about the scope's mean less the variance of a summary from its wells (``sampling``, relative), pooled
+    over the scopes of the pool with ``plates - 1`` degrees of freedom each; 0 where not positive."""
+    ok = np.isfinite(vehicle) & (vehicle > 0) & np.isfinite(sampling)
+    scope, pool, y, w = scope[ok], pool[ok], np.log(np.where(ok, vehicle, 1.0)[ok]), sampling[ok]
+    if not len(y):
+        return np.zeros(n_pools)
+    n_scope = int(scope.max()) + 1
+    count = np.bincount(scope, minlength=n_scope).astype(float)
+    mean = np.bincount(scope, weights=y, minlength=n_scope) / np.maximum(count, 1.0)
+    excess = (y - mean[scope]) ** 2 - w * (1.0 - 1.0 / count[scope])  # E[(y - mean)^2] = (1 - 1/m) var
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.bincount(pool, weights=excess, minlength=n_pools) / np.bincount(
+            pool, weights=1.0 - 1.0 / count[scope], minlength=n_pools
+        )
+    return np.clip(np.nan_to_num(var), 0.0, None)
+
+
+def _time_zero_apart(wells: pd.DataFrame) -> np.ndarray:
+    """1.0 where a row's time-zero summary was read on other plates than the row (``time_zero_scope`` of
+    :func:`doseatlas.normalize.normalize` not ``plate``), else 0.0 (also where the scope is not recorded)."""
+    from doseatlas.normalize import T0_SCOPE
+
+    if T0_SCOPE not in wells:
+        return np.zeros(len(wells))
+    scope = wells[T0_SCOPE].to_numpy(dtype=object)
+    return ((scope != "plate") & pd.notna(scope)).astype(float)
 
 
 def _floats(table: pd.DataFrame, column: str) -> np.ndarray:
@@ -512,11 +565,18 @@ def sandwich_se(
     return np.where(np.isfinite(new), new, se)
 
 
-def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
-    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the :data:`MISFIT` factor) with
-    each half-width rescaled as :func:`sandwich_se` rescales a standard error."""
-    value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+def plateau_scale(curves: pd.DataFrame) -> np.ndarray:
+    """Per curve, the factor that turns the fit's own standard error of the plateau (``bottom``, with the
+    :data:`MISFIT` factor) into its noise-model and misfit standard error (:func:`sandwich_se`, for the fit's
+    t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms."""
     grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+        return sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+
+
+def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
+    """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the
+    :data:`MISFIT` factor) with each half-width rescaled by :func:`plateau_scale`."""
+    value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
+    scale = plateau_scale(curves)
     return value - (value - lower) * scale, value + (upper - value) * scale
