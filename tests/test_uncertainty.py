@@ -222,52 +222,6 @@ def test_crossing_near_the_lower_plateau_is_calibrated_under_multiplicative_nois
     assert 0.93 <= coverage <= 0.975, coverage
 
 
-def _sandwich_curve(u: np.ndarray, slope: np.ndarray, e: np.ndarray, reps: float = 3.0) -> pd.DataFrame:
-    """One curve's per-dose sandwich columns as :func:`doseatlas.metrics.uncertainty.sandwich_terms` gives them:
-    share of the transition ``u``, slope ``j2``, misfit excess ``e`` and ``reps`` wells per dose."""
-    columns = {f"{U.SANDWICH}{k}": [v] for k, v in {"s2": 1.0, "noise_df": 10.0, "misfit_df": 5.0}.items()}
-    columns |= {f"{U.SANDWICH}a{a}{b}": [float(a == b)] for a in range(4) for b in range(a, 4)}
-    for d, (ud, sd, ed) in enumerate(zip(u, slope, e, strict=True)):
-        columns |= {f"{U.SANDWICH}u_{d}": [ud], f"{U.SANDWICH}j2_{d}": [sd], f"{U.SANDWICH}e_{d}": [ed]}
-        columns |= {f"{U.SANDWICH}d_{d}": [reps], f"{U.SANDWICH}n_{d}": [reps], f"{U.SANDWICH}v_{d}": [0.0]}
-        columns |= {f"{U.SANDWICH}j{j}_{d}": [0.0] for j in (0, 1, 3)}
-    return pd.DataFrame(columns)
-
-
-def _crossing_gradient(u_level: float, *, top=1.0, bottom=0.0, hill=1.0) -> tuple[np.ndarray, float]:
-    """Gradient (top, bottom, log10_ec50, hill) of log10 of the crossing at share ``u_level`` of a falling
-    log-logistic curve, and the curve's slope there (``|d f / d log10 c|``)."""
-    level = bottom + u_level * (top - bottom)
-    ln10 = np.log(10.0)
-    ratio = (top - level) / (level - bottom)
-    grad = [
-        1 / ((top - level) * ln10 * hill),
-        1 / ((level - bottom) * ln10 * hill),
-        1.0,
-        -np.log10(ratio) / hill,
-    ]
-    return np.array([grad]), u_level * (1 - u_level) * ln10 * hill * (top - bottom)
-
-
-def test_misfit_of_the_steep_doses_does_not_reach_a_crossing_near_the_plateau_through_its_flat_slope():
-    """A crossing at 5 % of the transition (lc50 near the lower plateau): the doses in the transition carry the
-    misfit, the plateau doses none. Read as a shift of the level through the flat slope there (main), the steep
-    doses' misfit moved the crossing 2-4 times farther than it moves those doses along the dose axis (lc50 in
-    the lowest fifth of the transition covered 1.00); each dose's misfit now moves it by at most that."""
-    u = np.array([0.97, 0.85, 0.55, 0.3, 0.12, 0.03, 0.01])
-    slope = u * (1 - u) * np.log(10.0)  # top 1, bottom 0, hill 1
-    e = np.array([0.0, 3e-4, 9e-4, 6e-4, 1e-4, 0.0, 0.0])  # n_d * misfit^2, replicates 3
-    grad, slope_level = _crossing_gradient(0.05)
-    _, v, _ = U.metric_variance(_sandwich_curve(u, slope, e), grad)  # no noise: the misfit term alone
-    along_dose_axis = np.max(e[e > 0] / (3.0 * slope[e > 0] ** 2))
-    assert 0 < v[0] <= along_dose_axis
-    # mid-transition, where no dose near the level is steeper than the curve there: the level-shift reading
-    grad, slope_level = _crossing_gradient(0.5)
-    _, v, _ = U.metric_variance(_sandwich_curve(u, np.minimum(slope, slope_level), e), grad)
-    kern = np.exp(-0.5 * ((u - 0.5) / U.MISFIT_BANDWIDTH) ** 2)
-    assert v[0] == pytest.approx(np.sum(kern * e) / np.sum(kern * 3.0) / slope_level**2, rel=1e-9)
-
-
 # ------------------------------------------------------------------------------ censoring at the edges of the data
 def _run(rows) -> pd.DataFrame:
     from doseatlas.metrics import compute_metrics

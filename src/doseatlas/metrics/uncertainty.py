@@ -455,7 +455,7 @@ def metric_variance(
     if plateau:  # the plateau: the misfit of the doses that determine it, through the fit's weights
         v_misfit = np.sum(w2 * nd**2, axis=1) * curves[f"{SANDWICH}misfit"].to_numpy(float)
     else:  # a crossing: the local misfit where the curve crosses, as a shift of the level
-        v_misfit, df_m = _local_misfit(curves, grad, nd, jd[:, :, 2])
+        v_misfit, df_m = _local_misfit(curves, grad, nd)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (v_noise + v_misfit) ** 2 / (v_noise**2 / df_n + np.where(v_misfit > 0, v_misfit**2 / df_m, 0.0))
     own = curves[f"{SANDWICH}s2"].to_numpy(float) * np.einsum("ni,ni->n", grad, ag)
@@ -463,26 +463,16 @@ def metric_variance(
     return own, np.where(usable, v_noise + v_misfit, np.nan), df
 
 
-def _local_misfit(
-    curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray, slope: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md).
-
-    ``slope``: per curve and dose, the fitted curve's slope there (``d f / d log10_ec50 = -d f / d log10 c``).
-    A dose's misfit ``e_d`` moves the crossing by the smaller of its two readings: a shift of the level
-    (``e_d / slope_level^2``, a dose as flat as the level or flatter) or a shift along the dose axis (``e_d /
-    slope_d^2``, a steeper dose): the misfit of a steep part of the curve misplaces it along the dose axis and
-    is not carried through the flat slope of a crossing near a plateau."""
+def _local_misfit(curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
     g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
         u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
-        slope_level2 = 1.0 / (grad[:, 0] + grad[:, 1]) ** 2
     kern = np.exp(-0.5 * ((_padded(curves, "u") - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
-    reach = _padded(curves, "d") * np.maximum(slope**2, slope_level2[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * reach, axis=1)
+        tau2 = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * _padded(curves, "d"), axis=1)
         k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
-    return np.clip(np.nan_to_num(v), 0.0, None), k_eff
+    return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
 
 
 def sandwich_se(
