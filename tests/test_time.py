@@ -279,26 +279,42 @@ def test_converted_rows_fill_a_duration_a_data_set_did_not_measure():
     assert len(at72) and set(at72["basis"]) == {"converted"} and set(at72["source_duration_h"]) == {96.0}
 
 
-def test_converted_intervals_carry_the_curves_misfit_factor(monkeypatch):
-    """A converted crossing is widened by its GR curve's lack-of-fit factor, as a measured one is (issue 14):
-    the log10 width grows by the factor's square root (delta method), and not at all where the factor is 1."""
-    from doseatlas.metrics import convert
-    from doseatlas.metrics import uncertainty as U
+def test_converted_intervals_use_the_measured_crossings_interval_machinery():
+    """A converted crossing's interval is built as a measured one's (issue 14: noise model, dose-clustered
+    sandwich, local misfit, plate controls): gr50 is duration-invariant, so its converted row (96 h -> 72 h) is
+    the crossing of the same GR curve at the same level and must carry the measured 96 h interval exactly (the
+    earlier uniform-factor interval differed on most curves)."""
+    _, result = _run(_config(replicates=3, cv=0.03), seed=3)
+    measured = result.metrics[(result.metrics[S.METRIC] == "gr50") & (result.metrics[S.DURATION_H] == 96.0)]
+    conv = result.converted[result.converted[S.METRIC] == "gr50"]
+    both = measured.merge(conv, on=[*KEY, S.METRIC], suffixes=("", "_conv"))
+    both = both[(both[S.STATUS] == "estimated") & np.isfinite(both[S.UPPER])]  # not opened near a plateau
+    assert len(both) >= 6 and (both["status_conv"] == "estimated").all()
+    np.testing.assert_allclose(both["value_conv"], both[S.VALUE], rtol=1e-9)
+    np.testing.assert_allclose(both["lower_conv"], both[S.LOWER], rtol=1e-9)
+    np.testing.assert_allclose(both["upper_conv"], both[S.UPPER], rtol=1e-9)
 
-    _, result = _run(_config(replicates=3, cv=0.02), seed=3)
-    widened = result.converted
-    grown = G.growth_table(result.responses)
-    with monkeypatch.context() as patch:
-        patch.setattr(U, "with_misfit", lambda responses, curves: curves)
-        plain = convert.convert_metrics(
-            result.responses, result.curves, growth=grown, options=ConversionOptions(targets=(72.0,))
-        )
-    factor = U.misfit_factors(result.responses, result.curves).set_index(S.CURVE_ID)[U.MISFIT]
-    both = widened.merge(plain, on=[S.CURVE_ID, S.METRIC, "source_duration_h"], suffixes=("", "_plain"))
-    both = both[(both[S.STATUS] == "estimated") & (both["status_plain"] == "estimated")]
-    width = np.log10(both[S.UPPER] / both[S.LOWER])
-    ratio = width / np.log10(both["upper_plain"] / both["lower_plain"])
-    f = both[S.CURVE_ID].map(factor).to_numpy(float)
-    assert (f > 1.2).sum() >= 3 and (f == 1.0).sum() >= 3, np.round(f, 2)
-    np.testing.assert_allclose(ratio[f > 1.2], np.sqrt(f[f > 1.2]), rtol=0.1)
-    np.testing.assert_allclose(ratio[f == 1.0], 1.0, rtol=1e-9)
+
+@pytest.mark.slow
+def test_converted_intervals_cover_the_truth_at_the_target_duration():
+    """96 h -> 72 h and 72 h -> 96 h conversions of random cell lines and drugs (the simulator's default plate,
+    seeding and additive noise, well CV 0.05, onset lags 0-6 h) against the truth at the target duration:
+    with the measured crossings' interval, ic50, gi50 and gr50 cover 0.952-0.976 (the earlier uniform-factor
+    interval: 0.927-0.942). lc50 and tgi (0.916-0.942) keep the exponential model's own bias (the onset lag) and
+    tgi the curve's bias at GR = 0 (docs/time.md)."""
+    frames = []
+    for seed in (0, 1):
+        ds = DatasetConfig(name="sim", readout="atp", read_times_h=[72, 96], time_zero=True, cv=0.05)
+        sim = simulate(SimulationConfig(n_cell_lines=8, n_drugs=10, datasets=[ds]), seed=seed)
+        options = RunOptions(conversion=ConversionOptions(targets=(72.0, 96.0)))
+        result = run_pipeline(canonical_columns(sim.wells, source="sim"), options=options)
+        key = [*KEY, S.METRIC, S.DURATION_H]
+        truth = sim.truth[[*key, S.STATUS, S.VALUE]].rename(columns={S.STATUS: "st_true", S.VALUE: "truth"})
+        frames.append(result.converted.merge(truth, on=key))
+    rows = pd.concat(frames)
+    rows = rows[(rows[S.STATUS] == "estimated") & (rows["st_true"] == "estimated")]
+    inside = (rows[S.LOWER] <= rows["truth"]) & (rows["truth"] <= rows[S.UPPER])
+    coverage = inside.groupby(rows[S.METRIC]).mean()
+    assert (rows[S.METRIC].value_counts()[["ic50", "gi50", "gr50"]] >= 250).all()
+    assert coverage[["ic50", "gi50", "gr50"]].between(0.94, 0.985).all(), coverage
+    assert coverage[["lc50", "tgi"]].min() >= 0.88, coverage

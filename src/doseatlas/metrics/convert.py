@@ -11,10 +11,10 @@ So every threshold metric at any duration ``H`` is a crossing of the source's **
 that depends only on ``r0_H``: ``ic50`` at ``GR = 2^(1 - log2(2)/log2(1/r0_H)) - 1`` (RV = 0.5), ``gi50``,
 ``tgi``, ``lc50`` at the GR levels of PG = 50, 0, -50 (:func:`doseatlas.metrics.compute.pg_to_gr_level`),
 ``gr50`` at GR = 0.5 whatever ``H`` (duration-invariant: the converted value equals the measured one). The
-conversion acts on the fitted curve, never on a point value; the interval is the delta-method crossing
-interval of the GR curve, widened by the curve's lack-of-fit factor as measured metrics are
-(:func:`doseatlas.metrics.uncertainty.with_misfit`; the growth estimate's own uncertainty is not propagated; see
-docs/time.md).
+conversion acts on the fitted curve, never on a point value; the interval is built as a measured crossing's
+(docs/fitting.md, "Noise model and model misfit"): the noise model and dose-clustered sandwich of the GR curve,
+the local misfit where it crosses the level, and the plate controls (vehicle and time zero, which also make
+``r0``: :func:`_level_variance`); see docs/time.md.
 Censoring follows the usual crossing rule on the tested range.
 
 A converted row is refused with a reason where the model cannot carry it: no growth estimate
@@ -115,7 +115,9 @@ def convert_metrics(
     curves = U.with_misfit(
         responses, curves
     )  # the lack-of-fit factor widens converted intervals as measured ones
-    keys = _gr_keys(responses, curves, growth, dependence)
+    drugs = C.DrugCurves.of(responses)
+    keys = _gr_keys(responses, curves, growth, dependence, drugs=drugs)
+    keys = _with_interval_terms(keys, responses, drugs)
     gate = C._gate(keys, metric_options) if len(keys) else pd.Series(dtype=object)
     frames = [
         _converted(name, keys, gate, target=float(h), options=options)
@@ -131,14 +133,18 @@ def convert_metrics(
 
 
 def _gr_keys(
-    responses: pd.DataFrame, curves: pd.DataFrame, growth: pd.DataFrame, dependence: pd.DataFrame | None
+    responses: pd.DataFrame,
+    curves: pd.DataFrame,
+    growth: pd.DataFrame,
+    dependence: pd.DataFrame | None,
+    *,
+    drugs: C.DrugCurves,
 ) -> pd.DataFrame:
-    """Every drug curve key with its GR curve, its ``r0_T`` and whether its control grows exponentially."""
-    keys = C._scale_keys(responses, S.GR)
+    """Every drug curve key (one row per key of ``drugs.keys``, in its order) with its GR curve, its ``r0_T``
+    and whether its control grows exponentially."""
+    keys = C._scale_keys(responses, S.GR, drugs=drugs)
     keys = keys.merge(curves[curves[S.SCALE] == S.GR], on=list(S.CURVE_KEY), how="left")
-    drugs = C.DrugCurves.of(
-        responses
-    )  # r0 from time-zero reads (mean Tz/C over the curve's wells), as metrics
+    # r0 from time-zero reads (mean Tz/C over the curve's wells), as metrics
     r0 = drugs.keys.assign(**{C.R0: C._drug_growth_ratio(drugs)})
     keys = keys.merge(r0, on=list(S.CURVE_KEY), how="left")
     td = _user_doubling_times(responses)
@@ -159,6 +165,40 @@ def _gr_keys(
     keys = keys.merge(flagged.drop_duplicates(PAIR_KEY), on=PAIR_KEY, how="left")
     keys["_time_dependent"] = keys["_time_dependent"].astype(object).fillna(False).astype(bool)
     return keys
+
+
+def _with_interval_terms(keys: pd.DataFrame, responses: pd.DataFrame, drugs: C.DrugCurves) -> pd.DataFrame:
+    """``keys`` with the terms of a measured crossing's interval (docs/fitting.md, "Noise model and model
+    misfit"): the plate-control terms and the dose-clustered sandwich terms (noise model, local misfit) of the GR
+    curve. ``keys`` has one row per key of ``drugs.keys``, in its order (as :func:`_gr_keys` builds it)."""
+    if not len(keys):
+        return keys
+    if U.has_controls(responses):
+        keys = C._with_controls(keys, U.control_terms(responses), drugs)
+    return C._with_sandwich(keys, drugs, S.GR)
+
+
+def _level_variance(name: str, level: np.ndarray, r0_h: np.ndarray, curves: pd.DataFrame) -> np.ndarray:
+    """Variance of the converted level from the plate controls (see :func:`doseatlas.metrics.uncertainty.
+    signal_level_variance`): the GR level of a converted metric is that of a signal at the measured duration
+    ``T``, ``ln x = ln C + (T/H) ln RV_H`` (exponential model), so ``d ln x = w0 e0 + wC eC`` with ``(w0, wC)``
+    = ``(0, 1)`` for ``ic50`` (RV_H = 0.5), ``(1 - a, a)`` for ``gr50`` (``a = log2 1.5``) and the percent-growth
+    weights of the measured metric with ``r0_H`` in place of ``r0_T`` for ``gi50``, ``tgi``, ``lc50``."""
+    metric = next(m for m in METRICS if m.name == name)
+    p = float(metric.threshold)
+    ones, zeros = np.ones_like(level), np.zeros_like(level)
+    if name == "ic50":
+        w0, wc = zeros, ones
+    elif name == "gr50":
+        a = np.log2(level + 1.0)
+        w0, wc = 1.0 - a, a
+    elif p >= 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rv = r0_h + p * (1.0 - r0_h)
+            w0, wc = (1.0 - p) * r0_h / rv, p / rv
+    else:
+        w0, wc = ones, zeros
+    return U.signal_level_variance(level, w0, wc, curves)
 
 
 def _user_doubling_times(responses: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +242,10 @@ def _converted(name: str, keys: pd.DataFrame, gate: pd.Series, *, target: float,
     )
     usable = reason.isna()
     if usable.any():
-        got = C.crossing(drugs[usable], gr_level(name, r0_h[usable.to_numpy()]))
+        at = usable.to_numpy()
+        level = gr_level(name, r0_h[at])
+        level_var = _level_variance(name, level, r0_h[at], drugs[usable])
+        got = C.crossing(drugs[usable], level, level_var=level_var)
         body.loc[usable, got.columns] = got
         body = C._not_identifiable(metric, body, usable & drugs["status"].eq(C.SINGULAR))
     out = pd.concat([drugs[list(S.CURVE_KEY)], body], axis=1)

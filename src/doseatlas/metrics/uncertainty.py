@@ -176,6 +176,18 @@ def _gr_shift_variance(level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves
         return slope**2 * (w0**2 * v0 + wc**2 * vc)
 
 
+def signal_level_variance(
+    level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves: pd.DataFrame
+) -> np.ndarray:
+    """Variance of ``dL`` on the GR scale for a GR ``level`` that is the crossing of a signal ``x`` with
+    ``d ln x = w0 e0 + wC eC`` (e.g. a metric converted to another duration, metrics/convert.py); 0 where no
+    control term applies."""
+    if not all(k in curves for k in TERMS):
+        return np.zeros(len(curves))
+    var = _gr_shift_variance(np.asarray(level, dtype=float), w0, wc, curves)
+    return np.where(np.isfinite(var), var, 0.0)
+
+
 def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, threshold=None) -> np.ndarray:
     """Variance of the effective level ``dL`` (see module docstring); 0 where no control term applies."""
     level = np.asarray(level, dtype=float)
