@@ -21,7 +21,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._canon import text_codes
-from doseatlas._groups import first_code_rows
+from doseatlas._codes import first_code_rows
 from doseatlas.errors import ConfigError
 
 NOMINAL = "_nominal"

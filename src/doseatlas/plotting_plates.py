@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes
+from doseatlas._codes import key_codes
 from doseatlas._text import plain
 from doseatlas.qc import combined_codes, key_table, parse_wells, run_codes
 from doseatlas.spatial import group_medians

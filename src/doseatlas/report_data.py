@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import joint_codes
-from doseatlas._groups import ordered_codes
+from doseatlas._codes import joint_codes, ordered_codes
 
 #: the count column of every count table
 ROWS = "rows"

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._groups import key_codes, sorted_key_codes
+from doseatlas._codes import key_codes, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
@@ -543,7 +543,7 @@ class DrugCurves:
 
 def curve_codes(responses: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """The curve key (:data:`~doseatlas.schemas.CURVE_KEY`, ``time_h`` as ``duration_h``) of every row of
-    ``responses`` coded once (:func:`doseatlas._groups.key_codes`)."""
+    ``responses`` coded once (:func:`doseatlas._codes.key_codes`)."""
     columns = [S.TIME_H if k == S.DURATION_H else k for k in S.CURVE_KEY]
     return sorted_key_codes(responses[columns].rename(columns={S.TIME_H: S.DURATION_H}), S.CURVE_KEY)
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._groups import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
 
@@ -63,7 +63,7 @@ def control_terms(
 ) -> pd.DataFrame:
     """Per curve key: ``VAR_C``, ``VAR_0`` and ``LOG_GROWTH`` (NaN where a control is absent).
 
-    ``coded``: the responses' curve keys as :func:`doseatlas._groups.key_codes` gives them (code per row, key
+    ``coded``: the responses' curve keys as :func:`doseatlas._codes.key_codes` gives them (code per row, key
     table), when the caller has them already; the rows of the result are then those of the key table.
     """
     wells = responses.rename(columns={S.TIME_H: S.DURATION_H})
@@ -109,7 +109,7 @@ def control_terms(
 
 
 def _plates_per_code(codes: np.ndarray, plate: np.ndarray, n: int) -> np.ndarray:
-    """Distinct plates per curve code (:func:`doseatlas._groups.n_distinct` of the plate codes, which are
+    """Distinct plates per curve code (:func:`doseatlas._codes.n_distinct` of the plate codes, which are
     dense and never missing)."""
     if not len(codes):
         return np.zeros(n, dtype=np.int64)
@@ -447,7 +447,7 @@ def _sorted_points(
         rows = places[keep]
         pair, first = renumbered(runs.dose[keep])
         return codes[rows], x[rows], y[rows], pair, first
-    from doseatlas._groups import pair_codes
+    from doseatlas._codes import pair_codes
 
     ok = np.flatnonzero(np.isfinite(y) & np.isfinite(x))
     rows = ok[np.lexsort((y[ok], x[ok], codes[ok]))]
