@@ -169,10 +169,14 @@ def write_run(result: Any, directory: str | Path, *, meta: dict[str, Any]) -> No
         else:
             write_table(table, directory / f"{name}.parquet", meta=meta)
 
-    # each table is its own file: two at a time (pyarrow encodes and compresses without holding the GIL);
-    # list() re-raises the first error of any of them
+    # each table is its own file: two at a time (pyarrow encodes and compresses without holding the GIL), but the
+    # tables of a streamed run merged from their pieces one after another (each merge holds its pieces' buffers:
+    # two at once set the run's peak); result() re-raises the first error of any of them
+    streamed = [n for n in RUN_TABLES if isinstance(getattr(result, n), StreamedTable)]
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        list(pool.map(write, RUN_TABLES))
+        chain = pool.submit(lambda: [write(n) for n in streamed])
+        list(pool.map(write, [n for n in RUN_TABLES if n not in streamed]))
+        chain.result()
     (directory / "summary.json").write_text(
         json.dumps({**result.summary, "provenance": meta}, indent=2, default=str)
     )
