@@ -675,12 +675,15 @@ def _scale_parts(
     singular = usable & keys["status"].eq(SINGULAR).to_numpy(dtype=bool, na_value=False)
     reasons = gate.to_numpy(dtype=object)
     parts = []
-    for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
-        if m.kind == "observed" or m.name == "gr_aoc":
-            rows = _observed_rows(m, means, keys)
-        else:
-            rows = _fitted_rows(m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys)
-        parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
+    with U.reused_terms(usable_keys):  # (the sandwich terms of the usable keys read once for every metric)
+        for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
+            if m.kind == "observed" or m.name == "gr_aoc":
+                rows = _observed_rows(m, means, keys)
+            else:
+                rows = _fitted_rows(
+                    m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys
+                )
+            parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
     return keys, parts
 
 

@@ -28,6 +28,10 @@ variance, pooled as ``vC`` is.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import pandas as pd
 
@@ -510,7 +514,38 @@ def noise_model(
     return np.where(np.isfinite(pred), pred, np.nan), df
 
 
+#: within :func:`reused_terms`: the curves frame whose per-curve terms are kept, and the terms kept so far
+_REUSE: ContextVar[tuple[pd.DataFrame, dict] | None] = ContextVar("sandwich_reuse", default=None)
+
+
+@contextmanager
+def reused_terms(curves: pd.DataFrame) -> Iterator[None]:
+    """Within the block, the arrays that :func:`sandwich_se` and :func:`plateau_scale` read off ``curves`` (this
+    very frame, left unchanged meanwhile: the caller's promise) are built once and reused by every metric that
+    reads them, instead of once per metric (same arrays, same numbers). Other frames are read as usual."""
+    token = _REUSE.set((curves, {}))
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+
+
+def _kept(curves: pd.DataFrame, name: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``, kept for ``curves`` under ``name`` inside :func:`reused_terms` (read-only then)."""
+    held = _REUSE.get()
+    if held is None or held[0] is not curves:
+        return make()
+    kept = held[1]
+    if name not in kept:
+        kept[name] = make()
+    return kept[name]
+
+
 def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
+    return _kept(curves, ("padded", name), lambda: _padded_block(curves, name))
+
+
+def _padded_block(curves: pd.DataFrame, name: str) -> np.ndarray:
     columns = sorted(
         (c for c in curves.columns if c.startswith(f"{SANDWICH}{name}_")),
         key=lambda c: int(c.rsplit("_", 1)[1]),
@@ -522,6 +557,14 @@ def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
     )  # one copy of the block, not per column
 
 
+def _inverse_block(curves: pd.DataFrame) -> np.ndarray:
+    """``(J'J)^-1`` per curve ``(n, 4, 4)`` from its sandwich columns (the Jacobian rows: ``(n, K, 4)``)."""
+    a = np.zeros((len(curves), 4, 4))
+    for i, j in _PAIRS:
+        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
+    return a
+
+
 def metric_variance(
     curves: pd.DataFrame, grad: np.ndarray, *, plateau: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -529,10 +572,8 @@ def metric_variance(
     variance under the noise model and the misfit (sandwich ``A J' V J A``, ``A = (J'J)^-1``) and the
     Satterthwaite degrees of freedom of that variance."""
     grad = np.nan_to_num(np.asarray(grad, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
-    a = np.zeros((len(curves), 4, 4))
-    for i, j in _PAIRS:
-        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
-    jd = np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2)  # (n, K, 4)
+    a = _kept(curves, ("a",), lambda: _inverse_block(curves))
+    jd = _kept(curves, ("jd",), lambda: np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2))
     nd, vd = _padded(curves, "n"), _padded(curves, "v")
     ag = np.einsum("nij,nj->ni", a, grad)
     w2 = np.einsum("nki,ni->nk", jd, ag) ** 2
@@ -581,6 +622,10 @@ def plateau_scale(curves: pd.DataFrame) -> np.ndarray:
     """Per curve, the factor that turns the fit's own standard error of the plateau (``bottom``, with the
     :data:`MISFIT` factor) into its noise-model and misfit standard error (:func:`sandwich_se`, for the fit's
     t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms."""
+    return _kept(curves, ("plateau_scale",), lambda: _plateau_scale(curves))
+
+
+def _plateau_scale(curves: pd.DataFrame) -> np.ndarray:
     grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
