@@ -12,11 +12,10 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._codes import _arrow_text, key_codes, sorted_key_codes
+from doseatlas._codes import key_codes, same_values, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
@@ -628,22 +627,9 @@ def _merge_keys(keys: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             if {str(left.dtype), str(right.dtype)} != {"object", "str"}:
                 return keys.merge(table, on=key, how="left")
             cast[column] = object
-        if not _same_values(left, right):
+        if not same_values(left, right):
             return keys.merge(table, on=key, how="left")
     return pd.concat([keys.astype(cast) if cast else keys, table.drop(columns=key)], axis=1)
-
-
-def _same_values(left: pd.Series, right: pd.Series) -> bool:
-    """Whether two columns of one length hold equal values row for row (missing where the other is missing),
-    as Python objects; two columns of pandas' text in arrow compared in arrow (no Python string per row)."""
-    a, b = _arrow_text(left), _arrow_text(right)
-    if a is not None and b is not None and a.type == b.type:  # (pc.all of no row: None, as all of none: True)
-        if pc.all(pc.equal(pc.is_null(a), pc.is_null(b))).as_py() is False:
-            return False
-        return pc.all(pc.fill_null(pc.equal(a, b), True)).as_py() is not False
-    a, b = left.to_numpy(dtype=object), right.to_numpy(dtype=object)
-    missing = pd.isna(a)
-    return bool(np.array_equal(missing, pd.isna(b)) and (a[~missing] == b[~missing]).all())
 
 
 def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._codes import first_code_rows, key_codes, n_distinct, same_values, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
 
@@ -287,8 +287,12 @@ def misfit_factors(
     pe = _pure_error(responses, SCALE_DIVISOR, doses=doses) if len(responses) else None
     if pe is None or not len(curves) or "rss" not in curves:
         return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
-    joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
-    n_free = joined["model"].map({k: m.n_free for k, m in MODELS.items()}).fillna(4).to_numpy(float)
+    joined = _joined_by_position(S.with_series(curves), pe, len(doses.keys) if doses is not None else -1)
+    if joined is None:
+        joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
+    model, names = pd.factorize(joined["model"], use_na_sentinel=True)  # (the map below: once per model)
+    n_free = np.append(pd.Series(names).map({k: m.n_free for k, m in MODELS.items()}).fillna(4), 4.0)
+    n_free = n_free.astype(float)[model]
     rss, ss_pe = joined["rss"].to_numpy(float), joined["_ss_pe"].to_numpy(float)
     n, k = joined["_n_wells"].to_numpy(float), joined["_n_doses"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -298,6 +302,30 @@ def misfit_factors(
         tq = (t975(np.maximum(k - n_free, 1)) / t975(np.maximum(n - n_free, 1))) ** 2
     factor = np.where(usable & (ratio > 1.0), ratio * tq, 1.0)
     return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
+
+
+def _joined_by_position(curves: pd.DataFrame, pe: pd.DataFrame, n_keys: int) -> pd.DataFrame | None:
+    """``curves.merge(pe, on=[*CURVE_KEY, SCALE], how="left")`` without hashing the text key columns, when the
+    curves of each scale of ``pe`` (one block of ``n_keys`` rows per scale, the keys of :func:`_pure_error`)
+    hold its keys row for row (as the fit gives them); None otherwise (the caller merges)."""
+    key, scales = list(S.CURVE_KEY), pe[S.SCALE].to_numpy(dtype=object)[:: max(n_keys, 1)]
+    shared = set(pe.columns) & set(curves.columns)
+    if n_keys < 1 or len(pe) != n_keys * len(scales) or shared != {*key, S.SCALE}:
+        return None
+    at = np.full(len(curves), -1, dtype=np.int64)
+    scale_of = curves[S.SCALE].to_numpy(dtype=object)
+    block = pe.iloc[:n_keys][key].reset_index(drop=True)
+    for i, scale in enumerate(scales):
+        rows = np.flatnonzero(scale_of == scale)
+        if len(rows) != n_keys:
+            return None
+        mine = curves[key].take(rows).reset_index(drop=True)
+        if not all(same_values(mine[k], block[k]) for k in key):  # (as Python objects, as merge matches)
+            return None
+        at[rows] = i * n_keys + np.arange(n_keys)
+    extra = [c for c in pe.columns if c not in curves]
+    taken = pe[extra].reindex(np.where(at >= 0, at, -1)).reset_index(drop=True)  # (-1: no row, NaN)
+    return pd.concat([curves.reset_index(drop=True), taken], axis=1)
 
 
 def with_misfit(
