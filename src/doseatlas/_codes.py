@@ -282,7 +282,7 @@ def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarra
         c.dtype == object or str(c.dtype) == "str" or c.dtype.kind in "biuf" for c in columns
     ):
         return key_codes(frame, key)
-    factorized = (pd.factorize(c, sort=True, use_na_sentinel=True) for c in columns)
+    factorized = (factorize(c, sort=True) for c in columns)  # (on the runs of a column in runs)
     codes = ordered_codes(((code, len(uniques)) for code, uniques in factorized), len(frame))
     first = np.unique(codes, return_index=True)[1]
     check, keys = key_codes(frame.take(first), key)
