@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct, text_column
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct, same_values, text_column
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -74,3 +74,26 @@ def test_a_text_column_from_codes_is_the_column_pandas_makes_of_the_texts(codes)
     got = pd.DataFrame({"c": text_column(codes, texts)})["c"]
     pd.testing.assert_series_equal(got, expected)
     assert got.dtype == expected.dtype
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        (["a", None, "b"], ["a", None, "b"]),
+        (["a", None, "b"], ["a", "x", "b"]),
+        (["a", None], [None, "a"]),
+        ([], []),
+        ([np.nan, "a"], [None, "a"]),
+        ([1, "a"], ["1", "a"]),
+        ([None, None], [None, None]),
+    ],
+)
+def test_same_values_matches_the_object_comparison(left, right):
+    """same_values (arrow text, Python objects or one of each) answers as comparing the values as objects."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    for left_dtype, right_dtype in [(text, object), (object, text), (text, text), (object, object)]:
+        a, b = pd.Series(left, dtype=left_dtype), pd.Series(right, dtype=right_dtype)
+        x, y = a.to_numpy(dtype=object), b.to_numpy(dtype=object)
+        missing = pd.isna(x)
+        expected = bool(np.array_equal(missing, pd.isna(y)) and (x[~missing] == y[~missing]).all())
+        assert same_values(a, b) is expected

@@ -42,6 +42,7 @@ __all__ = [
     "pair_codes",
     "per_distinct",
     "run_starts",
+    "same_values",
     "sorted_key_codes",
     "text_column",
     "value_changes",
@@ -95,6 +96,39 @@ def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
     except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
         codes = pd.factorize(values)[0]
         return codes[1:] != codes[:-1]
+
+
+def same_values(left: pd.Series, right: pd.Series) -> bool:
+    """Whether two columns of one length hold equal values row for row (missing where the other is missing),
+    as Python objects; two columns of pandas' text in arrow compared in arrow (no Python string per row)."""
+    a, b = _arrow_text(left), _arrow_text(right)
+    if (a is None) != (b is None):  # text in arrow beside text in Python objects: the objects in arrow
+        a, b = (a, _as_arrow_text(right, a.type)) if a is not None else (_as_arrow_text(left, b.type), b)
+    if a is not None and b is not None and a.type == b.type:  # (pc.all of no row: None, as all of none: True)
+        if pc.all(pc.equal(pc.is_null(a), pc.is_null(b))).as_py() is False:
+            return False
+        return pc.all(pc.fill_null(pc.equal(a, b), True)).as_py() is not False
+    a, b = left.to_numpy(dtype=object), right.to_numpy(dtype=object)
+    missing = pd.isna(a)
+    return bool(np.array_equal(missing, pd.isna(b)) and (a[~missing] == b[~missing]).all())
+
+
+def _as_arrow_text(values: pd.Series, kind: pa.DataType) -> pa.Array | None:
+    """An object column of Python strings (missing: None or NaN) as arrow text of type ``kind``; None for other
+    columns or values (compared as objects then)."""
+    if values.dtype != object:
+        return None
+    try:
+        array = pa.array(values.to_numpy(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if not (
+        pa.types.is_string(array.type)
+        or pa.types.is_large_string(array.type)
+        or array.null_count == len(array)
+    ):
+        return None
+    return array.cast(kind)
 
 
 def run_starts(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
@@ -248,7 +282,7 @@ def sorted_key_codes(frame: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarra
         c.dtype == object or str(c.dtype) == "str" or c.dtype.kind in "biuf" for c in columns
     ):
         return key_codes(frame, key)
-    factorized = (pd.factorize(c, sort=True, use_na_sentinel=True) for c in columns)
+    factorized = (factorize(c, sort=True) for c in columns)  # (on the runs of a column in runs)
     codes = ordered_codes(((code, len(uniques)) for code, uniques in factorized), len(frame))
     first = np.unique(codes, return_index=True)[1]
     check, keys = key_codes(frame.take(first), key)

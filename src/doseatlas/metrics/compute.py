@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._codes import key_codes, sorted_key_codes
+from doseatlas._codes import key_codes, same_values, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
@@ -627,9 +627,7 @@ def _merge_keys(keys: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             if {str(left.dtype), str(right.dtype)} != {"object", "str"}:
                 return keys.merge(table, on=key, how="left")
             cast[column] = object
-        a, b = left.to_numpy(dtype=object), right.to_numpy(dtype=object)
-        missing = pd.isna(a)
-        if not (np.array_equal(missing, pd.isna(b)) and (a[~missing] == b[~missing]).all()):
+        if not same_values(left, right):
             return keys.merge(table, on=key, how="left")
     return pd.concat([keys.astype(cast) if cast else keys, table.drop(columns=key)], axis=1)
 
@@ -675,12 +673,15 @@ def _scale_parts(
     singular = usable & keys["status"].eq(SINGULAR).to_numpy(dtype=bool, na_value=False)
     reasons = gate.to_numpy(dtype=object)
     parts = []
-    for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
-        if m.kind == "observed" or m.name == "gr_aoc":
-            rows = _observed_rows(m, means, keys)
-        else:
-            rows = _fitted_rows(m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys)
-        parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
+    with U.reused_terms(usable_keys):  # (the sandwich terms of the usable keys read once for every metric)
+        for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
+            if m.kind == "observed" or m.name == "gr_aoc":
+                rows = _observed_rows(m, means, keys)
+            else:
+                rows = _fitted_rows(
+                    m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys
+                )
+            parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
     return keys, parts
 
 

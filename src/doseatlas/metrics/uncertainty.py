@@ -28,11 +28,15 @@ variance, pooled as ``vC`` is.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._codes import first_code_rows, key_codes, n_distinct, same_values, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
 
@@ -283,8 +287,12 @@ def misfit_factors(
     pe = _pure_error(responses, SCALE_DIVISOR, doses=doses) if len(responses) else None
     if pe is None or not len(curves) or "rss" not in curves:
         return pd.DataFrame({S.CURVE_ID: curves.get(S.CURVE_ID, pd.Series(dtype=object)), MISFIT: 1.0})
-    joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
-    n_free = joined["model"].map({k: m.n_free for k, m in MODELS.items()}).fillna(4).to_numpy(float)
+    joined = _joined_by_position(S.with_series(curves), pe, len(doses.keys) if doses is not None else -1)
+    if joined is None:
+        joined = S.with_series(curves).merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
+    model, names = pd.factorize(joined["model"], use_na_sentinel=True)  # (the map below: once per model)
+    n_free = np.append(pd.Series(names).map({k: m.n_free for k, m in MODELS.items()}).fillna(4), 4.0)
+    n_free = n_free.astype(float)[model]
     rss, ss_pe = joined["rss"].to_numpy(float), joined["_ss_pe"].to_numpy(float)
     n, k = joined["_n_wells"].to_numpy(float), joined["_n_doses"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -294,6 +302,30 @@ def misfit_factors(
         tq = (t975(np.maximum(k - n_free, 1)) / t975(np.maximum(n - n_free, 1))) ** 2
     factor = np.where(usable & (ratio > 1.0), ratio * tq, 1.0)
     return pd.DataFrame({S.CURVE_ID: joined[S.CURVE_ID], MISFIT: factor})
+
+
+def _joined_by_position(curves: pd.DataFrame, pe: pd.DataFrame, n_keys: int) -> pd.DataFrame | None:
+    """``curves.merge(pe, on=[*CURVE_KEY, SCALE], how="left")`` without hashing the text key columns, when the
+    curves of each scale of ``pe`` (one block of ``n_keys`` rows per scale, the keys of :func:`_pure_error`)
+    hold its keys row for row (as the fit gives them); None otherwise (the caller merges)."""
+    key, scales = list(S.CURVE_KEY), pe[S.SCALE].to_numpy(dtype=object)[:: max(n_keys, 1)]
+    shared = set(pe.columns) & set(curves.columns)
+    if n_keys < 1 or len(pe) != n_keys * len(scales) or shared != {*key, S.SCALE}:
+        return None
+    at = np.full(len(curves), -1, dtype=np.int64)
+    scale_of = curves[S.SCALE].to_numpy(dtype=object)
+    block = pe.iloc[:n_keys][key].reset_index(drop=True)
+    for i, scale in enumerate(scales):
+        rows = np.flatnonzero(scale_of == scale)
+        if len(rows) != n_keys:
+            return None
+        mine = curves[key].take(rows).reset_index(drop=True)
+        if not all(same_values(mine[k], block[k]) for k in key):  # (as Python objects, as merge matches)
+            return None
+        at[rows] = i * n_keys + np.arange(n_keys)
+    extra = [c for c in pe.columns if c not in curves]
+    taken = pe[extra].reindex(np.where(at >= 0, at, -1)).reset_index(drop=True)  # (-1: no row, NaN)
+    return pd.concat([curves.reset_index(drop=True), taken], axis=1)
 
 
 def with_misfit(
@@ -510,7 +542,38 @@ def noise_model(
     return np.where(np.isfinite(pred), pred, np.nan), df
 
 
+#: within :func:`reused_terms`: the curves frame whose per-curve terms are kept, and the terms kept so far
+_REUSE: ContextVar[tuple[pd.DataFrame, dict] | None] = ContextVar("sandwich_reuse", default=None)
+
+
+@contextmanager
+def reused_terms(curves: pd.DataFrame) -> Iterator[None]:
+    """Within the block, the arrays that :func:`sandwich_se` and :func:`plateau_scale` read off ``curves`` (this
+    very frame, left unchanged meanwhile: the caller's promise) are built once and reused by every metric that
+    reads them, instead of once per metric (same arrays, same numbers). Other frames are read as usual."""
+    token = _REUSE.set((curves, {}))
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+
+
+def _kept(curves: pd.DataFrame, name: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``, kept for ``curves`` under ``name`` inside :func:`reused_terms` (read-only then)."""
+    held = _REUSE.get()
+    if held is None or held[0] is not curves:
+        return make()
+    kept = held[1]
+    if name not in kept:
+        kept[name] = make()
+    return kept[name]
+
+
 def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
+    return _kept(curves, ("padded", name), lambda: _padded_block(curves, name))
+
+
+def _padded_block(curves: pd.DataFrame, name: str) -> np.ndarray:
     columns = sorted(
         (c for c in curves.columns if c.startswith(f"{SANDWICH}{name}_")),
         key=lambda c: int(c.rsplit("_", 1)[1]),
@@ -522,6 +585,14 @@ def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
     )  # one copy of the block, not per column
 
 
+def _inverse_block(curves: pd.DataFrame) -> np.ndarray:
+    """``(J'J)^-1`` per curve ``(n, 4, 4)`` from its sandwich columns (the Jacobian rows: ``(n, K, 4)``)."""
+    a = np.zeros((len(curves), 4, 4))
+    for i, j in _PAIRS:
+        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
+    return a
+
+
 def metric_variance(
     curves: pd.DataFrame, grad: np.ndarray, *, plateau: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -529,10 +600,8 @@ def metric_variance(
     variance under the noise model and the misfit (sandwich ``A J' V J A``, ``A = (J'J)^-1``) and the
     Satterthwaite degrees of freedom of that variance."""
     grad = np.nan_to_num(np.asarray(grad, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
-    a = np.zeros((len(curves), 4, 4))
-    for i, j in _PAIRS:
-        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
-    jd = np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2)  # (n, K, 4)
+    a = _kept(curves, ("a",), lambda: _inverse_block(curves))
+    jd = _kept(curves, ("jd",), lambda: np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2))
     nd, vd = _padded(curves, "n"), _padded(curves, "v")
     ag = np.einsum("nij,nj->ni", a, grad)
     w2 = np.einsum("nki,ni->nk", jd, ag) ** 2
@@ -581,6 +650,10 @@ def plateau_scale(curves: pd.DataFrame) -> np.ndarray:
     """Per curve, the factor that turns the fit's own standard error of the plateau (``bottom``, with the
     :data:`MISFIT` factor) into its noise-model and misfit standard error (:func:`sandwich_se`, for the fit's
     t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms."""
+    return _kept(curves, ("plateau_scale",), lambda: _plateau_scale(curves))
+
+
+def _plateau_scale(curves: pd.DataFrame) -> np.ndarray:
     grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
