@@ -1,4 +1,4 @@
-"""readout_discordant groups its rows on run codes (doseatlas._runs): the same answer as grouping every row of the
+"""readout_discordant groups its rows on run codes (doseatlas._codes.run_joint_codes): the same answer as grouping every row of the
 pair key with joint_codes, for sorted and shuffled tables."""
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ __all__ = [
     "ordered_codes",
     "pair_codes",
     "per_distinct",
+    "run_joint_codes",
     "run_starts",
     "same_values",
     "sorted_key_codes",
@@ -140,6 +141,18 @@ def run_starts(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
         for column in key:
             change[1:] |= value_changes(frame[column])
     return np.flatnonzero(change)
+
+
+def run_joint_codes(
+    tables: Sequence[pd.DataFrame], keys: Sequence[Sequence[str]]
+) -> tuple[list[np.ndarray], int]:
+    """:func:`joint_codes` (the number of each row's key, one numbering across the tables; the number of keys) of
+    tables whose rows come in runs of one key (a table in plate, curve or metric order), computed on the rows that
+    start a run (:func:`run_starts`) only, each head's number repeated over its run."""
+    heads = [run_starts(t, k) for t, k in zip(tables, keys, strict=True)]
+    codes, n = joint_codes([t.iloc[h] for t, h in zip(tables, heads, strict=True)], keys)
+    runs = [np.diff(np.r_[h, len(t)]) for t, h in zip(tables, heads, strict=True)]
+    return [np.repeat(c, r) for c, r in zip(codes, runs, strict=True)], n
 
 
 def column_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:

@@ -25,8 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._codes import joint_codes
-from doseatlas._runs import run_heads
+from doseatlas._codes import joint_codes, run_starts
 from doseatlas._stats import group_summary
 
 GROUP = [S.DATASET, S.CELL_LINE, S.READOUT, S.SEEDING_DENSITY]
@@ -84,7 +83,9 @@ def _plate_rates(responses: pd.DataFrame) -> pd.DataFrame:
     # the first row of each plate (as drop_duplicates keeps it), found on the plate key's codes
     # a plate's first kept row starts a run of its key or follows a row not kept: only those rows are coded
     kept = keep.to_numpy(bool)
-    positions = np.flatnonzero(kept & (run_heads(responses, plate_key) | np.r_[True, ~kept[:-1]]))
+    heads = np.zeros(len(kept), dtype=bool)
+    heads[run_starts(responses, plate_key)] = True
+    positions = np.flatnonzero(kept & (heads | np.r_[True, ~kept[:-1]]))
     (plate,), _ = joint_codes([responses[plate_key].iloc[positions]], [plate_key])
     first = positions[np.unique(plate, return_index=True)[1]]  # sorted: in the order of the rows
     rows = responses[list(dict.fromkeys(read))].iloc[first]  # the columns read below, copied once

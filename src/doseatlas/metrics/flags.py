@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct
-from doseatlas._runs import run_joint_codes
+from doseatlas._codes import combine, factorize, joint_codes, per_distinct, run_joint_codes
 from doseatlas.errors import ConfigError
 from doseatlas.metrics.time_dependence import PAIR_KEY, TIME_DEPENDENT
 
