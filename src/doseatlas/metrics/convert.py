@@ -182,23 +182,17 @@ def _level_variance(name: str, level: np.ndarray, r0_h: np.ndarray, curves: pd.D
     """Variance of the converted level from the plate controls (see :func:`doseatlas.metrics.uncertainty.
     signal_level_variance`): the GR level of a converted metric is that of a signal at the measured duration
     ``T``, ``ln x = ln C + (T/H) ln RV_H`` (exponential model), so ``d ln x = w0 e0 + wC eC`` with ``(w0, wC)``
-    = ``(0, 1)`` for ``ic50`` (RV_H = 0.5), ``(1 - a, a)`` for ``gr50`` (``a = log2 1.5``) and the percent-growth
-    weights of the measured metric with ``r0_H`` in place of ``r0_T`` for ``gi50``, ``tgi``, ``lc50``."""
-    metric = next(m for m in METRICS if m.name == name)
-    p = float(metric.threshold)
-    ones, zeros = np.ones_like(level), np.zeros_like(level)
+    = ``(0, 1)`` for ``ic50`` (RV_H = 0.5), the GR scale's for ``gr50`` and the percent-growth weights of the
+    measured metric with ``r0_H`` in place of ``r0_T`` for ``gi50``, ``tgi``, ``lc50``
+    (:func:`doseatlas.metrics.uncertainty.signal_weights`)."""
     if name == "ic50":
-        w0, wc = zeros, ones
+        weights = np.zeros_like(level), np.ones_like(level)
     elif name == "gr50":
-        a = np.log2(level + 1.0)
-        w0, wc = 1.0 - a, a
-    elif p >= 0:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rv = r0_h + p * (1.0 - r0_h)
-            w0, wc = (1.0 - p) * r0_h / rv, p / rv
+        weights = U.signal_weights(S.GR, level)
     else:
-        w0, wc = ones, zeros
-    return U.signal_level_variance(level, w0, wc, curves)
+        threshold = next(m for m in METRICS if m.name == name).threshold
+        weights = U.signal_weights(S.PERCENT_GROWTH, level, threshold=threshold, r0=r0_h)
+    return U.signal_level_variance(level, *weights, curves)
 
 
 def _user_doubling_times(responses: pd.DataFrame) -> pd.DataFrame:

@@ -180,12 +180,32 @@ def _gr_shift_variance(level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves
         return slope**2 * (w0**2 * v0 + wc**2 * vc)
 
 
+def signal_weights(
+    scale: str, level: np.ndarray, *, threshold=None, r0: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(w0, wC)`` of a GR ``level`` crossed by a signal ``x`` with ``d ln x = w0 e0 + wC eC`` (time-zero and
+    vehicle errors): ``(1 - a, a)``, ``a = log2(level + 1)``, for the GR scale; for percent growth at
+    ``threshold`` ``p`` with the growth ratio ``r0``, ``((1 - p) r0 / RV, p / RV)``, ``RV = r0 + p (1 - r0)``,
+    where ``p >= 0``, else ``(1, 0)`` (the level lies below the time-zero signal)."""
+    level = np.asarray(level, dtype=float)
+    if scale == S.GR:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.log2(level + 1.0)
+        return 1.0 - a, a
+    r0, p = np.asarray(r0, dtype=float), float(threshold)
+    if p < 0:
+        return np.ones_like(r0), np.zeros_like(r0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rv_level = r0 + p * (1.0 - r0)
+        return (1.0 - p) * r0 / rv_level, p / rv_level
+
+
 def signal_level_variance(
     level: np.ndarray, w0: np.ndarray, wc: np.ndarray, curves: pd.DataFrame
 ) -> np.ndarray:
     """Variance of ``dL`` on the GR scale for a GR ``level`` that is the crossing of a signal ``x`` with
-    ``d ln x = w0 e0 + wC eC`` (e.g. a metric converted to another duration, metrics/convert.py); 0 where no
-    control term applies."""
+    ``d ln x = w0 e0 + wC eC`` (:func:`signal_weights`; e.g. a metric converted to another duration,
+    metrics/convert.py); 0 where no control term applies."""
     if not all(k in curves for k in TERMS):
         return np.zeros(len(curves))
     var = _gr_shift_variance(np.asarray(level, dtype=float), w0, wc, curves)
@@ -200,17 +220,10 @@ def level_variance(scale: str, level: np.ndarray, curves: pd.DataFrame, *, thres
     if scale == S.RELATIVE_VIABILITY:
         var = level**2 * curves[VAR_C].to_numpy(float)
     elif scale == S.GR:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.log2(level + 1.0)
-        var = _gr_shift_variance(level, 1.0 - a, a, curves)
+        var = _gr_shift_variance(level, *signal_weights(S.GR, level), curves)
     elif scale == S.PERCENT_GROWTH and threshold is not None and "_r0" in curves:
-        r0 = curves["_r0"].to_numpy(float)
-        p = float(threshold)
-        rv_level = r0 + p * (1.0 - r0) if p >= 0 else (1.0 + p) * r0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w0 = (1.0 - p) * r0 / rv_level if p >= 0 else np.ones_like(r0)
-            wc = p / rv_level if p >= 0 else np.zeros_like(r0)
-        var = _gr_shift_variance(level, w0, wc, curves)
+        weights = signal_weights(scale, level, threshold=threshold, r0=curves["_r0"].to_numpy(float))
+        var = _gr_shift_variance(level, *weights, curves)
     else:
         return np.zeros(len(curves))
     return np.where(np.isfinite(var), var, 0.0)
