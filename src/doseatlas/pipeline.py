@@ -590,6 +590,26 @@ def _by_kind(raw: pd.DataFrame | Sequence[pd.DataFrame]) -> tuple[pd.DataFrame |
     return tuple(pd.concat(k, ignore_index=True) if k else None for k in kinds)
 
 
+def finish_per_curve(
+    curves: pd.DataFrame,
+    metrics: pd.DataFrame,
+    *,
+    responses: pd.DataFrame,
+    plates: pd.DataFrame,
+    dependence: pd.DataFrame,
+    interference: pd.DataFrame,
+    options: RunOptions,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last steps of the per-curve tables, the same for a whole run (:func:`whole_run_steps`) and for one
+    bucket of a streamed run (:func:`doseatlas.scale_steps.bucket_steps`): the metrics' flags and bound columns,
+    the curves in response units. Returns (curves, metrics)."""
+    metrics = flag_metrics(metrics, responses=responses, plates=plates, dependence=dependence, curves=curves,
+                           options=options.flags, interference=interference)  # fmt: skip
+    metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
+    curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
+    return curves, metrics
+
+
 def whole_run_steps(
     tables: dict[str, pd.DataFrame],
     *,
@@ -619,17 +639,9 @@ def whole_run_steps(
     metrics, consistency = consistency_step(metrics, curves, published=published)
     tick("time")
     timed = time_tables(responses, curves, metrics, options=options)  # every duration of a pair at once
-    metrics = flag_metrics(
-        metrics,
-        responses=responses,
-        plates=plates,
-        dependence=timed["time_dependence"],
-        curves=curves,
-        options=options.flags,
-        interference=interference,
-    )
-    metrics = with_bound_columns(metrics)  # ci_lower/ci_upper, bound/bound_side: one meaning per column
-    curves = in_response_units(curves)  # percent growth in percent, as in responses (read by no later step)
+    curves, metrics = finish_per_curve(curves, metrics, responses=responses, plates=plates,
+                                       dependence=timed["time_dependence"], interference=interference,
+                                       options=options)  # fmt: skip
     added = {
         "metric_status": metrics[S.STATUS].value_counts().to_dict(),
         "curves": len(curves),

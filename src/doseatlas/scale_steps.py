@@ -32,21 +32,20 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas.fit.table import in_response_units
 from doseatlas.growth import growth_table
 from doseatlas.harmonize import apply_identities, resolve_identities
 from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 from doseatlas.harmonize.identities import identity_notes, identity_summary, source_names
 from doseatlas.io.streamed import StreamedTable, value_ranks, write_pieces
-from doseatlas.metrics.bounds import with_bound_columns
 from doseatlas.metrics.convert import convert_metrics
-from doseatlas.metrics.flags import FLAG_CODES, flag_counts, flag_metrics
+from doseatlas.metrics.flags import FLAG_CODES, flag_counts
 from doseatlas.metrics.time_dependence import time_dependence
 from doseatlas.pipeline import (
     TABLE_ORDER,
     RunOptions,
     _interfering_count,
     _refuse_unsupported,
+    finish_per_curve,
     sort_table,
     time_summary,
 )
@@ -125,9 +124,9 @@ def bucket_steps(
     rows, curves, metrics = (apply_identities(t, identities) for t in (rows, curves, metrics))
     metrics = _refuse_unsupported(with_auc_common(metrics, curves))
     dependence = time_dependence(metrics)
-    metrics = flag_metrics(metrics, responses=rows, plates=plates, dependence=dependence, curves=curves,
-                           options=options.flags, interference=interference)  # fmt: skip
-    return in_response_units(curves), with_bound_columns(metrics), dependence
+    curves, metrics = finish_per_curve(curves, metrics, responses=rows, plates=plates, dependence=dependence,
+                                       interference=interference, options=options)  # fmt: skip
+    return curves, metrics, dependence
 
 
 @dataclass
