@@ -36,6 +36,7 @@ from doseatlas.growth import growth_table
 from doseatlas.harmonize import apply_identities, resolve_identities
 from doseatlas.harmonize.consistency import consistency_table, with_auc_common
 from doseatlas.harmonize.identities import identity_notes, identity_summary, source_names
+from doseatlas.io import read_piece, write_piece
 from doseatlas.io.streamed import StreamedTable, value_ranks, write_pieces
 from doseatlas.metrics.convert import convert_metrics
 from doseatlas.metrics.flags import FLAG_CODES, flag_counts
@@ -83,7 +84,7 @@ class Spilled:
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(response rows, curves, metrics) of the bucket."""
-        return tuple(pd.read_pickle(p) for p in (self.rows, self.curves, self.metrics))
+        return tuple(read_piece(p) for p in (self.rows, self.curves, self.metrics))
 
 
 def spill(keep: Path, bucket: int, tables: dict[str, pd.DataFrame], **more: Any) -> Spilled:
@@ -91,7 +92,7 @@ def spill(keep: Path, bucket: int, tables: dict[str, pd.DataFrame], **more: Any)
     paths = {}
     for name, table in tables.items():
         paths[name] = keep / f"{name}-{bucket:05d}.pkl"
-        table.to_pickle(paths[name])
+        write_piece(table, paths[name])
     names = tuple(name_rows(tables[n]) for n in ("rows", "curves", "metrics"))
     return Spilled(**paths, names=names, **more)
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from doseatlas import schemas as S
+from doseatlas.io import read_piece, write_piece
 
 #: rows of one spilled piece (the merge holds at most one piece per bucket at a time)
 PIECE_ROWS = 50_000
@@ -49,7 +50,7 @@ def write_pieces(
     paths, rows = [], piece_rows(n_buckets)
     for i, start in enumerate(range(0, max(len(table), 1), rows)):
         path = directory / f"{name}-{bucket:05d}-{i:06d}.pkl"
-        table.iloc[start : start + rows].to_pickle(path)
+        write_piece(table.iloc[start : start + rows], path)
         paths.append(path)
     return paths
 
@@ -87,7 +88,7 @@ class StreamedTable:
     def _pieces(self) -> Iterator[pd.DataFrame]:
         for paths in self.buckets:
             for path in paths:
-                yield pd.read_pickle(path)
+                yield read_piece(path)
 
     def frames(self) -> Iterator[pd.DataFrame]:
         """The output rows in order, chunk by chunk, with the column types of the whole table."""
@@ -198,7 +199,7 @@ def _merged(
     while True:
         for i, queue in enumerate(queues):
             while (buffers[i] is None or not len(buffers[i][0])) and queue:
-                piece = pd.read_pickle(queue.pop(0))
+                piece = read_piece(queue.pop(0))
                 first = piece.iloc[:0] if first is None else first
                 keys = key_of(piece)
                 buffers[i] = (piece, np.array(keys, dtype=float).reshape(len(keys), len(piece)))
