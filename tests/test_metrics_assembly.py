@@ -43,3 +43,35 @@ def test_merge_keys_leaves_unmatched_keys_empty():
     got = _merge_keys(keys, table)
     pd.testing.assert_frame_equal(got, keys.merge(table, on=list(S.CURVE_KEY), how="left"), check_exact=True)
     assert np.isnan(got["top"].iloc[1])
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_misfit_join_by_position_is_the_merge(shuffle):
+    """uncertainty._joined_by_position (the pure-error terms beside the curves of each scale) gives the merge on
+    the curve key and scale, and declines (None: the caller merges) when the curves are not in the keys' order."""
+    from doseatlas.metrics.uncertainty import _joined_by_position
+
+    keys = _keys(TEXT).drop(columns="n_usable")
+    pe = pd.concat(
+        [
+            keys.assign(**{S.SCALE: scale, "_ss_pe": [1.0, 2.0, 3.0 + i]})
+            for i, scale in enumerate(["gr", "rv"])
+        ],
+        ignore_index=True,
+    )
+    curves = pd.concat(
+        [
+            _keys(object).drop(columns="n_usable").assign(**{S.SCALE: s, "rss": 1.0})
+            for s in ["rv", "pg", "gr"]
+        ],
+        ignore_index=True,
+    )
+    if shuffle:
+        curves = curves.iloc[[1, 0, 2, 3, 4, 5, 6, 7, 8]].reset_index(drop=True)
+    got = _joined_by_position(curves, pe, 3)
+    if shuffle:
+        assert got is None
+        return
+    expected = curves.merge(pe, on=[*S.CURVE_KEY, S.SCALE], how="left")
+    np.testing.assert_array_equal(got["_ss_pe"].to_numpy(), expected["_ss_pe"].to_numpy())
+    assert got["_ss_pe"].isna().sum() == 3  # the scale without pure-error terms

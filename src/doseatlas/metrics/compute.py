@@ -15,11 +15,12 @@ import pandas as pd
 from scipy import stats
 
 from doseatlas import schemas as S
-from doseatlas._codes import key_codes, same_values, sorted_key_codes
+from doseatlas._codes import key_codes, sorted_key_codes
 from doseatlas._stats import group_summary, summary_by_code, t975
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.metrics import uncertainty as U
 from doseatlas.metrics._doses import DoseRuns, renumbered
+from doseatlas.metrics._join import joined_by_position
 from doseatlas.metrics.plateau import censor_unreached, near_plateau
 from doseatlas.metrics.registry import METRICS, Metric
 
@@ -615,21 +616,10 @@ def _curves_for(
 
 def _merge_keys(keys: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """``keys.merge(table, on=CURVE_KEY, how="left")``; by position, without hashing the text key columns, when
-    ``table`` has the keys of ``keys`` row for row (as the fit gives them)."""
+    ``table`` has the keys of ``keys`` row for row (as the fit gives them: :func:`_join.joined_by_position`)."""
     key = list(S.CURVE_KEY)
-    table = table.reset_index(drop=True)
-    if len(table) != len(keys) or set(keys.columns) & set(table.columns) != set(key):
-        return keys.merge(table, on=key, how="left")
-    cast = {}
-    for column in key:
-        left, right = keys[column], table[column]
-        if left.dtype != right.dtype:  # merge gives object for text of object and str dtype; else: merge
-            if {str(left.dtype), str(right.dtype)} != {"object", "str"}:
-                return keys.merge(table, on=key, how="left")
-            cast[column] = object
-        if not same_values(left, right):
-            return keys.merge(table, on=key, how="left")
-    return pd.concat([keys.astype(cast) if cast else keys, table.drop(columns=key)], axis=1)
+    got = joined_by_position(keys, table, key)
+    return got if got is not None else keys.merge(table, on=key, how="left")
 
 
 def _one_per_key(merged: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:

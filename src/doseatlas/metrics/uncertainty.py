@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows, key_codes, n_distinct, same_values, sorted_key_codes
+from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
+from doseatlas.metrics._join import key_casts
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
 VAR_0 = "_ctrl_var_0"  # relative variance of the time-zero summary of a curve
@@ -332,8 +333,7 @@ def _joined_by_position(curves: pd.DataFrame, pe: pd.DataFrame, n_keys: int) -> 
         rows = np.flatnonzero(scale_of == scale)
         if len(rows) != n_keys:
             return None
-        mine = curves[key].take(rows).reset_index(drop=True)
-        if not all(same_values(mine[k], block[k]) for k in key):  # (as Python objects, as merge matches)
+        if key_casts(curves[key].take(rows).reset_index(drop=True), block, key) is None:  # (as merge matches)
             return None
         at[rows] = i * n_keys + np.arange(n_keys)
     extra = [c for c in pe.columns if c not in curves]
