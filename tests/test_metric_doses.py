@@ -104,16 +104,19 @@ def test_pure_error_is_the_replicate_sum_of_squares_about_the_dose_means():
     np.testing.assert_array_equal(got["_n_wells"].reindex(wells.index), wells)
 
 
-@pytest.mark.parametrize("n_groups", [50, 3])  # 3: runs of about 1000 values (the merge sort)
-def test_means_by_code_are_those_of_summary_by_code(n_groups):
+@pytest.mark.parametrize("n_groups", [50, 3])  # 3: groups of about 1000 values (sorted per column)
+@pytest.mark.parametrize("method", ["mean", "median", "trimmed_mean", "std", "sum"])
+def test_summaries_of_several_columns_are_those_of_each_column(n_groups, method):
+    """summary_by_code of a 2-D array (one sort of the codes for every column) gives each column's own result
+    to the bit."""
     from doseatlas._stats import summary_by_code
-    from doseatlas.metrics._doses import means_by_code
 
     rng = np.random.default_rng(5)
     codes = rng.integers(0, n_groups, 3000)
     codes[codes == n_groups - 1] = 0  # an empty group
     a = rng.normal(size=3000) * 10.0 ** rng.integers(-8, 8, 3000)  # sums that depend on their order
     b = np.where(rng.random(3000) < 0.1, np.nan, np.round(a, 1))
-    for got, values in zip(means_by_code(codes, n_groups, a, b), (a, b), strict=True):
-        expected = summary_by_code(codes, values, n_groups, method="mean")
-        np.testing.assert_array_equal(got, expected)
+    got = summary_by_code(codes, np.stack([a, b]), n_groups, method=method)
+    assert got.shape == (2, n_groups)
+    for row, values in zip(got, (a, b), strict=True):
+        np.testing.assert_array_equal(row, summary_by_code(codes, values, n_groups, method=method))

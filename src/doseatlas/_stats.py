@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 __all__ = ["group_summary", "group_value_order", "summary_by_code", "t975"]
 
@@ -38,12 +39,26 @@ def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, met
     be dropped by the caller): an array of ``n_groups`` results, bit for bit the same as ``group_summary``
     gives for the same groups. A group without a value gets NaN (``sum``: 0). For callers that code their
     key once and summarize several columns, or subsets of rows, with it.
+
+    ``values`` may also be 2-D, one row of values per column summarized by the same codes: the codes are then
+    sorted once for all of them, and the result has one row of ``n_groups`` results per column (each the same
+    to the bit as the column alone gives).
     """
     if method not in ("mean", "median", "trimmed_mean", "std", "sum"):
         raise ValueError(f"unknown group summary {method!r}")
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=float)
-    order = group_value_order(codes, values, n_groups)
+    if values.ndim == 2:
+        orders = _value_orders(codes, values, n_groups)
+        rows = [_summary(codes, v, order, n_groups, method) for v, order in zip(values, orders, strict=True)]
+        return np.stack(rows) if rows else np.zeros((0, n_groups))
+    return _summary(codes, values, group_value_order(codes, values, n_groups), n_groups, method)
+
+
+def _summary(
+    codes: np.ndarray, values: np.ndarray, order: np.ndarray, n_groups: int, method: str
+) -> np.ndarray:
+    """:func:`summary_by_code` of one column, its rows in ``order`` (:func:`group_value_order`)."""
     v, c = values[order], codes[order]
     n = np.bincount(c, minlength=n_groups)
     rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
@@ -64,6 +79,35 @@ def summary_by_code(codes: np.ndarray, values: np.ndarray, n_groups: int, *, met
             return mean
         squares = np.bincount(c, weights=(v - mean[c]) ** 2, minlength=n_groups)
         return np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
+
+
+def _value_orders(codes: np.ndarray, columns: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """:func:`group_value_order` of each row of ``columns`` by the same ``codes``, with one stable sort of the
+    codes for all of them when the groups are small (each group's values then ordered by insertion sorts:
+    close to one pass where they repeat, as a curve's wells carry the summaries of a few plates)."""
+    count = np.bincount(codes, minlength=n_groups)
+    if count.max(initial=0) > 256:  # insertion sorts: quadratic in a group's length at worst
+        return [group_value_order(codes, values, n_groups) for values in columns]
+    by_code = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(count)])
+    return [_insertion_runs(by_code, bounds, values) for values in columns]
+
+
+@njit(cache=True)
+def _insertion_runs(order, bounds, y):
+    """Each run ``order[bounds[r]:bounds[r + 1]]`` stably sorted by ``y`` (ascending, NaN last) by insertion
+    sorts."""
+    out = order.copy()
+    for r in range(bounds.size - 1):
+        for i in range(bounds[r] + 1, bounds[r + 1]):
+            item = out[i]
+            key = y[item]
+            j = i - 1
+            while j >= bounds[r] and not np.isnan(key) and (np.isnan(y[out[j]]) or key < y[out[j]]):
+                out[j + 1] = out[j]
+                j -= 1
+            out[j + 1] = item
+    return out
 
 
 def group_value_order(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:

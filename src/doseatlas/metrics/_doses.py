@@ -114,38 +114,3 @@ def cross_products(codes, pair, jac, n):
         for b in range(a + 1, 4):
             out[:, b, a] = out[:, a, b]
     return out
-
-
-def means_by_code(codes: np.ndarray, n_groups: int, *columns: np.ndarray) -> list[np.ndarray]:
-    """:func:`doseatlas._stats.summary_by_code` ``mean`` of each of ``columns`` by the same ``codes``, with one
-    sort of the codes for all of them (each group's values then ordered by :func:`sort_runs`): the same
-    values to the bit."""
-    codes = np.asarray(codes, dtype=np.int64)
-    by_code = np.argsort(codes, kind="stable")
-    count = np.bincount(codes, minlength=n_groups)
-    bounds = np.concatenate([[0], np.cumsum(count)])
-    small = count.max(initial=0) <= 256  # insertion sorts: quadratic in a run's length at worst
-    out = []
-    for values in columns:
-        values = np.asarray(values, dtype=np.float64)
-        order = (_insertion_runs if small else sort_runs)(by_code, bounds, values)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.bincount(codes[order], weights=values[order], minlength=n_groups) / count)
-    return out
-
-
-@njit(cache=True)
-def _insertion_runs(order, bounds, y):
-    """:func:`sort_runs` (runs stably sorted by ``y``, ascending, NaN last) by insertion sorts: for runs whose
-    values repeat (a curve's wells carry the summaries of a few plates), close to one pass."""
-    out = order.copy()
-    for r in range(bounds.size - 1):
-        for i in range(bounds[r] + 1, bounds[r + 1]):
-            item = out[i]
-            key = y[item]
-            j = i - 1
-            while j >= bounds[r] and not np.isnan(key) and (np.isnan(y[out[j]]) or key < y[out[j]]):
-                out[j + 1] = out[j]
-                j -= 1
-            out[j + 1] = item
-    return out

@@ -38,7 +38,7 @@ import pandas as pd
 from doseatlas import schemas as S
 from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
-from doseatlas.metrics._doses import DoseRuns, cross_products, means_by_code, renumbered
+from doseatlas.metrics._doses import DoseRuns, cross_products, renumbered
 from doseatlas.metrics._join import key_casts
 
 VAR_C = "_ctrl_var_c"  # relative variance of the vehicle summary of a curve
@@ -103,7 +103,9 @@ def control_terms(
         plate_scope[codes[first]], pool_of_key[codes[first]], c[first], vc[first], len(pools)
     )
     apart = _time_zero_apart(wells) * gain[pool_of_key[codes]]  # time zero read on other plates than x
-    mean_c, mean_0, mean_d, mean_apart = means_by_code(codes, n, vc, v0, d, apart)  # summary_by_code's means
+    mean_c, mean_0, mean_d, mean_apart = summary_by_code(
+        codes, np.stack([vc, v0, d, apart]), n, method="mean"
+    )
     return keys.assign(
         **{
             VAR_C: mean_c / n_plates,
