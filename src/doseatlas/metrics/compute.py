@@ -99,11 +99,12 @@ def sigmoid_area(x0, x1, top, bottom, x50, hill) -> np.ndarray:
     return np.where(flat_hill, (top + bottom) / 2.0, area)
 
 
-def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None) -> pd.DataFrame:
+def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None, terms=None) -> pd.DataFrame:
     """Status, value and 95% interval of the concentration where a curve crosses ``level`` (per curve).
 
     ``level_var`` (optional, per curve) is the variance of the level itself, from the plate controls
-    (:mod:`doseatlas.metrics.uncertainty`); it widens the interval by the delta method.
+    (:mod:`doseatlas.metrics.uncertainty`); it widens the interval by the delta method. ``terms``: the curves'
+    sandwich terms (:class:`~doseatlas.metrics.uncertainty.SandwichTerms`; read off their columns when absent).
     """
     x0, x1 = np.log10(curves["conc_min"]), np.log10(curves["conc_max"])
     p = {k: curves[k].to_numpy(float) for k in ("top", "bottom", "log10_ec50", "hill")}
@@ -120,7 +121,7 @@ def crossing(curves: pd.DataFrame, level: float | np.ndarray, *, level_var=None)
         ratio = (p["top"] - level) / (level - p["bottom"])
         root = p["log10_ec50"] + np.log10(ratio) / p["hill"]
         grad = _root_grad(curves, ratio, level)
-        se = U.sandwich_se(curves, _root_se(curves, grad), grad)
+        se = U.sandwich_se(curves, _root_se(curves, grad), grad, terms=terms)
         if level_var is not None:  # d root / d level, times the level's own variance (shared plate terms)
             slope = (1.0 / (p["top"] - level) + 1.0 / (level - p["bottom"])) / (np.log(10.0) * p["hill"])
             se = np.sqrt(se**2 + np.nan_to_num(slope**2 * level_var, nan=0.0))
@@ -204,17 +205,17 @@ def pg_to_gr_level(threshold: float, r0: np.ndarray) -> np.ndarray:
         return 2.0 ** (1.0 + np.log2(pg_level(threshold, r0)) / np.log2(1.0 / r0)) - 1.0
 
 
-def _threshold(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
+def _threshold(m: Metric, curves: pd.DataFrame, *, terms=None) -> pd.DataFrame:
     level = np.full(len(curves), float(m.threshold))
     if m.scale == S.PERCENT_GROWTH and R0 in curves:
         r0 = curves[R0].to_numpy(float)
         level = np.where(np.isfinite(r0), pg_to_gr_level(float(m.threshold), r0), level)
     level_var = U.level_variance(m.scale, level, curves, threshold=m.threshold)
-    got = crossing(curves, level, level_var=level_var)
+    got = crossing(curves, level, level_var=level_var, terms=terms)
     observed = 100.0 * float(m.threshold) if m.scale == S.PERCENT_GROWTH else float(m.threshold)
     same = m.scale != S.PERCENT_GROWTH or R0 not in curves  # percent growth reads the GR curve
     return near_plateau(
-        observed, got, curves, level, level_var=level_var, same_scale=same
+        observed, got, curves, level, level_var=level_var, same_scale=same, terms=terms
     )  # item 4, plateau.py
 
 
@@ -236,13 +237,13 @@ def _midpoint(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
     return _refuse_where(out, curves["selected"].eq("flat"), Why.FLAT_FIT)
 
 
-def _parameter(m: Metric, curves: pd.DataFrame) -> pd.DataFrame:
+def _parameter(m: Metric, curves: pd.DataFrame, *, terms=None) -> pd.DataFrame:
     name = m.parameter
     flat = curves["selected"].eq("flat")
     value = curves[name].where(~flat, curves["flat_value"]) if name == "bottom" else curves[name]
     lower, upper = curves[f"{name}_lower"].where(~flat), curves[f"{name}_upper"].where(~flat)
     if name == "bottom":  # noise model and misfit (uncertainty.sandwich_se), then the plate controls
-        lower, upper = U.plateau_bounds(curves, value, lower, upper)
+        lower, upper = U.plateau_bounds(curves, value, lower, upper, terms=terms)
         lower, upper = _widened(value, lower, upper, U.level_variance(m.scale, value.to_numpy(float), curves))
     out = pd.DataFrame(
         {
@@ -652,26 +653,23 @@ def _scale_parts(
     keys = _curves_for(scale, keys, curves, responses, drugs=drugs)
     if controls is not None:
         keys = _with_controls(keys, controls, drugs)
-    keys = _with_sandwich(keys, drugs, scale)
+    terms = _sandwich(keys, drugs, scale)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
     usable = gate.isna().to_numpy()
-    usable_keys = keys[usable]  # what every fitted metric of the scale reads
+    part = (keys[usable], terms.take(usable))  # what every fitted metric of the scale reads
     model = keys["model"].where(keys["selected"].ne("flat"), "flat").fillna("none")
     policy = keys[S.FIT_POLICY].fillna(FIT_POLICY_REFUSE) if S.FIT_POLICY in keys else FIT_POLICY_REFUSE
     shared = {S.CURVE_ID: keys[S.CURVE_ID], S.FIT_MODEL: model, S.FIT_POLICY: policy, S.SCALE: scale}
     singular = usable & keys["status"].eq(SINGULAR).to_numpy(dtype=bool, na_value=False)
     reasons = gate.to_numpy(dtype=object)
     parts = []
-    with U.reused_terms(usable_keys):  # (the sandwich terms of the usable keys read once for every metric)
-        for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
-            if m.kind == "observed" or m.name == "gr_aoc":
-                rows = _observed_rows(m, means, keys)
-            else:
-                rows = _fitted_rows(
-                    m, keys, reasons, options, usable=usable, singular=singular, part=usable_keys
-                )
-            parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
+    for m in (m for m in METRICS if m.scale == scale and m.kind not in ("effect", "cross_source")):
+        if m.kind == "observed" or m.name == "gr_aoc":
+            rows = _observed_rows(m, means, keys)
+        else:
+            rows = _fitted_rows(m, keys, reasons, options, usable=usable, singular=singular, part=part)
+        parts.append({**rows, **shared, S.METRIC: m.name, S.UNIT: m.unit})
     return keys, parts
 
 
@@ -720,7 +718,13 @@ def _refuse_rows(rows: dict[str, np.ndarray], mask: np.ndarray, reason) -> None:
 
 
 def _with_sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> pd.DataFrame:
-    """``keys`` with the dose-clustered sandwich terms of their fitted curves (uncertainty.sandwich_terms); the
+    """``keys`` with the dose-clustered sandwich terms of their fitted curves as columns (:func:`_sandwich`)."""
+    terms = pd.DataFrame(_sandwich(keys, drugs, scale).columns(), index=keys.index)
+    return pd.concat([keys, terms], axis=1)
+
+
+def _sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> U.SandwichTerms:
+    """The dose-clustered sandwich terms of the fitted curves of ``keys`` (uncertainty.sandwich); the
     percent-growth keys read on the GR curve take the GR responses."""
     y = drugs.values(scale) if scale in drugs.responses else np.full(len(drugs.rows), np.nan)
     if R0 in keys:
@@ -731,9 +735,7 @@ def _with_sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> pd.Data
     offset = np.full(len(keys), U.NOISE_OFFSET.get(scale, 0.0))
     if R0 in keys:
         offset = np.where(np.isfinite(keys[R0].to_numpy(float)), U.NOISE_OFFSET[S.GR], offset)
-    terms = U.sandwich_terms(drugs.codes, x, y, keys, offset=offset, runs=drugs.runs)
-    terms = pd.DataFrame(terms, index=keys.index)
-    return pd.concat([keys, terms], axis=1)
+    return U.sandwich(drugs.codes, x, y, keys, offset=offset, runs=drugs.runs)
 
 
 def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:
@@ -756,22 +758,24 @@ def _fitted_rows(
     *,
     usable: np.ndarray,
     singular: np.ndarray,
-    part: pd.DataFrame,
+    part: tuple[pd.DataFrame, U.SandwichTerms],
 ) -> dict[str, np.ndarray]:
     """The rows of fitted metric ``m`` for every key, as arrays: refused with the gate's reason (``reasons``, None
-    where ``usable``), the metric's own rule on the usable keys (``part`` = ``keys[usable]``), a singular fit's
+    where ``usable``), the metric's own rule on the usable keys (``part``: ``keys[usable]`` and their sandwich
+    terms), a singular fit's
     rows refused as :func:`_not_identifiable` refuses them, a threshold of a poor fit censored where the data
     never cross it (:func:`_censor_poor_rows`)."""
     rows = _refused_rows(len(keys), reasons.copy())
     if usable.any():
+        curves, terms = part
         if m.kind == "threshold":
-            got = _threshold(m, part)
+            got = _threshold(m, curves, terms=terms)
         elif m.kind == "midpoint":
-            got = _midpoint(m, part)
+            got = _midpoint(m, curves)
         elif m.kind == "parameter":
-            got = _parameter(m, part)
+            got = _parameter(m, curves, terms=terms)
         else:
-            got = _area(m, part, window=options.auc_window)
+            got = _area(m, curves, window=options.auc_window)
         at = np.flatnonzero(usable)
         rows[S.STATUS][at] = _objects(got[S.STATUS])
         for column in (S.VALUE, S.LOWER, S.UPPER):

@@ -102,11 +102,12 @@ def censor_unreached(name: str, out: pd.DataFrame, curves: pd.DataFrame) -> pd.D
 
 
 # ------------------------------------------------------------------------------ crossings near a plateau (item 4)
-def plateau_half_width(curves: pd.DataFrame, level_var=None) -> np.ndarray:
+def plateau_half_width(curves: pd.DataFrame, level_var=None, *, terms=None) -> np.ndarray:
     """Half-width of the 95% interval of the fitted plateau ``bottom`` as ``einf`` / ``grinf`` report it before
     the extrapolation widening: ``sqrt((t se)^2 + z^2 level_var)``, ``se`` the noise-model and misfit
     standard error (:func:`doseatlas.metrics.uncertainty.plateau_scale` times the fit's own), ``t`` the fit's
-    ``t(n - 4)``, ``level_var`` a control variance (per curve; 0 when None). NaN without a covariance."""
+    ``t(n - 4)``, ``level_var`` a control variance (per curve; 0 when None). NaN without a covariance.
+    ``terms``: the curves' sandwich terms (as ``plateau_scale`` takes them)."""
     own = (
         curves["cov_bottom_bottom"].to_numpy(float)
         if "cov_bottom_bottom" in curves
@@ -115,7 +116,7 @@ def plateau_half_width(curves: pd.DataFrame, level_var=None) -> np.ndarray:
     t = t975(np.maximum(curves["n_points"].to_numpy(float) - 4, 1))
     extra = np.nan_to_num(np.asarray(level_var, dtype=float)) if level_var is not None else 0.0
     with np.errstate(invalid="ignore"):
-        se = np.sqrt(own) * plateau_scale(curves)
+        se = np.sqrt(own) * plateau_scale(curves, terms=terms)
     return np.sqrt((t * se) ** 2 + Z975**2 * extra)
 
 
@@ -127,6 +128,7 @@ def near_plateau(
     *,
     level_var=None,
     same_scale: bool = True,
+    terms=None,
 ) -> pd.DataFrame:
     """Crossings of a level that lies within the uncertainty of the plateau the curve approaches (item 4).
 
@@ -148,7 +150,8 @@ def near_plateau(
     falling = curves["selected"].eq("sigmoid").to_numpy() & ((top - bottom) * hill > 0)
     with np.errstate(invalid="ignore"):
         near = falling & (
-            np.abs(np.asarray(level, dtype=float) - bottom) <= plateau_half_width(curves, level_var)
+            np.abs(np.asarray(level, dtype=float) - bottom)
+            <= plateau_half_width(curves, level_var, terms=terms)
         )
     status = got[S.STATUS].astype(str).to_numpy()
     mean_min = curves["_mean_min"].to_numpy(float) if "_mean_min" in curves else np.full(len(top), np.nan)

@@ -28,9 +28,9 @@ variance, pooled as ``vC`` is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -427,6 +427,20 @@ def sandwich_terms(
     offset,
     runs: DoseRuns | None = None,
 ) -> dict[str, np.ndarray]:
+    """The :class:`SandwichTerms` of :func:`sandwich` (same arguments) as columns (:meth:`SandwichTerms.columns`:
+    ``<SANDWICH><name>``, the per-dose terms one column per dose position)."""
+    return sandwich(codes, x, y, curves, offset=offset, runs=runs).columns()
+
+
+def sandwich(
+    codes: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    curves: pd.DataFrame,
+    *,
+    offset,
+    runs: DoseRuns | None = None,
+) -> SandwichTerms:
     """Per curve (rows of ``curves``): the terms of :func:`sandwich_se` from the responses ``y`` at
     ``x = log10 c`` of the curve ``codes`` (position in ``curves``): ``(J'J)^-1`` of the fitted curve, its
     residual variance ``s^2``, the misfit variance and its degrees of freedom, the noise model's degrees of
@@ -460,14 +474,12 @@ def sandwich_terms(
         misfit = np.bincount(pair_curve, weights=excess, minlength=n) / np.bincount(
             pair_curve, weights=count * (1.0 - lev), minlength=n
         )
-    out = {
-        f"{SANDWICH}s2": np.where(good, s2, np.nan),
-        f"{SANDWICH}misfit": np.clip(np.nan_to_num(misfit), 0.0, None),
-        f"{SANDWICH}misfit_df": k - n_free,
-        f"{SANDWICH}noise_df": noise_df,
+    per_curve = {
+        "s2": np.where(good, s2, np.nan),
+        "misfit": np.clip(np.nan_to_num(misfit), 0.0, None),
+        "misfit_df": k - n_free,
+        "noise_df": noise_df,
     }
-    for a, b in _PAIRS:
-        out[f"{SANDWICH}a{a}{b}"] = inv[:, a, b]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = (fitted - p["bottom"][pair_curve]) / (p["top"] - p["bottom"])[pair_curve]
     per_dose = {
@@ -478,8 +490,10 @@ def sandwich_terms(
         "u": np.nan_to_num(share, nan=0.5),
         **{f"j{a}": jd[:, a] for a in range(4)},
     }
-    out.update(_pad(per_dose, pair_curve, n))
-    return out
+    upper = np.zeros_like(inv)  # the upper triangle, mirrored (as the columns hold it: a_ab for a <= b)
+    for i, j in _PAIRS:
+        upper[:, i, j] = upper[:, j, i] = inv[:, i, j]
+    return SandwichTerms(upper, per_curve, _pad(per_dose, pair_curve, n), *_curve_columns(curves))
 
 
 def _sorted_points(
@@ -505,7 +519,7 @@ def _sorted_points(
 
 
 def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Per-dose values as columns ``<name>_<d>``, ``d`` the dose's position within its curve (0 where a
+    """Per-dose values as blocks ``(n, k)``: column ``d`` the dose at position ``d`` within its curve (0 where a
     curve has fewer doses)."""
     start = np.searchsorted(pair_curve, np.arange(n))
     pos = np.arange(len(pair_curve)) - start[pair_curve]
@@ -514,7 +528,7 @@ def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dic
     for name, values in per_dose.items():
         padded = np.zeros((n, k_max))
         padded[pair_curve, pos] = values
-        out.update({f"{SANDWICH}{name}_{d}": padded[:, d] for d in range(k_max)})
+        out[name] = padded
     return out
 
 
@@ -557,35 +571,80 @@ def noise_model(
     return np.where(np.isfinite(pred), pred, np.nan), df
 
 
-#: within :func:`reused_terms`: the curves frame whose per-curve terms are kept, and the terms kept so far
-_REUSE: ContextVar[tuple[pd.DataFrame, dict] | None] = ContextVar("sandwich_reuse", default=None)
+#: the per-dose terms of :func:`sandwich_terms` (one column per dose position: ``<SANDWICH><name>_<d>``)
+PER_DOSE = ("n", "v", "e", "d", "u", "j0", "j1", "j2", "j3")
+#: the per-curve terms of :func:`sandwich_terms` besides ``(J'J)^-1`` and the per-dose ones
+PER_CURVE = ("s2", "misfit", "misfit_df", "noise_df")
 
 
-@contextmanager
-def reused_terms(curves: pd.DataFrame) -> Iterator[None]:
-    """Within the block, the arrays that :func:`sandwich_se` and :func:`plateau_scale` read off ``curves`` (this
-    very frame, left unchanged meanwhile: the caller's promise) are built once and reused by every metric that
-    reads them, instead of once per metric (same arrays, same numbers). Other frames are read as usual."""
-    token = _REUSE.set((curves, {}))
-    try:
-        yield
-    finally:
-        _REUSE.reset(token)
+@dataclass(frozen=True)
+class SandwichTerms:
+    """Per curve, everything :func:`sandwich_se` and :func:`plateau_scale` read: the terms of
+    :func:`sandwich_terms` as arrays (``inverse``: ``(J'J)^-1``, ``(n, 4, 4)``; ``per_curve``: :data:`PER_CURVE`;
+    ``per_dose``: :data:`PER_DOSE`, ``(n, k)`` padded with 0), the curves' :data:`MISFIT` factors and
+    ``n_points``. Built once for a set of curves and passed to every metric that reads them (arrays derived
+    from them, such as the plateau's scale, are kept on the object: read-only)."""
+
+    inverse: np.ndarray
+    per_curve: dict[str, np.ndarray]
+    per_dose: dict[str, np.ndarray]
+    factor: np.ndarray
+    n_points: np.ndarray
+
+    @classmethod
+    def of(cls, curves: pd.DataFrame) -> SandwichTerms | None:
+        """The terms held in the sandwich columns of ``curves`` (as :func:`sandwich_terms` names them); None
+        without them."""
+        if f"{SANDWICH}s2" not in curves:
+            return None
+        inverse = np.zeros((len(curves), 4, 4))
+        for i, j in _PAIRS:
+            inverse[:, i, j] = inverse[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
+        return cls(
+            inverse,
+            {k: curves[f"{SANDWICH}{k}"].to_numpy(float) for k in PER_CURVE},
+            {k: _padded_block(curves, k) for k in PER_DOSE},
+            *_curve_columns(curves),
+        )
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The terms as the sandwich columns of :func:`sandwich_terms`."""
+        out = {f"{SANDWICH}{k}": v for k, v in self.per_curve.items()}
+        out.update({f"{SANDWICH}a{a}{b}": self.inverse[:, a, b] for a, b in _PAIRS})
+        for name, block in self.per_dose.items():
+            out.update({f"{SANDWICH}{name}_{d}": block[:, d] for d in range(block.shape[1])})
+        return out
+
+    def take(self, rows: np.ndarray) -> SandwichTerms:
+        """The terms of the curves ``rows`` (positions or a mask)."""
+        return SandwichTerms(
+            self.inverse[rows],
+            {k: v[rows] for k, v in self.per_curve.items()},
+            {k: v[rows] for k, v in self.per_dose.items()},
+            self.factor[rows],
+            self.n_points[rows],
+        )
+
+    def with_curves(self, curves: pd.DataFrame) -> SandwichTerms:
+        """The same terms beside the :data:`MISFIT` factors and ``n_points`` of ``curves`` (one row per curve)."""
+        return dataclasses.replace(self, factor=_curve_columns(curves)[0], n_points=_curve_columns(curves)[1])
+
+    @cached_property
+    def jacobian(self) -> np.ndarray:
+        """The Jacobian rows of the doses, ``(n, k, 4)``."""
+        return np.stack([self.per_dose[f"j{i}"] for i in range(4)], axis=2)
+
+    @cached_property
+    def plateau_scale(self) -> np.ndarray:
+        """:func:`plateau_scale` of these curves."""
+        return _plateau_scale(self)
 
 
-def _kept(curves: pd.DataFrame, name: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
-    """``make()``, kept for ``curves`` under ``name`` inside :func:`reused_terms` (read-only then)."""
-    held = _REUSE.get()
-    if held is None or held[0] is not curves:
-        return make()
-    kept = held[1]
-    if name not in kept:
-        kept[name] = make()
-    return kept[name]
-
-
-def _padded(curves: pd.DataFrame, name: str) -> np.ndarray:
-    return _kept(curves, ("padded", name), lambda: _padded_block(curves, name))
+def _curve_columns(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The :data:`MISFIT` factor (1 without) and ``n_points`` (NaN without) of each curve."""
+    n = len(curves)
+    factor = curves[MISFIT].to_numpy(float) if MISFIT in curves else np.ones(n)
+    return factor, curves["n_points"].to_numpy(float) if "n_points" in curves else np.full(n, np.nan)
 
 
 def _padded_block(curves: pd.DataFrame, name: str) -> np.ndarray:
@@ -600,83 +659,91 @@ def _padded_block(curves: pd.DataFrame, name: str) -> np.ndarray:
     )  # one copy of the block, not per column
 
 
-def _inverse_block(curves: pd.DataFrame) -> np.ndarray:
-    """``(J'J)^-1`` per curve ``(n, 4, 4)`` from its sandwich columns (the Jacobian rows: ``(n, K, 4)``)."""
-    a = np.zeros((len(curves), 4, 4))
-    for i, j in _PAIRS:
-        a[:, i, j] = a[:, j, i] = curves[f"{SANDWICH}a{i}{j}"].to_numpy(float)
-    return a
-
-
 def metric_variance(
-    curves: pd.DataFrame, grad: np.ndarray, *, plateau: bool = False
+    curves: pd.DataFrame | None,
+    grad: np.ndarray,
+    *,
+    plateau: bool = False,
+    terms: SandwichTerms | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per curve, for the metric ``grad . theta``: its variance under the fit's own ``s^2 (J'J)^-1``, its
     variance under the noise model and the misfit (sandwich ``A J' V J A``, ``A = (J'J)^-1``) and the
-    Satterthwaite degrees of freedom of that variance."""
+    Satterthwaite degrees of freedom of that variance (``terms``: the curves' :class:`SandwichTerms`, read off
+    the sandwich columns of ``curves`` when not given)."""
+    terms = terms if terms is not None else SandwichTerms.of(curves)
     grad = np.nan_to_num(np.asarray(grad, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
-    a = _kept(curves, ("a",), lambda: _inverse_block(curves))
-    jd = _kept(curves, ("jd",), lambda: np.stack([_padded(curves, f"j{i}") for i in range(4)], axis=2))
-    nd, vd = _padded(curves, "n"), _padded(curves, "v")
+    a, jd = terms.inverse, terms.jacobian
+    nd, vd = terms.per_dose["n"], terms.per_dose["v"]
     ag = np.einsum("nij,nj->ni", a, grad)
     w2 = np.einsum("nki,ni->nk", jd, ag) ** 2
     v_noise = np.sum(w2 * nd * np.nan_to_num(vd), axis=1)
-    df_n, df_m = (curves[f"{SANDWICH}{k}_df"].to_numpy(float) for k in ("noise", "misfit"))
+    df_n, df_m = (terms.per_curve[f"{k}_df"] for k in ("noise", "misfit"))
     if plateau:  # the plateau: the misfit of the doses that determine it, through the fit's weights
-        v_misfit = np.sum(w2 * nd**2, axis=1) * curves[f"{SANDWICH}misfit"].to_numpy(float)
+        v_misfit = np.sum(w2 * nd**2, axis=1) * terms.per_curve["misfit"]
     else:  # a crossing: the local misfit where the curve crosses, as a shift of the level
-        v_misfit, df_m = _local_misfit(curves, grad, nd)
+        v_misfit, df_m = _local_misfit(terms, grad, nd)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (v_noise + v_misfit) ** 2 / (v_noise**2 / df_n + np.where(v_misfit > 0, v_misfit**2 / df_m, 0.0))
-    own = curves[f"{SANDWICH}s2"].to_numpy(float) * np.einsum("ni,ni->n", grad, ag)
+    own = terms.per_curve["s2"] * np.einsum("ni,ni->n", grad, ag)
     usable = (df_n > 0) & np.isfinite(vd).all(axis=1)
     return own, np.where(usable, v_noise + v_misfit, np.nan), df
 
 
-def _local_misfit(curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _local_misfit(terms: SandwichTerms, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
     g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
         u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
-    kern = np.exp(-0.5 * ((_padded(curves, "u") - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
+    per_dose = terms.per_dose
+    kern = np.exp(-0.5 * ((per_dose["u"] - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tau2 = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * _padded(curves, "d"), axis=1)
+        tau2 = np.sum(kern * per_dose["e"], axis=1) / np.sum(kern * per_dose["d"], axis=1)
         k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
     return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
 
 
 def sandwich_se(
-    curves: pd.DataFrame, se: np.ndarray, grad: np.ndarray, *, plateau: bool = False
+    curves: pd.DataFrame | None,
+    se: np.ndarray,
+    grad: np.ndarray,
+    *,
+    plateau: bool = False,
+    terms: SandwichTerms | None = None,
 ) -> np.ndarray:
     """``se`` (the fit's own standard error of a metric, with the :data:`MISFIT` factor) replaced by the
-    noise-model and misfit standard error, expressed for the fit's t quantile ``t(n - 4)``."""
-    if f"{SANDWICH}s2" not in curves:
+    noise-model and misfit standard error, expressed for the fit's t quantile ``t(n - 4)``. ``terms``: the
+    curves' :class:`SandwichTerms` (read off the sandwich columns of ``curves`` when not given; ``se`` as it
+    is without either)."""
+    terms = terms if terms is not None else SandwichTerms.of(curves)
+    if terms is None:
         return se
-    own, var, df = metric_variance(curves, grad, plateau=plateau)
-    misfit = curves[MISFIT].to_numpy(float) if MISFIT in curves else np.ones(len(curves))
-    n_pts = curves["n_points"].to_numpy(float)
+    own, var, df = metric_variance(curves, grad, plateau=plateau, terms=terms)
+    misfit, n_pts = terms.factor, terms.n_points
     with np.errstate(divide="ignore", invalid="ignore"):
         tq = t975(np.maximum(df, 1)) / t975(np.maximum(n_pts - 4, 1))
         new = se / np.sqrt(misfit) * np.sqrt(var / own) * tq
     return np.where(np.isfinite(new), new, se)
 
 
-def plateau_scale(curves: pd.DataFrame) -> np.ndarray:
+def plateau_scale(curves: pd.DataFrame, *, terms: SandwichTerms | None = None) -> np.ndarray:
     """Per curve, the factor that turns the fit's own standard error of the plateau (``bottom``, with the
     :data:`MISFIT` factor) into its noise-model and misfit standard error (:func:`sandwich_se`, for the fit's
-    t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms."""
-    return _kept(curves, ("plateau_scale",), lambda: _plateau_scale(curves))
+    t quantile ``t(n - 4)``); 1 where the curve has no sandwich terms. ``terms``: as :func:`sandwich_se` (the
+    factor is kept on them, computed once)."""
+    terms = terms if terms is not None else SandwichTerms.of(curves)
+    return terms.plateau_scale if terms is not None else np.ones(len(curves))
 
 
-def _plateau_scale(curves: pd.DataFrame) -> np.ndarray:
-    grad = np.tile([0.0, 1.0, 0.0, 0.0], (len(curves), 1))
+def _plateau_scale(terms: SandwichTerms) -> np.ndarray:
+    n = len(terms.factor)
+    grad = np.tile([0.0, 1.0, 0.0, 0.0], (n, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return sandwich_se(curves, np.ones(len(curves)), grad, plateau=True)
+        return sandwich_se(None, np.ones(n), grad, plateau=True, terms=terms)
 
 
-def plateau_bounds(curves: pd.DataFrame, value, lower, upper):
+def plateau_bounds(curves: pd.DataFrame, value, lower, upper, *, terms: SandwichTerms | None = None):
     """The plateau's (``bottom``) interval ``lower``, ``upper`` about ``value`` (the fit's own, with the
-    :data:`MISFIT` factor) with each half-width rescaled by :func:`plateau_scale`."""
+    :data:`MISFIT` factor) with each half-width rescaled by :func:`plateau_scale` (``terms``: as there)."""
     value, lower, upper = (np.asarray(v, dtype=float) for v in (value, lower, upper))
-    scale = plateau_scale(curves)
+    scale = plateau_scale(curves, terms=terms)
     return value - (value - lower) * scale, value + (upper - value) * scale
