@@ -120,3 +120,34 @@ def test_summaries_of_several_columns_are_those_of_each_column(n_groups, method)
     assert got.shape == (2, n_groups)
     for row, values in zip(got, (a, b), strict=True):
         np.testing.assert_array_equal(row, summary_by_code(codes, values, n_groups, method=method))
+
+
+def test_percent_growth_on_the_gr_curve_shares_the_gr_sandwich_terms():
+    """Every percent-growth key reads the GR curve with the GR responses: the metrics step computes the sandwich
+    terms once and the GR scale takes them (compute._sandwich's ``known``); they are those the GR scale computes
+    on its own, to the bit."""
+    from doseatlas.ingest.canonical import canonical_columns
+    from doseatlas.metrics import compute as C
+    from doseatlas.normalize import normalize
+    from doseatlas.pipeline import FitOptions, fit_all_scales
+    from doseatlas.simulate import DatasetConfig, SimulationConfig, simulate
+    from doseatlas.validate import validate_wells
+
+    dataset = DatasetConfig(name="a", plate_format=96, read_times_h=[72.0], time_zero=True)
+    wells = simulate(SimulationConfig(n_cell_lines=2, n_drugs=3, datasets=[dataset]), seed=3).wells
+    responses = S.with_series(normalize(validate_wells(canonical_columns(wells, source="sim")).clean))
+    curves = S.with_series(fit_all_scales(responses, options=FitOptions()))
+    drugs = C.DrugCurves.of(responses)
+
+    def keys(scale):
+        return C._curves_for(
+            scale, C._scale_keys(responses, scale, drugs=drugs), curves, responses, drugs=drugs
+        )
+
+    pg = keys(S.PERCENT_GROWTH)
+    assert np.isfinite(pg[C.R0]).all()  # time zero on every plate: every key reads the GR curve
+    known = {}
+    C._sandwich(pg, drugs, S.PERCENT_GROWTH, known=known)
+    assert S.GR in known
+    gr = keys(S.GR)
+    _same(C._sandwich(gr, drugs, S.GR, known=known).columns(), C._sandwich(gr, drugs, S.GR).columns())

@@ -644,16 +644,18 @@ def _scale_parts(
     *,
     controls=None,
     drugs: DrugCurves | None = None,
+    sandwiches: dict | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """The curve keys of ``scale`` (one row per drug curve key, in the order of ``drugs.keys``) and one part
-    per metric of the scale: its output columns as arrays (or one value) with one entry per key."""
+    per metric of the scale: its output columns as arrays (or one value) with one entry per key.
+    ``sandwiches``: the sandwich terms of the scales done before (:func:`_sandwich`'s ``known``)."""
     drugs = drugs if drugs is not None else DrugCurves.of(responses)
     means = DoseMeans.of(drugs, scale)
     keys = _scale_keys(responses, scale, drugs=drugs, means=means)
     keys = _curves_for(scale, keys, curves, responses, drugs=drugs)
     if controls is not None:
         keys = _with_controls(keys, controls, drugs)
-    terms = _sandwich(keys, drugs, scale)
+    terms = _sandwich(keys, drugs, scale, known=sandwiches)
     gate = _gate(keys, options)
     keys = keys.assign(**_mean_range(means, len(keys)))
     usable = gate.isna().to_numpy()
@@ -723,9 +725,15 @@ def _with_sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> pd.Data
     return pd.concat([keys, terms], axis=1)
 
 
-def _sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> U.SandwichTerms:
+def _sandwich(
+    keys: pd.DataFrame, drugs: DrugCurves, scale: str, *, known: dict | None = None
+) -> U.SandwichTerms:
     """The dose-clustered sandwich terms of the fitted curves of ``keys`` (uncertainty.sandwich); the
-    percent-growth keys read on the GR curve take the GR responses."""
+    percent-growth keys read on the GR curve take the GR responses. ``known``: the terms of the scales done
+    before, by scale (filled here): where every percent-growth key reads the GR curve, its terms are those of
+    the GR scale (the same curves, responses and noise offset) and are kept for it."""
+    if known is not None and scale == S.GR and S.GR in known:
+        return known[S.GR].with_curves(keys)
     y = drugs.values(scale) if scale in drugs.responses else np.full(len(drugs.rows), np.nan)
     if R0 in keys:
         on_gr = np.isfinite(keys[R0].to_numpy(float))[drugs.codes]
@@ -735,7 +743,11 @@ def _sandwich(keys: pd.DataFrame, drugs: DrugCurves, scale: str) -> U.SandwichTe
     offset = np.full(len(keys), U.NOISE_OFFSET.get(scale, 0.0))
     if R0 in keys:
         offset = np.where(np.isfinite(keys[R0].to_numpy(float)), U.NOISE_OFFSET[S.GR], offset)
-    return U.sandwich(drugs.codes, x, y, keys, offset=offset, runs=drugs.runs)
+    terms = U.sandwich(drugs.codes, x, y, keys, offset=offset, runs=drugs.runs)
+    if known is not None and scale == S.PERCENT_GROWTH and R0 in keys and len(keys):
+        if np.isfinite(keys[R0].to_numpy(float)).all():
+            known[S.GR] = terms
+    return terms
 
 
 def _with_controls(keys: pd.DataFrame, controls: pd.DataFrame, drugs: DrugCurves) -> pd.DataFrame:
@@ -865,9 +877,11 @@ def compute_metrics(
     drugs = DrugCurves.of(responses, coded=coded)
     controls = U.control_terms(responses, coded=coded) if U.has_controls(responses) else None  # none: no term
     curves = U.with_misfit(responses, curves, doses=drugs.runs)  # lack-of-fit factor on every interval
-    parts = []
+    parts, sandwiches = [], {}
     for scale in S.RESPONSE_SCALES:
-        keys, got = _scale_parts(responses, curves, scale, options, controls=controls, drugs=drugs)
+        keys, got = _scale_parts(
+            responses, curves, scale, options, controls=controls, drugs=drugs, sandwiches=sandwiches
+        )
         keys = keys[list(S.CURVE_KEY)]  # (the next scale's frames are built while this one is held)
         parts += got
     if not len(drugs.keys) or not parts:
