@@ -60,17 +60,19 @@ def _summary(
 ) -> np.ndarray:
     """:func:`summary_by_code` of one column, its rows in ``order`` (:func:`group_value_order`)."""
     v, c = values[order], codes[order]
-    n = np.bincount(c, minlength=n_groups)
-    rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
-    if method in ("mean", "std", "sum"):
-        keep = np.ones(len(c), dtype=bool)
-    elif method == "median":
-        keep = (rank == (n[c] - 1) // 2) | (rank == n[c] // 2)
+    if method in ("mean", "std", "sum"):  # every value
+        total = np.bincount(c, weights=v, minlength=n_groups)
+        count = np.bincount(c, minlength=n_groups)
     else:
-        cut = (0.25 * n).astype(np.int64)[c]
-        keep = (rank >= cut) & (rank < n[c] - cut)
-    total = np.bincount(c[keep], weights=v[keep], minlength=n_groups)
-    count = np.bincount(c[keep], minlength=n_groups)
+        n = np.bincount(c, minlength=n_groups)
+        rank = np.arange(len(c)) - (np.cumsum(n) - n)[c]
+        if method == "median":
+            keep = (rank == (n[c] - 1) // 2) | (rank == n[c] // 2)
+        else:
+            cut = (0.25 * n).astype(np.int64)[c]
+            keep = (rank >= cut) & (rank < n[c] - cut)
+        total = np.bincount(c[keep], weights=v[keep], minlength=n_groups)
+        count = np.bincount(c[keep], minlength=n_groups)
     if method == "sum":
         return total
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows, key_codes, n_distinct, sorted_key_codes
+from doseatlas._codes import first_code_rows, key_codes, n_distinct, same_values, sorted_key_codes
 from doseatlas._stats import summary_by_code, t975
 from doseatlas.metrics._doses import DoseRuns, cross_products, renumbered
 from doseatlas.metrics._join import key_casts
@@ -154,8 +154,8 @@ def _time_zero_apart(wells: pd.DataFrame) -> np.ndarray:
 
     if T0_SCOPE not in wells:
         return np.zeros(len(wells))
-    scope = wells[T0_SCOPE].to_numpy(dtype=object)
-    return ((scope != "plate") & pd.notna(scope)).astype(float)
+    scope = wells[T0_SCOPE]  # (compared in its own dtype: no Python string per row for text in arrow)
+    return (scope.ne("plate") & scope.notna()).to_numpy(dtype=float)
 
 
 def _floats(table: pd.DataFrame, column: str) -> np.ndarray:
@@ -351,10 +351,7 @@ def with_misfit(
     (``doses``: the drug rows' :class:`DoseRuns`, when the caller has them)."""
     if S.CURVE_ID not in curves or not len(curves):
         return curves
-    factors = (
-        misfit_factors(responses, curves, doses=doses).dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
-    )
-    f = curves[S.CURVE_ID].map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
+    f = _factor_per_curve(curves[S.CURVE_ID], misfit_factors(responses, curves, doses=doses))
     root = np.sqrt(f)
     out = curves.copy()
     out[MISFIT] = f
@@ -374,6 +371,17 @@ def with_misfit(
             out["ec50_lower"] = 10.0 ** (x - (x - np.log10(out["ec50_lower"].to_numpy(float))) * root)
             out["ec50_upper"] = 10.0 ** (x + (np.log10(out["ec50_upper"].to_numpy(float)) - x) * root)
     return out
+
+
+def _factor_per_curve(ids: pd.Series, factors: pd.DataFrame) -> np.ndarray:
+    """The :data:`MISFIT` factor of each curve ``ids`` (the first row of its id in ``factors``; 1 without one):
+    taken by position when ``factors`` holds the ids row for row and they are distinct and present (as
+    :func:`misfit_factors` gives them), else mapped by id."""
+    if len(factors) == len(ids) and ids.notna().all() and ids.is_unique:
+        if same_values(ids.reset_index(drop=True), factors[S.CURVE_ID].reset_index(drop=True)):
+            return factors[MISFIT].fillna(1.0).to_numpy(float)
+    factors = factors.dropna(subset=[S.CURVE_ID]).drop_duplicates(S.CURVE_ID)
+    return ids.map(factors.set_index(S.CURVE_ID)[MISFIT]).fillna(1.0).to_numpy(float)
 
 
 # ------------------------------------------------------------------------------ dose-clustered sandwich
