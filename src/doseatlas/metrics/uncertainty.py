@@ -532,11 +532,12 @@ def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dic
     start = np.searchsorted(pair_curve, np.arange(n))
     pos = np.arange(len(pair_curve)) - start[pair_curve]
     k_max = int(pos.max()) + 1 if len(pos) else 0
+    at = pair_curve * k_max + pos  # (place in the flattened block: one index for every name)
     out = {}
     for name, values in per_dose.items():
-        padded = np.zeros((n, k_max))
-        padded[pair_curve, pos] = values
-        out[name] = padded
+        padded = np.zeros(n * k_max)
+        padded[at] = values
+        out[name] = padded.reshape(n, k_max)
     return out
 
 
