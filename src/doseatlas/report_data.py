@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import factorize, joint_codes, ordered_codes
+from doseatlas._codes import factorize, first_code_rows, joint_codes, ordered_codes
 
 #: the count column of every count table
 ROWS = "rows"
@@ -173,9 +173,7 @@ def response_counts(responses: pd.DataFrame) -> pd.DataFrame:
     if responses.empty or not set(reasons) <= set(responses.columns):
         return pd.DataFrame(columns=columns)
     keys = [S.DATASET, *reasons]
-    counts = (
-        responses.groupby(keys, dropna=False, sort=False, observed=True).size().rename(ROWS).reset_index()
-    )
+    counts = _key_counts(responses, keys)
     parts = [
         pd.DataFrame(
             {
@@ -189,6 +187,17 @@ def response_counts(responses: pd.DataFrame) -> pd.DataFrame:
     ]
     long = pd.concat(parts, ignore_index=True)
     return long.groupby(columns[:3], sort=True, dropna=False).sum().reset_index()[columns]
+
+
+def _key_counts(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per distinct ``keys`` of ``table`` (missing values a key of their own; the values and dtypes of
+    the table's first row of that key) and its number of ``rows``, in the order of first appearance: as a
+    ``groupby(keys, dropna=False, sort=False)`` counts them, on the key columns' codes (each column factorized
+    on its runs of equal values) with one ``bincount``."""
+    (codes,), n_keys = joint_codes([table], [keys])
+    first = first_code_rows(codes)
+    counts = np.bincount(codes, minlength=n_keys).astype(np.int64)
+    return table[keys].iloc[first].reset_index(drop=True).assign(**{ROWS: counts[codes[first]]})
 
 
 def merge_response_counts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
