@@ -93,11 +93,11 @@ def _marked_by_sorting(metrics: pd.DataFrame, most: int) -> tuple[pd.DataFrame, 
     return joined.head(most).reset_index(drop=True), len(joined)
 
 
-def test_marked_curves_are_those_of_sorting_the_rows():
+@pytest.mark.parametrize("n, in_order", [(400, False), (3000, True)])
+def test_marked_curves_are_those_of_sorting_the_rows(n, in_order):
     from doseatlas.report_data import marked_curves
 
     rng = np.random.default_rng(5)
-    n = 400
     text = pd.StringDtype(na_value=np.nan)
     metrics = pd.DataFrame(
         {
@@ -117,7 +117,28 @@ def test_marked_curves_are_those_of_sorting_the_rows():
             ),
         }
     )
+    if in_order:  # a table in curve order (as a run's): its key columns come in runs
+        metrics = metrics.sort_values(list(S.CURVE_KEY), kind="stable").reset_index(drop=True)
     for most in (3, 10_000):
         (got, total), (want, count) = marked_curves(metrics, most=most), _marked_by_sorting(metrics, most)
         assert total == count > most // 1000
         pd.testing.assert_frame_equal(got.astype(object), want.astype(object), check_exact=True)
+
+
+def test_candidate_ranks_hash_each_key_as_an_object():
+    """The rank of a candidate curve is the hash of its key values as Python objects (text columns hashed as
+    categoricals for speed must give the same hashes, missing values included)."""
+    rng = np.random.default_rng(2)
+    n = 300
+    keys = pd.DataFrame(
+        {
+            "a": pd.array(rng.choice(["x", "", "É", None, "y;z"], n), dtype=pd.StringDtype(na_value=np.nan)),
+            "b": pd.array(rng.choice(["p", None], n), dtype="string"),
+            "c": rng.choice([72.0, np.nan, 0.0, -0.0], n),
+            "d": pd.Series(rng.choice(["o", None, 3], n), dtype=object),
+        }
+    )
+    for hash_key in ("0000000000000000", "0000000000000007"):
+        want = pd.util.hash_pandas_object(keys.astype(object), index=False, hash_key=hash_key)
+        got = pd.util.hash_pandas_object(report._hashable(keys), index=False, hash_key=hash_key)
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())

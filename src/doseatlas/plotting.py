@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator
 
 from doseatlas import schemas as S
 from doseatlas._text import plain
@@ -161,6 +162,18 @@ def _draw_panel(ax, points: pd.DataFrame, curve: pd.Series | None, metrics: pd.D
     ax.set_xlabel("log10 concentration (M)", fontsize=7, parse_math=False)
     ax.set_ylabel(Y_LABEL[scale], fontsize=7, parse_math=False)
     ax.tick_params(labelsize=6)
+    _ticks_in_view(ax)
+
+
+def _ticks_in_view(ax) -> None:
+    """Fix each axis' ticks to the positions its locator gives inside the axes' limits (the ones drawn): for
+    every position, also those just outside that are never drawn, matplotlib makes a tick (three lines, two
+    labels), the largest part of drawing a panel."""
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = sorted(axis.get_view_interval())
+        locs = np.asarray(axis.get_major_locator()(), dtype=float)
+        slack = 1e-9 * (hi - lo)
+        axis.set_major_locator(FixedLocator(locs[(locs >= lo - slack) & (locs <= hi + slack)]))
 
 
 def _metric_text(ax, rows: pd.DataFrame) -> None:

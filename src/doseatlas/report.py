@@ -349,12 +349,21 @@ def pick_candidates(metrics: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     wanted = np.flatnonzero(first & metrics[S.STATUS].isin(list(WANTED)).to_numpy(bool))
     keys = [*S.CURVE_KEY, S.METRIC]
     narrow = S.with_series(metrics[[c for c in (*keys, S.STATUS) if c in metrics]].iloc[wanted])
-    rank = pd.util.hash_pandas_object(narrow[keys].astype(object), index=False, hash_key=f"{seed:016d}"[-16:])
+    rank = pd.util.hash_pandas_object(_hashable(narrow[keys]), index=False, hash_key=f"{seed:016d}"[-16:])
     kept = recut_candidates(narrow.assign(_rank=rank.to_numpy()).set_axis(wanted))
     rows = metrics.iloc[kept.index.to_numpy()].drop(columns=S.SCALE, errors="ignore")
     rows = S.with_series(rows).merge(headline, on=S.METRIC)
     rows = rows.assign(_rank=kept["_rank"].to_numpy())
     return rows.set_axis(np.cumsum(first)[kept.index.to_numpy()] - 1) if len(rows) else rows
+
+
+def _hashable(keys: pd.DataFrame) -> pd.DataFrame:
+    """``keys.astype(object)`` as :func:`pandas.util.hash_pandas_object` hashes it, made faster: a text column
+    (pandas' ``str``) as a categorical, whose values are hashed once each, as the same strings as objects (each
+    row's hash unchanged; numbers stay Python objects: they hash differently from a float column)."""
+    return keys.astype(
+        {c: "category" if isinstance(t, pd.StringDtype) else object for c, t in keys.dtypes.items()}
+    )
 
 
 def recut_candidates(candidates: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import joint_codes, ordered_codes
+from doseatlas._codes import factorize, first_code_rows, joint_codes, ordered_codes
 
 #: the count column of every count table
 ROWS = "rows"
@@ -173,9 +173,7 @@ def response_counts(responses: pd.DataFrame) -> pd.DataFrame:
     if responses.empty or not set(reasons) <= set(responses.columns):
         return pd.DataFrame(columns=columns)
     keys = [S.DATASET, *reasons]
-    counts = (
-        responses.groupby(keys, dropna=False, sort=False, observed=True).size().rename(ROWS).reset_index()
-    )
+    counts = _key_counts(responses, keys)
     parts = [
         pd.DataFrame(
             {
@@ -189,6 +187,17 @@ def response_counts(responses: pd.DataFrame) -> pd.DataFrame:
     ]
     long = pd.concat(parts, ignore_index=True)
     return long.groupby(columns[:3], sort=True, dropna=False).sum().reset_index()[columns]
+
+
+def _key_counts(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per distinct ``keys`` of ``table`` (missing values a key of their own; the values and dtypes of
+    the table's first row of that key) and its number of ``rows``, in the order of first appearance: as a
+    ``groupby(keys, dropna=False, sort=False)`` counts them, on the key columns' codes (each column factorized
+    on its runs of equal values) with one ``bincount``."""
+    (codes,), n_keys = joint_codes([table], [keys])
+    first = first_code_rows(codes)
+    counts = np.bincount(codes, minlength=n_keys).astype(np.int64)
+    return table[keys].iloc[first].reset_index(drop=True).assign(**{ROWS: counts[codes[first]]})
 
 
 def merge_response_counts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -260,11 +269,13 @@ def _mark_codes(metrics: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, 
 
 
 def _sorted_codes(rows: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """Dense number of every row's ``keys``, in the order ``sort_values(keys)`` puts them (missing last)."""
+    """Dense number of every row's ``keys``, in the order ``sort_values(keys)`` puts them (missing last); each
+    column factorized on its runs of equal values (:func:`doseatlas._codes.factorize`: a table in curve order
+    is factorized on one row per curve)."""
     coded = []
     for key in keys:
-        codes, uniques = pd.factorize(rows[key], sort=True)
-        coded.append((np.asarray(codes, dtype=np.int64), len(uniques)))
+        codes, uniques = factorize(rows[key], sort=True)
+        coded.append((codes, len(uniques)))
     return ordered_codes(coded, len(rows))
 
 
@@ -278,14 +289,16 @@ def marked_curves(metrics: pd.DataFrame, *, most: int) -> tuple[pd.DataFrame | N
     if not len(metrics) or not columns:
         return None, 0
     mark, texts = _mark_codes(metrics, columns)
-    marked = np.flatnonzero(texts[mark] != "")  # only the key columns are taken (not every metric column)
-    rows = S.with_series(metrics[[c for c in keys if c in metrics]].take(marked))[keys]
-    pair = _sorted_codes(rows, keys) * len(texts) + mark[marked]
+    marked = np.flatnonzero(texts[mark] != "")
+    table = S.with_series(metrics[[c for c in keys if c in metrics]])[keys]  # the key columns only
+    # the curves of all rows numbered in key order (a table in curve order: one factorized row per curve),
+    # then those of the marked rows; only the rows of the curves kept are taken
+    pair = _sorted_codes(table, keys)[marked] * len(texts) + mark[marked]
     pairs, first = np.unique(pair, return_index=True)  # sorted by curve, then mark; one row of each pair
     curve = pairs // len(texts)
     new = np.r_[True, curve[1:] != curve[:-1]]
     kept = np.cumsum(new) <= most
-    chosen = rows.iloc[first[kept]].reset_index(drop=True)
+    chosen = table.iloc[marked[first[kept]]].reset_index(drop=True)
     chosen[MARK] = texts[pairs[kept] % len(texts)]
     return _joined(chosen, keys), int(new.sum())
 
