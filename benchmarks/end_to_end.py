@@ -7,11 +7,14 @@ Simulates a 384-well screen of about ``N`` wells (two read times, time-zero plat
 chosen to reach ``N``), writes it as a Parquet data set (not timed), then, in a fresh process (so that peak RSS is
 the run's alone), runs what ``doseatlas run`` runs: read, validate/normalize, fit, metrics, the whole-run steps,
 the report and the output tables (the dask engine as ``doseatlas run`` runs it: responses streamed to
-Parquet; ``--cluster C``: on a local Dask distributed cluster of C worker processes, given by address; the peak
-RSS is then this process's, the workers' own is not counted). Each stage's time and peak RSS are printed (the peak of a stage is read from
-the kernel's high-water mark, reset at the start of each stage; the dask engine is timed as one stage ``run``).
+Parquet; ``--workers W``: in W worker processes; ``--cluster C``: on a local Dask distributed cluster of C
+worker processes, given by address). Each stage's time and peak RSS are printed (the peak of a stage is read from
+the kernel's high-water mark, reset at the start of each stage: this process's alone; the dask engine is timed as
+one stage ``run``), and the peak of all processes at once (this one and its workers: their summed RSS, sampled
+every 50 ms).
 The floor: reading the same input and writing a table of its size with pyarrow, in the same process. The last
-line is ``wells_per_s=X peak_mb=Y io_ratio=Z`` (``io_ratio`` = run time / floor time).
+line is ``wells_per_s=X peak_mb=Y io_ratio=Z`` (``peak_mb``: the largest of the peaks above; ``io_ratio`` = run
+time / floor time).
 """
 
 from __future__ import annotations
@@ -73,6 +76,45 @@ class _Stages:
         self._name, self._start = name, now
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` and all its descendants (e.g. Dask worker processes), from /proc."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue  # the process ended meanwhile
+    return total
+
+
+class _TreePeak:
+    """The largest summed RSS of this process and its children, sampled every ``every`` seconds in a thread
+    (the peak of all processes at once, which the per-process high-water marks do not give)."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        import os
+        import threading
+
+        self.peak_mb, self._every, self._pid = 0.0, every, os.getpid()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(self._every):
+            self.peak_mb = max(self.peak_mb, _tree_rss_mb(self._pid))
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 def _run(args: argparse.Namespace, root: Path) -> dict:
     import pandas as pd
     import pyarrow as pa
@@ -84,6 +126,7 @@ def _run(args: argparse.Namespace, root: Path) -> dict:
     from doseatlas.scale import run_partitioned
 
     parts = list_parts([str(root / "in")])
+    tree = _TreePeak()
     stages = _Stages()
     start = time.perf_counter()
     if args.engine == "memory":
@@ -113,6 +156,7 @@ def _run(args: argparse.Namespace, root: Path) -> dict:
     io.write_run(result, out, meta=meta)
     stages(None)
     seconds = time.perf_counter() - start
+    tree_mb = tree.stop()
     floor_start = time.perf_counter()
     table = pa.concat_tables([pq.read_table(p.path) for p in parts])
     pq.write_table(table, root / "floor.parquet")
@@ -122,8 +166,8 @@ def _run(args: argparse.Namespace, root: Path) -> dict:
         + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     )
     # clear_refs also resets ru_maxrss of this process: the run's peak is the largest stage peak
-    peak_mb = max([peak / 1024, *(row[2] for row in stages.rows)])
-    return {"seconds": seconds, "floor": floor, "peak_mb": peak_mb, "stages": stages.rows}
+    peak_mb = max([peak / 1024, tree_mb, *(row[2] for row in stages.rows)])
+    return {"seconds": seconds, "floor": floor, "peak_mb": peak_mb, "stages": stages.rows, "tree_mb": tree_mb}
 
 
 def main() -> None:
@@ -160,6 +204,7 @@ def main() -> None:
     print(
         f"  {'total':<12} {figures['seconds']:8.2f} s   floor (pyarrow read+write) {figures['floor']:.2f} s"
     )
+    print(f"  all processes at once (run, workers; sampled): peak {figures['tree_mb']:.0f} MB")
     ratio = figures["seconds"] / figures["floor"]
     print(f"wells_per_s={n / figures['seconds']:.0f} peak_mb={figures['peak_mb']:.0f} io_ratio={ratio:.1f}")
 

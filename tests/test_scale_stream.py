@@ -198,8 +198,10 @@ def test_a_streamed_run_holds_one_buckets_metrics_at_a_time(one_dataset):
     assert "Metrics computed and refused" in report and "this run streamed its responses" in report
 
 
-def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory_files(tmp_path):
-    """Growth (time-zero plates), time dependence (two read times) and flags from the buckets' aggregates."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory_files(tmp_path, workers):
+    """Growth (time-zero plates), time dependence (two read times) and flags from the buckets' aggregates;
+    with two worker processes, the buckets' whole-run steps run in them."""
     from doseatlas import io
     from doseatlas.ingest.partitioned import list_parts, read_part
     from doseatlas.pipeline import run_pipeline
@@ -216,7 +218,7 @@ def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory
         )
     parts = list_parts([str(tmp_path / "in")])
     memory = run_pipeline(pd.concat([read_part(p) for p in parts], ignore_index=True))
-    dask = run_partitioned(parts, read=read_part, n_partitions=4, stream=True)
+    dask = run_partitioned(parts, read=read_part, n_partitions=4, stream=True, workers=workers)
     assert isinstance(dask.metrics, streamed.StreamedTable)
     for name, result in (("m", memory), ("d", dask)):
         (tmp_path / name).mkdir()

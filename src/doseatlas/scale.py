@@ -514,7 +514,11 @@ def run_partitioned(
             graph = _graph(parts, read, bucket_options, n_partitions, (buckets, first_rows, nominal, groups), spill,
                            Path(keep.name) if keep is not None else None)  # fmt: skip
             normalized, fitted = dask.compute(*graph, **compute_with)
-    result = _assemble(normalized, fitted, options=options, keep=keep, local=stream_curves)
+        # the buckets' whole-run steps (a streamed run) run on the same workers
+        compute = functools.partial(dask.compute, **compute_with)
+        result = _assemble(
+            normalized, fitted, options=options, keep=keep, local=stream_curves, compute=compute
+        )
     result = replace(result, options=options)
     result.summary.update(record_accounting(attrs, result.summary["rows_read"]))
     return result
@@ -528,12 +532,14 @@ CONNECT_TIMEOUT_S = 10
 def dask_scheduler(*, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
     """The ``dask.compute`` keywords of a run: this process (``workers=1``), a pool of worker processes, or the
     distributed scheduler at ``address`` (connected for the run, then disconnected; the cluster stays up)."""
+    if address is None and workers == 1:
+        yield {"scheduler": "synchronous"}
+        return
     if address is None:
-        yield (
-            {"scheduler": "synchronous"}
-            if workers == 1
-            else {"scheduler": "processes", "num_workers": workers}
-        )
+        with _process_pool(workers) as pool:
+            # one task at a time to each worker (dask's default hands out ready tasks 6 at a time: 8 buckets
+            # would go 6 to one worker, 2 to the other)
+            yield {"scheduler": "processes", "pool": pool, "chunksize": 1}
         return
     try:
         from distributed import Client
@@ -551,6 +557,24 @@ def dask_scheduler(*, workers: int, address: str | None) -> Iterator[dict[str, A
         yield {"scheduler": client}
 
 
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[Any]:
+    """``workers`` processes for every ``dask.compute`` of a run (as dask's process scheduler starts them, but
+    once per run, not once per compute: each start imports the package anew)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dask.multiprocessing import get_context, initialize_worker_process
+
+    # as dask's own pools set it: the same string hashing in every worker
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context(), initializer=initialize_worker_process
+    ) as pool:
+        yield pool
+
+
 def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """The pieces, emptying the list that held them (so that only the result keeps them alive)."""
     out = list(pieces)
@@ -559,8 +583,9 @@ def _drain(pieces: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 def _assemble(
-    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None, local: bool = True
-) -> RunResult:
+    normalized: list[_Normalized], fitted: list, *, options: RunOptions, keep: Any = None, local: bool = True,
+    compute: Callable[..., tuple] | None = None,
+) -> RunResult:  # fmt: skip
     """One run result from the buckets, in a deterministic row order; the ``harmonize`` step runs once on the
     assembled tables (canonical names never depend on the partitioning). With ``keep`` (a streamed run) the
     responses stay on disk: the whole-run steps get the rows they read, the summary the buckets' counts; the
@@ -574,7 +599,7 @@ def _assemble(
     local = local and scale_steps.is_local(datasets=[d for n in normalized for d in n.datasets],
                                            dip=[n.dip for n in normalized], options=options)  # fmt: skip
     if local:
-        return _streamed_result(normalized, spilled, options=options, keep=keep)
+        return _streamed_result(normalized, spilled, options=options, keep=keep, compute=compute)
     loaded = [s.load() for s in spilled]
     parts = [[t[i] for t in loaded] for i in range(3)] + [[s.interference for s in spilled]]
     del loaded
@@ -624,10 +649,12 @@ def _streamed_counts(summary: dict, kept: list[_BucketRows], responses: Streamed
 
 
 def _streamed_result(
-    normalized: list[_Normalized], spilled: list[scale_steps.Spilled], *, options: RunOptions, keep: Any
-) -> RunResult:
+    normalized: list[_Normalized], spilled: list[scale_steps.Spilled], *, options: RunOptions, keep: Any,
+    compute: Callable[..., tuple] | None = None,
+) -> RunResult:  # fmt: skip
     """The run result of a streamed run whose whole-run steps are local to a bucket: curves and metrics go
-    through them bucket by bucket and stay on disk (:mod:`doseatlas.scale_steps`)."""
+    through them bucket by bucket (dask tasks run by ``compute``, on the run's workers; default: one after
+    another in this process) and stay on disk (:mod:`doseatlas.scale_steps`)."""
     kept = [s.kept for s in spilled]
     growth = _concat([s.growth for s in spilled])
     ledger, plates, summary = _run_basics(normalized, growth.iloc[:0])
@@ -638,12 +665,7 @@ def _streamed_result(
     dip = sort_table(_concat([n.dip for n in normalized]), "dip")
     dip = apply_identities(dip, identities) if len(dip) else dip
     steps = {"identities": identities, "plates": plates, "interference": interference, "options": options}
-    context = {"steps": steps, "ledger": ledger}
-    directory = Path(keep.name)
-    finished = []
-    for i, bucket in enumerate(spilled):
-        finished.append(scale_steps.finish_bucket(bucket, i, keep=directory, n_buckets=len(spilled),
-                                                  context=context, first=i == 0))  # fmt: skip
+    finished = _finished(spilled, steps=steps, ledger=ledger, directory=Path(keep.name), compute=compute)
     growth = apply_identities(sort_table(growth, "responses"), identities)
     timed, added, notes = scale_steps.whole_run_aggregates(
         finished, growth=growth, identities=identities, interference=interference, options=options
@@ -658,6 +680,28 @@ def _streamed_result(
     small = result_tables(ledger=ledger, plates=plates, dip=dip, identities=identities,
                           consistency=finished[0].consistency, interference=interference, **timed)  # fmt: skip
     return RunResult(responses=responses, curves=curves, metrics=metrics, **small, summary=summary)
+
+
+def _finished(
+    spilled: list[scale_steps.Spilled], *, steps: dict[str, Any], ledger: pd.DataFrame, directory: Path,
+    compute: Callable[..., tuple] | None,
+) -> list[scale_steps.Finished]:  # fmt: skip
+    """:func:`doseatlas.scale_steps.finish_bucket` of every bucket, as dask tasks (the ledger goes to the first
+    only: the report counts it once)."""
+    from dask import delayed
+
+    tasks = [
+        delayed(scale_steps.finish_bucket)(bucket, i, keep=directory, n_buckets=len(spilled), first=i == 0,
+                                           context={"steps": steps, "ledger": ledger if i == 0 else ledger.iloc[:0]})
+        for i, bucket in enumerate(spilled)
+    ]  # fmt: skip
+    return list((compute or _synchronous)(*tasks))
+
+
+def _synchronous(*tasks: Any) -> tuple:
+    import dask
+
+    return dask.compute(*tasks, scheduler="synchronous")
 
 
 def _streamed(kept: list[_BucketRows], identities: pd.DataFrame, keep: Any) -> StreamedTable:
