@@ -339,11 +339,15 @@ def first_code_rows(codes: np.ndarray) -> np.ndarray:
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
-def text_column(codes: np.ndarray, texts: Sequence[str]) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """The column a table makes of the object array ``texts[codes]`` (code -1: None): pandas' text where a
-    value is text, else an object array of None; built in arrow from the codes (no Python object per row)."""
+def text_column(
+    codes: np.ndarray, texts: Sequence[str], *, missing: object = None
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column a table makes of the object array ``texts[codes]`` (code -1: ``missing``, None or NaN):
+    pandas' text where a value is text (a missing value is its missing value), else an object array of
+    ``missing``; built in arrow from the codes (no Python object per row). The one builder of a text column
+    from distinct values (:meth:`doseatlas.normalize._Coded.column`, :func:`doseatlas.pipeline.text_dtypes`)."""
     codes = np.asarray(codes)
     if not len(texts) or not (codes >= 0).any():
-        return np.full(len(codes), None, dtype=object)
+        return np.full(len(codes), missing, dtype=object)
     indices = pa.array(codes, mask=codes < 0)
     return pd.array(pc.take(pa.array(list(texts), type=pa.large_string()), indices), dtype=_TEXT)
