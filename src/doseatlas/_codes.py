@@ -61,7 +61,7 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
     if isinstance(array, pd.Series):
         array = array.array  # (pandas' text: its arrow array)
     plain = isinstance(array, np.ndarray) and array.dtype.kind in "biufO"
-    if len(array) > 1024 and (plain or _arrow_text(array) is not None):
+    if len(array) > 1024 and (plain or _arrow_text(array) is not None) and _in_runs(array):
         heads = np.ones(len(array), dtype=bool)
         heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
@@ -70,6 +70,12 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
             return np.repeat(codes.astype(np.int64), runs), uniques
     codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), uniques
+
+
+def _in_runs(values: np.ndarray | pd.api.extensions.ExtensionArray, *, sample: int = 4096) -> bool:
+    """Whether the first ``sample`` values come in runs (fewer than a quarter start one): else the column is
+    factorized whole at once, not after a search for its runs that would not pay (the codes are the same)."""
+    return np.count_nonzero(value_changes(values[:sample])) < sample // 4
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
