@@ -192,12 +192,7 @@ def with_reader_metadata(options: RunOptions, attrs: dict[str, Any]) -> RunOptio
 def text_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     """Object columns that hold only text (and missing values) as pandas' string dtype, in place: one column
     type whatever pandas inferred along the way (the in-memory and the partitioned runs concatenate different
-    pieces). A table without rows keeps its text columns as objects (pandas' text made object): a column of no
-    value has no type to tell, whichever step made it. Returns ``table``."""
-    if not len(table):
-        for column in table.columns[[isinstance(t, pd.StringDtype) for t in table.dtypes]]:
-            table[column] = table[column].astype(object)
-        return table
+    pieces). Returns ``table``."""
     for column in table.columns[table.dtypes.eq(object)]:
         text = _as_text(table[column])
         if text is not None:

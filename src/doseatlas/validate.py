@@ -15,7 +15,7 @@ import pandas as pd
 
 from doseatlas import schemas as S
 from doseatlas._canon import stripped_text, text_codes
-from doseatlas._codes import combine, text_column
+from doseatlas._codes import combine
 from doseatlas._text import clip
 from doseatlas.errors import DoseatlasError
 from doseatlas.readouts import canonical_readouts
@@ -140,15 +140,6 @@ class _Text(Mapping[str, pd.Series]):
         """Where the column's text is one of ``values``."""
         codes, uniques = self.coded(column)
         return np.array([u in values for u in uniques], dtype=bool)[codes]
-
-    def column(self, column: str, keep: np.ndarray | None = None) -> pd.Series:
-        """The column's text (where ``keep``, else empty text) as a table column of pandas' text, built from its
-        codes (:func:`doseatlas._codes.text_column`: no Python string per row)."""
-        codes, uniques = self.coded(column)
-        if keep is not None:
-            uniques = np.append(uniques, np.array([""], dtype=object))
-            codes = np.where(keep, codes, len(uniques) - 1)
-        return pd.Series(text_column(codes, uniques), index=self.raw.index)
 
     def where(self, column: str, keep: np.ndarray) -> pd.Series:
         """The column's text where ``keep``, else empty text (an object Series, as ``Series.where``)."""
@@ -504,16 +495,14 @@ def _result(
 
 def _typed(raw: pd.DataFrame, text: _Text, **numbers: pd.Series) -> pd.DataFrame:
     treated = text.isin(S.ROLE, _DOSED)
-    out = pd.DataFrame(
-        {c: text.column(c) for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.ROLE, S.READOUT)}
-    )
-    out[S.PERTURBATION_TYPE] = text.column(S.PERTURBATION_TYPE, treated)
-    out[S.PERTURBAGEN] = text.column(S.PERTURBAGEN, treated)
+    out = pd.DataFrame({c: text[c] for c in (S.DATASET, S.PLATE, S.WELL, S.CELL_LINE, S.ROLE, S.READOUT)})
+    out[S.PERTURBATION_TYPE] = text.where(S.PERTURBATION_TYPE, treated)
+    out[S.PERTURBAGEN] = text.where(S.PERTURBAGEN, treated)
     out[S.CONCENTRATION] = numbers["molar"].to_numpy()
     out[S.TIME_H] = numbers["time"].to_numpy()
     out[S.SIGNAL] = numbers["signal"].to_numpy()
-    out[S.REPLICATE] = text.column(S.REPLICATE)
-    out[S.SERIES] = text.column(S.SERIES)
+    out[S.REPLICATE] = text[S.REPLICATE]
+    out[S.SERIES] = text[S.SERIES]
     seeding, _, _ = text.number(S.SEEDING_DENSITY)
     out[S.SEEDING_DENSITY] = seeding.to_numpy()
     out[S.SOURCE_FILE] = _source_files(raw[S.SOURCE_FILE])
