@@ -23,6 +23,7 @@ Runs of equal keys (a table in plate, cell line or curve order) are found by one
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -63,7 +64,7 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
     plain = isinstance(array, np.ndarray) and array.dtype.kind in "biufO"
     if len(array) > 1024 and (plain or _arrow_text(array) is not None) and _in_runs(array):
         heads = np.ones(len(array), dtype=bool)
-        heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
+        heads[1:] = _run_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
             codes, uniques = pd.factorize(array[heads], sort=sort, use_na_sentinel=True)
             runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
@@ -75,7 +76,20 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
 def _in_runs(values: np.ndarray | pd.api.extensions.ExtensionArray, *, sample: int = 4096) -> bool:
     """Whether the first ``sample`` values come in runs (fewer than a quarter start one): else the column is
     factorized whole at once, not after a search for its runs that would not pay (the codes are the same)."""
-    return np.count_nonzero(value_changes(values[:sample])) < sample // 4
+    return np.count_nonzero(_run_changes(values[:sample])) < sample // 4
+
+
+def _run_changes(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray:
+    """Where a run of :func:`factorize` starts (``len(values) - 1`` flags): :func:`value_changes`, except in an
+    object array, where an object differs from the one before by identity (the address of each element: one
+    object is one value to ``pd.factorize``, whatever it is; the flags hold every change of value, and the
+    runs of equal values held by different objects are split, which changes no code). Text a step took to the
+    rows from its distinct values (``uniques[codes]``) is so compared without a Python comparison per row."""
+    if not (isinstance(values, np.ndarray) and values.dtype == object):
+        return value_changes(values)
+    array = np.ascontiguousarray(values)
+    address = np.ctypeslib.as_array((ctypes.c_ssize_t * len(array)).from_address(array.ctypes.data))
+    return address[1:] != address[:-1]
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
