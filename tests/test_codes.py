@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct, same_values, text_column
+from doseatlas._codes import (
+    combine,
+    factorize,
+    joint_codes,
+    per_distinct,
+    same_values,
+    text_column,
+    value_changes,
+)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -54,6 +62,17 @@ def test_objects_in_runs_are_factorized_as_pandas_does(seed):
     np.testing.assert_array_equal(codes, expected_codes)
     assert [type(u) for u in uniques] == [type(u) for u in expected_uniques]
     assert list(uniques) == list(expected_uniques)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_changes_of_objects_in_runs_are_the_object_comparison(seed):
+    # runs of one object: only the first of each run is compared, yet a NaN differs from itself as before
+    rng = np.random.default_rng(seed)
+    pool = np.empty(8, dtype=object)
+    pool[:] = ["b", "a", None, np.nan, float("nan"), 1, 1.0, "".join(["a", "b"])]
+    values = pool[np.repeat(rng.integers(0, len(pool), 300), rng.integers(1, 40, 300))]
+    values[rng.integers(0, len(values), 30)] = "".join(["a", "b"])
+    np.testing.assert_array_equal(value_changes(values), values[1:] != values[:-1])
 
 
 @pytest.mark.parametrize("codes", [[0, -1, 1, 1, -1], [-1, -1], [], [1, 1]])

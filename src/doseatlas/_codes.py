@@ -79,6 +79,34 @@ def _in_runs(values: np.ndarray | pd.api.extensions.ExtensionArray, *, sample: i
     return np.count_nonzero(_run_changes(values[:sample])) < sample // 4
 
 
+def _object_changes(array: np.ndarray) -> np.ndarray | None:
+    """:func:`value_changes` of an object array whose values come in runs of one object (a column a step took
+    to the rows from its distinct values): an object differs from itself only where it is not equal to itself
+    (NaN), so only the first object of each run is compared, with itself and with the object before it. None
+    when the runs are short (a quarter of the rows or more start one) or a value has no plain truth value."""
+    moved = _identity_changes(array)
+    heads = np.flatnonzero(moved) + 1
+    if len(heads) >= len(array) // 4:
+        return None
+    first = array[np.r_[0, heads]]
+    try:
+        not_itself = np.asarray(first != first, dtype=bool)  # (NaN: True)
+        # the flag of a row after the first within its run: its run's object against itself
+        changed = not_itself[np.cumsum(moved)] if not_itself.any() else np.zeros(len(moved), dtype=bool)
+        changed[heads - 1] = np.asarray(array[heads] != array[heads - 1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
+        return None
+    return changed
+
+
+def _identity_changes(values: np.ndarray) -> np.ndarray:
+    """Where an element of an object array is another object than the one before (``len(values) - 1`` flags),
+    read off the addresses of the elements."""
+    array = np.ascontiguousarray(values)
+    address = np.ctypeslib.as_array((ctypes.c_ssize_t * len(array)).from_address(array.ctypes.data))
+    return address[1:] != address[:-1]
+
+
 def _run_changes(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray:
     """Where a run of :func:`factorize` starts (``len(values) - 1`` flags): :func:`value_changes`, except in an
     object array, where an object differs from the one before by identity (the address of each element: one
@@ -87,9 +115,7 @@ def _run_changes(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.nd
     rows from its distinct values (``uniques[codes]``) is so compared without a Python comparison per row."""
     if not (isinstance(values, np.ndarray) and values.dtype == object):
         return value_changes(values)
-    array = np.ascontiguousarray(values)
-    address = np.ctypeslib.as_array((ctypes.c_ssize_t * len(array)).from_address(array.ctypes.data))
-    return address[1:] != address[:-1]
+    return _identity_changes(values)
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
@@ -112,6 +138,9 @@ def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
     array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype.kind in "biufO" else values
     if not (isinstance(array, np.ndarray) and array.dtype.kind in "biufO"):
         array = pd.factorize(values)[0]
+    changed = _object_changes(array) if array.dtype == object and len(array) > 1024 else None
+    if changed is not None:
+        return changed
     try:
         return np.asarray(array[1:] != array[:-1], dtype=bool)
     except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
