@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doseatlas._codes import combine, factorize, joint_codes, per_distinct, same_values, text_column
+from doseatlas._codes import (
+    combine,
+    factorize,
+    joint_codes,
+    per_distinct,
+    same_values,
+    text_column,
+    value_changes,
+)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -38,6 +46,46 @@ def test_text_in_runs_is_factorized_as_pandas_does():
     expected_codes, expected_uniques = pd.factorize(values)
     np.testing.assert_array_equal(codes, expected_codes)
     assert list(uniques) == list(expected_uniques)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_objects_in_runs_are_factorized_as_pandas_does(seed):
+    # runs of shared objects (a column a step took to the rows from its distinct values), objects equal in value
+    # but not in identity, missing values of several kinds and values a hash holds equal (1, 1.0, True)
+    rng = np.random.default_rng(seed)
+    pool = np.empty(10, dtype=object)
+    pool[:] = ["b", "a", None, np.nan, float("nan"), 1, 1.0, True, "".join(["a", "b"]), "ab"]
+    values = pool[np.repeat(rng.integers(0, len(pool), 300), rng.integers(1, 40, 300))]
+    values[rng.integers(0, len(values), 30)] = "".join(["a", "b"])  # another object of the value "ab"
+    codes, uniques = factorize(values)
+    expected_codes, expected_uniques = pd.factorize(values)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert [type(u) for u in uniques] == [type(u) for u in expected_uniques]
+    assert list(uniques) == list(expected_uniques)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_changes_of_objects_in_runs_are_the_object_comparison(seed):
+    # runs of one object: only the first of each run is compared, yet a NaN differs from itself as before
+    rng = np.random.default_rng(seed)
+    pool = np.empty(8, dtype=object)
+    pool[:] = ["b", "a", None, np.nan, float("nan"), 1, 1.0, "".join(["a", "b"])]
+    values = pool[np.repeat(rng.integers(0, len(pool), 300), rng.integers(1, 40, 300))]
+    values[rng.integers(0, len(values), 30)] = "".join(["a", "b"])
+    np.testing.assert_array_equal(value_changes(values), values[1:] != values[:-1])
+
+
+@pytest.mark.parametrize("codes", [[0, -1, 1, 1, -1], [-1, -1], [], [1, 1]])
+def test_a_text_column_from_codes_is_the_column_pandas_makes_of_the_texts_with_nan(codes):
+    codes = np.array(codes, dtype=np.int8)
+    texts = ("no_time_zero", "time_zero")
+    objects = np.array([*texts, np.nan], dtype=object)[codes]
+    got = text_column(codes, texts, missing=np.nan)
+    if (codes >= 0).any():
+        expected = pd.array(objects, dtype=pd.StringDtype(na_value=np.nan))
+        pd.testing.assert_extension_array_equal(got, expected)
+    else:
+        assert got.dtype == object and pd.isna(got).all() and all(v is np.nan for v in got)
 
 
 def test_tables_coded_together_match_as_a_merge_matches():

@@ -23,6 +23,7 @@ Runs of equal keys (a table in plate, cell line or curve order) are found by one
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -61,15 +62,60 @@ def factorize(values: pd.Series | np.ndarray, *, sort: bool = False) -> tuple[np
     if isinstance(array, pd.Series):
         array = array.array  # (pandas' text: its arrow array)
     plain = isinstance(array, np.ndarray) and array.dtype.kind in "biufO"
-    if len(array) > 1024 and (plain or _arrow_text(array) is not None):
+    if len(array) > 1024 and (plain or _arrow_text(array) is not None) and _in_runs(array):
         heads = np.ones(len(array), dtype=bool)
-        heads[1:] = value_changes(array)  # (a missing value starts a run, and stays missing)
+        heads[1:] = _run_changes(array)  # (a missing value starts a run, and stays missing)
         if np.count_nonzero(heads) < len(array) // 4:
             codes, uniques = pd.factorize(array[heads], sort=sort, use_na_sentinel=True)
             runs = np.diff(np.r_[np.flatnonzero(heads), len(array)])
             return np.repeat(codes.astype(np.int64), runs), uniques
     codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), uniques
+
+
+def _in_runs(values: np.ndarray | pd.api.extensions.ExtensionArray, *, sample: int = 4096) -> bool:
+    """Whether the first ``sample`` values come in runs (fewer than a quarter start one): else the column is
+    factorized whole at once, not after a search for its runs that would not pay (the codes are the same)."""
+    return np.count_nonzero(_run_changes(values[:sample])) < sample // 4
+
+
+def _object_changes(array: np.ndarray) -> np.ndarray | None:
+    """:func:`value_changes` of an object array whose values come in runs of one object (a column a step took
+    to the rows from its distinct values): an object differs from itself only where it is not equal to itself
+    (NaN), so only the first object of each run is compared, with itself and with the object before it. None
+    when the runs are short (a quarter of the rows or more start one) or a value has no plain truth value."""
+    moved = _identity_changes(array)
+    heads = np.flatnonzero(moved) + 1
+    if len(heads) >= len(array) // 4:
+        return None
+    first = array[np.r_[0, heads]]
+    try:
+        not_itself = np.asarray(first != first, dtype=bool)  # (NaN: True)
+        # the flag of a row after the first within its run: its run's object against itself
+        changed = not_itself[np.cumsum(moved)] if not_itself.any() else np.zeros(len(moved), dtype=bool)
+        changed[heads - 1] = np.asarray(array[heads] != array[heads - 1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
+        return None
+    return changed
+
+
+def _identity_changes(values: np.ndarray) -> np.ndarray:
+    """Where an element of an object array is another object than the one before (``len(values) - 1`` flags),
+    read off the addresses of the elements."""
+    array = np.ascontiguousarray(values)
+    address = np.ctypeslib.as_array((ctypes.c_ssize_t * len(array)).from_address(array.ctypes.data))
+    return address[1:] != address[:-1]
+
+
+def _run_changes(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray:
+    """Where a run of :func:`factorize` starts (``len(values) - 1`` flags): :func:`value_changes`, except in an
+    object array, where an object differs from the one before by identity (the address of each element: one
+    object is one value to ``pd.factorize``, whatever it is; the flags hold every change of value, and the
+    runs of equal values held by different objects are split, which changes no code). Text a step took to the
+    rows from its distinct values (``uniques[codes]``) is so compared without a Python comparison per row."""
+    if not (isinstance(values, np.ndarray) and values.dtype == object):
+        return value_changes(values)
+    return _identity_changes(values)
 
 
 def _arrow_text(values: object) -> pa.ChunkedArray | None:
@@ -92,6 +138,9 @@ def value_changes(values: pd.Series | np.ndarray) -> np.ndarray:
     array = values.to_numpy() if isinstance(values, pd.Series) and values.dtype.kind in "biufO" else values
     if not (isinstance(array, np.ndarray) and array.dtype.kind in "biufO"):
         array = pd.factorize(values)[0]
+    changed = _object_changes(array) if array.dtype == object and len(array) > 1024 else None
+    if changed is not None:
+        return changed
     try:
         return np.asarray(array[1:] != array[:-1], dtype=bool)
     except (TypeError, ValueError):  # values without a plain truth value (pd.NA)
@@ -339,11 +388,15 @@ def first_code_rows(codes: np.ndarray) -> np.ndarray:
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
-def text_column(codes: np.ndarray, texts: Sequence[str]) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """The column a table makes of the object array ``texts[codes]`` (code -1: None): pandas' text where a
-    value is text, else an object array of None; built in arrow from the codes (no Python object per row)."""
+def text_column(
+    codes: np.ndarray, texts: Sequence[str], *, missing: object = None
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column a table makes of the object array ``texts[codes]`` (code -1: ``missing``, None or NaN):
+    pandas' text where a value is text (a missing value is its missing value), else an object array of
+    ``missing``; built in arrow from the codes (no Python object per row). The one builder of a text column
+    from distinct values (:meth:`doseatlas.normalize._Coded.column`, :func:`doseatlas.pipeline.text_dtypes`)."""
     codes = np.asarray(codes)
     if not len(texts) or not (codes >= 0).any():
-        return np.full(len(codes), None, dtype=object)
+        return np.full(len(codes), missing, dtype=object)
     indices = pa.array(codes, mask=codes < 0)
     return pd.array(pc.take(pa.array(list(texts), type=pa.large_string()), indices), dtype=_TEXT)

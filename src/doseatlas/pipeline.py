@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import factorize, per_distinct
+from doseatlas._codes import factorize, per_distinct, text_column
 from doseatlas.durations import DurationOptions, apply_nominal, distinct_times, nominal_map
 from doseatlas.errors import ConfigError, DoseatlasError
 from doseatlas.fit.table import in_response_units
@@ -204,16 +204,16 @@ def _as_text(values: pd.Series) -> pd.Series | None:
     """``values.astype(pd.StringDtype(na_value=np.nan))`` when every value that is not missing is text, else None
     (also when every value is missing). Factorized first (:func:`doseatlas._codes.factorize`: identifier columns
     hold few distinct values, often in runs): the distinct values are tested and converted, then taken to the
-    rows, instead of converting a Python object per row. The missing values (code -1) are tested too: text
-    with a missing value ``infer_dtype`` does not skip (e.g. NaT) is not all text."""
+    rows (:func:`doseatlas._codes.text_column`, the one builder of a text column from distinct values), instead
+    of converting a Python object per row. The missing values (code -1) are tested too: text with a missing
+    value ``infer_dtype`` does not skip (e.g. NaT) is not all text."""
     codes, uniques = factorize(values)
     if pd.api.types.infer_dtype(uniques, skipna=True) != "string":  # ("empty" when every value is missing)
         return None
     missing = codes < 0
     if missing.any() and pd.api.types.infer_dtype(values.to_numpy()[missing], skipna=True) != "empty":
         return None
-    text = pd.array(np.asarray(uniques, dtype=object), dtype=pd.StringDtype(na_value=np.nan))
-    return pd.Series(text.take(codes, allow_fill=True), index=values.index, name=values.name)
+    return pd.Series(text_column(codes, uniques, missing=np.nan), index=values.index, name=values.name)
 
 
 #: the row order of every output table, the same in both engines: its key, then what makes the order total
