@@ -43,6 +43,7 @@ def outputs(tmp_path_factory):
     _run(inputs, root / "memory")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(streamed, "PIECE_ROWS", 97)  # many pieces per bucket: the merge is exercised
+        patch.setattr(streamed, "CHUNK_ROWS", 500)  # and several row groups written
         _run(inputs, root / "dask", "--engine", "dask", "--partitions", "3")
     return root / "memory", root / "dask"
 
@@ -90,7 +91,10 @@ def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch)
     )
     expected = table.sort_values(order, ignore_index=True)
     pd.testing.assert_frame_equal(table_on_disk.to_frame(), expected, check_exact=True)
-    assert max(len(c) for c in table_on_disk.frames()) <= 4 * 5
+    for rows in (1, 7, 500):  # chunks of any size: the same rows
+        chunks = list(table_on_disk.frames(rows=rows))
+        assert max(len(c) for c in chunks) <= rows
+        pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected, check_exact=True)
 
 
 def test_pieces_are_smaller_with_many_buckets_so_the_merge_holds_a_bounded_number_of_rows(
@@ -167,6 +171,7 @@ def one_dataset(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(streamed, "PIECE_ROWS", 53)
+        patch.setattr(streamed, "CHUNK_ROWS", 300)
         patch.setattr(scale_steps, "bucket_steps", counted)
         _run(inputs, root / "dask", "--engine", "dask", "--partitions", "6")
     return root / "memory", root / "dask", held
