@@ -93,24 +93,48 @@ class StreamedTable:
             for path in paths:
                 yield read_piece(path)
 
-    def frames(self, *, rows: int | None = None) -> Iterator[pd.DataFrame]:
+    def frames(self, *, rows: int | None = None, text_as_is: bool = False) -> Iterator[pd.DataFrame]:
         """The output rows in order, in chunks of ``rows`` rows (default :data:`CHUNK_ROWS`), with the column
         types of the whole table. Each chunk takes from every bucket the rows the merge order
-        (:meth:`_types`) gives it, from that bucket's pieces read one after another (each read once)."""
+        (:meth:`_scan`) gives it, from that bucket's pieces read one after another (each read once).
+        ``text_as_is``: after the first chunk, text columns stay as the pieces hold them (object columns of
+        strings; for a Parquet writer that converts them to the first chunk's schema: the same strings, without
+        making pandas strings first)."""
         dtypes, text, source = self._scan()
         if not len(source):  # an empty table: one empty chunk (the first piece's), none without pieces
             first = next(self._pieces(), None)
             if first is not None:
                 yield _typed(self.prepare(first).iloc[:0], dtypes, text)
             return
+        kept = (
+            {c for c in text if c not in dtypes.index or dtypes[c] == np.dtype(object)}
+            if text_as_is
+            else set()
+        )
 
         def load(path: Path) -> pd.DataFrame:
-            return _typed(self.prepare(read_piece(path)), dtypes, text)
+            return _typed(self.prepared(read_piece(path)), dtypes, text - kept)
 
         readers = [_BucketRows(paths, load) for paths in self.buckets]
         rows = rows or CHUNK_ROWS
         for start in range(0, len(source), rows):
-            yield _gathered(readers, source[start : start + rows])
+            chunk = _gathered(readers, source[start : start + rows])
+            yield _typed(chunk, dtypes, text) if start == 0 else chunk
+
+    def prepared(self, piece: pd.DataFrame) -> pd.DataFrame:
+        """``prepare(piece)``, made once per distinct combination of the ``distinct_on`` columns (the only ones
+        it reads) and spread to the rows: the columns it changes or adds taken by each row's combination."""
+        by = [c for c in self.distinct_on if c in piece]
+        if not by or len(piece) < 2:
+            return self.prepare(piece)
+        codes = piece.groupby(by, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+        firsts = np.unique(codes, return_index=True)[1]
+        made = self.prepare(piece.iloc[firsts])
+        out = piece.copy(deep=False)
+        for column in made.columns:
+            if column in by or column not in piece:
+                out[column] = made[column].take(codes).set_axis(piece.index)
+        return out
 
     def _key_of(self, table: pd.DataFrame) -> np.ndarray:
         if self.ranks is None:
@@ -318,8 +342,8 @@ def write_streamed(
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             schema, pending = None, None
-            for chunk in table.frames():
-                arrow = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
+            for chunk in table.frames(text_as_is=True):
+                arrow = _arrow(table, chunk, schema)
                 if writer is None:
                     writer, schema = _writer(with_units(arrow, chunk.columns), path, key, document)
                 del chunk
@@ -331,6 +355,15 @@ def write_streamed(
     finally:
         if writer is not None:
             writer.close()
+
+
+def _arrow(table: StreamedTable, chunk: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
+    """``chunk`` as Arrow (with ``schema``: the first chunk's); a text column arrow cannot convert as it is (not
+    only strings) is made pandas' string type first, as the whole table's."""
+    try:
+        return pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.Table.from_pandas(_typed(chunk, *table._types()), preserve_index=False, schema=schema)
 
 
 def _writer(arrow: pa.Table, path: Path, key: bytes, document: bytes) -> tuple[pq.ParquetWriter, pa.Schema]:
