@@ -100,7 +100,7 @@ class StreamedTable:
         ``text_as_is``: after the first chunk, text columns stay as the pieces hold them (object columns of
         strings; for a Parquet writer that converts them to the first chunk's schema: the same strings, without
         making pandas strings first)."""
-        dtypes, text, source = self._scan()
+        dtypes, text, source, _ = self._scan()
         if not len(source):  # an empty table: one empty chunk (the first piece's), none without pieces
             first = next(self._pieces(), None)
             if first is not None:
@@ -122,18 +122,22 @@ class StreamedTable:
             yield _typed(chunk, dtypes, text) if start == 0 else chunk
 
     def prepared(self, piece: pd.DataFrame) -> pd.DataFrame:
-        """``prepare(piece)``, made once per distinct combination of the ``distinct_on`` columns (the only ones
-        it reads) and spread to the rows: the columns it changes or adds taken by each row's combination."""
+        """``prepare(piece)``, its columns that ``prepare`` changes or adds taken from what it made of the same
+        ``distinct_on`` values (the only ones it reads) in the pass over the pieces (:meth:`_scan`), looked up
+        once per distinct combination, instead of calling it on every piece again."""
+        made = self._scan()[3]
         by = [c for c in self.distinct_on if c in piece]
-        if not by or len(piece) < 2:
+        if made is None or not by or not len(piece):
             return self.prepare(piece)
         codes = piece.groupby(by, sort=False, dropna=False, observed=True).ngroup().to_numpy()
         firsts = np.unique(codes, return_index=True)[1]
-        made = self.prepare(piece.iloc[firsts])
-        out = piece.copy(deep=False)
-        for column in made.columns:
+        rows = made.rows(piece[by].iloc[firsts])
+        if (rows < 0).any():  # not seen in the pass (cannot happen: every piece is scanned)
+            return self.prepare(piece)
+        out, taken = piece.copy(deep=False), rows[codes]
+        for column in made.table.columns:
             if column in by or column not in piece:
-                out[column] = made[column].take(codes).set_axis(piece.index)
+                out[column] = made.table[column].take(taken).set_axis(piece.index)
         return out
 
     def _key_of(self, table: pd.DataFrame) -> np.ndarray:
@@ -148,9 +152,10 @@ class StreamedTable:
         holding text anywhere (made pandas' string type, as :func:`doseatlas.pipeline.text_dtypes` does)."""
         return self._scan()[:2]
 
-    def _scan(self) -> tuple[pd.Series, set[str], np.ndarray]:
-        """The column types of the whole table and the merge order (the bucket of each output row), found in
-        one pass over the pieces, the first time they are asked for."""
+    def _scan(self) -> tuple[pd.Series, set[str], np.ndarray, _Made | None]:
+        """The column types of the whole table, the merge order (the bucket of each output row) and what
+        ``prepare`` made of each distinct combination of ``distinct_on``, found in one pass over the pieces, the
+        first time they are asked for."""
         if self._found_types is None:
             scan = _TypeScan(self.prepare, self.distinct_on)
 
@@ -160,7 +165,8 @@ class StreamedTable:
                 return self._key_of(piece)
 
             source = merge_order(self.buckets, keys)
-            self._found_types = (*scan.types(), source)
+            dtypes, text, made = scan.types()
+            self._found_types = (dtypes, text, source, made)
         return self._found_types
 
     def to_frame(self) -> pd.DataFrame:
@@ -194,7 +200,7 @@ def _keys(table: pd.DataFrame, files: pd.Index) -> tuple[np.ndarray, ...]:
 def _ranks(values: pd.Series, ranked: pd.Index) -> np.ndarray:
     """The rank of each of ``values`` among ``ranked`` (inf: missing or not there), looked up once per distinct
     value."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    codes, uniques = pd.factorize(values)
     found = ranked.get_indexer(np.asarray(uniques, dtype=object)).astype(float)
     found = np.append(np.where(found < 0, np.inf, found), np.inf)  # code -1 (missing): the last entry
     return found[codes]
@@ -274,11 +280,16 @@ class _TypeScan:
         self.heads: dict[tuple[int, int], pd.DataFrame] = {}
         self.empty: dict[tuple[int, int], pd.DataFrame] = {}
         self.text: set[str] = set()
+        self.made: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def add(self, piece: pd.DataFrame, bucket: int, index: int) -> None:
         by = [c for c in self.distinct_on if c in piece]
-        out = self.prepare(piece.drop_duplicates(by) if by else piece)
+        distinct = piece.drop_duplicates(by) if by else piece
+        out = self.prepare(distinct)
         (self.heads if len(out) else self.empty)[bucket, index] = out.iloc[:0]
+        if by and len(out) == len(distinct):  # the values each combination (a row of distinct[by]) is given
+            made = out[[c for c in out.columns if c in by or c not in piece]].reset_index(drop=True)
+            self.made.append((distinct[by].reset_index(drop=True), made))
         for column in out.columns[out.dtypes.eq(object)]:
             if column in self.text:
                 continue
@@ -287,11 +298,36 @@ class _TypeScan:
             if values.notna().any() and pd.api.types.infer_dtype(values, skipna=True) == "string":
                 self.text.add(column)
 
-    def types(self) -> tuple[pd.Series, set[str]]:
+    def types(self) -> tuple[pd.Series, set[str], _Made | None]:
+        """The types, the text columns and what ``prepare`` made of every distinct combination."""
         heads = [self.heads[k] for k in sorted(self.heads)] or [self.empty[k] for k in sorted(self.empty)][:1]
         if not heads:  # no piece at all
-            return pd.Series(dtype=object), self.text
-        return pd.concat(heads, ignore_index=True).dtypes, self.text
+            return pd.Series(dtype=object), self.text, None
+        made = None
+        if self.made and len({tuple(keys.columns) for keys, _ in self.made}) == 1:
+            keys, values = (pd.concat(parts, ignore_index=True) for parts in zip(*self.made, strict=True))
+            first = ~keys.duplicated().to_numpy()
+            made = _Made(keys[first], values[first])
+        return pd.concat(heads, ignore_index=True).dtypes, self.text, made
+
+
+class _Made:
+    """What ``prepare`` made (``table``) of each distinct combination of its input's ``keys`` columns."""
+
+    def __init__(self, keys: pd.DataFrame, table: pd.DataFrame) -> None:
+        self.table, self.by = table.reset_index(drop=True), list(keys.columns)
+        self.index = {key: i for i, key in enumerate(_tuples(keys))}
+
+    def rows(self, combinations: pd.DataFrame) -> np.ndarray:
+        """The row of each of ``combinations`` (its ``by`` columns, in order), -1 where none."""
+        if list(combinations.columns) != self.by:
+            return np.full(len(combinations), -1)
+        return np.array([self.index.get(key, -1) for key in _tuples(combinations)], dtype=np.int64)
+
+
+def _tuples(table: pd.DataFrame) -> list[tuple]:
+    """The rows of ``table`` as tuples, missing values as None (so that they are equal as dictionary keys)."""
+    return list(table.astype(object).where(table.notna(), None).itertuples(index=False, name=None))
 
 
 class _BucketRows:
