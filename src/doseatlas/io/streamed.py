@@ -1,11 +1,14 @@
 """A well-sized output table that stays on disk: the responses of a partitioned run (``doseatlas run --engine
-dask``), written to ``responses.parquet`` row group by row group instead of being assembled in memory.
+dask``), and with one data set its curves and metrics, written to Parquet chunk by chunk instead of being
+assembled in memory.
 
 Each bucket of the run keeps its rows in pieces of at most :data:`PIECE_ROWS` rows, each bucket's pieces in the
-order of the output table (:data:`doseatlas.pipeline.TABLE_ORDER`). :meth:`StreamedTable.frames` merges the
-buckets' pieces (a k-way merge that holds at most one piece per bucket), applies the run's identities to each
-merged chunk (a row-by-row lookup) and gives every chunk the column types the whole table would have had, so
-that the file written equals the in-memory run's row for row, with the same schema.
+order of the output table (:data:`doseatlas.pipeline.TABLE_ORDER`). One pass over the pieces finds the whole
+table's column types and merges the buckets on their sort keys alone (:func:`merge_order`: the bucket of every
+output row); a second pass (:meth:`StreamedTable.frames`) gathers chunks of :data:`CHUNK_ROWS` rows from every
+bucket's next rows, applies the run's identities (a row-by-row lookup) and gives every chunk the column types the
+whole table would have had, so that the file written equals the in-memory run's row for row, with the same
+schema (docs/scale.md, "Writing a streamed table").
 """
 
 from __future__ import annotations
