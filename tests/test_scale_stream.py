@@ -97,6 +97,40 @@ def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch)
         pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected, check_exact=True)
 
 
+def test_the_merge_on_ranked_text_and_missing_numbers_gives_the_sorted_order(tmp_path, monkeypatch):
+    """Keys as the curves' and metrics' (text ranked among the run's values, numbers with missing last), buckets
+    of several pieces interleaving: the chunks are the sorted table, whatever their size."""
+    monkeypatch.setattr(streamed, "PIECE_ROWS", 7)
+    rng = np.random.default_rng(2)
+    n = 300
+    table = pd.DataFrame(
+        {
+            "t": pd.Series(rng.choice(["b", "a", None, "c"], n), dtype=object),
+            "x": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 4, n).astype(float)),
+            "id": rng.permutation(n),
+            "v": rng.normal(size=n),
+        }
+    )
+    order = ("t", "x", "id")
+    bucket = rng.integers(0, 5, n)
+    paths = [streamed.write_pieces(sort(table[bucket == b], order), tmp_path, b, name="t") for b in range(5)]
+    on_disk = streamed.StreamedTable(
+        buckets=paths,
+        n_rows=n,
+        prepare=lambda t: t,
+        order=order,
+        ranks={"t": streamed.value_ranks(list(table["t"]))},
+    )
+    expected = sort(table, order).reset_index(drop=True)
+    for rows in (3, 64, 1000):
+        got = pd.concat(list(on_disk.frames(rows=rows)), ignore_index=True)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)
+
+
+def sort(table: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    return table.sort_values(list(order), kind="stable", na_position="last")
+
+
 def test_pieces_are_smaller_with_many_buckets_so_the_merge_holds_a_bounded_number_of_rows(
     tmp_path, monkeypatch
 ):
