@@ -43,6 +43,7 @@ def outputs(tmp_path_factory):
     _run(inputs, root / "memory")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(streamed, "PIECE_ROWS", 97)  # many pieces per bucket: the merge is exercised
+        patch.setattr(streamed, "CHUNK_ROWS", 500)  # and several row groups written
         _run(inputs, root / "dask", "--engine", "dask", "--partitions", "3")
     return root / "memory", root / "dask"
 
@@ -90,7 +91,44 @@ def test_the_merge_gives_the_sorted_order_of_every_bucket(tmp_path, monkeypatch)
     )
     expected = table.sort_values(order, ignore_index=True)
     pd.testing.assert_frame_equal(table_on_disk.to_frame(), expected, check_exact=True)
-    assert max(len(c) for c in table_on_disk.frames()) <= 4 * 5
+    for rows in (1, 7, 500):  # chunks of any size: the same rows
+        chunks = list(table_on_disk.frames(rows=rows))
+        assert max(len(c) for c in chunks) <= rows
+        pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected, check_exact=True)
+
+
+def test_the_merge_on_ranked_text_and_missing_numbers_gives_the_sorted_order(tmp_path, monkeypatch):
+    """Keys as the curves' and metrics' (text ranked among the run's values, numbers with missing last), buckets
+    of several pieces interleaving: the chunks are the sorted table, whatever their size."""
+    monkeypatch.setattr(streamed, "PIECE_ROWS", 7)
+    rng = np.random.default_rng(2)
+    n = 300
+    table = pd.DataFrame(
+        {
+            "t": pd.Series(rng.choice(["b", "a", None, "c"], n), dtype=object),
+            "x": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 4, n).astype(float)),
+            "id": rng.permutation(n),
+            "v": rng.normal(size=n),
+        }
+    )
+    order = ("t", "x", "id")
+    bucket = rng.integers(0, 5, n)
+    paths = [streamed.write_pieces(sort(table[bucket == b], order), tmp_path, b, name="t") for b in range(5)]
+    on_disk = streamed.StreamedTable(
+        buckets=paths,
+        n_rows=n,
+        prepare=lambda t: t,
+        order=order,
+        ranks={"t": streamed.value_ranks(list(table["t"]))},
+    )
+    expected = sort(table, order).reset_index(drop=True)
+    for rows in (3, 64, 1000):
+        got = pd.concat(list(on_disk.frames(rows=rows)), ignore_index=True)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)
+
+
+def sort(table: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    return table.sort_values(list(order), kind="stable", na_position="last")
 
 
 def test_pieces_are_smaller_with_many_buckets_so_the_merge_holds_a_bounded_number_of_rows(
@@ -167,6 +205,7 @@ def one_dataset(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(streamed, "PIECE_ROWS", 53)
+        patch.setattr(streamed, "CHUNK_ROWS", 300)
         patch.setattr(scale_steps, "bucket_steps", counted)
         _run(inputs, root / "dask", "--engine", "dask", "--partitions", "6")
     return root / "memory", root / "dask", held
