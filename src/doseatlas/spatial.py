@@ -33,12 +33,12 @@ import pandas as pd
 from numba import njit
 
 from doseatlas import schemas as S
+from doseatlas._codes import factorize, ordered_codes
 from doseatlas._stats import group_summary, summary_by_code
 from doseatlas.qc import (
     PLATE_KEY,
     PlateCoding,
     _edge_flags,
-    combined_codes,
     key_table,
     plate_coding,
     run_codes,
@@ -74,33 +74,55 @@ def well_positions(
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
     ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
     :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
-    cells = role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
-    if S.WELL not in clean or not cells.any():
+    if S.WELL not in clean or not role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED).any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     coding = coding or plate_coding(clean)
+    rows, columns = _position_model(clean, coding, min_fraction=min_fraction)
+    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
+    if not keep.all():
+        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
+    columns.pop("_full_plate")
+    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
+    return _with_polish(out)
+
+
+def plate_edge_effects(
+    clean: pd.DataFrame, *, coding: PlateCoding, min_fraction: float = MIN_FRACTION
+) -> pd.DataFrame:
+    """``edge_effects(well_positions(clean, coding=coding))``, the same table, without what the edge table
+    does not read: no text column taken per well (the plates are ``coding``'s) and no median polish."""
+    if S.WELL not in clean or not coding.role_is(S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED).any():
+        return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
+    _, columns = _position_model(clean, coding, min_fraction=min_fraction)
+    used = columns[WEIGHT] > 0  # (a well whose position does not parse has no edge flag: never used)
+    read = {k: columns[k][used] for k in (RESIDUAL, WEIGHT, LEVERAGE, "edge")}
+    return _edge_table(read, columns["_full_plate"][used], key_table(coding.firsts))
+
+
+def _position_model(
+    clean: pd.DataFrame, coding: PlateCoding, *, min_fraction: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rows of ``clean`` with cells in canonical order (:func:`_canonical_order`) and their columns: ``row``,
+    ``col``, ``edge``, ``_plate`` (the plates numbered in order), ``_full_plate`` (the plate in ``coding``) and
+    those of the edge model (:func:`_edge_model`)."""
+    cells = coding.role_is(S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
     rows = _canonical_order(clean, np.flatnonzero(cells), coding)
-    read = [c for c in (S.SIGNAL, S.ROLE, *_CONDITION) if c in clean and c not in PLATE_KEY]
-    wells = S.with_series(clean[read].take(rows).reset_index(drop=True))  # the plate key: coded on the plates
     full_plate = coding.plate[rows]
     plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
     positions = coding.positions(rows)
     edge = _edge_flags(positions, pd.Series(plate)).to_numpy(float)
     model = _edge_model(
-        wells,
+        clean[S.SIGNAL].to_numpy(float)[rows] - _plate_blanks(clean, coding)[full_plate],
         plate,
         edge,
-        blank=_plate_blanks(clean, coding)[full_plate],
+        treated=coding.role_is(S.Role.TREATED)[rows],
         min_fraction=min_fraction,
-        cond=_condition_codes(wells, full_plate, coding),
+        cond=_condition_codes(clean, rows, coding),
     )
     columns = {"row": positions["row"].to_numpy(), "col": positions["col"].to_numpy(), "edge": edge,
                "_plate": plate, **dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True))}  # fmt: skip
-    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
-    if not keep.all():
-        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
-    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
-    return _with_polish(out)
+    return rows, {**columns, "_full_plate": full_plate}
 
 
 def role_is(table: pd.DataFrame, *roles: S.Role) -> np.ndarray:
@@ -150,20 +172,40 @@ def _canonical_order(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding)
     return rows[within]
 
 
-def _condition_codes(wells: pd.DataFrame, plate: np.ndarray, coding: PlateCoding) -> np.ndarray:
-    """The condition (:data:`_CONDITION`) of each well, numbered as ``groupby(_CONDITION, sort=True,
-    dropna=False).ngroup()`` numbers them; the columns of the plate key are coded on the plates
-    (``plate``: the wells' plates in ``coding``)."""
-    return combined_codes(wells, _CONDITION, plate=plate, keys=key_table(coding.firsts))
+def _condition_codes(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The condition (:data:`_CONDITION`) of the wells at positions ``rows`` of ``clean``, numbered as
+    ``groupby(_CONDITION, sort=True, dropna=False).ngroup()`` of those wells numbers them: each column's sorted
+    codes over all of ``clean`` (on its runs, :func:`doseatlas._codes.factorize`; a column of the plate key on
+    the plates of ``coding``; missing last) taken at ``rows``, the codes of a well read as the digits of one
+    number (the numbers then sort as the combinations do) and the numbers present ranked. A missing seeding
+    density is one value."""
+    keys = key_table(coding.firsts)
+    coded = []
+    for column in _CONDITION:
+        if column in PLATE_KEY:
+            codes, uniques = pd.factorize(keys[column], sort=True)
+            codes = codes[coding.plate[rows]]
+        elif column in clean:
+            codes, uniques = factorize(clean[column], sort=True)
+            codes = codes[rows]
+        else:
+            codes, uniques = np.zeros(len(rows), dtype=np.int64), [0]
+        coded.append((np.where(codes < 0, len(uniques), codes), len(uniques) + 1))
+    if math.prod(width for _, width in coded) >= 2**62:  # too many digits for one int64: combined in steps
+        return ordered_codes(((c, w - 1) for c, w in coded), len(rows))
+    number = np.zeros(len(rows), dtype=np.int64)
+    for codes, width in coded:
+        number *= width
+        number += codes
+    return np.unique(number, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _usable(
-    signal: np.ndarray, wells: pd.DataFrame, plate: np.ndarray, cond: np.ndarray, *, min_fraction: float
+    signal: np.ndarray, treated: np.ndarray, plate: np.ndarray, cond: np.ndarray, *, min_fraction: float
 ) -> np.ndarray:
     """Wells whose log signal (above the blank) is informative: positive, of a condition whose median is at
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
-    treated = role_is(wells, S.Role.TREATED)
     reference = _group_medians(signal, cond, int(cond.max()) + 1)[cond]
     control = _group_medians(np.where(treated, np.nan, signal), plate, int(plate.max()) + 1)[plate]
     with np.errstate(invalid="ignore"):
@@ -172,20 +214,20 @@ def _usable(
 
 
 def _edge_model(
-    wells: pd.DataFrame,
+    signal: np.ndarray,
     plate: np.ndarray,
     edge: np.ndarray,
     *,
-    blank: np.ndarray,
+    treated: np.ndarray,
     min_fraction: float,
     cond: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Per well: residual of ``log(signal - blank) = plate gain + condition + plate edge effect x edge`` less
-    the plate gain (NaN where unused), its robust weight, its leverage in its condition (see :func:`_backfit`)
-    and its condition's number (``cond``: :func:`_condition_codes`)."""
-    signal = wells[S.SIGNAL].to_numpy(float) - blank
-    use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
-    resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
+    """Per well (``signal``: less its plate's blank; ``treated``: whether its role is treated): residual of
+    ``log(signal) = plate gain + condition + plate edge effect x edge`` less the plate gain (NaN where unused),
+    its robust weight, its leverage in its condition (see :func:`_backfit`) and its condition's number
+    (``cond``: :func:`_condition_codes`)."""
+    use = _usable(signal, treated, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
+    resid, weight, leverage = (np.full(len(signal), np.nan) for _ in range(3))
     if use.any():
         y, codes = np.log(signal[use]), (plate[use], cond[use])  # _backfit numbers what it uses
         resid[use], weight[use], leverage[use] = _backfit(y, *codes, edge[use] == 1.0)
@@ -600,10 +642,20 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
     if not len(used):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
     plate, firsts = run_codes(used, PLATE_KEY)  # the wells of a plate are together (well_positions' order)
-    n = int(plate.max()) + 1
-    r, w = used[RESIDUAL].to_numpy(float), used[WEIGHT].to_numpy(float)
-    info = w * (1.0 - used[LEVERAGE].to_numpy(float))
-    edge = used["edge"].to_numpy(float) == 1.0
+    columns = {k: used[k].to_numpy(float) for k in (RESIDUAL, WEIGHT, LEVERAGE, "edge")}
+    return _edge_table(columns, plate, key_table(firsts))
+
+
+def _edge_table(columns: dict[str, np.ndarray], plate: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
+    """:func:`edge_effects` of the used wells (``columns``: their residual, weight, leverage and edge flag, in
+    the order of :func:`well_positions`) on plates ``plate`` (row ``i`` of ``keys``: the key of plate ``i``):
+    one row per plate with a used well, in the order of ``keys``."""
+    if not len(plate):
+        return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
+    n = len(keys)
+    r, w = columns[RESIDUAL], columns[WEIGHT]
+    info = w * (1.0 - columns[LEVERAGE])
+    edge = columns["edge"] == 1.0
     means = {side: _means(plate, r, np.where(edge == side, w, 0.0), n) for side in (0, 1)}
     log_edge = means[True] - means[False]
     rest = r - np.where(edge, means[True][plate], means[False][plate])
@@ -617,12 +669,14 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
         }
         se = np.sqrt(s2 * (1.0 / i_side[True] + 1.0 / i_side[False]))
     counts = {side: np.bincount(plate, weights=(edge == side).astype(float), minlength=n) for side in (0, 1)}
-    keys = key_table(firsts)
+    present = np.bincount(plate, minlength=n) > 0
+    if not present.all():
+        keys = keys[present].reset_index(drop=True)
     return keys.assign(
         **{
-            EDGE_EFFECT: np.exp(log_edge),
-            EDGE_EFFECT_SE: np.where(np.isfinite(se), se, np.nan),
-            N_EDGE: counts[True].astype("int64"),
-            N_INTERIOR: counts[False].astype("int64"),
+            EDGE_EFFECT: np.exp(log_edge)[present],
+            EDGE_EFFECT_SE: np.where(np.isfinite(se), se, np.nan)[present],
+            N_EDGE: counts[True].astype("int64")[present],
+            N_INTERIOR: counts[False].astype("int64")[present],
         }
     )
