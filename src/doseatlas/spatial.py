@@ -27,6 +27,8 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -249,7 +251,7 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate; every sum runs over the wells in their
+    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate (the plates shared by two threads); every sum runs over the wells in their
     order within a plate and the plates in order (the row order when a plate's wells are together, as
     :func:`well_positions` gives them), as ``numpy.bincount`` sums, so the numbers are those of the same
     passes written with numpy. ``plate`` and ``cond``: integer codes (codes without wells are skipped)."""
@@ -261,7 +263,7 @@ def _backfit(
         order = np.argsort(plate, kind="stable")
     cond = pd.factorize(cond[order])[0].astype(np.int64)  # renumbered as met: a plate's conditions together
     n_c = int(cond.max()) + 1
-    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts, N_PASSES, HUBER_K)
+    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts)
     results = tuple(np.empty(len(y)) for _ in fitted)
     for result, values in zip(results, fitted, strict=True):
         result[order] = values
@@ -356,34 +358,76 @@ def _group_medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(**_JIT)
-def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
+def _backfit_passes(
+    y: np.ndarray, cond: np.ndarray, out: np.ndarray, n_c: int, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The passes of :func:`_backfit` over wells ordered by plate (``starts``: where each plate's wells begin;
-    ``out``: 1.0 on the edge, else 0.0), one sweep over the wells per pass: each plate's residuals, gain and
-    edge term (:func:`_plate_update`), its Huber weights, then its wells' sums for the next pass's condition
-    means. Each grouped sum adds its wells in order from 0.0, as ``numpy.bincount(group, weights)``. A
-    condition's numbers sit together (``by_cond`` row: the sums of the weighted deviations and of the weights
-    for the next pass, the mean and the weight for this pass): one memory line per condition and well."""
+    ``out``: 1.0 on the edge, else 0.0). Each pass: this pass's condition means from the sums of the last
+    (:func:`_next_means`), then per plate its residuals, gain and edge term (:func:`_plate_update`), its Huber
+    weights and its wells' weighted deviations (:func:`_plate_passes`; the plates are independent there: two
+    threads take a half of the wells each, numba releasing the GIL), then the deviations and weights added to
+    their conditions' sums in row order (:func:`_add_sums`): each grouped sum adds its wells in order from 0.0,
+    as ``numpy.bincount(group, weights)``, whatever the threads. A condition's numbers sit together (``by_cond``
+    row: the sums of the weighted deviations and of the weights for the next pass, the mean and the weight for
+    this pass)."""
     n, n_p = len(y), len(starts) - 1
-    a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
-    by_cond = np.zeros((n_c, 4))
-    for p in range(n_p):
-        _weights_and_sums(y, cond, out, w, a[p], e[p], starts[p], starts[p + 1], by_cond, y, 0.0, False)
-    z = np.empty((2, int(np.max(starts[1:] - starts[:-1])) if n_p else 0))  # a plate's z, and a copy
-    medians, bound = np.full(n_p, np.nan), 0.0  # each plate's median z in the pass before
-    for i in range(n_passes):
-        for c in range(n_c):  # this pass's condition means and weights; the sums start again from 0.0
-            by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
-            by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
-        for p in range(n_p):
-            lo, hi = starts[p], starts[p + 1]
-            a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
-            huber = i >= n_passes // 3  # no Huber weights in the first third of the passes
+    a, e, w, r, dev = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n), y.copy()
+    by_cond, medians = np.zeros((n_c, 4)), np.full(n_p, np.nan)  # each plate's median z in the pass before
+    _add_sums(cond, w, dev, by_cond)  # the sums of the first pass: y, weight 1 (no plate terms yet)
+    size = int(np.max(starts[1:] - starts[:-1])) if n_p else 0
+    cut = int(np.searchsorted(starts, n // 2)) if n >= _THREAD_WELLS and _N_THREADS > 1 else 0
+    halves = [(lo, hi, np.empty((2, size))) for lo, hi in ((0, cut), (cut, n_p)) if hi > lo]  # a z per half
+    with ThreadPoolExecutor(len(halves)) as pool:
+        for i in range(N_PASSES):
+            _next_means(by_cond)
+            huber = i >= N_PASSES // 3  # no Huber weights in the first third of the passes
+            args = (y, cond, out, w, by_cond, r, a, e, dev, starts, medians, huber, HUBER_K)
+            list(pool.map(lambda half: _plate_passes(*args, *half), halves))  # noqa: B023 (used at once)
+            _add_sums(cond, w, dev, by_cond)
+    return _final(r, w, a, cond, by_cond, starts)
+
+
+_THREAD_WELLS = 20_000  # fewer wells: one thread
+_N_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@njit(**_JIT)
+def _next_means(by_cond):
+    """This pass's condition means and weights from the sums of the last; the sums start again from 0.0."""
+    for c in range(by_cond.shape[0]):
+        by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
+        by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
+
+
+@njit(nogil=True, **_JIT)
+def _plate_passes(y, cond, out, w, by_cond, r, a, e, dev, starts, medians, huber, k_huber, p_lo, p_hi, z):
+    """One pass over the plates ``p_lo:p_hi`` (reading ``by_cond[:, 2:]`` only): each plate's gain and edge
+    term, its Huber weights if ``huber``, and its wells' weighted deviations ``dev`` (``z``: a buffer)."""
+    for p in range(p_lo, p_hi):
+        lo, hi = starts[p], starts[p + 1]
+        a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
+        bound = 0.0
+        if huber:
+            bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
+        for k in range(lo, hi):
             if huber:
-                bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
-            _weights_and_sums(y, cond, out, w, a[p], e[p], lo, hi, by_cond, z[0], bound, huber)
-    resid, leverage = np.empty(n), np.empty(n)
-    for p in range(n_p):
+                w[k] = bound / z[0, k - lo] if z[0, k - lo] > bound else 1.0
+            dev[k] = w[k] * (y[k] - a[p] - e[p] * out[k])
+
+
+@njit(**_JIT)
+def _add_sums(cond, w, dev, by_cond):
+    """The weighted deviations and the weights of the wells added to their conditions' sums, in row order."""
+    for k in range(len(cond)):
+        by_cond[cond[k], 0] += dev[k]
+        by_cond[cond[k], 1] += w[k]
+
+
+@njit(**_JIT)
+def _final(r, w, a, cond, by_cond, starts):
+    """The residuals less the plate gain, and each well's leverage (its weight over its condition's sum)."""
+    resid, leverage = np.empty(len(r)), np.empty(len(r))
+    for p in range(len(starts) - 1):
         for k in range(starts[p], starts[p + 1]):
             resid[k] = r[k] - a[p]
             leverage[k] = w[k] / by_cond[cond[k], 1]  # the sums of the final weights
@@ -443,19 +487,6 @@ def _median_near(values, guess, buffer):
         return (high + low) / 2
     buffer[: len(values)] = values
     return _median(buffer[: len(values)])
-
-
-@njit(**_JIT)
-def _weights_and_sums(y, cond, out, w, a, e, lo, hi, by_cond, z, bound, huber):
-    """The Huber weights of the wells ``lo:hi`` of a plate if ``huber`` (``bound / z`` beyond ``bound``, else
-    1), then their weighted deviations from the plate terms ``a``, ``e`` and their weights added
-    to their conditions' sums (``by_cond[:, 0]``, ``by_cond[:, 1]``)."""
-    for k in range(lo, hi):
-        if huber:
-            w[k] = bound / z[k - lo] if z[k - lo] > bound else 1.0
-        v = y[k] - a - e * out[k]
-        by_cond[cond[k], 0] += w[k] * v
-        by_cond[cond[k], 1] += w[k]
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
