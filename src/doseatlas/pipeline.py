@@ -35,7 +35,7 @@ from doseatlas.normalize import NormalizationOptions, from_response_table, norma
 from doseatlas.position import check_position_correction, correct_positions
 from doseatlas.qc import key_table, plate_coding, plate_qc, run_starts
 from doseatlas.readouts import refuse_unsupported, unsupported_rows
-from doseatlas.spatial import N_EDGE, N_INTERIOR, edge_effects, well_positions
+from doseatlas.spatial import N_EDGE, N_INTERIOR, plate_edge_effects
 from doseatlas.timecourse import N_READS, dip_curves_and_metrics, dip_rates
 from doseatlas.validate import ValidationResult, validate_responses, validate_wells
 
@@ -322,9 +322,7 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     key = [S.DATASET, S.PLATE, S.CELL_LINE, S.TIME_H, S.READOUT]
     coding = plate_coding(clean)
     roles = [r.value for r in S.Role]
-    codes, uniques = pd.factorize(clean[S.ROLE].to_numpy())  # the texts coded once, then named as roles
-    role = np.array([roles.index(u) if u in roles else -1 for u in uniques] + [-1], dtype=np.int64)[codes]
-    n = coding.n_plates
+    role, n = coding.role, coding.n_plates  # the role texts coded once, as positions in S.Role
     known = role >= 0
     counts = np.bincount(coding.plate[known] * len(roles) + role[known], minlength=n * len(roles))
     plates = key_table(coding.firsts).assign(
@@ -335,7 +333,7 @@ def _plates_table(clean: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     plates = plates.merge(controls, on=key, how="left")
     plates["vehicle_cv"] = plates[S.VEHICLE_SPREAD] / plates[S.VEHICLE_SIGNAL]
     plates = plates.merge(plate_qc(clean, coding=coding), on=key, how="left")
-    edges = edge_effects(well_positions(clean, coding=coding))
+    edges = plate_edge_effects(clean, coding=coding)  # edge_effects(well_positions(clean)), its columns only
     if len(edges):
         plates = plates.merge(edges, on=key, how="left")
     else:  # no position to use (no well names, or no condition on both sides)

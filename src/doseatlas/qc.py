@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
-from doseatlas._codes import first_code_rows, ordered_codes, run_starts
+from doseatlas._codes import factorize, first_code_rows, ordered_codes, run_starts
 from doseatlas._stats import group_summary, summary_by_code
 
 FORMATS = ((96, 8, 12), (384, 16, 24), (1536, 32, 48))
@@ -83,6 +83,13 @@ class PlateCoding:
     names: np.ndarray  # the distinct well names
     row: np.ndarray  # per row: row number (1-based), NaN where the name does not parse
     col: np.ndarray  # per row: column number
+    role: np.ndarray  # per row: its role's position in ``schemas.Role`` (-1: missing or another text)
+
+    def role_is(self, *roles: S.Role) -> np.ndarray:
+        """Per row: whether its role is one of ``roles`` (as comparing the role column's text to theirs)."""
+        hit = np.zeros(len(S.Role) + 1, dtype=bool)  # the last: code -1
+        hit[[list(S.Role).index(role) for role in roles]] = True
+        return hit[self.role]
 
     @property
     def n_plates(self) -> int:
@@ -103,7 +110,19 @@ def plate_coding(clean: pd.DataFrame) -> PlateCoding:
     parsed = parse_wells(pd.Series(names, dtype=object))
     row = np.append(parsed["row"].to_numpy(float), np.nan)[well]  # code -1: the NaN appended
     col = np.append(parsed["col"].to_numpy(float), np.nan)[well]
-    return PlateCoding(plate=plate, firsts=firsts, well=well, names=names, row=row, col=col)
+    return PlateCoding(plate=plate, firsts=firsts, well=well, names=names, row=row, col=col,
+                       role=_role_codes(clean))  # fmt: skip
+
+
+def _role_codes(clean: pd.DataFrame) -> np.ndarray:
+    """Per row of ``clean``: the position of its role in ``schemas.Role`` (-1: missing, another text or no role
+    column); each distinct text named once (:func:`doseatlas._codes.factorize`, on the runs of the column)."""
+    if S.ROLE not in clean:
+        return np.full(len(clean), -1, dtype=np.int64)
+    codes, uniques = factorize(clean[S.ROLE])
+    roles = [r.value for r in S.Role]
+    named = [roles.index(u) if isinstance(u, str) and u in roles else -1 for u in uniques]
+    return np.array([*named, -1], dtype=np.int64)[codes]  # code -1 (missing): the -1 appended
 
 
 def _row_number(letters: str) -> int:
@@ -153,7 +172,7 @@ def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.Da
     plate_id = pd.Series(coding.plate, index=clean.index)
     edge = _edge_flags(coding.positions().set_axis(clean.index), plate_id).to_numpy(float)
     keys = clean[PLATE_KEY].iloc[first_code_rows(coding.plate)].reset_index(drop=True)
-    vehicle = _role_is(clean, S.Role.VEHICLE)
+    vehicle = coding.role_is(S.Role.VEHICLE)
     if not vehicle.any():
         return keys.assign(**{EDGE_RATIO: np.nan, Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     side = np.where(np.isnan(edge), 2, edge).astype(np.int64)[vehicle]  # interior, edge, unknown
@@ -163,16 +182,11 @@ def plate_qc(clean: pd.DataFrame, *, coding: PlateCoding | None = None) -> pd.Da
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = means[:, 1] / means[:, 0]
     out = keys.assign(**{EDGE_RATIO: ratio[coding.plate[first_code_rows(coding.plate)]]})
-    positive = _role_is(clean, S.Role.POSITIVE_CONTROL)
+    positive = coding.role_is(S.Role.POSITIVE_CONTROL)
     z = _z_factor(clean) if positive.any() else pd.DataFrame()
     if not len(z):
         return out.assign(**{Z_FACTOR: np.nan, SSMD: np.nan, N_POSITIVE: np.nan})
     return out.merge(z, on=PLATE_KEY, how="left")
-
-
-def _role_is(table: pd.DataFrame, role: S.Role) -> np.ndarray:
-    """Per row of ``table``: whether its role is ``role`` (compared as plain text, by numpy)."""
-    return np.asarray(table[S.ROLE].to_numpy() == role.value, dtype=bool)
 
 
 def _z_factor(wells: pd.DataFrame) -> pd.DataFrame:

@@ -27,18 +27,20 @@ Grouped numpy/pandas throughout; the polish works on an array of shape (plates, 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
 from doseatlas import schemas as S
+from doseatlas._codes import factorize, ordered_codes
 from doseatlas._stats import group_summary, summary_by_code
 from doseatlas.qc import (
     PLATE_KEY,
     PlateCoding,
     _edge_flags,
-    combined_codes,
     key_table,
     plate_coding,
     run_codes,
@@ -74,33 +76,55 @@ def well_positions(
     0 where unused), ``position_leverage`` (its share of its condition's weight), row / column effects and
     ``b_score``. Rows in a canonical order (plate key, well), whatever the order of ``clean``. ``coding``:
     :func:`doseatlas.qc.plate_coding` of ``clean`` when the caller has it."""
-    cells = role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
-    if S.WELL not in clean or not cells.any():
+    if S.WELL not in clean or not role_is(clean, S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED).any():
         return pd.DataFrame(columns=[*PLATE_KEY, S.WELL, "row", "col", "edge", RESIDUAL, WEIGHT, LEVERAGE,
                                      CONDITION_ID, ROW_EFFECT, COL_EFFECT, B_SCORE, SHRUNK_ROW, SHRUNK_COL])  # fmt: skip
     coding = coding or plate_coding(clean)
+    rows, columns = _position_model(clean, coding, min_fraction=min_fraction)
+    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
+    if not keep.all():
+        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
+    columns.pop("_full_plate")
+    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
+    return _with_polish(out)
+
+
+def plate_edge_effects(
+    clean: pd.DataFrame, *, coding: PlateCoding, min_fraction: float = MIN_FRACTION
+) -> pd.DataFrame:
+    """``edge_effects(well_positions(clean, coding=coding))``, the same table, without what the edge table
+    does not read: no text column taken per well (the plates are ``coding``'s) and no median polish."""
+    if S.WELL not in clean or not coding.role_is(S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED).any():
+        return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
+    _, columns = _position_model(clean, coding, min_fraction=min_fraction)
+    used = columns[WEIGHT] > 0  # (a well whose position does not parse has no edge flag: never used)
+    read = {k: columns[k][used] for k in (RESIDUAL, WEIGHT, LEVERAGE, "edge")}
+    return _edge_table(read, columns["_full_plate"][used], key_table(coding.firsts))
+
+
+def _position_model(
+    clean: pd.DataFrame, coding: PlateCoding, *, min_fraction: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rows of ``clean`` with cells in canonical order (:func:`_canonical_order`) and their columns: ``row``,
+    ``col``, ``edge``, ``_plate`` (the plates numbered in order), ``_full_plate`` (the plate in ``coding``) and
+    those of the edge model (:func:`_edge_model`)."""
+    cells = coding.role_is(S.Role.VEHICLE, S.Role.UNTREATED, S.Role.TREATED)
     rows = _canonical_order(clean, np.flatnonzero(cells), coding)
-    read = [c for c in (S.SIGNAL, S.ROLE, *_CONDITION) if c in clean and c not in PLATE_KEY]
-    wells = S.with_series(clean[read].take(rows).reset_index(drop=True))  # the plate key: coded on the plates
     full_plate = coding.plate[rows]
     plate = np.r_[0, np.cumsum(full_plate[1:] != full_plate[:-1])]  # plates of the wells, numbered in order
     positions = coding.positions(rows)
     edge = _edge_flags(positions, pd.Series(plate)).to_numpy(float)
     model = _edge_model(
-        wells,
+        clean[S.SIGNAL].to_numpy(float)[rows] - _plate_blanks(clean, coding)[full_plate],
         plate,
         edge,
-        blank=_plate_blanks(clean, coding)[full_plate],
+        treated=coding.role_is(S.Role.TREATED)[rows],
         min_fraction=min_fraction,
-        cond=_condition_codes(wells, full_plate, coding),
+        cond=_condition_codes(clean, rows, coding),
     )
     columns = {"row": positions["row"].to_numpy(), "col": positions["col"].to_numpy(), "edge": edge,
                "_plate": plate, **dict(zip((RESIDUAL, WEIGHT, LEVERAGE, CONDITION_ID), model, strict=True))}  # fmt: skip
-    keep = ~(np.isnan(columns["row"]) | np.isnan(columns["col"]))  # the wells whose position parses
-    if not keep.all():
-        rows, columns = rows[keep], {name: values[keep] for name, values in columns.items()}
-    out = clean[[*PLATE_KEY, S.WELL]].take(rows).reset_index(drop=True).assign(**columns)
-    return _with_polish(out)
+    return rows, {**columns, "_full_plate": full_plate}
 
 
 def role_is(table: pd.DataFrame, *roles: S.Role) -> np.ndarray:
@@ -150,20 +174,40 @@ def _canonical_order(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding)
     return rows[within]
 
 
-def _condition_codes(wells: pd.DataFrame, plate: np.ndarray, coding: PlateCoding) -> np.ndarray:
-    """The condition (:data:`_CONDITION`) of each well, numbered as ``groupby(_CONDITION, sort=True,
-    dropna=False).ngroup()`` numbers them; the columns of the plate key are coded on the plates
-    (``plate``: the wells' plates in ``coding``)."""
-    return combined_codes(wells, _CONDITION, plate=plate, keys=key_table(coding.firsts))
+def _condition_codes(clean: pd.DataFrame, rows: np.ndarray, coding: PlateCoding) -> np.ndarray:
+    """The condition (:data:`_CONDITION`) of the wells at positions ``rows`` of ``clean``, numbered as
+    ``groupby(_CONDITION, sort=True, dropna=False).ngroup()`` of those wells numbers them: each column's sorted
+    codes over all of ``clean`` (on its runs, :func:`doseatlas._codes.factorize`; a column of the plate key on
+    the plates of ``coding``; missing last) taken at ``rows``, the codes of a well read as the digits of one
+    number (the numbers then sort as the combinations do) and the numbers present ranked. A missing seeding
+    density is one value."""
+    keys = key_table(coding.firsts)
+    coded = []
+    for column in _CONDITION:
+        if column in PLATE_KEY:
+            codes, uniques = pd.factorize(keys[column], sort=True)
+            codes = codes[coding.plate[rows]]
+        elif column in clean:
+            codes, uniques = factorize(clean[column], sort=True)
+            codes = codes[rows]
+        else:
+            codes, uniques = np.zeros(len(rows), dtype=np.int64), [0]
+        coded.append((np.where(codes < 0, len(uniques), codes), len(uniques) + 1))
+    if math.prod(width for _, width in coded) >= 2**62:  # too many digits for one int64: combined in steps
+        return ordered_codes(((c, w - 1) for c, w in coded), len(rows))
+    number = np.zeros(len(rows), dtype=np.int64)
+    for codes, width in coded:
+        number *= width
+        number += codes
+    return np.unique(number, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _usable(
-    signal: np.ndarray, wells: pd.DataFrame, plate: np.ndarray, cond: np.ndarray, *, min_fraction: float
+    signal: np.ndarray, treated: np.ndarray, plate: np.ndarray, cond: np.ndarray, *, min_fraction: float
 ) -> np.ndarray:
     """Wells whose log signal (above the blank) is informative: positive, of a condition whose median is at
     least ``min_fraction`` of the plate's control (vehicle / untreated) median, and of a condition with 2+ such
     wells."""
-    treated = role_is(wells, S.Role.TREATED)
     reference = _group_medians(signal, cond, int(cond.max()) + 1)[cond]
     control = _group_medians(np.where(treated, np.nan, signal), plate, int(plate.max()) + 1)[plate]
     with np.errstate(invalid="ignore"):
@@ -172,20 +216,20 @@ def _usable(
 
 
 def _edge_model(
-    wells: pd.DataFrame,
+    signal: np.ndarray,
     plate: np.ndarray,
     edge: np.ndarray,
     *,
-    blank: np.ndarray,
+    treated: np.ndarray,
     min_fraction: float,
     cond: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Per well: residual of ``log(signal - blank) = plate gain + condition + plate edge effect x edge`` less
-    the plate gain (NaN where unused), its robust weight, its leverage in its condition (see :func:`_backfit`)
-    and its condition's number (``cond``: :func:`_condition_codes`)."""
-    signal = wells[S.SIGNAL].to_numpy(float) - blank
-    use = _usable(signal, wells, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
-    resid, weight, leverage = (np.full(len(wells), np.nan) for _ in range(3))
+    """Per well (``signal``: less its plate's blank; ``treated``: whether its role is treated): residual of
+    ``log(signal) = plate gain + condition + plate edge effect x edge`` less the plate gain (NaN where unused),
+    its robust weight, its leverage in its condition (see :func:`_backfit`) and its condition's number
+    (``cond``: :func:`_condition_codes`)."""
+    use = _usable(signal, treated, plate, cond, min_fraction=min_fraction) & np.isfinite(edge)
+    resid, weight, leverage = (np.full(len(signal), np.nan) for _ in range(3))
     if use.any():
         y, codes = np.log(signal[use]), (plate[use], cond[use])  # _backfit numbers what it uses
         resid[use], weight[use], leverage[use] = _backfit(y, *codes, edge[use] == 1.0)
@@ -207,7 +251,7 @@ def _backfit(
 
     Returns the residual ``y - a - b`` (edge wells keep their edge effect), the weights and each well's
     leverage in its condition (its weight over the condition's: the share of its own deviation the condition
-    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate; every sum runs over the wells in their
+    mean absorbs). Compiled (:func:`_backfit_passes`), plate by plate (the plates shared by two threads); every sum runs over the wells in their
     order within a plate and the plates in order (the row order when a plate's wells are together, as
     :func:`well_positions` gives them), as ``numpy.bincount`` sums, so the numbers are those of the same
     passes written with numpy. ``plate`` and ``cond``: integer codes (codes without wells are skipped)."""
@@ -219,7 +263,7 @@ def _backfit(
         order = np.argsort(plate, kind="stable")
     cond = pd.factorize(cond[order])[0].astype(np.int64)  # renumbered as met: a plate's conditions together
     n_c = int(cond.max()) + 1
-    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts, N_PASSES, HUBER_K)
+    fitted = _backfit_passes(y[order], cond, edge[order].astype(np.float64), n_c, starts)
     results = tuple(np.empty(len(y)) for _ in fitted)
     for result, values in zip(results, fitted, strict=True):
         result[order] = values
@@ -314,34 +358,76 @@ def _group_medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(**_JIT)
-def _backfit_passes(y, cond, out, n_c, starts, n_passes, k_huber):
+def _backfit_passes(
+    y: np.ndarray, cond: np.ndarray, out: np.ndarray, n_c: int, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The passes of :func:`_backfit` over wells ordered by plate (``starts``: where each plate's wells begin;
-    ``out``: 1.0 on the edge, else 0.0), one sweep over the wells per pass: each plate's residuals, gain and
-    edge term (:func:`_plate_update`), its Huber weights, then its wells' sums for the next pass's condition
-    means. Each grouped sum adds its wells in order from 0.0, as ``numpy.bincount(group, weights)``. A
-    condition's numbers sit together (``by_cond`` row: the sums of the weighted deviations and of the weights
-    for the next pass, the mean and the weight for this pass): one memory line per condition and well."""
+    ``out``: 1.0 on the edge, else 0.0). Each pass: this pass's condition means from the sums of the last
+    (:func:`_next_means`), then per plate its residuals, gain and edge term (:func:`_plate_update`), its Huber
+    weights and its wells' weighted deviations (:func:`_plate_passes`; the plates are independent there: two
+    threads take a half of the wells each, numba releasing the GIL), then the deviations and weights added to
+    their conditions' sums in row order (:func:`_add_sums`): each grouped sum adds its wells in order from 0.0,
+    as ``numpy.bincount(group, weights)``, whatever the threads. A condition's numbers sit together (``by_cond``
+    row: the sums of the weighted deviations and of the weights for the next pass, the mean and the weight for
+    this pass)."""
     n, n_p = len(y), len(starts) - 1
-    a, e, w, r = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n)
-    by_cond = np.zeros((n_c, 4))
-    for p in range(n_p):
-        _weights_and_sums(y, cond, out, w, a[p], e[p], starts[p], starts[p + 1], by_cond, y, 0.0, False)
-    z = np.empty((2, int(np.max(starts[1:] - starts[:-1])) if n_p else 0))  # a plate's z, and a copy
-    medians, bound = np.full(n_p, np.nan), 0.0  # each plate's median z in the pass before
-    for i in range(n_passes):
-        for c in range(n_c):  # this pass's condition means and weights; the sums start again from 0.0
-            by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
-            by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
-        for p in range(n_p):
-            lo, hi = starts[p], starts[p + 1]
-            a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
-            huber = i >= n_passes // 3  # no Huber weights in the first third of the passes
+    a, e, w, r, dev = np.zeros(n_p), np.zeros(n_p), np.ones(n), np.empty(n), y.copy()
+    by_cond, medians = np.zeros((n_c, 4)), np.full(n_p, np.nan)  # each plate's median z in the pass before
+    _add_sums(cond, w, dev, by_cond)  # the sums of the first pass: y, weight 1 (no plate terms yet)
+    size = int(np.max(starts[1:] - starts[:-1])) if n_p else 0
+    cut = int(np.searchsorted(starts, n // 2)) if n >= _THREAD_WELLS and _N_THREADS > 1 else 0
+    halves = [(lo, hi, np.empty((2, size))) for lo, hi in ((0, cut), (cut, n_p)) if hi > lo]  # a z per half
+    with ThreadPoolExecutor(len(halves)) as pool:
+        for i in range(N_PASSES):
+            _next_means(by_cond)
+            huber = i >= N_PASSES // 3  # no Huber weights in the first third of the passes
+            args = (y, cond, out, w, by_cond, r, a, e, dev, starts, medians, huber, HUBER_K)
+            list(pool.map(lambda half: _plate_passes(*args, *half), halves))  # noqa: B023 (used at once)
+            _add_sums(cond, w, dev, by_cond)
+    return _final(r, w, a, cond, by_cond, starts)
+
+
+_THREAD_WELLS = 20_000  # fewer wells: one thread
+_N_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@njit(**_JIT)
+def _next_means(by_cond):
+    """This pass's condition means and weights from the sums of the last; the sums start again from 0.0."""
+    for c in range(by_cond.shape[0]):
+        by_cond[c, 2], by_cond[c, 3] = by_cond[c, 0] / by_cond[c, 1], by_cond[c, 1]
+        by_cond[c, 0], by_cond[c, 1] = 0.0, 0.0
+
+
+@njit(nogil=True, **_JIT)
+def _plate_passes(y, cond, out, w, by_cond, r, a, e, dev, starts, medians, huber, k_huber, p_lo, p_hi, z):
+    """One pass over the plates ``p_lo:p_hi`` (reading ``by_cond[:, 2:]`` only): each plate's gain and edge
+    term, its Huber weights if ``huber``, and its wells' weighted deviations ``dev`` (``z``: a buffer)."""
+    for p in range(p_lo, p_hi):
+        lo, hi = starts[p], starts[p + 1]
+        a[p], e[p] = _plate_update(y, cond, out, w, by_cond, r, lo, hi)
+        bound = 0.0
+        if huber:
+            bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
+        for k in range(lo, hi):
             if huber:
-                bound = _huber_bound(r, w, cond, out, by_cond, a[p], e[p], lo, hi, z, medians[p:], k_huber)
-            _weights_and_sums(y, cond, out, w, a[p], e[p], lo, hi, by_cond, z[0], bound, huber)
-    resid, leverage = np.empty(n), np.empty(n)
-    for p in range(n_p):
+                w[k] = bound / z[0, k - lo] if z[0, k - lo] > bound else 1.0
+            dev[k] = w[k] * (y[k] - a[p] - e[p] * out[k])
+
+
+@njit(**_JIT)
+def _add_sums(cond, w, dev, by_cond):
+    """The weighted deviations and the weights of the wells added to their conditions' sums, in row order."""
+    for k in range(len(cond)):
+        by_cond[cond[k], 0] += dev[k]
+        by_cond[cond[k], 1] += w[k]
+
+
+@njit(**_JIT)
+def _final(r, w, a, cond, by_cond, starts):
+    """The residuals less the plate gain, and each well's leverage (its weight over its condition's sum)."""
+    resid, leverage = np.empty(len(r)), np.empty(len(r))
+    for p in range(len(starts) - 1):
         for k in range(starts[p], starts[p + 1]):
             resid[k] = r[k] - a[p]
             leverage[k] = w[k] / by_cond[cond[k], 1]  # the sums of the final weights
@@ -401,19 +487,6 @@ def _median_near(values, guess, buffer):
         return (high + low) / 2
     buffer[: len(values)] = values
     return _median(buffer[: len(values)])
-
-
-@njit(**_JIT)
-def _weights_and_sums(y, cond, out, w, a, e, lo, hi, by_cond, z, bound, huber):
-    """The Huber weights of the wells ``lo:hi`` of a plate if ``huber`` (``bound / z`` beyond ``bound``, else
-    1), then their weighted deviations from the plate terms ``a``, ``e`` and their weights added
-    to their conditions' sums (``by_cond[:, 0]``, ``by_cond[:, 1]``)."""
-    for k in range(lo, hi):
-        if huber:
-            w[k] = bound / z[k - lo] if z[k - lo] > bound else 1.0
-        v = y[k] - a - e * out[k]
-        by_cond[cond[k], 0] += w[k] * v
-        by_cond[cond[k], 1] += w[k]
 
 
 def _grid(table: pd.DataFrame) -> np.ndarray:
@@ -600,10 +673,20 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
     if not len(used):
         return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
     plate, firsts = run_codes(used, PLATE_KEY)  # the wells of a plate are together (well_positions' order)
-    n = int(plate.max()) + 1
-    r, w = used[RESIDUAL].to_numpy(float), used[WEIGHT].to_numpy(float)
-    info = w * (1.0 - used[LEVERAGE].to_numpy(float))
-    edge = used["edge"].to_numpy(float) == 1.0
+    columns = {k: used[k].to_numpy(float) for k in (RESIDUAL, WEIGHT, LEVERAGE, "edge")}
+    return _edge_table(columns, plate, key_table(firsts))
+
+
+def _edge_table(columns: dict[str, np.ndarray], plate: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
+    """:func:`edge_effects` of the used wells (``columns``: their residual, weight, leverage and edge flag, in
+    the order of :func:`well_positions`) on plates ``plate`` (row ``i`` of ``keys``: the key of plate ``i``):
+    one row per plate with a used well, in the order of ``keys``."""
+    if not len(plate):
+        return pd.DataFrame(columns=[*PLATE_KEY, EDGE_EFFECT, EDGE_EFFECT_SE, N_EDGE, N_INTERIOR])
+    n = len(keys)
+    r, w = columns[RESIDUAL], columns[WEIGHT]
+    info = w * (1.0 - columns[LEVERAGE])
+    edge = columns["edge"] == 1.0
     means = {side: _means(plate, r, np.where(edge == side, w, 0.0), n) for side in (0, 1)}
     log_edge = means[True] - means[False]
     rest = r - np.where(edge, means[True][plate], means[False][plate])
@@ -617,12 +700,14 @@ def edge_effects(positions: pd.DataFrame) -> pd.DataFrame:
         }
         se = np.sqrt(s2 * (1.0 / i_side[True] + 1.0 / i_side[False]))
     counts = {side: np.bincount(plate, weights=(edge == side).astype(float), minlength=n) for side in (0, 1)}
-    keys = key_table(firsts)
+    present = np.bincount(plate, minlength=n) > 0
+    if not present.all():
+        keys = keys[present].reset_index(drop=True)
     return keys.assign(
         **{
-            EDGE_EFFECT: np.exp(log_edge),
-            EDGE_EFFECT_SE: np.where(np.isfinite(se), se, np.nan),
-            N_EDGE: counts[True].astype("int64"),
-            N_INTERIOR: counts[False].astype("int64"),
+            EDGE_EFFECT: np.exp(log_edge)[present],
+            EDGE_EFFECT_SE: np.where(np.isfinite(se), se, np.nan)[present],
+            N_EDGE: counts[True].astype("int64")[present],
+            N_INTERIOR: counts[False].astype("int64")[present],
         }
     )

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from doseatlas import schemas as S
+from doseatlas._codes import factorize
 from doseatlas._stats import group_summary
-from doseatlas.qc import run_codes
 
 WELL_KEY = [S.DATASET, S.PLATE, S.WELL]
 DIP_RATE = "dip_rate"  # doublings per hour
@@ -64,7 +64,7 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
     t[well, position[read]] = times[order[read]]
     y[well, position[read]] = np.log2(reads[S.SIGNAL].to_numpy(float)[rows[order[read]]])
     needed = [*WELL_KEY, *DESCRIBE]
-    first = reads.take(rows[order[starts[fitted]]])[[c for c in reads.columns if c in needed]]
+    first = reads[[c for c in reads.columns if c in needed]].take(rows[order[starts[fitted]]])
     n = n[fitted]
     control = first[S.ROLE].isin(CONTROL_ROLES).to_numpy()
     fit = _window_fits(t, y, n, whole=control)
@@ -78,22 +78,39 @@ def dip_rates(reads: pd.DataFrame) -> pd.DataFrame:
 
 def _well_rows(reads: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the reads used (role treated, vehicle or untreated, ``time_h > 0``, positive signal, a well
-    name) and the code of their well, numbered as ``groupby(WELL_KEY, sort=True).ngroup()`` numbers them (the
-    plates coded on their runs, :func:`doseatlas.qc.run_codes`; the well names ranked once)."""
+    name) and the code of their well, numbered as ``groupby(WELL_KEY, sort=True).ngroup()`` numbers them. Each
+    column is coded once over the whole table (on its runs, :func:`doseatlas._codes.factorize`: data set and
+    plate by their sorted codes, the well names ranked, the roles named once), the codes of the reads used read
+    as the digits of one number and ranked among those present (the order of the sorted groupby)."""
     with np.errstate(invalid="ignore"):
-        rows = np.flatnonzero((reads[S.TIME_H].to_numpy(float) > 0) & (reads[S.SIGNAL].to_numpy(float) > 0))
-    roles = (S.Role.TREATED.value, *CONTROL_ROLES)
-    names, uniques = pd.factorize(reads[S.WELL].iloc[rows])  # -1: no well name
-    keep = reads[S.ROLE].iloc[rows].isin(roles).to_numpy() & (names >= 0)
-    rows, names = rows[keep], names[keep]
+        used = (reads[S.TIME_H].to_numpy(float) > 0) & (reads[S.SIGNAL].to_numpy(float) > 0)
+    role, roles = factorize(reads[S.ROLE])
+    wanted = np.array([u in (S.Role.TREATED.value, *CONTROL_ROLES) for u in roles] + [False], dtype=bool)
+    names, uniques = factorize(reads[S.WELL])  # -1: no well name
+    rows = np.flatnonzero(used & wanted[role] & (names >= 0))
     if not len(rows):
-        return rows, names
-    plate, _ = run_codes(reads[WELL_KEY[:2]].iloc[rows], WELL_KEY[:2])
+        return rows, names[rows]
+    plate = np.zeros(len(rows), dtype=np.int64)  # the data set's and the plate's sorted codes as digits
+    for column in WELL_KEY[:2]:
+        codes, n_values = _sorted_codes(reads[column])
+        plate = plate * (n_values + 1) + np.where(codes[rows] < 0, n_values, codes[rows])  # missing last
     rank = np.empty(len(uniques), dtype=np.int64)
     rank[pd.Series(uniques, dtype=object).sort_values(kind="stable").index.to_numpy()] = np.arange(
         len(uniques)
     )
-    return rows, pd.factorize(plate * len(uniques) + rank[names], sort=True)[0]
+    number = plate * len(uniques) + rank[names[rows]]
+    size = (int(plate.max()) + 1) * len(uniques)
+    if size > 4 * len(rows) + 4096:  # sparse: ranked by a sorted factorize
+        return rows, pd.factorize(number, sort=True)[0].astype(np.int64)
+    present = np.zeros(size, dtype=bool)
+    present[number] = True
+    return rows, (np.cumsum(present) - 1)[number]
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """(sorted codes, -1 where missing; how many values) of a column, found on its runs."""
+    codes, uniques = factorize(values, sort=True)
+    return codes, len(uniques)
 
 
 def _window_fits(t: np.ndarray, y: np.ndarray, n: np.ndarray, *, whole: np.ndarray) -> dict[str, np.ndarray]:

@@ -48,23 +48,25 @@ def time_dependence(metrics: pd.DataFrame, *, min_shift: float = MIN_SHIFT) -> p
     if not len(gr50):
         return pd.DataFrame(columns=COLUMNS)
     ordered = gr50.sort_values([*PAIR_KEY, S.DURATION_H], kind="stable")
-    grouped = ordered.groupby(PAIR_KEY, dropna=False, sort=False)
-    short, long = grouped.head(1).set_index(PAIR_KEY), grouped.tail(1).set_index(PAIR_KEY)
-    several = grouped[S.DURATION_H].nunique() > 1
-    short, long = short[several.reindex(short.index).to_numpy()], long[several.reindex(long.index).to_numpy()]
+    first, last = _pair_runs(ordered)  # a pair's rows together, by duration (missing last)
+    durations = ordered[S.DURATION_H].to_numpy(float)
+    top = np.maximum.reduceat(np.where(np.isnan(durations), -np.inf, durations), first)  # (nunique > 1)
+    several = durations[first] < top  # two durations or more (the first: the shortest)
+    short = ordered.iloc[first[several]].set_index(PAIR_KEY)
+    long = ordered.iloc[last[several]].set_index(PAIR_KEY)  # row for row the same pairs as ``short``
     if not len(short):
         return pd.DataFrame(columns=COLUMNS)
     critical = stats.norm.ppf(1.0 - 0.025 / len(short))
-    shift, z, flagged = _compare(short, long.loc[short.index], min_shift=min_shift, critical=critical)
+    shift, z, flagged = _compare(short, long, min_shift=min_shift, critical=critical)
     out = pd.DataFrame(
         {
             S.METRIC: "gr50",
             SHORT_H: short[S.DURATION_H].to_numpy(float),
-            LONG_H: long.loc[short.index, S.DURATION_H].to_numpy(float),
+            LONG_H: long[S.DURATION_H].to_numpy(float),
             "short_status": short[S.STATUS].to_numpy(),
-            "long_status": long.loc[short.index, S.STATUS].to_numpy(),
+            "long_status": long[S.STATUS].to_numpy(),
             "short_value": short[S.VALUE].to_numpy(float),
-            "long_value": long.loc[short.index, S.VALUE].to_numpy(float),
+            "long_value": long[S.VALUE].to_numpy(float),
             SHIFT: shift,
             Z: z,
             TIME_DEPENDENT: flagged,
@@ -72,6 +74,19 @@ def time_dependence(metrics: pd.DataFrame, *, min_shift: float = MIN_SHIFT) -> p
         index=short.index,
     )
     return out.reset_index()[COLUMNS]
+
+
+def _pair_runs(ordered: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, last row) of each pair (``PAIR_KEY``) of a table sorted by it: the pairs in the order of a
+    ``groupby(PAIR_KEY, dropna=False, sort=False)``, its ``head(1)`` and ``tail(1)`` (each key column compared
+    by its codes, so that missing values are one value)."""
+    change = np.zeros(len(ordered), dtype=bool)
+    change[0] = True
+    for column in PAIR_KEY:
+        codes = pd.factorize(ordered[column])[0]
+        change[1:] |= codes[1:] != codes[:-1]
+    first = np.flatnonzero(change)
+    return first, np.r_[first[1:], len(ordered)] - 1
 
 
 def _compare(short: pd.DataFrame, long: pd.DataFrame, *, min_shift: float, critical: float):
