@@ -222,6 +222,52 @@ def test_crossing_near_the_lower_plateau_is_calibrated_under_multiplicative_nois
     assert 0.93 <= coverage <= 0.975, coverage
 
 
+# ------------------------------------------------------------------------------ where a crossing reads the misfit
+def _misfit_of_crossing(*, hill: float, level: float, bump_at: int, bump: float = 0.05) -> float:
+    """Misfit variance (log10 units) of the crossing of ``level`` by an exact 4-parameter curve (top 1, bottom 0,
+    log10 EC50 -7, 9 doses half a decade apart) whose replicate wells (mean +- 0.01) lie on the curve except at
+    the dose ``bump_at``, whose mean is off by ``bump``."""
+    from doseatlas.metrics.compute import _root_grad
+
+    x = -9.0 + 0.5 * np.arange(9)
+    mean = 1.0 / (1.0 + 10.0 ** (hill * (x + 7.0)))
+    mean[bump_at] += bump
+    y = (mean[:, None] + np.array([-0.01, 0.0, 0.01])).ravel()
+    params = {"top": 1.0, "bottom": 0.0, "log10_ec50": -7.0, "hill": hill, "n_points": 27.0}
+    curves = pd.DataFrame([params]).assign(**{f"cov_{k}_{k}": 1.0 for k in U.PARAMS})
+    terms = U.sandwich_terms(np.zeros(27, dtype=np.int64), np.repeat(x, 3), y, curves, offset=np.zeros(1))
+    curves = pd.concat([curves, pd.DataFrame(terms)], axis=1)
+    grad = _root_grad(curves, np.array([(1.0 - level) / level]), level)
+    misfit, _ = U._local_misfit(curves, grad, U._padded(curves, "n"))
+    return float(misfit[0])
+
+
+def test_a_crossing_reads_the_misfit_of_the_doses_about_it():
+    """A shallow curve (hill 0.5: neighbouring doses 0.06-0.12 apart in share of the transition): a misfit three
+    doses away from the crossing is not the curve's error at the crossing (main's kernel of width 0.25 in share
+    read it with weight 0.5); at the crossing's own dose it is."""
+    level_at_dose_4 = 1.0 / (1.0 + 10.0 ** (0.5 * (-7.0 + 7.0)))  # x = -7: the fourth dose, share 0.5
+    assert _misfit_of_crossing(hill=0.5, level=level_at_dose_4, bump_at=7) == 0.0
+    assert _misfit_of_crossing(hill=0.5, level=level_at_dose_4, bump_at=4) > 0.0
+
+
+def test_a_steeper_doses_misfit_moves_the_crossing_along_the_dose_axis():
+    """A crossing near the lower plateau (share 0.03, midway between two doses): the same misfit on the steeper
+    neighbour (2.8 times the slope at the crossing) moves it by the misfit over that dose's slope, not over the
+    flat slope at the crossing, i.e. by (slope at the crossing / slope at the dose)^2 = 0.13 of what it does on
+    the flatter neighbour (main: about as much, 1.0)."""
+    hill, x_level = 2.0, -6.25  # midway between the doses -6.5 (share 0.091) and -6.0 (share 0.0099)
+    level = 1.0 / (1.0 + 10.0 ** (hill * (x_level + 7.0)))  # share 0.031
+    doses = -9.0 + 0.5 * np.arange(9)
+    steep, flat = 5, 6  # the steeper neighbour lies below the crossing in dose
+    got = {at: _misfit_of_crossing(hill=hill, level=level, bump_at=at) for at in (steep, flat)}
+    share = 1.0 / (1.0 + 10.0 ** (hill * (doses + 7.0)))
+    ratio = (level * (1 - level)) / (share[steep] * (1 - share[steep]))
+    assert got[flat] > 0.0
+    assert got[steep] / got[flat] < 0.5
+    assert got[steep] / got[flat] == pytest.approx(ratio**2, rel=0.5)
+
+
 # ------------------------------------------------------------------------------ censoring at the edges of the data
 def _run(rows) -> pd.DataFrame:
     from doseatlas.metrics import compute_metrics

@@ -410,9 +410,11 @@ def _inverse(jtj: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return inv * (free[:, :, None] & free[:, None, :]), good
 
 
+#: kernel width of a crossing's local misfit, in dose spacings: the doses about the crossing (see
+#: _local_misfit and docs/fitting.md)
+MISFIT_BANDWIDTH = 1.0
 #: the response at which multiplicative noise vanishes, per scale (GR: -1, percent growth read on its own fit
 #: in percent: -100); the noise model is ``var = sigma_m^2 (f + offset)^2 + sigma_a^2`` (see noise_model)
-MISFIT_BANDWIDTH = 0.25  # kernel width of the local misfit, in shares of the transition (top to bottom)
 NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
 
 
@@ -474,6 +476,7 @@ def sandwich_terms(
         "e": np.nan_to_num(excess),
         "d": count,
         "u": np.nan_to_num(share, nan=0.5),
+        "x": x[first],
         **{f"j{a}": jd[:, a] for a in range(4)},
     }
     out.update(_pad(per_dose, pair_curve, n))
@@ -632,13 +635,28 @@ def metric_variance(
 
 
 def _local_misfit(curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
+    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md).
+
+    The misfit is read from the doses about the crossing on the dose axis (a Gaussian kernel in log10 dose of
+    :data:`MISFIT_BANDWIDTH` dose spacing about it); a dose where the fitted curve is steeper than at the
+    crossing moves the crossing by its misfit along the dose axis (``e_d / s_d^2``), not as a shift of the level
+    through the flatter slope at the crossing (``e_d / s_L^2``): the smaller of the two.
+    """
     g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
         u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
-    kern = np.exp(-0.5 * ((_padded(curves, "u") - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau2 = np.sum(kern * _padded(curves, "e"), axis=1) / np.sum(kern * _padded(curves, "d"), axis=1)
+    x, u, e, d = (_padded(curves, k) for k in ("x", "u", "e", "d"))
+    tested = nd > 0
+    x_level = curves["log10_ec50"].to_numpy(float) - grad[:, 3] * curves["hill"].to_numpy(float)
+    lo = np.where(tested, x, np.inf).min(axis=1)
+    hi = np.where(tested, x, -np.inf).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        spacing = (hi - lo) / np.maximum(tested.sum(axis=1) - 1, 1)
+        kern = np.exp(-0.5 * ((x - x_level[:, None]) / (MISFIT_BANDWIDTH * spacing[:, None])) ** 2)
+        kern = np.where(tested, np.nan_to_num(kern), 0.0)
+        # the fitted slope at a dose relative to the slope at the level: s(1 - s) of the log-logistic
+        steeper = (u * (1.0 - u)) / (u_level * (1.0 - u_level))[:, None]
+        tau2 = np.sum(kern * e / np.maximum(steeper, 1.0) ** 2, axis=1) / np.sum(kern * d, axis=1)
         k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
     return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
 
