@@ -177,8 +177,10 @@ def test_coverage_across_noise_levels(policy):
 # ------------------------------------------------------------------------------ noise model and local misfit
 def test_noise_model_recovers_multiplicative_and_additive_noise():
     """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
-    model recovers both components (median over curves within 20 %; each curve has 18 pure-error degrees of
-    freedom, 16 left for the model)."""
+    model recovers both components (mean over curves within 25 % at every dose, median within 30 %: at the
+    lowest dose the per-curve estimate rests on the few doses where the additive term dominates and is skewed;
+    each curve has 18 pure-error degrees of freedom, 16 left for the model). The fit stopped after two passes
+    gave the lowest dose 2.2 times its variance on average."""
     rng = np.random.default_rng(5)
     n, k, reps = 200, 9, 3
     level = np.tile(np.linspace(0.05, 1.0, k), n)
@@ -186,9 +188,24 @@ def test_noise_model_recovers_multiplicative_and_additive_noise():
     ss = true * rng.chisquare(reps - 1, n * k)
     got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
     assert df == pytest.approx(np.full(n, 16.0))
-    ratio = np.median((got / true).reshape(n, k), axis=0)  # low doses (additive) to high (multiplicative)
-    assert ratio == pytest.approx(np.ones(k), abs=0.2), ratio
-    assert np.mean(got / true) == pytest.approx(1.0, abs=0.2)
+    ratio = (got / true).reshape(n, k)  # columns: low doses (additive) to high (multiplicative)
+    assert np.median(ratio, axis=0) == pytest.approx(np.ones(k), abs=0.3), np.median(ratio, axis=0)
+    assert ratio.mean(axis=0) == pytest.approx(np.ones(k), abs=0.25), ratio.mean(axis=0)
+
+
+def test_noise_model_converges_where_the_noise_is_multiplicative():
+    """Replicate variances of nearly pure multiplicative noise (sd = 0.11 level + 0.001, levels 0.01-1, as on
+    the simulator's default set-up): the fit iterated to convergence gives the low doses their variance (median
+    over curves within 25 %); two passes left the first, unweighted pass's additive term there (about 2x at
+    level 0.01, 8x on simulated plates)."""
+    rng = np.random.default_rng(5)
+    n, k, reps = 300, 9, 3
+    level = np.tile(np.geomspace(0.01, 1.0, k), n)
+    true = 0.11**2 * level**2 + 0.001**2
+    ss = true * rng.chisquare(reps - 1, n * k)
+    got, _ = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    ratio = np.median((got / true).reshape(n, k), axis=0)
+    assert ratio == pytest.approx(np.ones(k), abs=0.25), ratio
 
 
 def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -> tuple[list, float]:
