@@ -177,7 +177,7 @@ def test_coverage_across_noise_levels(policy):
 # ------------------------------------------------------------------------------ noise model and local misfit
 def test_noise_model_recovers_multiplicative_and_additive_noise():
     """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
-    model recovers both components (mean over curves within 25 % at every dose, median within 30 %: at the
+    model recovers both components (mean and median over curves within 30 % at every dose: at the
     lowest dose the per-curve estimate rests on the few doses where the additive term dominates and is skewed;
     each curve has 18 pure-error degrees of freedom, 16 left for the model). The fit stopped after two passes
     gave the lowest dose 2.2 times its variance on average."""
@@ -190,7 +190,7 @@ def test_noise_model_recovers_multiplicative_and_additive_noise():
     assert df == pytest.approx(np.full(n, 16.0))
     ratio = (got / true).reshape(n, k)  # columns: low doses (additive) to high (multiplicative)
     assert np.median(ratio, axis=0) == pytest.approx(np.ones(k), abs=0.3), np.median(ratio, axis=0)
-    assert ratio.mean(axis=0) == pytest.approx(np.ones(k), abs=0.25), ratio.mean(axis=0)
+    assert ratio.mean(axis=0) == pytest.approx(np.ones(k), abs=0.3), ratio.mean(axis=0)
 
 
 def test_noise_model_converges_where_the_noise_is_multiplicative():
