@@ -178,8 +178,10 @@ def test_coverage_across_noise_levels(policy):
 # ------------------------------------------------------------------------------ noise model and local misfit
 def test_noise_model_recovers_multiplicative_and_additive_noise():
     """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
-    model recovers both components (median over curves within 20 %; each curve has 18 pure-error degrees of
-    freedom, 16 left for the model)."""
+    model recovers both components (mean and median over curves within 30 % at every dose: at the
+    lowest dose the per-curve estimate rests on the few doses where the additive term dominates and is skewed;
+    each curve has 18 pure-error degrees of freedom, 16 left for the model). The fit stopped after two passes
+    gave the lowest dose 2.2 times its variance on average."""
     rng = np.random.default_rng(5)
     n, k, reps = 200, 9, 3
     level = np.tile(np.linspace(0.05, 1.0, k), n)
@@ -187,14 +189,31 @@ def test_noise_model_recovers_multiplicative_and_additive_noise():
     ss = true * rng.chisquare(reps - 1, n * k)
     got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
     assert df == pytest.approx(np.full(n, 16.0))
-    ratio = np.median((got / true).reshape(n, k), axis=0)  # low doses (additive) to high (multiplicative)
-    assert ratio == pytest.approx(np.ones(k), abs=0.2), ratio
-    assert np.mean(got / true) == pytest.approx(1.0, abs=0.2)
+    ratio = (got / true).reshape(n, k)  # columns: low doses (additive) to high (multiplicative)
+    assert np.median(ratio, axis=0) == pytest.approx(np.ones(k), abs=0.3), np.median(ratio, axis=0)
+    assert ratio.mean(axis=0) == pytest.approx(np.ones(k), abs=0.3), ratio.mean(axis=0)
 
 
-def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -> tuple[list, float]:
-    """``n`` curves (3 plates of 9 doses each) of an exact 4-parameter truth (no misfit) with multiplicative
-    noise, and the true ic50 in molar."""
+def test_noise_model_converges_where_the_noise_is_multiplicative():
+    """Replicate variances of nearly pure multiplicative noise (sd = 0.11 level + 0.001, levels 0.01-1, as on
+    the simulator's default set-up): the fit iterated to convergence gives the low doses their variance (median
+    over curves within 25 %); two passes left the first, unweighted pass's additive term there (about 2x at
+    level 0.01, 8x on simulated plates)."""
+    rng = np.random.default_rng(5)
+    n, k, reps = 300, 9, 3
+    level = np.tile(np.geomspace(0.01, 1.0, k), n)
+    true = 0.11**2 * level**2 + 0.001**2
+    ss = true * rng.chisquare(reps - 1, n * k)
+    got, _ = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    ratio = np.median((got / true).reshape(n, k), axis=0)
+    assert ratio == pytest.approx(np.ones(k), abs=0.25), ratio
+
+
+def _multiplicative_noise_rows(
+    n: int, *, bottom: float, cv: float, seed: int, reps: int = 3
+) -> tuple[list, float]:
+    """``n`` curves (``reps`` plates of 9 doses each) of an exact 4-parameter truth (no misfit) with
+    multiplicative noise, and the true ic50 in molar."""
     from wells import plate
 
     rng = np.random.default_rng(seed)
@@ -203,7 +222,7 @@ def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -
     rv = bottom + (1 - bottom) / (1 + 10 ** (hill * (np.log10(doses * 1e-6) - x50)))
     rows = []
     for i in range(n):
-        for rep in range(3):
+        for rep in range(reps):
             treated = {
                 float(d): 10.0 + 100.0 * r * (1 + cv * rng.normal()) for d, r in zip(doses, rv, strict=True)
             }
@@ -267,6 +286,19 @@ def test_a_steeper_doses_misfit_moves_the_crossing_along_the_dose_axis():
     assert got[flat] > 0.0
     assert got[steep] / got[flat] < 0.5
     assert got[steep] / got[flat] == pytest.approx(ratio**2, rel=0.5)
+
+
+def test_one_well_per_dose_reads_the_noise_model_of_its_pool():
+    """One well per dose (no replicate, no pure error): one residual s^2 per curve, dominated by the noisy top
+    doses, made the ic50 of curves levelling off at 0.3 cover 0.983 (300 curves; 0.987 in each of four sets of
+    150); the noise model fitted to the dose residuals of the curves of the same perturbagen, data set, readout
+    and duration gives 0.967 (0.953-0.987 over those four sets)."""
+    rows, truth = _multiplicative_noise_rows(300, bottom=0.3, cv=0.04, seed=1, reps=1)
+    ic50 = _run(rows)
+    ic50 = ic50[(ic50[S.METRIC] == "ic50") & (ic50[S.STATUS] == "estimated")]
+    assert len(ic50) >= 290
+    coverage = float(((ic50[S.LOWER] <= truth) & (truth <= ic50[S.UPPER])).mean())
+    assert 0.93 <= coverage <= 0.978, coverage
 
 
 # ------------------------------------------------------------------------------ censoring at the edges of the data
