@@ -161,7 +161,8 @@ def test_misfit_factor_is_one_without_lack_of_fit_and_grows_with_it():
 @pytest.mark.parametrize("policy", ["refuse", "shrink"])
 def test_coverage_across_noise_levels(policy):
     """1, 2, 4 and 8 % noise, 3 seeds (docs/validation.md section 5): every metric pooled over the noise levels
-    (n = 350-780) within 0.92-0.985 (measured: tgi 0.926-0.931, lc50 0.971-0.980, the rest 0.937-0.966), lc50 and
+    (n = 350-780) within 0.92-0.985 (measured with the dose-axis misfit kernel: tgi 0.961, lc50 0.971-0.984, the
+    rest 0.945-0.977; the share kernel before: tgi 0.926-0.931, lc50 0.971-0.980), lc50 and
     einf no longer over-covering (main, seeds 0-5: lc50 0.991-0.996, einf 0.988), every cell >= 0.87."""
     table = _coverage_module().coverage_table(
         seeds=(0, 1, 2), cvs=(0.01, 0.02, 0.04, 0.08), policies=(policy,)
@@ -177,8 +178,10 @@ def test_coverage_across_noise_levels(policy):
 # ------------------------------------------------------------------------------ noise model and local misfit
 def test_noise_model_recovers_multiplicative_and_additive_noise():
     """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
-    model recovers both components (median over curves within 20 %; each curve has 18 pure-error degrees of
-    freedom, 16 left for the model)."""
+    model recovers both components (mean and median over curves within 30 % at every dose: at the
+    lowest dose the per-curve estimate rests on the few doses where the additive term dominates and is skewed;
+    each curve has 18 pure-error degrees of freedom, 16 left for the model). The fit stopped after two passes
+    gave the lowest dose 2.2 times its variance on average."""
     rng = np.random.default_rng(5)
     n, k, reps = 200, 9, 3
     level = np.tile(np.linspace(0.05, 1.0, k), n)
@@ -186,14 +189,31 @@ def test_noise_model_recovers_multiplicative_and_additive_noise():
     ss = true * rng.chisquare(reps - 1, n * k)
     got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
     assert df == pytest.approx(np.full(n, 16.0))
-    ratio = np.median((got / true).reshape(n, k), axis=0)  # low doses (additive) to high (multiplicative)
-    assert ratio == pytest.approx(np.ones(k), abs=0.2), ratio
-    assert np.mean(got / true) == pytest.approx(1.0, abs=0.2)
+    ratio = (got / true).reshape(n, k)  # columns: low doses (additive) to high (multiplicative)
+    assert np.median(ratio, axis=0) == pytest.approx(np.ones(k), abs=0.3), np.median(ratio, axis=0)
+    assert ratio.mean(axis=0) == pytest.approx(np.ones(k), abs=0.3), ratio.mean(axis=0)
 
 
-def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -> tuple[list, float]:
-    """``n`` curves (3 plates of 9 doses each) of an exact 4-parameter truth (no misfit) with multiplicative
-    noise, and the true ic50 in molar."""
+def test_noise_model_converges_where_the_noise_is_multiplicative():
+    """Replicate variances of nearly pure multiplicative noise (sd = 0.11 level + 0.001, levels 0.01-1, as on
+    the simulator's default set-up): the fit iterated to convergence gives the low doses their variance (median
+    over curves within 25 %); two passes left the first, unweighted pass's additive term there (about 2x at
+    level 0.01, 8x on simulated plates)."""
+    rng = np.random.default_rng(5)
+    n, k, reps = 300, 9, 3
+    level = np.tile(np.geomspace(0.01, 1.0, k), n)
+    true = 0.11**2 * level**2 + 0.001**2
+    ss = true * rng.chisquare(reps - 1, n * k)
+    got, _ = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    ratio = np.median((got / true).reshape(n, k), axis=0)
+    assert ratio == pytest.approx(np.ones(k), abs=0.25), ratio
+
+
+def _multiplicative_noise_rows(
+    n: int, *, bottom: float, cv: float, seed: int, reps: int = 3
+) -> tuple[list, float]:
+    """``n`` curves (``reps`` plates of 9 doses each) of an exact 4-parameter truth (no misfit) with
+    multiplicative noise, and the true ic50 in molar."""
     from wells import plate
 
     rng = np.random.default_rng(seed)
@@ -202,7 +222,7 @@ def _multiplicative_noise_rows(n: int, *, bottom: float, cv: float, seed: int) -
     rv = bottom + (1 - bottom) / (1 + 10 ** (hill * (np.log10(doses * 1e-6) - x50)))
     rows = []
     for i in range(n):
-        for rep in range(3):
+        for rep in range(reps):
             treated = {
                 float(d): 10.0 + 100.0 * r * (1 + cv * rng.normal()) for d, r in zip(doses, rv, strict=True)
             }
@@ -220,6 +240,64 @@ def test_crossing_near_the_lower_plateau_is_calibrated_under_multiplicative_nois
     assert len(ic50) == 150
     coverage = float(((ic50[S.LOWER] <= truth) & (truth <= ic50[S.UPPER])).mean())
     assert 0.93 <= coverage <= 0.975, coverage
+
+
+# ------------------------------------------------------------------------------ where a crossing reads the misfit
+def _misfit_of_crossing(*, hill: float, level: float, bump_at: int, bump: float = 0.05) -> float:
+    """Misfit variance (log10 units) of the crossing of ``level`` by an exact 4-parameter curve (top 1, bottom 0,
+    log10 EC50 -7, 9 doses half a decade apart) whose replicate wells (mean +- 0.01) lie on the curve except at
+    the dose ``bump_at``, whose mean is off by ``bump``."""
+    from doseatlas.metrics.compute import _root_grad
+
+    x = -9.0 + 0.5 * np.arange(9)
+    mean = 1.0 / (1.0 + 10.0 ** (hill * (x + 7.0)))
+    mean[bump_at] += bump
+    y = (mean[:, None] + np.array([-0.01, 0.0, 0.01])).ravel()
+    params = {"top": 1.0, "bottom": 0.0, "log10_ec50": -7.0, "hill": hill, "n_points": 27.0}
+    curves = pd.DataFrame([params]).assign(**{f"cov_{k}_{k}": 1.0 for k in U.PARAMS})
+    terms = U.sandwich(np.zeros(27, dtype=np.int64), np.repeat(x, 3), y, curves, offset=np.zeros(1))
+    grad = _root_grad(curves, np.array([(1.0 - level) / level]), level)
+    misfit, _ = U._local_misfit(terms, curves, grad, terms.per_dose["n"])
+    return float(misfit[0])
+
+
+def test_a_crossing_reads_the_misfit_of_the_doses_about_it():
+    """A shallow curve (hill 0.5: neighbouring doses 0.06-0.12 apart in share of the transition): a misfit three
+    doses away from the crossing is not the curve's error at the crossing (main's kernel of width 0.25 in share
+    read it with weight 0.5); at the crossing's own dose it is."""
+    level_at_dose_4 = 1.0 / (1.0 + 10.0 ** (0.5 * (-7.0 + 7.0)))  # x = -7: the fourth dose, share 0.5
+    assert _misfit_of_crossing(hill=0.5, level=level_at_dose_4, bump_at=7) == 0.0
+    assert _misfit_of_crossing(hill=0.5, level=level_at_dose_4, bump_at=4) > 0.0
+
+
+def test_a_steeper_doses_misfit_moves_the_crossing_along_the_dose_axis():
+    """A crossing near the lower plateau (share 0.03, midway between two doses): the same misfit on the steeper
+    neighbour (2.8 times the slope at the crossing) moves it by the misfit over that dose's slope, not over the
+    flat slope at the crossing, i.e. by (slope at the crossing / slope at the dose)^2 = 0.13 of what it does on
+    the flatter neighbour (main: about as much, 1.0)."""
+    hill, x_level = 2.0, -6.25  # midway between the doses -6.5 (share 0.091) and -6.0 (share 0.0099)
+    level = 1.0 / (1.0 + 10.0 ** (hill * (x_level + 7.0)))  # share 0.031
+    doses = -9.0 + 0.5 * np.arange(9)
+    steep, flat = 5, 6  # the steeper neighbour lies below the crossing in dose
+    got = {at: _misfit_of_crossing(hill=hill, level=level, bump_at=at) for at in (steep, flat)}
+    share = 1.0 / (1.0 + 10.0 ** (hill * (doses + 7.0)))
+    ratio = (level * (1 - level)) / (share[steep] * (1 - share[steep]))
+    assert got[flat] > 0.0
+    assert got[steep] / got[flat] < 0.5
+    assert got[steep] / got[flat] == pytest.approx(ratio**2, rel=0.5)
+
+
+def test_one_well_per_dose_reads_the_noise_model_of_its_pool():
+    """One well per dose (no replicate, no pure error): one residual s^2 per curve, dominated by the noisy top
+    doses, made the ic50 of curves levelling off at 0.3 cover 0.983 (300 curves; 0.987 in each of four sets of
+    150); the noise model fitted to the dose residuals of the curves of the same perturbagen, data set, readout
+    and duration gives 0.967 (0.953-0.987 over those four sets)."""
+    rows, truth = _multiplicative_noise_rows(300, bottom=0.3, cv=0.04, seed=1, reps=1)
+    ic50 = _run(rows)
+    ic50 = ic50[(ic50[S.METRIC] == "ic50") & (ic50[S.STATUS] == "estimated")]
+    assert len(ic50) >= 290
+    coverage = float(((ic50[S.LOWER] <= truth) & (truth <= ic50[S.UPPER])).mean())
+    assert 0.93 <= coverage <= 0.978, coverage
 
 
 # ------------------------------------------------------------------------------ censoring at the edges of the data

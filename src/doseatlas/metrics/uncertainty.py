@@ -420,9 +420,11 @@ def _inverse(jtj: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return inv * (free[:, :, None] & free[:, None, :]), good
 
 
+#: kernel width of a crossing's local misfit, in dose spacings: the doses about the crossing (see
+#: _local_misfit and docs/fitting.md)
+MISFIT_BANDWIDTH = 1.0
 #: the response at which multiplicative noise vanishes, per scale (GR: -1, percent growth read on its own fit
 #: in percent: -100); the noise model is ``var = sigma_m^2 (f + offset)^2 + sigma_a^2`` (see noise_model)
-MISFIT_BANDWIDTH = 0.25  # kernel width of the local misfit, in shares of the transition (top to bottom)
 NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
 
 
@@ -476,8 +478,23 @@ def sandwich(
     level = np.abs(fitted + np.asarray(offset, dtype=float)[pair_curve])
     noise, noise_df = noise_model(pair_curve, count, ss, level, n)
     lev = count * np.einsum("di,dij,dj->d", jd, inv[pair_curve], jd)
+    alone = _without_replicates(noise_df, n_free, n_pairs, pair_curve)
+    if alone.any():  # one well per dose: the noise model pooled over the curves of the same pool (below)
+        noise, noise_df = pooled_noise(
+            curves,
+            pair_curve,
+            count * mean_resid**2,
+            lev,
+            level,
+            offset,
+            alone & good,
+            noise,
+            noise_df,
+            n_free,
+        )
     with np.errstate(divide="ignore", invalid="ignore"):  # lack of fit beyond the noise: misfit variance
         excess = count * mean_resid**2 - noise * (1.0 - lev)
+        # (one well per dose: the misfit beyond the pool's average, which its noise model holds)
         k = np.bincount(pair_curve, minlength=n).astype(float)
         misfit = np.bincount(pair_curve, weights=excess, minlength=n) / np.bincount(
             pair_curve, weights=count * (1.0 - lev), minlength=n
@@ -496,6 +513,7 @@ def sandwich(
         "e": np.nan_to_num(excess),
         "d": count,
         "u": np.nan_to_num(share, nan=0.5),
+        "x": x[first],
         **{f"j{a}": jd[:, a] for a in range(4)},
     }
     upper = np.zeros_like(inv)  # the upper triangle, mirrored (as the columns hold it: a_ab for a <= b)
@@ -541,13 +559,48 @@ def _pad(per_dose: dict[str, np.ndarray], pair_curve: np.ndarray, n: int) -> dic
     return out
 
 
+NOISE_PASSES = 20  # reweighting passes at most (simulated: 99 % of curves within 1 % of the converged fit)
+NOISE_TOLERANCE = 1e-6  # relative change of every dose's fitted variance below which the fit has converged
+
+
+def _noise_pass(
+    pair_curve: np.ndarray, w: np.ndarray, u: np.ndarray, s2: np.ndarray, weight: np.ndarray, pooled, n: int
+) -> np.ndarray:
+    """One weighted least-squares pass of :func:`noise_model` over the given doses: their fitted variance."""
+    sums = {
+        k: np.bincount(pair_curve, weights=weight * v, minlength=n)
+        for k, v in {"1": np.ones_like(u), "u": u, "uu": u * u, "s": s2, "us": u * s2}.items()
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = sums["1"] * sums["uu"] - sums["u"] ** 2
+        mult = (sums["1"] * sums["us"] - sums["u"] * sums["s"]) / det
+        add = (sums["uu"] * sums["s"] - sums["u"] * sums["us"]) / det
+        only_mult = sums["us"] / sums["uu"]
+        only_add = sums["s"] / sums["1"]
+    both = np.isfinite(mult) & np.isfinite(add) & (mult >= 0) & (add >= 0)
+    use_mult = ~both & np.isfinite(only_mult) & (np.nan_to_num(add, nan=-1.0) < 0) & (only_mult > 0)
+    mult = np.where(both, mult, np.where(use_mult, only_mult, 0.0))
+    add = np.where(both, add, np.where(use_mult, 0.0, np.where(np.isfinite(only_add), only_add, pooled)))
+    pred = mult[pair_curve] * u + add[pair_curve]
+    return np.where(pred > 0, pred, pooled[pair_curve])
+
+
 def noise_model(
     pair_curve: np.ndarray, count: np.ndarray, ss: np.ndarray, level: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per dose, the noise variance of one well ``sigma_m^2 level^2 + sigma_a^2`` (multiplicative and
     additive noise) fitted per curve to the replicate variances of its doses, with weights ``(n_d - 1) /
-    var_d^2`` (two passes; a negative component dropped); and per curve the pure-error degrees of freedom
-    minus the model's two. NaN where a curve has no replicate."""
+    var_d^2`` (a negative component dropped); and per curve the pure-error degrees of freedom minus the
+    model's two. NaN where a curve has no replicate.
+
+    A replicate variance ``s_d^2`` from ``n_d`` wells is ``var_d chi^2(n_d - 1) / (n_d - 1)``: a gamma variable
+    whose variance is ``2 var_d^2 / (n_d - 1)``, so the maximum-likelihood (gamma quasi-likelihood) fit of the
+    linear model is weighted least squares with those weights at the fitted ``var_d``, iterated until the fit
+    no longer changes (every dose's variance by less than :data:`NOISE_TOLERANCE`, relative; :data:`NOISE_PASSES`
+    at most; the first pass weights by ``n_d - 1`` alone; a converged curve leaves the iteration). Stopping
+    after one reweighting left the first pass's imprint, dominated by the noisy top doses: on the simulator's
+    default set-up the variance at viability below 0.02 came out 8 times the replicate variance there
+    (docs/fitting.md, "Plateau intervals")."""
     rep = count > 1
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(rep, ss / (count - 1.0), 0.0)
@@ -557,31 +610,86 @@ def noise_model(
         pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
             pair_curve, weights=w, minlength=n
         )
-    pred = np.full(len(count), np.nan)
-    for _ in range(2):
-        weight = w if np.isnan(pred).all() else w / np.maximum(pred, 1e-12) ** 2
-        sums = {
-            k: np.bincount(pair_curve, weights=weight * v, minlength=n)
-            for k, v in {"1": np.ones_like(u), "u": u, "uu": u * u, "s": s2, "us": u * s2}.items()
-        }
+    pred = _noise_pass(pair_curve, w, u, s2, w, pooled, n)
+    active = np.arange(len(count))  # the doses of the curves whose fit still moves
+    for _ in range(NOISE_PASSES - 1):
+        pc, old = pair_curve[active], pred[active]
+        new = _noise_pass(
+            pc, w[active], u[active], s2[active], w[active] / np.maximum(old, 1e-12) ** 2, pooled, n
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
-            det = sums["1"] * sums["uu"] - sums["u"] ** 2
-            mult = (sums["1"] * sums["us"] - sums["u"] * sums["s"]) / det
-            add = (sums["uu"] * sums["s"] - sums["u"] * sums["us"]) / det
-            only_mult = sums["us"] / sums["uu"]
-            only_add = sums["s"] / sums["1"]
-        both = np.isfinite(mult) & np.isfinite(add) & (mult >= 0) & (add >= 0)
-        use_mult = ~both & np.isfinite(only_mult) & (np.nan_to_num(add, nan=-1.0) < 0) & (only_mult > 0)
-        mult = np.where(both, mult, np.where(use_mult, only_mult, 0.0))
-        add = np.where(both, add, np.where(use_mult, 0.0, np.where(np.isfinite(only_add), only_add, pooled)))
-        pred = mult[pair_curve] * u + add[pair_curve]
-        pred = np.where(pred > 0, pred, pooled[pair_curve])
+            moved = np.abs(new - old) > NOISE_TOLERANCE * new  # (NaN: a curve without replicates)
+        pred[active] = new
+        active = active[(np.bincount(pc, weights=moved, minlength=n) > 0)[pc]]
+        if not len(active):
+            break
     df = np.bincount(pair_curve, weights=w, minlength=n) - 2.0
     return np.where(np.isfinite(pred), pred, np.nan), df
 
 
+#: the columns that pool the curves without replicates for :func:`pooled_noise` (with the noise offset): the
+#: curves of one perturbagen, data set, readout and duration, which a partitioned run sees in one bucket
+NOISE_POOL = (S.DATASET, S.PERTURBAGEN, S.READOUT, S.DURATION_H)
+
+
+def _without_replicates(noise_df: np.ndarray, n_free: np.ndarray, n_pairs: int, pair_curve) -> np.ndarray:
+    """Per curve: True where no dose has a replicate (its own noise model has no pure error) and the curve has
+    more doses than free parameters (its residuals carry a degree of freedom)."""
+    n = len(noise_df)
+    k = np.bincount(pair_curve, minlength=n) if n_pairs else np.zeros(n, dtype=np.int64)
+    return (noise_df <= -2.0) & (k > n_free)
+
+
+def pooled_noise(
+    curves: pd.DataFrame,
+    pair_curve: np.ndarray,
+    resid2: np.ndarray,
+    lev: np.ndarray,
+    level: np.ndarray,
+    offset,
+    alone: np.ndarray,
+    noise: np.ndarray,
+    noise_df: np.ndarray,
+    n_free: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``noise`` and ``noise_df`` with the curves ``alone`` (:func:`_without_replicates`, with an invertible
+    ``J'J``) given the noise model of their pool (:data:`NOISE_POOL` and the noise offset): fitted by
+    :func:`noise_model` to the dose residuals of every such curve of the pool whose selected model is the
+    sigmoid (a flat fit's sigmoid residuals are not its noise), each a variance estimate
+    ``n_d r_d^2 / (1 - h_d)`` with ``1 - h_d`` degrees of freedom (``r_d`` the dose's mean residual, ``h_d`` its
+    leverage: ``E[r_d^2] = var_d (1 - h_d) / n_d``; the ``1 - h_d`` sum to ``k - p`` per curve); degrees of
+    freedom: the pool's residual ones minus the model's two. Without
+    replicates the misfit cannot be told from the noise: the pooled model holds both (averaged over the
+    pool's curves). Unchanged where the curves table lacks the pool columns."""
+    if not all(c in curves for c in NOISE_POOL):
+        return noise, noise_df
+    n = len(curves)
+    pool, _ = key_codes(curves.assign(_offset=np.asarray(offset, dtype=float)), [*NOISE_POOL, "_offset"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = resid2 / (1.0 - lev)
+    mine = alone[pair_curve]
+    sigmoid = curves["selected"].eq("sigmoid").to_numpy() if "selected" in curves else np.ones(n, dtype=bool)
+    use = mine & sigmoid[pair_curve] & np.isfinite(s2) & (lev < 1.0 - 1e-9)
+    n_pools = int(pool.max()) + 1 if n else 0
+    # each usable dose: the variance estimate s2 with the residual's 1 - h_d degrees of freedom (count
+    # 2 - h_d, ``ss`` = r_d^2: a dose whose residual the fit pins down, h_d near 1, weighs almost nothing);
+    # the other doses of those curves (count 1) only read the pool's model; curves with replicates: apart
+    fitted, _ = noise_model(
+        np.where(mine, pool[pair_curve], n_pools),
+        np.where(use, 2.0 - lev, 1.0),
+        np.where(use, resid2, 0.0),
+        level,
+        n_pools + 1,
+    )
+    own = np.bincount(pair_curve, minlength=n) - n_free
+    df = np.bincount(pool, weights=np.where(alone & sigmoid, own, 0.0),
+                     minlength=n_pools) - 2.0  # fmt: skip
+    noise = np.where(alone[pair_curve], fitted, noise)
+    return noise, np.where(alone, df[pool], noise_df)
+
+
 #: the per-dose terms of :func:`sandwich_terms` (one column per dose position: ``<SANDWICH><name>_<d>``)
-PER_DOSE = ("n", "v", "e", "d", "u", "j0", "j1", "j2", "j3")
+PER_DOSE = ("n", "v", "e", "d", "u", "x", "j0", "j1", "j2", "j3")
 #: the per-curve terms of :func:`sandwich_terms` besides ``(J'J)^-1`` and the per-dose ones
 PER_CURVE = ("s2", "misfit", "misfit_df", "noise_df")
 
@@ -690,7 +798,7 @@ def metric_variance(
     if plateau:  # the plateau: the misfit of the doses that determine it, through the fit's weights
         v_misfit = np.sum(w2 * nd**2, axis=1) * terms.per_curve["misfit"]
     else:  # a crossing: the local misfit where the curve crosses, as a shift of the level
-        v_misfit, df_m = _local_misfit(terms, grad, nd)
+        v_misfit, df_m = _local_misfit(terms, curves, grad, nd)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (v_noise + v_misfit) ** 2 / (v_noise**2 / df_n + np.where(v_misfit > 0, v_misfit**2 / df_m, 0.0))
     own = terms.per_curve["s2"] * np.einsum("ni,ni->n", grad, ag)
@@ -698,15 +806,31 @@ def metric_variance(
     return own, np.where(usable, v_noise + v_misfit, np.nan), df
 
 
-def _local_misfit(terms: SandwichTerms, grad: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md)."""
+def _local_misfit(
+    terms: SandwichTerms, curves: pd.DataFrame, grad: np.ndarray, nd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of a crossing from the misfit where it lies, and its degrees of freedom (see docs/fitting.md).
+
+    The misfit is read from the doses about the crossing on the dose axis (a Gaussian kernel in log10 dose of
+    :data:`MISFIT_BANDWIDTH` dose spacing about it); a dose where the fitted curve is steeper than at the
+    crossing moves the crossing by its misfit along the dose axis (``e_d / s_d^2``), not as a shift of the level
+    through the flatter slope at the crossing (``e_d / s_L^2``): the smaller of the two.
+    """
     g_top, g_bottom = np.abs(grad[:, 0]), np.abs(grad[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):  # share of the transition at the level
         u_level = np.where(g_top + g_bottom > 0, g_top / (g_top + g_bottom), 0.5)
-    per_dose = terms.per_dose
-    kern = np.exp(-0.5 * ((per_dose["u"] - u_level[:, None]) / MISFIT_BANDWIDTH) ** 2) * (nd > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau2 = np.sum(kern * per_dose["e"], axis=1) / np.sum(kern * per_dose["d"], axis=1)
+    x, u, e, d = (terms.per_dose[k] for k in ("x", "u", "e", "d"))
+    tested = nd > 0
+    x_level = curves["log10_ec50"].to_numpy(float) - grad[:, 3] * curves["hill"].to_numpy(float)
+    lo = np.where(tested, x, np.inf).min(axis=1)
+    hi = np.where(tested, x, -np.inf).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        spacing = (hi - lo) / np.maximum(tested.sum(axis=1) - 1, 1)
+        kern = np.exp(-0.5 * ((x - x_level[:, None]) / (MISFIT_BANDWIDTH * spacing[:, None])) ** 2)
+        kern = np.where(tested, np.nan_to_num(kern), 0.0)
+        # the fitted slope at a dose relative to the slope at the level: s(1 - s) of the log-logistic
+        steeper = (u * (1.0 - u)) / (u_level * (1.0 - u_level))[:, None]
+        tau2 = np.sum(kern * e / np.maximum(steeper, 1.0) ** 2, axis=1) / np.sum(kern * d, axis=1)
         k_eff = np.sum(kern, axis=1) ** 2 / np.sum(kern**2, axis=1)
     return (grad[:, 0] + grad[:, 1]) ** 2 * np.clip(np.nan_to_num(tau2), 0.0, None), k_eff
 
