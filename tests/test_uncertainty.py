@@ -209,6 +209,26 @@ def test_noise_model_converges_where_the_noise_is_multiplicative():
     assert ratio == pytest.approx(np.ones(k), abs=0.25), ratio
 
 
+def test_noise_model_gives_the_same_bits_with_the_curves_interleaved():
+    """Each curve's doses summed in their own order, as ``np.bincount`` sums them: the doses of the curves
+    interleaved (each curve's kept in order, as the pooled noise model passes them) give the same bits as the
+    curves one after another; NaN for a curve without replicates, whose degrees of freedom are -2."""
+    rng = np.random.default_rng(7)
+    n, k = 50, 9
+    level = rng.uniform(0.01, 1.0, n * k)
+    count = rng.choice([1.0, 2.0, 3.0, 4.0], n * k)
+    count[:k] = 1.0  # curve 0: no replicate
+    ss = (0.1**2 * level**2 + 0.01**2) * rng.chisquare(2, n * k) * 10.0 ** rng.integers(-3, 3, n * k)
+    curve = np.repeat(np.arange(n), k)
+    grouped, df = U.noise_model(curve, count, ss, level, n)
+    mixed = np.empty(n * k, dtype=np.int64)  # place in the interleaved order of each dose (curve-major)
+    mixed[np.argsort(rng.permutation(curve), kind="stable")] = np.arange(n * k)
+    got, df_mixed = U.noise_model(curve[mixed], count[mixed], ss[mixed], level[mixed], n)
+    assert got.view(np.int64).tolist() == grouped[mixed].view(np.int64).tolist()
+    assert df_mixed.view(np.int64).tolist() == df.view(np.int64).tolist()
+    assert np.isnan(grouped[:k]).all() and np.isfinite(grouped[k:]).all() and df[0] == -2.0
+
+
 def _multiplicative_noise_rows(
     n: int, *, bottom: float, cv: float, seed: int, reps: int = 3
 ) -> tuple[list, float]:

@@ -34,6 +34,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from doseatlas import schemas as S
 from doseatlas._codes import first_code_rows, key_codes, n_distinct, same_values, sorted_key_codes
@@ -563,26 +564,81 @@ NOISE_PASSES = 20  # reweighting passes at most (simulated: 99 % of curves withi
 NOISE_TOLERANCE = 1e-6  # relative change of every dose's fitted variance below which the fit has converged
 
 
-def _noise_pass(
-    pair_curve: np.ndarray, w: np.ndarray, u: np.ndarray, s2: np.ndarray, weight: np.ndarray, pooled, n: int
-) -> np.ndarray:
-    """One weighted least-squares pass of :func:`noise_model` over the given doses: their fitted variance."""
-    sums = {
-        k: np.bincount(pair_curve, weights=weight * v, minlength=n)
-        for k, v in {"1": np.ones_like(u), "u": u, "uu": u * u, "s": s2, "us": u * s2}.items()
-    }
-    with np.errstate(divide="ignore", invalid="ignore"):
-        det = sums["1"] * sums["uu"] - sums["u"] ** 2
-        mult = (sums["1"] * sums["us"] - sums["u"] * sums["s"]) / det
-        add = (sums["uu"] * sums["s"] - sums["u"] * sums["us"]) / det
-        only_mult = sums["us"] / sums["uu"]
-        only_add = sums["s"] / sums["1"]
-    both = np.isfinite(mult) & np.isfinite(add) & (mult >= 0) & (add >= 0)
-    use_mult = ~both & np.isfinite(only_mult) & (np.nan_to_num(add, nan=-1.0) < 0) & (only_mult > 0)
-    mult = np.where(both, mult, np.where(use_mult, only_mult, 0.0))
-    add = np.where(both, add, np.where(use_mult, 0.0, np.where(np.isfinite(only_add), only_add, pooled)))
-    pred = mult[pair_curve] * u + add[pair_curve]
-    return np.where(pred > 0, pred, pooled[pair_curve])
+#: the noise model's kernels: compiled without fastmath, so every sum, product and quotient is the one numpy
+#: computes elementwise and ``np.bincount`` sums (in the order of the doses), to the bit
+_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_KERNEL)
+def _noise_pass(rows, weight, u, s2, pooled, out):
+    """One weighted least-squares pass of :func:`noise_model` over the doses ``rows`` of one curve (in order;
+    ``weight``: per place in ``rows``): their fitted variance into ``out`` (per place in ``rows``)."""
+    s1 = su = suu = ss = sus = 0.0
+    for j in range(rows.size):
+        i = rows[j]
+        s1 += weight[j]
+        su += weight[j] * u[i]
+        suu += weight[j] * (u[i] * u[i])
+        ss += weight[j] * s2[i]
+        sus += weight[j] * (u[i] * s2[i])
+    det = s1 * suu - su * su
+    mult = (s1 * sus - su * ss) / det
+    add = (suu * ss - su * sus) / det
+    only_mult = sus / suu
+    only_add = ss / s1
+    both = np.isfinite(mult) and np.isfinite(add) and mult >= 0 and add >= 0
+    if not both and np.isfinite(only_mult) and (add < 0 or np.isnan(add)) and only_mult > 0:
+        mult, add = only_mult, 0.0  # the additive component dropped
+    elif not both:
+        mult, add = 0.0, only_add if np.isfinite(only_add) else pooled
+    for j in range(rows.size):
+        pred = mult * u[rows[j]] + add
+        out[j] = pred if pred > 0 else pooled
+
+
+@njit(**_KERNEL)
+def _noise_curve(rows, w, u, s2, passes, tolerance, weight, new, pred):
+    """The passes of :func:`noise_model` over the doses ``rows`` of one curve: their fitted variance into
+    ``pred``; returns the curve's summed weights ``n_d - 1`` (``weight``, ``new``: scratch, one place per dose)."""
+    sw = sws = 0.0
+    for j in range(rows.size):
+        sw += w[rows[j]]
+        sws += w[rows[j]] * s2[rows[j]]
+        weight[j] = w[rows[j]]
+    pooled = sws / sw  # NaN for a curve without replicates
+    _noise_pass(rows, weight, u, s2, pooled, new)
+    for j in range(rows.size):
+        pred[rows[j]] = new[j]
+    for _ in range(passes - 1):
+        for j in range(rows.size):
+            old = pred[rows[j]]
+            floor = old if not old < 1e-12 else 1e-12  # (NaN stays NaN, as np.maximum)
+            weight[j] = w[rows[j]] / (floor * floor)
+        _noise_pass(rows, weight, u, s2, pooled, new)
+        moved = False
+        for j in range(rows.size):
+            moved |= np.abs(new[j] - pred[rows[j]]) > tolerance * new[j]  # (NaN: a curve without replicates)
+            pred[rows[j]] = new[j]
+        if not moved:
+            break
+    return sw
+
+
+@njit(**_KERNEL)
+def _noise_passes(order, start, w, u, s2, passes, tolerance):
+    """:func:`_noise_curve` for every curve (its doses ``order[start[c]:start[c + 1]]``): the doses' fitted
+    variance (NaN where not finite) and per curve the summed weights ``n_d - 1``."""
+    pred = np.empty(order.size)
+    total = np.empty(start.size - 1)
+    k = np.max(start[1:] - start[:-1]) if start.size > 1 else 0
+    weight, new = np.empty(k), np.empty(k)
+    for c in range(start.size - 1):
+        rows = order[start[c] : start[c + 1]]
+        total[c] = _noise_curve(rows, w, u, s2, passes, tolerance, weight, new, pred)
+    for i in range(pred.size):
+        if not np.isfinite(pred[i]):
+            pred[i] = np.nan
+    return pred, total
 
 
 def noise_model(
@@ -605,26 +661,11 @@ def noise_model(
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(rep, ss / (count - 1.0), 0.0)
     w = np.where(rep, count - 1.0, 0.0)
-    u = level**2
-    with np.errstate(divide="ignore", invalid="ignore"):  # NaN for a curve without replicates
-        pooled = np.bincount(pair_curve, weights=w * s2, minlength=n) / np.bincount(
-            pair_curve, weights=w, minlength=n
-        )
-    pred = _noise_pass(pair_curve, w, u, s2, w, pooled, n)
-    active = np.arange(len(count))  # the doses of the curves whose fit still moves
-    for _ in range(NOISE_PASSES - 1):
-        pc, old = pair_curve[active], pred[active]
-        new = _noise_pass(
-            pc, w[active], u[active], s2[active], w[active] / np.maximum(old, 1e-12) ** 2, pooled, n
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.abs(new - old) > NOISE_TOLERANCE * new  # (NaN: a curve without replicates)
-        pred[active] = new
-        active = active[(np.bincount(pc, weights=moved, minlength=n) > 0)[pc]]
-        if not len(active):
-            break
-    df = np.bincount(pair_curve, weights=w, minlength=n) - 2.0
-    return np.where(np.isfinite(pred), pred, np.nan), df
+    order = np.argsort(pair_curve, kind="stable")  # each curve's doses in their order (np.bincount's)
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair_curve, minlength=n), out=start[1:])
+    pred, total = _noise_passes(order, start, w, level**2, s2, NOISE_PASSES, NOISE_TOLERANCE)
+    return pred, total - 2.0
 
 
 #: the columns that pool the curves without replicates for :func:`pooled_noise` (with the noise offset): the
