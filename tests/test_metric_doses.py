@@ -57,8 +57,8 @@ def test_sandwich_terms_from_the_runs_are_those_of_the_sort(seed, close_doses):
     curves = _curves(40, seed)
     offset = np.zeros(40)
     _same(
-        U.sandwich_terms(codes, x, y, curves, offset=offset, runs=runs),
-        U.sandwich_terms(codes, x, y, curves, offset=offset),
+        U.sandwich(codes, x, y, curves, offset=offset, runs=runs).columns(),
+        U.sandwich(codes, x, y, curves, offset=offset).columns(),
     )
 
 

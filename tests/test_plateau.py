@@ -41,7 +41,7 @@ def _heteroscedastic_curve(*, bottom: float = 0.1, seed: int = 6) -> pd.DataFram
     }
     row.update({f"cov_{a}_{b}": cov[i, j] for i, a in enumerate(PARAMS) for j, b in enumerate(PARAMS)})
     curves = pd.DataFrame([row])
-    terms = U.sandwich_terms(np.zeros(n, dtype=np.int64), x, y, curves, offset=np.zeros(1))
+    terms = U.sandwich(np.zeros(n, dtype=np.int64), x, y, curves, offset=np.zeros(1)).columns()
     return pd.concat([curves, pd.DataFrame(terms)], axis=1)
 
 

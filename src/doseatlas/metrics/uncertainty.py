@@ -387,7 +387,7 @@ def _factor_per_curve(ids: pd.Series, factors: pd.DataFrame) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ dose-clustered sandwich
 PARAMS = ("top", "bottom", "log10_ec50", "hill")
-SANDWICH = "_sw_"  # prefix of the per-curve sandwich columns (see sandwich_terms)
+SANDWICH = "_sw_"  # prefix of the per-curve sandwich columns (see SandwichTerms.columns)
 _PAIRS = [(a, b) for a in range(4) for b in range(a, 4)]
 
 
@@ -427,20 +427,6 @@ MISFIT_BANDWIDTH = 1.0
 #: the response at which multiplicative noise vanishes, per scale (GR: -1, percent growth read on its own fit
 #: in percent: -100); the noise model is ``var = sigma_m^2 (f + offset)^2 + sigma_a^2`` (see noise_model)
 NOISE_OFFSET = {S.RELATIVE_VIABILITY: 0.0, S.GR: 1.0, S.PERCENT_GROWTH: 100.0}
-
-
-def sandwich_terms(
-    codes: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    curves: pd.DataFrame,
-    *,
-    offset,
-    runs: DoseRuns | None = None,
-) -> dict[str, np.ndarray]:
-    """The :class:`SandwichTerms` of :func:`sandwich` (same arguments) as columns (:meth:`SandwichTerms.columns`:
-    ``<SANDWICH><name>``, the per-dose terms one column per dose position)."""
-    return sandwich(codes, x, y, curves, offset=offset, runs=runs).columns()
 
 
 def sandwich(
@@ -729,16 +715,16 @@ def pooled_noise(
     return noise, np.where(alone, df[pool], noise_df)
 
 
-#: the per-dose terms of :func:`sandwich_terms` (one column per dose position: ``<SANDWICH><name>_<d>``)
+#: the per-dose terms of :func:`sandwich` (one column per dose position: ``<SANDWICH><name>_<d>``)
 PER_DOSE = ("n", "v", "e", "d", "u", "x", "j0", "j1", "j2", "j3")
-#: the per-curve terms of :func:`sandwich_terms` besides ``(J'J)^-1`` and the per-dose ones
+#: the per-curve terms of :func:`sandwich` besides ``(J'J)^-1`` and the per-dose ones
 PER_CURVE = ("s2", "misfit", "misfit_df", "noise_df")
 
 
 @dataclass(frozen=True)
 class SandwichTerms:
     """Per curve, everything :func:`sandwich_se` and :func:`plateau_scale` read: the terms of
-    :func:`sandwich_terms` as arrays (``inverse``: ``(J'J)^-1``, ``(n, 4, 4)``; ``per_curve``: :data:`PER_CURVE`;
+    :func:`sandwich` as arrays (``inverse``: ``(J'J)^-1``, ``(n, 4, 4)``; ``per_curve``: :data:`PER_CURVE`;
     ``per_dose``: :data:`PER_DOSE`, ``(n, k)`` padded with 0), the curves' :data:`MISFIT` factors and
     ``n_points``. Built once for a set of curves and passed to every metric that reads them (arrays derived
     from them, such as the plateau's scale, are kept on the object: read-only)."""
@@ -751,7 +737,7 @@ class SandwichTerms:
 
     @classmethod
     def of(cls, curves: pd.DataFrame) -> SandwichTerms | None:
-        """The terms held in the sandwich columns of ``curves`` (as :func:`sandwich_terms` names them); None
+        """The terms held in the sandwich columns of ``curves`` (as :meth:`columns` names them); None
         without them."""
         if f"{SANDWICH}s2" not in curves:
             return None
@@ -766,7 +752,7 @@ class SandwichTerms:
         )
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The terms as the sandwich columns of :func:`sandwich_terms`."""
+        """The terms as sandwich columns (``<SANDWICH><name>``, the per-dose terms one column per dose position)."""
         out = {f"{SANDWICH}{k}": v for k, v in self.per_curve.items()}
         out.update({f"{SANDWICH}a{a}{b}": self.inverse[:, a, b] for a, b in _PAIRS})
         for name, block in self.per_dose.items():
