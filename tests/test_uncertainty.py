@@ -176,18 +176,26 @@ def test_coverage_across_noise_levels(policy):
 
 
 # ------------------------------------------------------------------------------ noise model and local misfit
+def _fitted_noise(levels: np.ndarray, *, n: int, multiplicative: float, additive: float, reps: int = 3):
+    """The noise model fitted to replicate variances of ``n`` curves at ``levels`` (``reps`` wells per dose, seed
+    5) drawn from ``sd^2 = multiplicative^2 level^2 + additive^2``: (fitted variance, df, true variance)."""
+    rng = np.random.default_rng(5)
+    k = len(levels)
+    level = np.tile(levels, n)
+    true = multiplicative**2 * level**2 + additive**2
+    ss = true * rng.chisquare(reps - 1, n * k)
+    got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    return got, df, true
+
+
 def test_noise_model_recovers_multiplicative_and_additive_noise():
     """Replicate variances of 9 doses x 200 curves drawn from sd^2 = 0.04^2 level^2 + 0.005^2: the per-curve
     model recovers both components (mean and median over curves within 30 % at every dose: at the
     lowest dose the per-curve estimate rests on the few doses where the additive term dominates and is skewed;
     each curve has 18 pure-error degrees of freedom, 16 left for the model). The fit stopped after two passes
     gave the lowest dose 2.2 times its variance on average."""
-    rng = np.random.default_rng(5)
-    n, k, reps = 200, 9, 3
-    level = np.tile(np.linspace(0.05, 1.0, k), n)
-    true = 0.04**2 * level**2 + 0.005**2
-    ss = true * rng.chisquare(reps - 1, n * k)
-    got, df = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    n, k = 200, 9
+    got, df, true = _fitted_noise(np.linspace(0.05, 1.0, k), n=n, multiplicative=0.04, additive=0.005)
     assert df == pytest.approx(np.full(n, 16.0))
     ratio = (got / true).reshape(n, k)  # columns: low doses (additive) to high (multiplicative)
     assert np.median(ratio, axis=0) == pytest.approx(np.ones(k), abs=0.3), np.median(ratio, axis=0)
@@ -199,12 +207,8 @@ def test_noise_model_converges_where_the_noise_is_multiplicative():
     the simulator's default set-up): the fit iterated to convergence gives the low doses their variance (median
     over curves within 25 %); two passes left the first, unweighted pass's additive term there (about 2x at
     level 0.01, 8x on simulated plates)."""
-    rng = np.random.default_rng(5)
-    n, k, reps = 300, 9, 3
-    level = np.tile(np.geomspace(0.01, 1.0, k), n)
-    true = 0.11**2 * level**2 + 0.001**2
-    ss = true * rng.chisquare(reps - 1, n * k)
-    got, _ = U.noise_model(np.repeat(np.arange(n), k), np.full(n * k, float(reps)), ss, level, n)
+    n, k = 300, 9
+    got, _, true = _fitted_noise(np.geomspace(0.01, 1.0, k), n=n, multiplicative=0.11, additive=0.001)
     ratio = np.median((got / true).reshape(n, k), axis=0)
     assert ratio == pytest.approx(np.ones(k), abs=0.25), ratio
 
