@@ -289,7 +289,8 @@ class _TypeScan:
         by = [c for c in self.distinct_on if c in piece]
         distinct = piece.drop_duplicates(by) if by else piece
         out = self.prepare(distinct)
-        (self.heads if len(out) else self.empty)[bucket, index] = out.iloc[:0]
+        # an empty copy: a slice of ``out`` would keep its arrays, and through them the piece, alive to the end
+        (self.heads if len(out) else self.empty)[bucket, index] = out.iloc[:0].copy()
         if by and len(out) == len(distinct):  # the values each combination (a row of distinct[by]) is given
             made = out[[c for c in out.columns if c in by or c not in piece]].reset_index(drop=True)
             self.made.append((distinct[by].reset_index(drop=True), made))
