@@ -268,3 +268,21 @@ def test_a_streamed_screen_with_time_zero_and_two_durations_writes_the_in_memory
     assert len(memory.growth) and len(memory.time_dependence)
     summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in "md"]
     assert summaries[0] == summaries[1]
+
+
+def test_the_type_scan_does_not_keep_the_pieces_alive():
+    """The pass over a streamed table's pieces keeps each piece's empty head for the column types: an empty
+    slice would hold the piece's arrays (every piece of the table, to the end of the pass: the write's memory
+    grew with the run, 1.9 GB at 10M wells); an empty copy holds nothing of them."""
+    import gc
+    import weakref
+
+    piece = pd.DataFrame({"x": np.arange(100_000, dtype=float), "y": np.arange(100_000, dtype=float)})
+    column = piece["x"].to_numpy()
+    watched = weakref.ref(column.base if column.base is not None else column)  # the piece's own array
+    scan = streamed._TypeScan(lambda table: table, ())
+    scan.add(piece, 0, 0)
+    del piece, column
+    gc.collect()
+    assert watched() is None
+    assert list(scan.types()[0].index) == ["x", "y"]
