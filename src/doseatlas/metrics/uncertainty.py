@@ -771,7 +771,8 @@ class SandwichTerms:
 
     def with_curves(self, curves: pd.DataFrame) -> SandwichTerms:
         """The same terms beside the :data:`MISFIT` factors and ``n_points`` of ``curves`` (one row per curve)."""
-        return dataclasses.replace(self, factor=_curve_columns(curves)[0], n_points=_curve_columns(curves)[1])
+        factor, n_points = _curve_columns(curves)
+        return dataclasses.replace(self, factor=factor, n_points=n_points)
 
     @cached_property
     def jacobian(self) -> np.ndarray:
